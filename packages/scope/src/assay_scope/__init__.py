@@ -1,0 +1,3 @@
+"""assay_scope — hyperparameter scopes (being built)."""
+
+__all__: list[str] = []
