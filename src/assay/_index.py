@@ -1,0 +1,240 @@
+"""The results index: an embedded SQLite database in the experiment folder.
+
+Only the driver process writes it, from the records that workers wrote atomically into the
+cache; workers never open it, so a sweep on a shared filesystem never has two writers.
+Writes are batched in one transaction and the database runs in WAL mode, so a status query
+of a 100,000-run sweep is a single indexed ``GROUP BY``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ._runs import RunSpec
+
+#: File name of the index inside an experiment folder.
+INDEX_NAME = "index.sqlite"
+
+#: Statuses a run can have in the index; ``pending`` means planned but not finished.
+STATUSES = ("pending", "success", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id    TEXT PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    params    TEXT NOT NULL,
+    replicate INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    metrics   TEXT NOT NULL DEFAULT '{}',
+    duration  REAL,
+    error     TEXT,
+    code_hash TEXT,
+    record    TEXT,
+    updated   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the index holds it: what tables, filters and plots need.
+
+    Attributes:
+        run_id: the canonical run id.
+        params: the run's parameters.
+        replicate: the replicate index.
+        status: ``pending``, ``success``, ``failed`` or ``cancelled``.
+        metrics: the last value of each scalar metric.
+        duration: seconds the operation ran, or None when it has not finished.
+        error: ``"Type: message"`` of a failed run, else None.
+        code_hash: the code hash of the operation that produced the row.
+
+    """
+
+    run_id: str
+    params: dict[str, Any]
+    replicate: int
+    status: str
+    metrics: dict[str, Any]
+    duration: float | None
+    error: str | None
+    code_hash: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one run, as the driver writes it into the index."""
+
+    run_id: str
+    status: str
+    metrics: dict[str, Any]
+    duration: float | None
+    error: str | None
+    code_hash: str | None
+    record: str | None
+
+
+class ResultsIndex:
+    """The SQLite index of one experiment folder.
+
+    Example:
+        >>> import tempfile
+        >>> from assay._runs import RunSpec
+        >>> with tempfile.TemporaryDirectory() as folder, ResultsIndex(folder) as index:
+        ...     index.plan([RunSpec.of({"n": 1}, 0)])
+        ...     index.status_counts()
+        {'pending': 1}
+
+    """
+
+    def __init__(self, folder: str | Path, *, create: bool = True) -> None:
+        self.path = Path(folder) / INDEX_NAME
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(
+                f"folder {str(folder)!r} has no results index ({INDEX_NAME}); "
+                "expected the folder of an experiment that has run"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # autocommit mode: transactions are opened explicitly around each batch
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL never corrupts; a crash can only lose the last batch, still in the cache
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    # -------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> ResultsIndex:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- writes
+
+    def _write(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(sql, rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def plan(self, specs: Sequence[RunSpec]) -> None:
+        """Add the runs not yet in the index as ``pending``; runs already there are kept."""
+        first = self._db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM runs").fetchone()[0]
+        now = time.time()
+        self._write(
+            "INSERT OR IGNORE INTO runs (run_id, seq, params, replicate, status, updated) "
+            "VALUES (?, ?, ?, ?, 'pending', ?)",
+            (
+                (s.run_id, first + i, json.dumps(s.params), s.replicate, now)
+                for i, s in enumerate(specs)
+            ),
+        )
+
+    def store(self, outcomes: Iterable[Outcome]) -> None:
+        """Write finished runs (one transaction for the whole batch)."""
+        now = time.time()
+        self._write(
+            "UPDATE runs SET status = ?, metrics = ?, duration = ?, error = ?, code_hash = ?, "
+            "record = ?, updated = ? WHERE run_id = ?",
+            (
+                (
+                    o.status,
+                    json.dumps(o.metrics),
+                    o.duration,
+                    o.error,
+                    o.code_hash,
+                    o.record,
+                    now,
+                    o.run_id,
+                )
+                for o in outcomes
+            ),
+        )
+
+    def mark(self, run_ids: Iterable[str], status: str) -> None:
+        """Set the status of the given runs (e.g. ``cancelled`` after Ctrl-C)."""
+        if status not in STATUSES:
+            raise ValueError(f"status = {status!r}; expected one of {', '.join(STATUSES)}")
+        now = time.time()
+        self._write(
+            "UPDATE runs SET status = ?, updated = ? WHERE run_id = ?",
+            ((status, now, run_id) for run_id in run_ids),
+        )
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store one JSON value under ``key`` in the index's metadata."""
+        self._write(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [(key, json.dumps(value))]
+        )
+
+    # -------------------------------------------------------------- reads
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """Return the JSON value stored under ``key``, or ``default``."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def status_counts(self) -> dict[str, int]:
+        """Return the number of runs per status (statuses with no runs are left out)."""
+        rows = self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
+        return {status: count for status, count in rows}
+
+    def statuses(self) -> dict[str, str]:
+        """Return the status of every run, by run id."""
+        return dict(self._db.execute("SELECT run_id, status FROM runs"))
+
+    def rows(self, run_ids: Iterable[str] | None = None) -> list[RunRow]:
+        """Return the rows of the given runs (all when None), in planning order."""
+        sql = (
+            "SELECT run_id, params, replicate, status, metrics, duration, error, code_hash "
+            "FROM runs ORDER BY seq"
+        )
+        wanted = None if run_ids is None else set(run_ids)
+        out = []
+        for rid, params, rep, status, metrics, duration, error, code_hash in self._db.execute(sql):
+            if wanted is None or rid in wanted:
+                out.append(
+                    RunRow(
+                        rid,
+                        json.loads(params),
+                        rep,
+                        status,
+                        json.loads(metrics),
+                        duration,
+                        error,
+                        code_hash,
+                    )
+                )
+        return out
+
+    def records(self, run_ids: Sequence[str]) -> list[str | None]:
+        """Return the stored record JSON of each run (None for runs without a record)."""
+        found: dict[str, str | None] = {}
+        for start in range(0, len(run_ids), 500):  # stay under SQLite's parameter limit
+            chunk = run_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT run_id, record FROM runs WHERE run_id IN ({marks})"
+            found.update(self._db.execute(sql, chunk))
+        return [found.get(rid) for rid in run_ids]

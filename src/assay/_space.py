@@ -1,0 +1,348 @@
+"""Parameter spaces: cartesian grids, seeded random search and explicit lists.
+
+A space expands to an ordered list of parameter dicts. Everything is validated when the space
+is built (or, for random search, before anything runs), with errors naming the parameter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._canonical import encode, normalise
+
+Params = dict[str, Any]
+
+
+class ParamSpace:
+    """An ordered collection of parameter dicts to run an operation over.
+
+    Built by :func:`grid`, :func:`random` or :func:`explicit`; ``Experiment`` also accepts a
+    plain list of dicts. ``expand(seed)`` returns the dicts; random search draws them from
+    ``seed`` so that the same root seed always gives the same sweep.
+    """
+
+    def expand(self, seed: int) -> list[Params]:
+        """Return the parameter dicts of this space, in order.
+
+        Args:
+            seed: the experiment's root seed (used by random search only).
+
+        """
+        raise NotImplementedError
+
+    def __add__(self, other: ParamSpace) -> ParamSpace:
+        """Concatenate two spaces: ``grid(a=[1, 2]) + grid(a=[10], b=[0])``."""
+        if not isinstance(other, ParamSpace):
+            return NotImplemented
+        return _Concat((self, other))
+
+
+@dataclass(frozen=True)
+class _Concat(ParamSpace):
+    parts: tuple[ParamSpace, ...]
+
+    def expand(self, seed: int) -> list[Params]:
+        return _unique([p for part in self.parts for p in part.expand(seed)], "space")
+
+
+@dataclass(frozen=True)
+class _Grid(ParamSpace):
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+
+    def expand(self, seed: int) -> list[Params]:
+        names = [name for name, _ in self.axes]
+        values = [vals for _, vals in self.axes]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+
+    def __len__(self) -> int:
+        return math.prod(len(vals) for _, vals in self.axes)
+
+
+@dataclass(frozen=True)
+class _Explicit(ParamSpace):
+    items: tuple[Params, ...]
+
+    def expand(self, seed: int) -> list[Params]:
+        return [dict(p) for p in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def grid(**values: Iterable[Any]) -> ParamSpace:
+    """Return the cartesian product of the given value lists, in order (last key fastest).
+
+    Args:
+        **values: for each parameter, a non-empty list (or other iterable, not a string) of
+            distinct values.
+
+    Raises:
+        TypeError: a parameter's values are not a list, or a value is not JSON-like data.
+        ValueError: a parameter has no values or a repeated value.
+
+    Example:
+        >>> for params in grid(n=[10, 100], method=["a", "b"]).expand(0):
+        ...     print(params)
+        {'n': 10, 'method': 'a'}
+        {'n': 10, 'method': 'b'}
+        {'n': 100, 'method': 'a'}
+        {'n': 100, 'method': 'b'}
+
+    """
+    axes = []
+    for name, vals in values.items():
+        if isinstance(vals, (str, bytes, Mapping)) or not isinstance(vals, Iterable):
+            raise TypeError(
+                f"grid(): parameter {name!r} = {vals!r}; expected a list of values, "
+                f"e.g. {name}=[{vals!r}]"
+            )
+        items = [normalise(v, f"grid(): parameter {name!r}") for v in vals]
+        if not items:
+            raise ValueError(f"grid(): parameter {name!r} has no values; expected at least one")
+        _unique([{name: v} for v in items], f"grid(): parameter {name!r}")
+        axes.append((name, tuple(items)))
+    return _Grid(tuple(axes))
+
+
+def explicit(items: Iterable[Mapping[str, Any]]) -> ParamSpace:
+    """Return a space made of the given parameter dicts, in order.
+
+    Raises:
+        TypeError: an item is not a dict with string keys, or holds a non JSON-like value.
+        ValueError: two items are equal (they would be the same runs).
+
+    Example:
+        >>> explicit([{"lr": 0.1}, {"lr": 0.01, "wd": 0.0}]).expand(0)
+        [{'lr': 0.1}, {'lr': 0.01, 'wd': 0.0}]
+
+    """
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise TypeError(f"params = {items!r}; expected a list of dicts")
+    checked = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise TypeError(f"params[{i}] = {item!r} is a {type(item).__name__}; expected a dict")
+        checked.append(normalise(dict(item), f"params[{i}]"))
+    return _Explicit(tuple(_unique(checked, "params")))
+
+
+def as_space(params: ParamSpace | Iterable[Mapping[str, Any]] | None) -> ParamSpace:
+    """Return ``params`` as a space: spaces pass through, lists of dicts become explicit ones.
+
+    ``None`` means a single run with no parameters.
+    """
+    if params is None:
+        return _Explicit(({},))
+    if isinstance(params, ParamSpace):
+        return params
+    return explicit(params)
+
+
+def _unique(items: list[Params], where: str) -> list[Params]:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        key = encode(item)
+        if key in seen:
+            raise ValueError(
+                f"{where}: {item!r} appears twice (positions {seen[key]} and {i}); "
+                "each parameter combination must be unique"
+            )
+        seen[key] = i
+    return items
+
+
+# ---------------------------------------------------------------- random search
+
+
+class Distribution:
+    """A distribution of one parameter of a random search."""
+
+    def validate(self, name: str) -> None:
+        """Raise ValueError naming parameter ``name`` if the arguments are invalid."""
+        raise NotImplementedError
+
+    def sample(self, rng: Any, n: int) -> list[Any]:
+        """Return ``n`` draws from ``rng`` (a ``numpy.random.Generator``)."""
+        raise NotImplementedError
+
+
+def _number(name: str, label: str, value: Any, dist: Distribution) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"random(): parameter {name!r}: {dist!r}: {label} must be a finite number")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class uniform(Distribution):  # lower case: read as functions beside grid and random
+    """Floats drawn uniformly from ``[low, high)``.
+
+    Example:
+        >>> uniform(0.0, 1.0)
+        uniform(low=0.0, high=1.0)
+
+    """
+
+    low: float
+    high: float
+
+    def validate(self, name: str) -> None:
+        """Check that ``low < high``, both finite."""
+        low = _number(name, "low", self.low, self)
+        high = _number(name, "high", self.high, self)
+        if not low < high:
+            raise ValueError(f"random(): parameter {name!r}: {self!r} needs low < high")
+
+    def sample(self, rng: Any, n: int) -> list[Any]:
+        """Draw ``n`` floats."""
+        return [float(x) for x in rng.uniform(self.low, self.high, n)]
+
+
+@dataclass(frozen=True)
+class loguniform(Distribution):
+    """Floats whose logarithm is uniform on ``[log(low), log(high))``: learning rates and the like.
+
+    Example:
+        >>> loguniform(1e-4, 1e-1)
+        loguniform(low=0.0001, high=0.1)
+
+    """
+
+    low: float
+    high: float
+
+    def validate(self, name: str) -> None:
+        """Check that ``0 < low < high``."""
+        low = _number(name, "low", self.low, self)
+        high = _number(name, "high", self.high, self)
+        if not 0 < low < high:
+            raise ValueError(f"random(): parameter {name!r}: {self!r} needs 0 < low < high")
+
+    def sample(self, rng: Any, n: int) -> list[Any]:
+        """Draw ``n`` floats."""
+        logs = rng.uniform(math.log(self.low), math.log(self.high), n)
+        # exp(log(high)) can round up to high itself; keep the interval half-open
+        return [min(math.exp(x), math.nextafter(self.high, 0.0)) for x in logs]
+
+
+@dataclass(frozen=True)
+class randint(Distribution):
+    """Integers drawn uniformly from ``low`` (inclusive) to ``high`` (exclusive), as numpy does.
+
+    Example:
+        >>> randint(1, 10)
+        randint(low=1, high=10)
+
+    """
+
+    low: int
+    high: int
+
+    def validate(self, name: str) -> None:
+        """Check that both are ints and ``low < high``."""
+        for label, value in (("low", self.low), ("high", self.high)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"random(): parameter {name!r}: {self!r}: {label} must be an int")
+        if not self.low < self.high:
+            raise ValueError(f"random(): parameter {name!r}: {self!r} needs low < high")
+
+    def sample(self, rng: Any, n: int) -> list[Any]:
+        """Draw ``n`` ints."""
+        return [int(x) for x in rng.integers(self.low, self.high, n)]
+
+
+class choice(Distribution):
+    """One of the given options, each equally likely.
+
+    Example:
+        >>> choice(["adam", "sgd"])
+        choice(['adam', 'sgd'])
+
+    """
+
+    def __init__(self, options: Sequence[Any]) -> None:
+        self.options = options
+
+    def __repr__(self) -> str:
+        return f"choice({self.options!r})"
+
+    def validate(self, name: str) -> None:
+        """Check that there is at least one option and every option is JSON-like data."""
+        if isinstance(self.options, (str, bytes, Mapping)) or not isinstance(
+            self.options, Sequence
+        ):
+            raise ValueError(f"random(): parameter {name!r}: {self!r} needs a list of options")
+        if not self.options:
+            raise ValueError(f"random(): parameter {name!r}: {self!r} has no options")
+        for option in self.options:
+            normalise(option, f"random(): parameter {name!r}")
+
+    def sample(self, rng: Any, n: int) -> list[Any]:
+        """Draw ``n`` options."""
+        picks = rng.integers(0, len(self.options), n)
+        return [normalise(self.options[int(i)], "choice") for i in picks]
+
+
+@dataclass(frozen=True)
+class _Random(ParamSpace):
+    n: int
+    seed: int | None
+    dists: tuple[tuple[str, Distribution], ...]
+
+    def expand(self, seed: int) -> list[Params]:
+        import numpy as np  # only random search needs numpy; keep `import assay` light
+
+        root = self.seed if self.seed is not None else seed
+        # a stream of its own, so the draws never overlap the runs' seed streams
+        rng = np.random.default_rng(np.random.SeedSequence([root, 0x7A4D]))
+        columns = {name: dist.sample(rng, self.n) for name, dist in self.dists}
+        drawn = [{name: columns[name][i] for name, _ in self.dists} for i in range(self.n)]
+        # discrete spaces can draw a combination twice: it is one run, not two
+        unique: dict[str, Params] = {}
+        for params in drawn:
+            unique.setdefault(encode(params), params)
+        return list(unique.values())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def random(n: int, *, seed: int | None = None, **distributions: Distribution | Any) -> ParamSpace:
+    """Return up to ``n`` parameter dicts drawn from the given distributions.
+
+    The draws come from ``numpy.random.SeedSequence`` over the experiment's root seed (or
+    ``seed`` when given), so the same root seed always gives the same sweep on any machine.
+    A parameter given as a plain value (not a distribution) is held fixed. A combination drawn
+    twice (possible when every parameter is discrete) is one run, so the space may hold fewer
+    than ``n`` dicts; use ``replicates`` for repeated runs.
+
+    Args:
+        n: number of parameter dicts, at least 1.
+        seed: overrides the experiment's root seed for the draws.
+        **distributions: :class:`uniform`, :class:`loguniform`, :class:`randint`,
+            :class:`choice`, or a fixed JSON-like value.
+
+    Raises:
+        ValueError: ``n`` is not a positive int, or a distribution is invalid (the message
+            names the parameter).
+
+    Example:
+        >>> space = random(3, lr=loguniform(1e-4, 1e-1), opt=choice(["adam", "sgd"]))
+        >>> space.expand(0) == space.expand(0), len(space.expand(0))
+        (True, 3)
+
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"random(): n = {n!r}; expected a positive int")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"random(): seed = {seed!r}; expected a non-negative int")
+    dists = []
+    for name, dist in distributions.items():
+        if not isinstance(dist, Distribution):
+            dist = choice([normalise(dist, f"random(): parameter {name!r}")])
+        dist.validate(name)
+        dists.append((name, dist))
+    return _Random(n, seed, tuple(dists))
