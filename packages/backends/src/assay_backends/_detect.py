@@ -1,0 +1,37 @@
+"""Whether this machine can submit Slurm jobs."""
+
+from __future__ import annotations
+
+import shutil
+
+
+class SlurmUnavailableError(RuntimeError):
+    """Raised when a ``Slurm`` backend is used on a machine without Slurm's ``sbatch``."""
+
+
+def slurm_available() -> bool:
+    """Return True when ``sbatch`` is on ``PATH``, the test ``Auto`` uses to pick Slurm.
+
+    Example:
+        >>> isinstance(slurm_available(), bool)
+        True
+
+    """
+    return shutil.which("sbatch") is not None
+
+
+def require_slurm(backend: str = "Slurm") -> None:
+    """Raise :class:`SlurmUnavailableError` unless ``sbatch`` is on ``PATH``.
+
+    Example:
+        >>> try:
+        ...     require_slurm()
+        ... except SlurmUnavailableError as error:
+        ...     assert "sbatch" in str(error)
+
+    """
+    if not slurm_available():
+        raise SlurmUnavailableError(
+            f"backend {backend!r} needs Slurm, but 'sbatch' is not on PATH on this machine; "
+            "use backend 'Auto' to fall back to local processes, or 'LocalProcess'"
+        )

@@ -1,0 +1,44 @@
+"""Shared fixtures: whether a real Slurm cluster answers here.
+
+The Slurm tests run against a real cluster (``scripts/slurm/start.sh`` starts a single-node one).
+Where none answers they skip, saying how to start it; with ``ASSAY_REQUIRE_SLURM=1`` (set in CI)
+they fail instead, so a broken cluster cannot pass as a skipped suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+
+import pytest
+
+START_HINT = "start one with: sudo bash scripts/slurm/start.sh (Debian 12, root)"
+
+
+@functools.lru_cache(maxsize=1)
+def slurm_problem() -> str | None:
+    """Why no Slurm cluster is usable here, or None when one answers with a usable node."""
+    if shutil.which("sbatch") is None:
+        return "no Slurm here ('sbatch' is not on PATH)"
+    try:
+        states = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"Slurm does not answer ({error})"
+    if not any(state.rstrip("*") in {"idle", "mix", "alloc"} for state in states):
+        return f"no Slurm node is up (sinfo states: {states})"
+    return None
+
+
+@pytest.fixture
+def slurm_cluster() -> None:
+    """Skip (or fail under ASSAY_REQUIRE_SLURM=1) unless a real Slurm cluster answers."""
+    problem = slurm_problem()
+    if problem is None:
+        return
+    if os.environ.get("ASSAY_REQUIRE_SLURM") == "1":
+        pytest.fail(f"ASSAY_REQUIRE_SLURM=1 but {problem}")
+    pytest.skip(f"{problem}; {START_HINT}")

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from assay_backends._progress import ProgressBar, progress_enabled
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_automatic_progress_follows_the_terminal() -> None:
+    pytest.importorskip("rich")
+    assert progress_enabled(None, _Terminal()) is True
+    assert progress_enabled(None, io.StringIO()) is False
+
+
+def test_progress_can_be_forced_on_or_off() -> None:
+    assert progress_enabled(False, _Terminal()) is False
+    pytest.importorskip("rich")
+    assert progress_enabled(True, io.StringIO()) is True
+
+
+def test_progress_setting_must_be_a_bool_or_none() -> None:
+    with pytest.raises(TypeError, match="progress must be True, False or None"):
+        progress_enabled("yes")  # type: ignore[arg-type]
+
+
+def test_a_bar_counts_items_and_draws_with_rich() -> None:
+    pytest.importorskip("rich")
+    terminal = _Terminal()
+    with ProgressBar(total=4, description="my-step", enabled=True, stream=terminal) as bar:
+        bar.advance(1)
+        bar.advance(3)
+    assert bar.done == 4
+    drawn = terminal.getvalue()
+    assert "my-step" in drawn
+    assert "4/4" in drawn
+
+
+def test_a_disabled_bar_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    with ProgressBar(total=2, description="quiet", enabled=False) as bar:
+        bar.advance(2)
+    captured = capsys.readouterr()
+    assert captured.out == captured.err == ""
+    assert bar.done == 2
