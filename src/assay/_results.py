@@ -1,0 +1,335 @@
+"""Results of an experiment: filter, summarise, tabulate and plot the runs of the index."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._index import STATUSES, ResultsIndex, RunRow
+
+if TYPE_CHECKING:  # pragma: no cover - only for annotations
+    import pandas
+
+#: Column order of the flat table of runs (params and metrics go in between).
+_FIRST = ("run_id",)
+_LAST = ("replicate", "status", "duration", "error")
+
+
+class Results:
+    """The runs of an experiment, as recorded in its results index.
+
+    ``Experiment.run()`` returns one; ``Results.load(folder)`` reads one from any experiment
+    folder. Rows keep the planning order. Tables and summaries need only the standard library;
+    ``to_dataframe()`` needs pandas (``pip install 'assay[pandas]'``) and ``plot()`` needs
+    matplotlib (``pip install 'assay[plot]'``).
+
+    Example:
+        >>> results = Results([])
+        >>> len(results), results.counts()
+        (0, {})
+
+    """
+
+    def __init__(self, rows: Sequence[RunRow], folder: str | Path | None = None) -> None:
+        self._rows = list(rows)
+        self.folder = None if folder is None else Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Results:
+        """Read the results of the experiment in ``folder``.
+
+        Raises:
+            FileNotFoundError: the folder holds no results index.
+
+        """
+        with ResultsIndex(folder, create=False) as index:
+            return cls(index.rows(), folder)
+
+    # -------------------------------------------------------------- basics
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[RunRow]:
+        return iter(self._rows)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
+        return f"Results({len(self)} runs: {counts or 'none'})"
+
+    @property
+    def rows(self) -> list[RunRow]:
+        """The runs, in planning order."""
+        return list(self._rows)
+
+    @property
+    def param_names(self) -> list[str]:
+        """Names of the parameters of all runs, in order of first appearance."""
+        return list(dict.fromkeys(k for row in self._rows for k in row.params))
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of the scalar metrics recorded by any run, in order of first appearance."""
+        return list(dict.fromkeys(k for row in self._rows for k in row.metrics))
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of runs per status (pending, success, failed, cancelled)."""
+        found = [row.status for row in self._rows]
+        return {s: found.count(s) for s in STATUSES if s in found}
+
+    # -------------------------------------------------------------- selection
+
+    def filter(self, **params: Any) -> Results:
+        """Return the runs whose parameters match every condition.
+
+        A condition is a value (compared with ``==``, so ``1000`` matches ``1000.0``) or a
+        predicate called with the parameter's value.
+
+        Raises:
+            KeyError: a name that no run has as parameter (the message lists the parameters).
+
+        Example:
+            >>> Results([]).filter()
+            Results(0 runs: none)
+
+        """
+        known = set(self.param_names)
+        for name in params:
+            if self._rows and name not in known:
+                raise KeyError(
+                    f"filter(): no parameter {name!r}; the runs have {sorted(known) or 'none'}"
+                )
+
+        def matches(row: RunRow) -> bool:
+            for name, want in params.items():
+                if name not in row.params:
+                    return False
+                value = row.params[name]
+                ok = want(value) if callable(want) else value == want
+                if not ok:
+                    return False
+            return True
+
+        return Results([row for row in self._rows if matches(row)], self.folder)
+
+    def failed(self) -> Results:
+        """Return the runs that failed."""
+        return Results([row for row in self._rows if row.status == "failed"], self.folder)
+
+    def records(self) -> list[Any]:
+        """Return the full ``RunRecord`` of every finished run (pending runs have none).
+
+        Raises:
+            ValueError: these results were not read from an experiment folder.
+
+        """
+        if self.folder is None:
+            raise ValueError("records(): these results have no experiment folder to read from")
+        from assay_ops import RunRecord  # type: ignore[attr-defined, unused-ignore]
+
+        with ResultsIndex(self.folder, create=False) as index:
+            texts = index.records([row.run_id for row in self._rows])
+        return [RunRecord.from_json(text) for text in texts if text is not None]
+
+    # -------------------------------------------------------------- tables
+
+    def table(self) -> list[dict[str, Any]]:
+        """Return one flat dict per run: run id, params, metrics' last values, replicate, status.
+
+        A metric named like a parameter gets the column ``metric:<name>``.
+        """
+        params = self.param_names
+        metrics = {
+            m: (f"metric:{m}" if m in params or m in _LAST else m) for m in self.metric_names
+        }
+        out = []
+        for row in self._rows:
+            flat: dict[str, Any] = {"run_id": row.run_id}
+            flat.update({p: row.params.get(p) for p in params})
+            flat.update({col: row.metrics.get(m) for m, col in metrics.items()})
+            flat.update(
+                replicate=row.replicate, status=row.status, duration=row.duration, error=row.error
+            )
+            out.append(flat)
+        return out
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """Return a pandas DataFrame with one row per run (the columns of :meth:`table`).
+
+        Raises:
+            ImportError: pandas is not installed; the message names the ``assay[pandas]`` extra.
+
+        """
+        try:
+            import pandas
+        except ImportError as error:
+            raise ImportError(
+                "Results.to_dataframe() needs pandas: pip install 'assay[pandas]'"
+            ) from error
+        columns = [*_FIRST, *self.param_names]
+        table = self.table()
+        if table:
+            columns = list(table[0])
+        frame: pandas.DataFrame = pandas.DataFrame(table, columns=columns)
+        return frame
+
+    def summary(self, metric: str, by: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Return mean, standard deviation and count of ``metric`` over the successful runs.
+
+        Args:
+            metric: a scalar metric's name.
+            by: the parameters to group by; default all parameters, i.e. one row per point of
+                the sweep, summarising its replicates.
+
+        Returns:
+            One dict per group, in order of first appearance: the ``by`` values, then ``mean``,
+            ``std`` (sample standard deviation, NaN for a single run) and ``count``.
+
+        Raises:
+            KeyError: unknown metric or parameter name.
+            TypeError: the metric is not numeric.
+
+        """
+        self._check_metric(metric, "summary()")
+        keys = self.param_names if by is None else list(by)
+        for name in keys:
+            if name not in self.param_names:
+                raise KeyError(
+                    f"summary(): by = {name!r} is not a parameter; the runs have "
+                    f"{self.param_names or 'none'}"
+                )
+        groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
+        for row in self._rows:
+            if row.status != "success" or row.metrics.get(metric) is None:
+                continue
+            value = row.metrics[metric]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(
+                    f"summary(): metric {metric!r} of run {row.run_id} is {value!r}; "
+                    "expected a number"
+                )
+            point = {k: row.params.get(k) for k in keys}
+            groups.setdefault(json.dumps(point, sort_keys=True), (point, []))[1].append(value)
+        return [
+            {
+                **point,
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else math.nan,
+                "count": len(values),
+            }
+            for point, values in groups.values()
+        ]
+
+    def _check_metric(self, metric: str, where: str) -> None:
+        if metric not in self.metric_names:
+            raise KeyError(
+                f"{where}: no metric {metric!r}; the runs recorded {self.metric_names or 'none'}"
+            )
+
+    # -------------------------------------------------------------- plots
+
+    def plot(
+        self,
+        metric: str,
+        x: str,
+        hue: str | None = None,
+        path: str | Path | None = None,
+        logx: bool | None = None,
+    ) -> Path:
+        """Plot ``metric`` against parameter ``x``, one line per value of ``hue``, and save a PNG.
+
+        Each line joins the means over replicates with a band of ± one standard deviation;
+        every replicate is drawn as a dot, so the spread is visible.
+
+        Args:
+            metric: a scalar metric.
+            x: the parameter on the horizontal axis (numeric).
+            hue: a parameter whose values get a line each.
+            path: where to save; default ``<folder>/plots/<metric>_by_<x>.png``.
+            logx: log scale on x; default when positive values span more than two decades.
+
+        Returns:
+            The path of the PNG.
+
+        Raises:
+            ImportError: matplotlib is not installed (the message names ``assay[plot]``).
+            KeyError: unknown metric or parameter.
+
+        """
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")  # files only: never needs a display
+            import matplotlib.pyplot as plt
+        except ImportError as error:
+            raise ImportError(
+                "Results.plot() needs matplotlib: pip install 'assay[plot]'"
+            ) from error
+        self._check_metric(metric, "plot()")
+        by = [x] if hue is None else [hue, x]
+        rows = self.summary(metric, by=by)
+        target = self._plot_path(metric, x, path)
+        figure, axes = plt.subplots(figsize=(6, 4))
+        try:
+            for label, points in _split(rows, hue).items():
+                points.sort(key=lambda p: p[x])
+                xs = [p[x] for p in points]
+                means = [p["mean"] for p in points]
+                stds = [0.0 if math.isnan(p["std"]) else p["std"] for p in points]
+                line = axes.plot(xs, means, marker="o", label=label)[0]
+                low = [m - s for m, s in zip(means, stds, strict=True)]
+                high = [m + s for m, s in zip(means, stds, strict=True)]
+                axes.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
+                self._dots(axes, metric, x, hue, label, line.get_color())
+            if logx if logx is not None else _wide(rows, x):
+                axes.set_xscale("log")
+            axes.set_xlabel(x)
+            axes.set_ylabel(metric)
+            if hue is not None:
+                axes.legend(title=hue)
+            axes.grid(alpha=0.3)
+            figure.tight_layout()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(target, dpi=120)
+        finally:
+            plt.close(figure)
+        return target
+
+    def _dots(
+        self, axes: Any, metric: str, x: str, hue: str | None, label: Any, color: Any
+    ) -> None:
+        xs, ys = [], []
+        for row in self._rows:
+            if row.status != "success" or row.metrics.get(metric) is None:
+                continue
+            if hue is not None and str(row.params.get(hue)) != label:
+                continue
+            xs.append(row.params.get(x))
+            ys.append(row.metrics[metric])
+        axes.scatter(xs, ys, s=10, color=color, alpha=0.5)
+
+    def _plot_path(self, metric: str, x: str, path: str | Path | None) -> Path:
+        if path is not None:
+            return Path(path)
+        base = self.folder / "plots" if self.folder is not None else Path.cwd()
+        return base / f"{_safe(metric)}_by_{_safe(x)}.png"
+
+
+def _split(rows: list[dict[str, Any]], hue: str | None) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault("all" if hue is None else str(row[hue]), []).append(row)
+    return out
+
+
+def _wide(rows: list[dict[str, Any]], x: str) -> bool:
+    values = [r[x] for r in rows if isinstance(r[x], (int, float)) and not isinstance(r[x], bool)]
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 100
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "metric"
