@@ -1,0 +1,116 @@
+"""The assay command: argument parsing, status, results, plot and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from assay._cli import main, parse_grid, parse_value
+from assay._index import Outcome, ResultsIndex
+from assay._runs import plan
+from assay._space import grid
+
+
+def _folder(tmp_path: Path) -> Path:
+    specs = plan(grid(n=[10, 100], method=["a", "b"]), replicates=2, seed=0)
+    with ResultsIndex(tmp_path) as index:
+        index.plan(specs)
+        index.set_meta("experiment", {"name": "demo", "operation": "mod:op"})
+        index.store(
+            Outcome(
+                s.run_id,
+                "success",
+                {"err": s.params["n"] * 0.5 + s.replicate},
+                0.1,
+                None,
+                "h",
+                None,
+            )
+            for s in specs[1:]
+        )
+    return tmp_path
+
+
+def test_parse_value_reads_json_then_falls_back_to_text() -> None:
+    assert parse_value("3") == 3
+    assert parse_value("0.5") == 0.5
+    assert parse_value("false") is False
+    assert parse_value("null") is None
+    assert parse_value("sgd") == "sgd"
+
+
+def test_parse_grid_and_its_errors() -> None:
+    assert parse_grid(["n=1,2", "m=x"]) == {"n": [1, 2], "m": ["x"]}
+    with pytest.raises(ValueError, match="--grid 'n': expected KEY=VALUE"):
+        parse_grid(["n"])
+    with pytest.raises(ValueError, match="parameter 'n' given twice"):
+        parse_grid(["n=1", "n=2"])
+
+
+def test_status_counts_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", str(_folder(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "experiment 'demo': operation mod:op" in out
+    assert "8 runs: pending 1, success 7, failed 0, cancelled 0" in out
+
+
+def test_results_as_csv_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = str(_folder(tmp_path))
+    assert main(["results", folder, "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 8
+    assert rows[1]["method"] == "a"
+    assert float(rows[1]["err"]) == float(rows[1]["n"]) * 0.5 + int(rows[1]["replicate"])
+    assert main(["results", folder, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in data].count("pending") == 1
+    assert main(["results", folder]) == 0
+    assert "8 runs in" in capsys.readouterr().out
+
+
+def test_results_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = str(_folder(tmp_path))
+    assert main(["results", folder, "--summary", "err", "--by", "n", "--json"]) == 0
+    data = {row["n"]: row for row in json.loads(capsys.readouterr().out)}
+    assert data[100]["count"] == 4
+    assert data[100]["mean"] == pytest.approx(50.5)
+    assert data[10]["count"] == 3  # the pending run is not counted
+
+
+def test_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    folder = _folder(tmp_path)
+    out = tmp_path / "p.png"
+    assert main(["plot", str(folder), "err", "--x", "n", "--hue", "method", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert str(out) in capsys.readouterr().out
+
+
+def test_errors_are_one_line_unless_debug(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("assay: error: FileNotFoundError:")
+    assert "has no results index" in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "status", str(tmp_path / "missing")])
+
+
+def test_plot_error_names_the_metric(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(_folder(tmp_path)), "loss", "--x", "n"]) == 1
+    assert "no metric 'loss'" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frobnicate"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
