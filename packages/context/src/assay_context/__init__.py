@@ -1,6 +1,26 @@
-"""assay_context — not built yet.
+"""assay_context — frozen, set-once experiment context with metrics and artifacts.
 
-This layer of assay holds no public API yet; see the package README for its plan.
+A :class:`FrozenContext` holds the shared state of a run: a key, once set, keeps its value, and
+values are deep-frozen so no reader can change what later readers see. Metrics accumulate in
+:class:`FrozenMetrics`, files and objects in :class:`ArtifactLog`, and :class:`LoggingContext`
+reports which keys a run read. The API follows ``crystallize.utils.context``.
 """
 
-__all__: list[str] = []
+from ._artifacts import ArtifactLog, ArtifactRecord
+from ._context import FrozenContext
+from ._errors import ContextMutationError
+from ._freeze import FrozenDict, freeze, thaw
+from ._logging import LoggingContext
+from ._metrics import FrozenMetrics
+
+__all__ = [
+    "ArtifactLog",
+    "ArtifactRecord",
+    "ContextMutationError",
+    "FrozenContext",
+    "FrozenDict",
+    "FrozenMetrics",
+    "LoggingContext",
+    "freeze",
+    "thaw",
+]

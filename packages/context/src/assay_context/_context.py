@@ -1,0 +1,272 @@
+"""FrozenContext: experiment state in which a value, once set, is what every reader sees."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ._artifacts import ArtifactLog
+from ._errors import ContextMutationError
+from ._freeze import FrozenDict, Unfreezable, _numpy, freeze_value
+from ._metrics import FrozenMetrics
+
+_DEFAULT_LOGGER = "assay.context"
+
+
+class _CopyOnRead:
+    """Holds a private copy of a value that cannot be frozen; readers get fresh copies."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[type[_CopyOnRead], tuple[Any]]:
+        return (_CopyOnRead, (self.value,))
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"context key {key!r} has type {type(key).__qualname__}; expected a str")
+    return key
+
+
+def _store(key: str, value: Any, *, copy_arrays: bool = True) -> Any:
+    """Return what the context keeps for ``value``: its frozen form, or a guarded copy."""
+    try:
+        return freeze_value(value, copy_arrays=copy_arrays)
+    except Unfreezable:
+        pass
+    try:
+        return _CopyOnRead(copy.deepcopy(value))
+    except Exception as error:
+        raise TypeError(
+            f"context key {key!r}: value {value!r} of type {type(value).__qualname__} can be "
+            f"neither frozen nor copied ({error}); expected a freezable value (numbers, "
+            "strings, mappings, sequences, sets, numpy arrays) or a deep-copyable object"
+        ) from error
+
+
+def _same(stored: Any, other: Any) -> bool:
+    """Whether two stored values are the same value (type, and content for arrays)."""
+    if stored is other:
+        return True
+    if type(stored) is not type(other):
+        return False
+    if isinstance(stored, _CopyOnRead):
+        return _same(stored.value, other.value)
+    np = _numpy()
+    if np is not None and isinstance(stored, np.ndarray):
+        return bool(
+            stored.dtype == other.dtype
+            and stored.shape == other.shape
+            and np.array_equal(stored, other)
+        )
+    try:
+        return bool(stored == other)
+    except Exception:
+        return False
+
+
+class FrozenContext(Mapping[str, Any]):
+    """Shared state of a run in which a value, once set, can never change.
+
+    Keys are added with :meth:`add` or ``ctx[key] = value``; setting a key that exists raises
+    :class:`ContextMutationError`. Values are deep-frozen when stored (dicts become read-only
+    :class:`FrozenDict`, lists tuples, sets frozensets, numpy arrays read-only copies), so a
+    reader cannot change what later readers see, and reads cost no copy. A value whose
+    mutability is unknown (an instance of an arbitrary class) is deep-copied when stored and on
+    every read instead.
+
+    The context is a read-only :class:`~collections.abc.Mapping`: ``in``, ``len``, iteration,
+    ``keys()``, ``items()`` work. It pickles with its metrics and artifacts.
+
+    Args:
+        initial: The first keys and values.
+        logger: Logger for the run; defaults to the ``assay.context`` logger.
+
+    Attributes:
+        metrics: The run's :class:`FrozenMetrics`.
+        artifacts: The run's :class:`ArtifactLog`.
+        logger: The run's :class:`logging.Logger`.
+
+    Example:
+        >>> ctx = FrozenContext({"lr": 0.01, "layers": [64, 64]})
+        >>> ctx.add("seed", 7)
+        >>> ctx["layers"]
+        (64, 64)
+        >>> "seed" in ctx, len(ctx)
+        (True, 3)
+        >>> ctx.record("loss", 0.25, tags={"epoch": 1})
+        >>> ctx.metrics.as_dict()["loss"]
+        (0.25,)
+
+    """
+
+    __slots__ = ("_data", "artifacts", "logger", "metrics")
+
+    _data: dict[str, Any]
+    metrics: FrozenMetrics
+    artifacts: ArtifactLog
+    logger: logging.Logger
+
+    def __init__(self, initial: Mapping[str, Any], logger: logging.Logger | None = None) -> None:
+        if not isinstance(initial, Mapping):
+            raise TypeError(
+                f"initial context {initial!r} has type {type(initial).__qualname__}; "
+                "expected a mapping from str keys to values"
+            )
+        self._data = {_check_key(key): _store(key, value) for key, value in initial.items()}
+        self.metrics = FrozenMetrics()
+        self.artifacts = ArtifactLog()
+        self.logger = logger if logger is not None else logging.getLogger(_DEFAULT_LOGGER)
+
+    # ------------------------------------------------------------------ reading
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._data[key]
+        if type(value) is _CopyOnRead:
+            return copy.deepcopy(value.value)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value of ``key``, or ``default`` if the key is not set."""
+        value = self._data.get(key, default)
+        if type(value) is _CopyOnRead:
+            return copy.deepcopy(value.value)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def as_dict(self) -> Mapping[str, Any]:
+        """Return a read-only snapshot of every key and value (a picklable :class:`FrozenDict`).
+
+        Keys added later do not appear in the snapshot.
+        """
+        return FrozenDict._wrap(
+            {
+                key: copy.deepcopy(value.value) if type(value) is _CopyOnRead else value
+                for key, value in self._data.items()
+            }
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, key: str, value: Any) -> None:
+        """Add a new key; the value is frozen (or copied) so that later changes cannot reach it.
+
+        Raises:
+            ContextMutationError: If ``key`` is already set.
+            TypeError: If ``key`` is not a str, or ``value`` can be neither frozen nor copied.
+
+        """
+        if _check_key(key) in self._data:
+            raise ContextMutationError(
+                f"context key {key!r} is already set to {self._data[key]!r}; a value set once "
+                "cannot be changed: add a new key instead"
+            )
+        self._data[key] = _store(key, value)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.add(key, value)
+
+    def record(self, metric_name: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
+        """Record a metric value with optional tags (same as ``ctx.metrics.add``).
+
+        Example:
+            >>> ctx = FrozenContext({})
+            >>> ctx.record("loss", 0.5, tags={"epoch": 1, "split": "train"})
+            >>> ctx.metrics.get_tags("loss")[0]["split"]
+            'train'
+
+        """
+        self.metrics.add(metric_name, value, tags)
+
+    # ------------------------------------------------------------------ steps
+
+    def child(self) -> FrozenContext:
+        """Return a view for a step: it sees every key here, can add keys, never overwrite.
+
+        The child starts with this context's keys (a snapshot; values are shared, not copied,
+        since they are frozen) and shares its metrics, artifacts and logger, so what the step
+        records lands in the run's record. Keys the step adds stay in the child until
+        :meth:`merge` brings them back.
+
+        Example:
+            >>> run = FrozenContext({"lr": 0.1})
+            >>> step = run.child()
+            >>> step.add("weights", [0.5, 0.25])
+            >>> "weights" in run
+            False
+            >>> run.merge(step)
+            >>> run["weights"]
+            (0.5, 0.25)
+
+        """
+        child: FrozenContext = object.__new__(FrozenContext)
+        child._data = dict(self._data)
+        child.metrics = self.metrics
+        child.artifacts = self.artifacts
+        child.logger = self.logger
+        return child
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        """Adopt the keys of ``other`` (a child context or any mapping) that are not set here.
+
+        A key present in both must hold the same value (same type and content); otherwise
+        nothing is merged and :class:`ContextMutationError` names the clashing keys. Metrics and
+        artifacts are not merged: a child shares them already (use ``metrics.extend`` and
+        ``artifacts.extend`` for those of an unrelated context).
+        """
+        if isinstance(other, FrozenContext):
+            incoming = dict(other._data)
+        elif isinstance(other, Mapping):
+            incoming = {_check_key(key): _store(key, value) for key, value in other.items()}
+        else:
+            raise TypeError(
+                f"cannot merge {other!r} of type {type(other).__qualname__}; "
+                "expected a FrozenContext or a mapping"
+            )
+        clashes = [
+            key
+            for key, value in incoming.items()
+            if key in self._data and not _same(self._data[key], value)
+        ]
+        if clashes:
+            raise ContextMutationError(
+                f"cannot merge: context keys {clashes!r} are already set to other values"
+            )
+        for key, value in incoming.items():
+            self._data.setdefault(key, value)
+
+    # ------------------------------------------------------------------ pickling, repr
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "data": self._data,
+            "metrics": self.metrics,
+            "artifacts": self.artifacts,
+            "logger": self.logger,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Unpickled arrays come back writable; they are private copies, so lock them in place.
+        self._data = {
+            key: value if type(value) is _CopyOnRead else _store(key, value, copy_arrays=False)
+            for key, value in state["data"].items()
+        }
+        self.metrics = state["metrics"]
+        self.artifacts = state["artifacts"]
+        self.logger = state["logger"]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self.as_dict())!r})"

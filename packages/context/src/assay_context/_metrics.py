@@ -1,0 +1,184 @@
+"""FrozenMetrics: append-only series of validated metric values with their tags."""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ._freeze import FrozenDict, Unfreezable, _numpy, freeze_array, freeze_value
+
+# Words of letters, digits and underscores joined by '.' or '-', not starting with a digit:
+# "loss", "val.loss", "top-1_acc". Such names are safe as column names, file names and CLI keys.
+_NAME = re.compile(r"[^\W\d]\w*(?:[.-]\w+)*")
+
+_NO_TAGS: FrozenDict[str, Any] = FrozenDict()
+
+# Exact types accepted without further checks: the common case of record() stays fast.
+_FAST_VALUE_TYPES = frozenset({int, float, str})
+
+
+def check_metric_name(name: object) -> str:
+    """Return ``name`` if it is a valid metric name, else raise a clear error."""
+    if not isinstance(name, str):
+        raise TypeError(f"metric name {name!r} has type {type(name).__qualname__}; expected a str")
+    if _NAME.fullmatch(name) is None:
+        raise ValueError(
+            f"metric name {name!r} is not valid: expected a non-empty identifier-like name "
+            "(letters, digits and '_', parts joined by '.' or '-', not starting with a digit), "
+            "such as 'loss' or 'val.accuracy'"
+        )
+    return name
+
+
+def check_metric_value(name: str, value: object) -> Any:
+    """Return ``value`` ready to store (arrays read-only), or raise naming metric and value."""
+    if isinstance(value, (numbers.Number, str)):
+        return value
+    np = _numpy()
+    if np is not None:
+        if isinstance(value, np.generic) and value.dtype.kind in "biufcUS":
+            return value
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biufcUS":
+            return freeze_array(value)
+    raise TypeError(
+        f"metric {name!r}: value {value!r} of type {type(value).__qualname__} is not accepted; "
+        "expected a number, a string, or a numpy scalar or array of numbers, booleans or strings"
+    )
+
+
+def check_tags(name: str, tags: object) -> FrozenDict[str, Any]:
+    """Return ``tags`` as a frozen mapping with string keys, or raise naming the metric."""
+    if tags is None:
+        return _NO_TAGS
+    if not isinstance(tags, Mapping):
+        raise TypeError(
+            f"metric {name!r}: tags {tags!r} of type {type(tags).__qualname__} are not accepted; "
+            "expected a mapping from str to values, or None"
+        )
+    for key in tags:
+        if not isinstance(key, str):
+            raise TypeError(f"metric {name!r}: tag key {key!r} is not a str")
+    try:
+        frozen: FrozenDict[str, Any] = freeze_value(tags)
+    except Unfreezable as error:
+        raise TypeError(f"metric {name!r}: tags {tags!r}: {error}") from None
+    return frozen
+
+
+class FrozenMetrics:
+    """Append-only record of metric values, each kept with the tags it was recorded with.
+
+    Values are never replaced: :meth:`add` appends to the series of a metric, and readers get
+    tuples and read-only mappings, so nothing already recorded can be changed.
+
+    Example:
+        >>> metrics = FrozenMetrics()
+        >>> metrics.add("loss", 0.9, tags={"epoch": 1})
+        >>> metrics.add("loss", 0.5, tags={"epoch": 2})
+        >>> metrics["loss"]
+        (0.9, 0.5)
+        >>> metrics.get_tags("loss")[1]["epoch"]
+        2
+
+    """
+
+    __slots__ = ("_tags", "_values")
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[Any]] = {}
+        self._tags: dict[str, list[FrozenDict[str, Any]]] = {}
+
+    def add(self, key: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
+        """Append ``value`` to the series of metric ``key``, with optional ``tags``.
+
+        Args:
+            key: Metric name: identifier-like, such as ``"loss"`` or ``"val.accuracy"``.
+            value: A number, a string, or a numpy scalar or array (stored read-only).
+            tags: Optional mapping from str to values describing this measurement
+                (epoch, split, ...); kept and returned by :meth:`get_tags`.
+
+        Raises:
+            TypeError: If the name is not a str, the value is of another kind, or the tags are
+                not a mapping with str keys and freezable values.
+            ValueError: If the name is empty or not identifier-like.
+
+        """
+        series = self._values.get(key)
+        if series is None:
+            check_metric_name(key)
+        if type(value) not in _FAST_VALUE_TYPES:
+            value = check_metric_value(key, value)
+        frozen_tags = _NO_TAGS if tags is None else check_tags(key, tags)
+        if series is None:
+            series = self._values[key] = []
+            self._tags[key] = []
+        series.append(value)
+        self._tags[key].append(frozen_tags)
+
+    def __getitem__(self, key: str) -> tuple[Any, ...]:
+        """Return the values of ``key`` in recording order; ``()`` if it was never recorded."""
+        # Like the reference an unknown metric reads as empty, but reading never creates it.
+        series = self._values.get(key)
+        return () if series is None else tuple(series)
+
+    def get_tags(self, key: str) -> tuple[Mapping[str, Any], ...]:
+        """Return the tags recorded with each value of ``key`` (an empty mapping if none)."""
+        tags = self._tags.get(key)
+        return () if tags is None else tuple(tags)
+
+    def as_dict(self) -> Mapping[str, tuple[Any, ...]]:
+        """Return a read-only snapshot: metric name → tuple of values, in recording order."""
+        return FrozenDict._wrap({key: tuple(series) for key, series in self._values.items()})
+
+    def extend(self, other: FrozenMetrics) -> None:
+        """Append every value and tags of ``other`` after the values recorded here.
+
+        Useful to gather the metrics a worker process recorded back into the parent's record.
+        """
+        for key, series in other._values.items():
+            if key not in self._values:
+                self._values[key] = []
+                self._tags[key] = []
+            self._values[key].extend(series)
+            self._tags[key].extend(other._tags[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        """Iterate over metric names in the order they were first recorded."""
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        """Return the number of distinct metrics recorded."""
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FrozenMetrics):
+            return NotImplemented
+        return self._values == other._values and self._tags == other._tags
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        series = {key: tuple(values) for key, values in self._values.items()}
+        return f"FrozenMetrics({series!r})"
+
+    def __getstate__(self) -> tuple[dict[str, list[Any]], dict[str, list[FrozenDict[str, Any]]]]:
+        return (self._values, self._tags)
+
+    def __setstate__(
+        self, state: tuple[dict[str, list[Any]], dict[str, list[FrozenDict[str, Any]]]]
+    ) -> None:
+        values, tags = state
+        # Unpickled arrays come back writable: lock them again (they are private copies).
+        np = _numpy()
+        if np is not None:
+            for series in values.values():
+                for index, value in enumerate(series):
+                    if isinstance(value, np.ndarray):
+                        series[index] = freeze_array(value, copy=False)
+        self._values = values
+        self._tags = tags
