@@ -51,6 +51,9 @@ _IMMUTABLE: tuple[type, ...] = (
 )
 
 
+_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
+
+
 class Unfreezable(TypeError):
     """Raised inside the freezer for a value whose mutability it cannot vouch for."""
 
@@ -91,6 +94,17 @@ def freeze_value(value: Any, *, copy_arrays: bool = True) -> Any:
     ``copy_arrays=False`` is for values that nobody else holds (fresh from unpickling): their
     arrays are locked in place instead of copied.
     """
+    # Exact-type checks first: they are what config values and tags nearly always are, and they
+    # are much cheaper than isinstance against the ABCs below.
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    if cls is dict:
+        return FrozenDict._wrap(
+            {key: freeze_value(item, copy_arrays=copy_arrays) for key, item in value.items()}
+        )
+    if cls is list or cls is tuple:
+        return tuple([freeze_value(item, copy_arrays=copy_arrays) for item in value])
     if isinstance(value, _IMMUTABLE):
         return value
     if isinstance(value, FrozenDict):

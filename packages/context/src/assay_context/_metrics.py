@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._freeze import FrozenDict, Unfreezable, _numpy, freeze_array, freeze_value
+from ._freeze import _SCALARS, FrozenDict, Unfreezable, _numpy, freeze_array, freeze_value
 
 # Words of letters, digits and underscores joined by '.' or '-', not starting with a digit:
 # "loss", "val.loss", "top-1_acc". Such names are safe as column names, file names and CLI keys.
@@ -52,6 +52,13 @@ def check_tags(name: str, tags: object) -> FrozenDict[str, Any]:
     """Return ``tags`` as a frozen mapping with string keys, or raise naming the metric."""
     if tags is None:
         return _NO_TAGS
+    if type(tags) is dict:
+        # The usual tags ({"epoch": 3, "split": "val"}) need only a shallow copy to be frozen.
+        for key, value in tags.items():
+            if type(key) is not str or type(value) not in _SCALARS:
+                break
+        else:
+            return FrozenDict._wrap(dict(tags))
     if not isinstance(tags, Mapping):
         raise TypeError(
             f"metric {name!r}: tags {tags!r} of type {type(tags).__qualname__} are not accepted; "
