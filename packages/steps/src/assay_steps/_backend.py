@@ -1,0 +1,285 @@
+"""Backends: where a step's missing items are computed, and how its cache is configured."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import pydantic
+
+from ._durable import write_atomic
+from ._errors import BatchProtocolError
+from ._locks import release, try_acquire
+from ._paths import StepPaths, check_name
+from ._store import CachedError, EntryStore
+
+if TYPE_CHECKING:
+    from ._step import Step
+
+ModeType = Literal["cached", "force", "read-only", "retry"]
+
+#: Executors that live in the assay-backends package, imported on first use.
+EXTERNAL_BACKENDS = frozenset(
+    {"ThreadPool", "ProcessPool", "LocalProcess", "SubmititDebug", "Slurm", "Auto"}
+)
+
+
+class Backend(pydantic.BaseModel):
+    """Base of all executors: where missing items are computed, and the cache settings.
+
+    The steps layer finds which items of a step are missing from the cache, wraps them in
+    :class:`ItemTask` objects and hands the list to :meth:`_execute`. Each task, when
+    called, computes its items and writes each cache entry atomically itself, wherever it
+    runs, so a killed worker leaves nothing half-written; the caller then reads the
+    results back from the cache. The base class runs the tasks inline, one after the other.
+
+    Extension point for executors (e.g. in assay-backends):
+
+    - override ``_execute(self, tasks)``: run every task (``task()``), possibly in other
+      processes or on a cluster (tasks are picklable with cloudpickle; ``task.split(n)``
+      cuts one into ``n`` smaller ones), and return once all are finished. Exceptions that
+      items raise are cached by the task itself and re-raised when results are read;
+      exceptions escaping a task (e.g. :class:`BatchProtocolError`) should propagate.
+    - call ``task.attach_job({...})`` with a small JSON-able job reference (job id, ...)
+      so that ``LookupHandle.job()`` can later find the job of an item, and override the
+      classmethod ``_load_job(ref, paths)`` to turn such a reference into a job object.
+    - subclasses register under their class name, so ``{"backend": "MyPool", ...}`` dicts
+      validate to them.
+
+    Args:
+        folder: Root cache folder; each step configuration gets a sub-folder. ``None``
+            means no caching (unless a parent Chain provides a folder).
+        mode: ``"cached"`` reuses successes and errors; ``"force"`` recomputes and
+            overwrites (once per step instance); ``"read-only"`` never computes or writes
+            and raises on a miss; ``"retry"`` recomputes cached errors.
+        keep_in_ram: Serve repeated hits from memory (read-only arrays, other results
+            unpickled afresh on each hit, so callers never share a mutable object).
+        fsync: ``"batch"`` flushes the written entries to stable storage once per task;
+            ``"item"`` fsyncs every entry file and its folder (much slower).
+
+    Example:
+        >>> Backend.model_validate({"backend": "Cached", "folder": "cache"}).mode
+        'cached'
+
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
+
+    folder: Path | None = None
+    mode: ModeType = "cached"
+    keep_in_ram: bool = False
+    fsync: Literal["batch", "item"] = "batch"
+
+    _registry: ClassVar[dict[str, type[Backend]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        Backend._registry[cls.__name__] = cls
+
+    @classmethod
+    def resolve_class(cls, name: str) -> type[Backend]:
+        """Return the backend class registered as ``name``, importing assay-backends if needed.
+
+        Raises:
+            ImportError: ``name`` is an assay-backends executor and that package is missing.
+            ValueError: No backend of that name is known.
+
+        """
+        if name not in Backend._registry and name in EXTERNAL_BACKENDS:
+            try:
+                # Imported by name so that this layer does not depend on the layer above.
+                importlib.import_module("assay_backends")
+            except ImportError as error:
+                raise ImportError(
+                    f"backend={name!r} lives in the assay-backends package, which is not "
+                    "installed: pip install assay-backends"
+                ) from error
+        found = Backend._registry.get(name)
+        if found is None:
+            raise ValueError(
+                f"backend={name!r} is not a known backend; expected one of "
+                f"{sorted(set(Backend._registry) | EXTERNAL_BACKENDS)}"
+            )
+        if not issubclass(found, cls):
+            raise ValueError(f"backend={name!r} is not a subclass of {cls.__name__}")
+        return found
+
+    @pydantic.model_validator(mode="wrap")
+    @classmethod
+    def _dispatch_on_backend_key(
+        cls, value: Any, handler: pydantic.ValidatorFunctionWrapHandler
+    ) -> Any:
+        if isinstance(value, dict) and "backend" in value:
+            data = dict(value)
+            name = data.pop("backend")
+            target = cls.resolve_class(name)
+            if target is not cls:
+                return target.model_validate(data)
+            return handler(data)
+        if isinstance(value, Backend):  # copy, so that two steps never share a backend
+            return value.model_copy()
+        return handler(value)
+
+    @pydantic.model_serializer(mode="plain")
+    def _dump_with_backend_key(self) -> dict[str, Any]:
+        return {
+            "backend": type(self).__name__,
+            **{k: getattr(self, k) for k in type(self).model_fields},
+        }
+
+    def _execute(self, tasks: list[ItemTask]) -> None:
+        """Run every task; the base class runs them inline, in order."""
+        for task in tasks:
+            task()
+
+    @classmethod
+    def _load_job(cls, ref: dict[str, Any], paths: StepPaths) -> Any | None:
+        """Return the job object described by a reference written with ``attach_job``."""
+        return None
+
+
+class Cached(Backend):
+    """Inline execution with caching: items are computed in the calling process.
+
+    Example:
+        >>> Cached(folder="cache").mode
+        'cached'
+
+    """
+
+
+def _format_error(error: BaseException) -> CachedError:
+    import cloudpickle  # type: ignore[import-untyped]  # only needed when an item fails
+
+    try:
+        pickled: bytes | None = cloudpickle.dumps(error)
+    except Exception:  # unpicklable exception: keep type, message and traceback only
+        pickled = None
+    return CachedError(
+        type_name=f"{type(error).__module__}.{type(error).__qualname__}",
+        message=str(error),
+        traceback="".join(traceback.format_exception(type(error), error, error.__traceback__)),
+        exception=pickled,
+    )
+
+
+@dataclasses.dataclass
+class ItemTask:
+    """Compute some missing items of one step and write their cache entries.
+
+    Picklable; calling it (in any process) takes each item's lock, computes the items the
+    step's way (``_run`` or ``_run_batch``), writes every result or error atomically and
+    releases the lock. Items locked by another live process are left to that process.
+
+    Attributes:
+        step: The (resolved) step to run.
+        prefix: Steps before it in a chain (part of the cache identity).
+        paths: Where the step's cache lives.
+        uids: Item uids, one per value.
+        values: Inputs of the step, one per uid.
+        force: Recompute even if an entry appeared since the task was made.
+        propagate_force: Force the sub-steps too (mode ``"force"``).
+        keep_in_ram: Passed to the entry store.
+        fsync: Passed to the entry store.
+
+    """
+
+    step: Step
+    prefix: tuple[Step, ...]
+    paths: StepPaths
+    uids: list[str]
+    values: list[Any]
+    force: bool = False
+    propagate_force: bool = False
+    keep_in_ram: bool = False
+    fsync: str = "batch"
+    store: EntryStore | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The in-memory store of the caller stays behind; the worker opens its own.
+        return {**self.__dict__, "store": None}
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def split(self, parts: int) -> list[ItemTask]:
+        """Cut this task into at most ``parts`` tasks of consecutive items."""
+        size = max(1, -(-len(self.uids) // max(1, parts)))
+        return [
+            dataclasses.replace(
+                self, uids=self.uids[i : i + size], values=self.values[i : i + size]
+            )
+            for i in range(0, len(self.uids), size)
+        ]
+
+    def attach_job(self, ref: dict[str, Any], backend: str | None = None) -> None:
+        """Record a job reference for every item of this task (read by ``LookupHandle.job``).
+
+        Args:
+            ref: A small JSON-able description of the job (e.g. ``{"job_id": "123"}``).
+            backend: Name of the backend class whose ``_load_job`` can rebuild the job;
+                defaults to the step's backend.
+
+        """
+        name = backend or type(self.step.infra).__name__
+        data = json.dumps({"backend": name, **ref}).encode()
+        self.paths.job_folder.mkdir(parents=True, exist_ok=True)
+        for uid in self.uids:
+            write_atomic(self.paths.job_folder / f"{uid}.json", [data], fsync=False)
+
+    def __call__(self) -> None:
+        """Compute the items and write their entries (see the class docstring)."""
+        store = self.store or EntryStore(self.paths, keep_in_ram=self.keep_in_ram, fsync=self.fsync)
+        store.make_folders()
+        lock_folder = self.paths.lock_folder
+        todo: list[tuple[str, Any]] = []
+        for uid, value in zip(self.uids, self.values, strict=True):
+            if not try_acquire(lock_folder, check_name(uid, "item uid")):
+                continue  # a live process is computing it
+            if not self.force and store.status(uid) is not None:  # finished elsewhere meanwhile
+                release(lock_folder, uid)
+                continue
+            store.forget(uid)
+            todo.append((uid, value))
+        written = 0
+        try:
+            uids = [uid for uid, _ in todo]
+            results = self.step._compute_items(
+                self.prefix, lambda: uids, [value for _, value in todo], self.propagate_force
+            )
+            for result in _checked(self.step, results, len(todo)):
+                store.write_result(todo[written][0], result)
+                release(lock_folder, todo[written][0])
+                written += 1
+        except BatchProtocolError:
+            raise
+        except Exception as error:
+            # Cache the error on the item being computed; the others stay missing.
+            if written >= len(todo):
+                raise
+            store.write_error(todo[written][0], _format_error(error))
+        finally:
+            for uid, _ in todo[written:]:
+                release(lock_folder, uid)
+            store.sync()
+
+
+def _checked(step: Step, results: Iterator[Any], expected: int) -> Iterator[Any]:
+    count = 0
+    for result in results:
+        count += 1
+        if count > expected:
+            raise BatchProtocolError(
+                f"{type(step).__name__}._run_batch yielded more than {expected} results"
+            )
+        yield result
+    if count < expected:
+        raise BatchProtocolError(
+            f"{type(step).__name__}._run_batch yielded {count} results for {expected} inputs"
+        )

@@ -1,0 +1,70 @@
+"""Atomic file writes, and the deferred flush of many writes to stable storage.
+
+Measured on a typical cloud disk, fsync costs ~3.5 ms per file, which would make a run over
+10,000 small items take 35 s. Writes therefore go to a temporary name, are flushed to the
+kernel and renamed into place (atomic: a reader sees the old file or the new one, never a
+part). Durability against power loss is then obtained once per batch with ``syncfs`` on the
+cache's file system (one call, tens of ms) — or per file when a backend asks for
+``fsync="item"``. Every entry also carries a checksum, so an entry torn by a crash before the
+sync is detected and recomputed, never returned.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import uuid
+from pathlib import Path
+
+_libc = None
+if sys.platform.startswith("linux"):  # syncfs is Linux-only; others fall back to sync
+    try:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syncfs  # noqa: B018 - probe that the symbol exists
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc
+        _libc = None
+
+
+def write_atomic(path: Path, chunks: list[bytes] | tuple[bytes, ...], *, fsync: bool) -> None:
+    """Write ``chunks`` to ``path`` via a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    if fsync:
+        sync_dir(path.parent)
+
+
+def sync_dir(folder: Path) -> None:
+    """Flush a directory's entries (the renames) to stable storage."""
+    if os.name != "posix":  # pragma: no cover - directories cannot be opened elsewhere
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_filesystem(folder: Path) -> None:
+    """Flush every pending write of the file system holding ``folder`` (one call per batch)."""
+    if _libc is not None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            _libc.syncfs(fd)
+        finally:
+            os.close(fd)
+    elif hasattr(os, "sync"):  # pragma: no cover - non-Linux POSIX
+        os.sync()

@@ -1,0 +1,127 @@
+"""Lock files marking items that a process is computing, with a heartbeat.
+
+A lock is ``locks/<uid>.lock``, created exclusively (``O_EXCL``) and holding the host, the pid
+and the time. While held, a daemon thread refreshes its modification time every
+``HEARTBEAT_SECONDS``. A lock is stale, and may be taken over, when its process is gone
+(same host, pid not alive) or its heartbeat is older than ``STALE_SECONDS`` (another host
+that died). Takeover renames the stale file away first, so two recovering processes cannot
+both believe they hold the item.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HEARTBEAT_SECONDS = 20.0
+STALE_SECONDS = 120.0
+HOST = socket.gethostname()
+
+_held: set[Path] = set()
+_held_guard = threading.Lock()
+_heartbeat: threading.Thread | None = None
+
+
+def _beat() -> None:
+    while True:
+        time.sleep(HEARTBEAT_SECONDS)
+        with _held_guard:
+            paths = list(_held)
+        for path in paths:
+            with contextlib.suppress(OSError):  # released meanwhile
+                os.utime(path)
+
+
+def _start_heartbeat() -> None:
+    global _heartbeat
+    if _heartbeat is None or not _heartbeat.is_alive():
+        _heartbeat = threading.Thread(target=_beat, name="assay-steps-heartbeat", daemon=True)
+        _heartbeat.start()
+
+
+def lock_path(lock_folder: Path, uid: str) -> Path:
+    """Path of the lock file of item ``uid``."""
+    return lock_folder / f"{uid}.lock"
+
+
+def read_owner(path: Path) -> dict[str, object] | None:
+    """Return the content of a lock file, or None if it is gone or unreadable."""
+    try:
+        owner = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists but belongs to someone else
+        return True
+    return True
+
+
+def is_stale(path: Path) -> bool:
+    """Return whether the lock at ``path`` exists but its owner is gone."""
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > STALE_SECONDS:
+        return True
+    owner = read_owner(path)
+    if owner is None:  # being written right now, or garbage; trust the heartbeat age
+        return False
+    pid = owner.get("pid")
+    return owner.get("host") == HOST and isinstance(pid, int) and not _pid_alive(pid)
+
+
+def is_live(lock_folder: Path, uid: str) -> bool:
+    """Return whether some process holds a live lock on item ``uid``."""
+    path = lock_path(lock_folder, uid)
+    return path.exists() and not is_stale(path)
+
+
+def try_acquire(lock_folder: Path, uid: str) -> bool:
+    """Take the lock of item ``uid``; False if a live process holds it."""
+    path = lock_path(lock_folder, uid)
+    content = json.dumps({"host": HOST, "pid": os.getpid(), "time": time.time()}).encode()
+    for _ in range(2):  # second attempt after removing a stale lock
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if not is_stale(path):
+                return False
+            # Move the stale lock away; only one recovering process wins the rename.
+            try:
+                os.replace(path, path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.stale"))
+            except FileNotFoundError:
+                continue
+            for leftover in path.parent.glob(f".{path.name}.*.stale"):
+                leftover.unlink(missing_ok=True)
+            continue
+        try:
+            os.write(fd, content)
+        finally:
+            os.close(fd)
+        with _held_guard:
+            _held.add(path)
+        _start_heartbeat()
+        return True
+    return False
+
+
+def release(lock_folder: Path, uid: str) -> None:
+    """Release the lock of item ``uid`` held by this process."""
+    path = lock_path(lock_folder, uid)
+    with _held_guard:
+        _held.discard(path)
+    path.unlink(missing_ok=True)

@@ -1,0 +1,583 @@
+"""Step and Chain: pydantic-configured computations whose every item is cached."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
+
+import pydantic
+import xxhash
+
+from ._backend import Backend, ItemTask
+from ._durable import write_atomic
+from ._items import StepItems
+from ._locks import is_live
+from ._lookup import LookupHandle
+from ._paths import StepPaths, check_name
+from ._store import CorruptEntryError, EntryStore
+from ._uid import ENCODING_VERSION, encode, uid_of
+
+#: Seconds between two checks of an item that another process is computing.
+POLL_SECONDS = 0.05
+_MAX_POLL_SECONDS = 1.0
+_NOINPUT_UID = "noinput"
+
+
+class _NoValue:
+    """Sentinel for "no input" (generator steps)."""
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+    def __reduce__(self) -> str:
+        return "NOVALUE"  # unpickles to the module-level singleton
+
+
+NOVALUE: Any = _NoValue()
+
+UidSource = Callable[[], list[str]]
+
+
+@dataclasses.dataclass
+class _Runtime:
+    """Per-instance state, dropped on pickling: entry stores and items already forced."""
+
+    stores: dict[tuple[str, str], EntryStore] = dataclasses.field(default_factory=dict)
+    attempted: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+
+
+def _same(value: Any, default: Any) -> bool:
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # e.g. arrays: ambiguous truth value, so never "equal to the default"
+        return False
+
+
+def _memo(source: Callable[[], list[str]]) -> UidSource:
+    cache: list[list[str]] = []
+
+    def get() -> list[str]:
+        if not cache:
+            cache.append(source())
+        return cache[0]
+
+    return get
+
+
+class Step(pydantic.BaseModel):
+    """Base class of pipeline steps: a pydantic config whose results are cached per item.
+
+    Subclasses override ``_run(self)`` (a generator step, without input) or
+    ``_run(self, value)``; or ``_run_batch(self, values)`` to process many items at once
+    (it must yield exactly one result per input, in order, else :class:`BatchProtocolError`);
+    or ``_resolve_step()`` to return an equivalent step (e.g. a :class:`Chain`).
+
+    As a pydantic field of type ``Step``, a list or tuple becomes a :class:`Chain` and a dict
+    is dispatched on its ``"type"`` key to the Step subclass of that name, so that configs
+    round-trip through JSON and YAML with the same cache uids.
+
+    Args:
+        infra: The backend that caches (and computes) this step's items; None runs inline
+            without caching.
+
+    Example:
+        >>> class Mult(Step):
+        ...     coeff: float = 2.0
+        ...
+        ...     def _run(self, value: float) -> float:
+        ...         return value * self.coeff
+        >>> Mult(coeff=3).run(2.0)
+        6.0
+
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    infra: Backend | None = None
+
+    _runtime: _Runtime = pydantic.PrivateAttr(default_factory=_Runtime)
+    _registry: ClassVar[dict[str, type[Step]]] = {}
+    _flags: ClassVar[frozenset[str]] = frozenset()
+
+    # ------------------------------------------------------------------ class set-up
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        Step._registry[cls.__name__] = cls
+        flags = set()
+        if (
+            cls._run is not Step._run
+            or cls._run_batch is not Step._run_batch
+            or (cls._compute_items is not Step._compute_items)
+        ):
+            flags.add("has_run")
+        if cls._resolve_step is not Step._resolve_step:
+            flags.add("has_resolve")
+        params = list(inspect.signature(cls._run).parameters.values())[1:]
+        if all(
+            p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params
+        ):
+            flags.add("generator")
+        cls._flags = frozenset(flags)
+
+    @classmethod
+    def _exclude_from_cls_uid(cls) -> list[str]:
+        """Names of fields that do not change results, hence left out of the cache uid."""
+        return []
+
+    @pydantic.model_validator(mode="wrap")
+    @classmethod
+    def _dispatch_on_type(cls, value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, (list, tuple)):
+            value = {"type": "Chain", "steps": list(value)}
+        elif (
+            isinstance(value, dict)
+            and value
+            and "type" not in value
+            and not set(value) <= set(cls.model_fields)
+            and all(isinstance(v, (Step, dict)) for v in value.values())
+        ):
+            value = {"type": "Chain", "steps": OrderedDict(value)}
+        if isinstance(value, dict) and "type" in value:
+            data = dict(value)
+            name = data.pop("type")
+            target = Step._registry.get(name) if isinstance(name, str) else None
+            if target is None:
+                raise ValueError(
+                    f"type={name!r} is not a registered Step subclass; expected one of "
+                    f"{sorted(Step._registry)}"
+                )
+            if not issubclass(target, cls):
+                raise ValueError(f"type={name!r} is not a subclass of {cls.__name__}")
+            return handler(data) if target is cls else target.model_validate(data)
+        return handler(value)
+
+    @pydantic.model_serializer(mode="plain")
+    def _dump_with_type(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, **self._dump_fields()}
+
+    def _dump_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Check that the step can run, and give sub-steps this step's cache folder."""
+        if not {"has_run", "has_resolve"} & self._flags:
+            raise TypeError(
+                f"{type(self).__name__} must override _run, _run_batch or _resolve_step"
+            )
+        if self.infra is not None and self.infra.folder is not None:
+            for sub in self._sub_steps():
+                sub._inherit_folder(self.infra.folder)
+
+    def _inherit_folder(self, folder: Any) -> None:
+        if self.infra is not None:
+            if self.infra.folder is not None:
+                return
+            self.infra.folder = folder
+        for sub in self._sub_steps():
+            sub._inherit_folder(folder)
+
+    def _sub_steps(self) -> list[Step]:
+        subs: list[Step] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            items = value.values() if isinstance(value, dict) else value
+            if isinstance(value, Step):
+                subs.append(value)
+            elif isinstance(value, (list, tuple, dict)):
+                subs.extend(v for v in items if isinstance(v, Step))
+        return subs
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        private["_runtime"] = _Runtime()
+        return {**state, "__pydantic_private__": private}
+
+    # ------------------------------------------------------------------ overridable
+
+    def _run(self, *args: Any) -> Any:
+        """Compute one item (override in subclasses)."""
+        raise NotImplementedError
+
+    def _run_batch(self, values: Iterable[Any]) -> Iterator[Any]:
+        """Compute many items; must yield exactly one result per input, in order."""
+        for value in values:
+            yield self._run() if value is NOVALUE else self._run(value)
+
+    def _resolve_step(self) -> Step:
+        """Return an equivalent step to run instead (default: this step)."""
+        return self
+
+    def item_uid(self, value: Any) -> str | None:
+        """Return a custom cache uid for ``value``, or None for the default keying."""
+        return None
+
+    # ------------------------------------------------------------------ configuration
+
+    def clone(self, *dicts: dict[str, Any], **kwargs: Any) -> Step:
+        """Return a new config with updates; dotted keys (``"a.b"``) reach nested fields.
+
+        Example:
+            >>> class Add(Step):
+            ...     x: int = 0
+            ...
+            ...     def _run(self, value: int) -> int:
+            ...         return value + self.x
+            >>> Add(x=1).clone(x=2).x
+            2
+
+        """
+        data = self.model_dump()
+        for update in (*dicts, kwargs):
+            for key, value in update.items():
+                target = data
+                *parents, last = key.split(".")
+                for part in parents:
+                    if not isinstance(target.get(part), dict):
+                        raise KeyError(f"clone key {key!r}: {part!r} is not a nested config")
+                    target = target[part]
+                target[last] = value
+        return type(self).model_validate(data)
+
+    def _resolved(self) -> Step:
+        step: Step = self
+        for _ in range(32):
+            resolved = step._resolve_step()
+            if resolved is step:
+                return step
+            step = resolved
+        raise RuntimeError(f"{type(self).__name__}._resolve_step does not reach a fixed point")
+
+    def _uid_fields(self) -> dict[str, Any]:
+        excluded = {"infra", *self._exclude_from_cls_uid()}
+        fields = type(self).model_fields
+        out = {}
+        for name, info in fields.items():
+            if name in excluded:
+                continue
+            value = getattr(self, name)
+            if info.default_factory is None and _same(value, info.default):
+                continue  # adding a field with a default keeps existing uids
+            out[name] = value
+        return out
+
+    def _uid_steps(self) -> list[Step]:
+        return [self]
+
+    def _is_generator(self) -> bool:
+        return "generator" in self._flags
+
+    def _forces(self) -> bool:
+        return (self.infra is not None and self.infra.mode == "force") or any(
+            s._resolved()._forces() for s in self._sub_steps()
+        )
+
+    def _item_uid(self, value: Any) -> str:
+        custom = self.item_uid(value)
+        if custom is not None:
+            return check_name(custom, f"{type(self).__name__}.item_uid({value!r:.60})")
+        if value is NOVALUE:
+            return _NOINPUT_UID
+        return uid_of(value, "input value")
+
+    def _step_uid(self, prefix: tuple[Step, ...]) -> str:
+        steps = (*prefix, *self._uid_steps())
+        digest = xxhash.xxh3_128_hexdigest(ENCODING_VERSION + encode(steps, "step config"))
+        return f"{type(steps[-1]).__name__}-{digest}"
+
+    def _store(self, prefix: tuple[Step, ...]) -> EntryStore:
+        infra = self.infra
+        if infra is None or infra.folder is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has infra={infra!r} without a folder; set infra.folder"
+            )
+        key = (str(infra.folder), self._step_uid(prefix))
+        store = self._runtime.stores.get(key)
+        if store is None or store.keep_in_ram != infra.keep_in_ram:
+            paths = StepPaths(infra.folder, key[1])
+            store = EntryStore(paths, keep_in_ram=infra.keep_in_ram, fsync=infra.fsync)
+            self._runtime.stores[key] = store
+        return store
+
+    def _write_config(self, store: EntryStore, prefix: tuple[Step, ...]) -> None:
+        path = store.paths.step_folder / "config.json"
+        if getattr(store, "config_written", False) or path.exists():
+            return
+        steps = []
+        for step in (*prefix, *self._uid_steps()):
+            try:
+                dumped = step.model_dump(mode="json")
+                dumped.pop("infra", None)
+                steps.append(dumped)
+            except Exception:  # not JSON-able: keep a readable trace of it anyway
+                steps.append({"type": type(step).__name__, "repr": repr(step)})
+        text = json.dumps({"step_uid": store.paths.step_uid, "steps": steps}, indent=2)
+        store.paths.step_folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, [text.encode()], fsync=False)
+        store.config_written = True  # type: ignore[attr-defined]
+
+    def _forget(self, uid: str) -> None:
+        for attempted in self._runtime.attempted.values():
+            attempted.discard(uid)
+
+    # ------------------------------------------------------------------ running
+
+    def _compute_items(
+        self, prefix: tuple[Step, ...], uids: UidSource, values: list[Any], forced: bool = False
+    ) -> Iterator[Any]:
+        """Compute items without this step's own cache (sub-steps use theirs)."""
+        return iter(self._run_batch(iter(values)))
+
+    def run(self, value: Any = NOVALUE) -> Any:
+        """Return the result for one input, from the cache or computed (and cached).
+
+        Example:
+            >>> class Square(Step):
+            ...     def _run(self, value: int) -> int:
+            ...         return value * value
+            >>> Square().run(3)
+            9
+
+        """
+        return next(iter(self.run_many([value])))
+
+    def run_many(self, values: Iterable[Any]) -> StepItems:
+        """Run over many inputs, one cache entry per input; results come in input order.
+
+        Missing items are computed (through the backend) before this returns; the returned
+        :class:`StepItems` reads the results back lazily.
+        """
+        step = self._resolved()
+        values = list(values)
+        if not step._is_generator() and any(v is NOVALUE for v in values):
+            raise TypeError(f"{type(step).__name__}._run needs an input: call run(value)")
+        uids = _memo(lambda: [step._item_uid(v) for v in values])
+        return StepItems(_dispatch(step, (), uids, values, forced=False), len(values))
+
+    def lookup(self, value: Any = NOVALUE) -> LookupHandle:
+        """Return a handle on the cache entry of ``value`` (status, result, clear, job)."""
+        step = self._resolved()
+        return step._lookup((), step._item_uid(value))
+
+    def _lookup(self, prefix: tuple[Step, ...], uid: str) -> LookupHandle:
+        has_cache = self.infra is not None and self.infra.folder is not None
+        return LookupHandle(self, self._store(prefix) if has_cache else None, uid)
+
+
+class Chain(Step):
+    """Steps run in sequence, each with its own cache, keyed by the chain's input.
+
+    Step ``k`` of a chain is cached under the identity of steps ``0..k`` and the uid of the
+    chain's input, so changing step ``k`` recomputes only steps ``k`` onwards. A chain
+    shares its identity (and its cache folder) with its last step.
+
+    Args:
+        steps: A list of steps, or an ordered dict name → step (``chain["name"]``).
+
+    Example:
+        >>> class Add(Step):
+        ...     x: int = 1
+        ...
+        ...     def _run(self, value: int) -> int:
+        ...         return value + self.x
+        >>> chain = Chain(steps=[Add(x=1), Add(x=10)])
+        >>> chain.run(0), len(chain), type(chain[:1]).__name__
+        (11, 2, 'Chain')
+
+    """
+
+    steps: list[Step] | OrderedDict[str, Step]
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Reject an empty chain, then propagate the cache folder."""
+        if not self.steps:
+            raise ValueError("Chain steps=[] is empty; expected at least one step")
+        super().model_post_init(context)
+
+    def _sequence(self) -> list[Step]:
+        return list(self.steps.values() if isinstance(self.steps, dict) else self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, index: int | str | slice) -> Step:
+        if isinstance(index, slice):
+            if isinstance(self.steps, dict):
+                keys = list(self.steps)[index]
+                return Chain(steps=OrderedDict((k, self.steps[k]) for k in keys), infra=self.infra)
+            return Chain(steps=self._sequence()[index], infra=self.infra)
+        if isinstance(index, str):
+            if not isinstance(self.steps, dict):
+                raise TypeError(f"chain[{index!r}]: string indices need steps given as a dict")
+            return self.steps[index]
+        return self._sequence()[index]
+
+    def _resolved_steps(self) -> list[Step]:
+        return [step._resolved() for step in self._sequence()]
+
+    def _uid_steps(self) -> list[Step]:
+        return [s for step in self._resolved_steps() for s in step._uid_steps()]
+
+    def _is_generator(self) -> bool:
+        return self._resolved_steps()[0]._is_generator()
+
+    def item_uid(self, value: Any) -> str | None:
+        """Delegate to the first step's ``item_uid``."""
+        return self._resolved_steps()[0].item_uid(value)
+
+    def _item_uid(self, value: Any) -> str:
+        return self._resolved_steps()[0]._item_uid(value)
+
+    def _shares_last_cache(self) -> bool:
+        last: Step = self
+        while isinstance(last, Chain):
+            last = last._resolved_steps()[-1]
+        return (
+            self.infra is not None
+            and last.infra is not None
+            and last.infra.folder == self.infra.folder
+        )
+
+    def _compute_items(
+        self, prefix: tuple[Step, ...], uids: UidSource, values: list[Any], forced: bool = False
+    ) -> Iterator[Any]:
+        for step in self._resolved_steps():
+            values = list(_dispatch(step, prefix, uids, values, forced))
+            forced = forced or step._forces()
+            prefix = (*prefix, *step._uid_steps())
+        return iter(values)
+
+    def _lookup(self, prefix: tuple[Step, ...], uid: str) -> LookupHandle:
+        subs = []
+        sub_prefix = prefix
+        for step in self._resolved_steps():
+            subs.append(step._lookup(sub_prefix, uid))
+            sub_prefix = (*sub_prefix, *step._uid_steps())
+        own = super()._lookup(prefix, uid)
+        store = own._store if own._store is not None else subs[-1]._store
+        return LookupHandle(self, store, uid, tuple(subs))
+
+
+def _dispatch(
+    step: Step, prefix: tuple[Step, ...], get_uids: UidSource, values: list[Any], forced: bool
+) -> Iterator[Any]:
+    """Return the results of ``step`` over ``values``, computing and caching what is missing."""
+    infra = step.infra
+    if infra is None or (isinstance(step, Chain) and step._shares_last_cache()):
+        return step._compute_items(prefix, get_uids, values, forced)
+    mode = infra.mode
+    if forced or mode == "force":
+        if mode == "read-only":
+            raise ValueError(
+                f"{type(step).__name__} has mode='read-only' after a step in mode='force': "
+                "its cached results would be stale"
+            )
+        mode = "force"
+    store = step._store(prefix)
+    uids = get_uids()
+    attempted = step._runtime.attempted.setdefault(store.paths.step_uid, set())
+    pending: dict[str, Any] = {}
+    for uid, value in zip(uids, values, strict=True):
+        if uid in pending:
+            continue
+        if mode == "force" and uid not in attempted:
+            pending[uid] = value
+            continue
+        status = _status(step, store, uid, mode)
+        if status is None or (status == "error" and mode == "retry" and uid not in attempted):
+            pending[uid] = value
+    if pending:
+        step._write_config(store, prefix)
+        _compute(step, prefix, store, pending, mode)
+        if mode in ("force", "retry"):
+            attempted.update(pending)
+    return (_read(step, store, uid) for uid in uids)
+
+
+def _status(step: Step, store: EntryStore, uid: str, mode: str) -> str | None:
+    try:
+        found = store.read(uid)
+    except CorruptEntryError as error:
+        if mode == "read-only":
+            raise RuntimeError(
+                f"{type(step).__name__}: cache entry {uid!r} is corrupt and mode='read-only' "
+                f"forbids recomputing it ({error})"
+            ) from None
+        return None  # recomputed and overwritten
+    if found is None and mode == "read-only":
+        raise RuntimeError(
+            f"{type(step).__name__}: no cached result for item {uid!r} in "
+            f"{store.paths.cache_folder} and mode='read-only' forbids computing it"
+        )
+    return None if found is None else found[0]
+
+
+def _compute(
+    step: Step, prefix: tuple[Step, ...], store: EntryStore, pending: dict[str, Any], mode: str
+) -> None:
+    infra = step.infra
+    assert infra is not None
+    todo = list(pending)
+    while todo:
+        task = ItemTask(
+            step=step,
+            prefix=prefix,
+            paths=store.paths,
+            uids=todo,
+            values=[pending[uid] for uid in todo],
+            force=mode in ("force", "retry"),
+            propagate_force=mode == "force",
+            keep_in_ram=infra.keep_in_ram,
+            fsync=infra.fsync,
+            store=store,
+        )
+        infra._execute([task])
+        todo = _wait_for_others(store, todo)
+
+
+def _wait_for_others(store: EntryStore, uids: list[str]) -> list[str]:
+    """Wait for items another process is computing; return those it gave up on."""
+    waiting = [
+        uid for uid in uids if not store.exists(uid) and is_live(store.paths.lock_folder, uid)
+    ]
+    given_up: list[str] = []
+    delay = POLL_SECONDS
+    while waiting:
+        time.sleep(delay)
+        delay = min(delay * 2, _MAX_POLL_SECONDS)
+        still = []
+        for uid in waiting:
+            store.forget(uid)
+            if store.exists(uid):
+                continue
+            if is_live(store.paths.lock_folder, uid):
+                still.append(uid)
+            else:
+                given_up.append(uid)  # its process died: compute it here
+        waiting = still
+    return given_up
+
+
+def _read(step: Step, store: EntryStore, uid: str) -> Any:
+    try:
+        found = store.read(uid)
+    except CorruptEntryError as error:
+        raise RuntimeError(
+            f"{type(step).__name__}: cache entry {uid!r} is corrupt ({error})"
+        ) from None
+    if found is None:
+        raise RuntimeError(
+            f"{type(step).__name__}: item {uid!r} was not computed (an earlier item failed "
+            f"or its worker died); run again to compute it"
+        )
+    status, value = found
+    if status == "error":
+        raise value.rebuild()
+    return value

@@ -1,0 +1,280 @@
+"""One step configuration's cache entries: atomic, checksummed files, one per item.
+
+Entries live in ``cache/`` and are named after the item uid:
+
+- ``<uid>.npy``: a numpy array result, a standard ``.npy`` file followed by a 64-byte trailer
+  (magic, data length, xxh3-128 of the header, of the data, and of a sample of the data);
+  read back memory-mapped and read-only.
+- ``<uid>.pkl``: any other result, ``MAGIC + xxh3-128(payload) + cloudpickle payload``.
+- ``<uid>.err``: a cached error (type, message, traceback), same format as ``.pkl``.
+
+A lookup opens at most three names: O(1) in the number of entries, no index. An entry whose
+size, magic or checksum does not match is corrupt: it is reported as missing (and
+recomputed) or, in read-only mode, raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import pickle
+import struct
+from pathlib import Path
+from typing import Any, Literal
+
+import cloudpickle  # type: ignore[import-untyped]
+import numpy as np
+import xxhash
+
+from ._durable import sync_filesystem, write_atomic
+from ._paths import StepPaths
+
+PICKLE_MAGIC = b"ASSAYP1\n"
+NPY_MAGIC = b"ASSAYN1\n"
+_TRAILER = struct.Struct("<8sQ16s16s16s")
+#: Arrays up to this size have their whole data checksummed on every read; larger ones are
+#: memory-mapped and checked by size, header and a 2 MiB sample (a full pass would cost
+#: several times the memory-mapped read itself).
+FULL_VERIFY_BYTES = 16 * 2**20
+_SAMPLE = 2**20
+#: Pickled entries up to this size are remembered by the step instance that read or wrote
+#: them, so warm hits do not touch the disk. They are unpickled on every hit (no sharing).
+MEMO_BYTES = 64 * 2**10
+
+Status = Literal["success", "error"]
+
+
+class CorruptEntryError(RuntimeError):
+    """A cache entry exists but fails its size, magic or checksum verification."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedError:
+    """An exception recorded in the cache: its type, message and formatted traceback."""
+
+    type_name: str
+    message: str
+    traceback: str
+    exception: bytes | None  # the pickled exception when it could be pickled
+
+    def rebuild(self) -> BaseException:
+        """Return the exception to raise, with the original traceback attached as a note."""
+        exc: BaseException | None = None
+        if self.exception is not None:
+            try:
+                exc = pickle.loads(self.exception)
+            except Exception:  # class moved or unpicklable state: fall back to a plain error
+                exc = None
+        if not isinstance(exc, BaseException):
+            exc = RuntimeError(f"{self.type_name}: {self.message}")
+        note = f"cached error, original traceback:\n{self.traceback}"
+        if hasattr(exc, "add_note"):
+            exc.add_note(note)
+        else:  # pragma: no cover - Python 3.10
+            exc.__cause__ = RuntimeError(note)
+        return exc
+
+
+def _sample(data: memoryview) -> bytes:
+    return bytes(data[:_SAMPLE]) + bytes(data[-_SAMPLE:])
+
+
+def _digest(data: bytes | memoryview) -> bytes:
+    return xxhash.xxh3_128_digest(data)
+
+
+def _npy_chunks(array: np.ndarray[Any, Any]) -> list[bytes]:
+    data = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_2_0(header, np.lib.format.header_data_from_array_1_0(data))
+    head = header.getvalue()
+    body = data.reshape(-1).view(np.uint8).data if data.size else memoryview(b"")
+    trailer = _TRAILER.pack(
+        NPY_MAGIC, body.nbytes, _digest(head), _digest(body), _digest(_sample(body))
+    )
+    return [head, body, trailer]  # type: ignore[list-item]
+
+
+def _read_npy(path: Path) -> np.ndarray[Any, Any]:
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            reader = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
+            if reader is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran, dtype = reader(f)
+        except (ValueError, SyntaxError, OSError, EOFError) as error:
+            raise CorruptEntryError(f"{path}: unreadable .npy header ({error})") from None
+        offset = f.tell()
+        f.seek(0)
+        head = f.read(offset)
+        f.seek(max(size - _TRAILER.size, 0))
+        magic, length, head_sum, data_sum, sample_sum = _TRAILER.unpack(
+            f.read(_TRAILER.size).rjust(_TRAILER.size, b"\0")
+        )
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if magic != NPY_MAGIC or length != expected or size != offset + length + _TRAILER.size:
+        raise CorruptEntryError(f"{path}: truncated or not written by assay (size {size})")
+    if _digest(head) != head_sum:
+        raise CorruptEntryError(f"{path}: header checksum mismatch")
+    if length == 0:
+        array = np.empty(shape, dtype=dtype)
+        array.flags.writeable = False
+        return array
+    mapped = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                       order="F" if fortran else "C")  # fmt: skip
+    body = np.asarray(mapped).reshape(-1).view(np.uint8).data
+    if length <= FULL_VERIFY_BYTES:
+        if _digest(body) != data_sum:
+            raise CorruptEntryError(f"{path}: data checksum mismatch")
+    elif _digest(_sample(body)) != sample_sum:
+        raise CorruptEntryError(f"{path}: data checksum mismatch (sampled)")
+    return mapped
+
+
+def _read_pickle(path: Path) -> bytes:
+    raw = path.read_bytes()
+    head = len(PICKLE_MAGIC) + 16
+    if raw[: len(PICKLE_MAGIC)] != PICKLE_MAGIC or len(raw) < head:
+        raise CorruptEntryError(f"{path}: truncated or not written by assay")
+    payload = raw[head:]
+    if _digest(payload) != raw[len(PICKLE_MAGIC) : head]:
+        raise CorruptEntryError(f"{path}: checksum mismatch")
+    return payload
+
+
+def _is_plain_array(value: Any) -> bool:
+    return type(value) is np.ndarray and not value.dtype.hasobject
+
+
+class EntryStore:
+    """Reads and writes the cache entries of one step configuration.
+
+    Args:
+        paths: Layout of the step folder.
+        keep_in_ram: Remember every entry read or written (arrays as read-only maps, other
+            results as bytes unpickled on each hit); otherwise only small pickles are kept.
+        fsync: ``"batch"`` (flush once per batch with :meth:`sync`) or ``"item"`` (fsync
+            every file and its folder before the rename is considered done).
+
+    """
+
+    def __init__(
+        self, paths: StepPaths, *, keep_in_ram: bool = False, fsync: str = "batch"
+    ) -> None:
+        self.paths = paths
+        self.keep_in_ram = keep_in_ram
+        self.fsync_item = fsync == "item"
+        self._memo: dict[str, tuple[str, Any]] = {}
+        self._folders_made = False
+
+    def _path(self, uid: str, ext: str) -> Path:
+        return self.paths.cache_folder / f"{uid}.{ext}"
+
+    def make_folders(self) -> None:
+        """Create the cache, lock and job folders (once per store)."""
+        if not self._folders_made:
+            for folder in (self.paths.cache_folder, self.paths.lock_folder):
+                folder.mkdir(parents=True, exist_ok=True)
+            self._folders_made = True
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, uid: str) -> tuple[Status, Any] | None:
+        """Return ``("success", value)``, ``("error", CachedError)`` or None if missing.
+
+        Raises:
+            CorruptEntryError: The entry exists but fails verification.
+
+        """
+        memo = self._memo.get(uid)
+        if memo is not None:
+            return self._decode(*memo)
+        for ext in ("pkl", "npy", "err"):
+            path = self._path(uid, ext)
+            try:
+                raw: Any = _read_npy(path) if ext == "npy" else _read_pickle(path)
+            except FileNotFoundError:
+                continue
+            if self.keep_in_ram or (ext != "npy" and len(raw) <= MEMO_BYTES):
+                self._memo[uid] = (ext, raw)
+            return self._decode(ext, raw)
+        return None
+
+    @staticmethod
+    def _decode(ext: str, raw: Any) -> tuple[Status, Any]:
+        if ext == "npy":
+            return "success", raw  # read-only memory map: safe to hand out repeatedly
+        value = pickle.loads(raw)  # a fresh object on each hit
+        return ("error", value) if ext == "err" else ("success", value)
+
+    def status(self, uid: str) -> Status | None:
+        """Return the status of the entry without loading it (corrupt counts as missing)."""
+        if uid in self._memo:
+            return "error" if self._memo[uid][0] == "err" else "success"
+        try:
+            found = self.read(uid)
+        except CorruptEntryError:
+            return None
+        return None if found is None else found[0]
+
+    def exists(self, uid: str) -> bool:
+        """Return whether some entry file exists for ``uid`` (not verified)."""
+        if uid in self._memo:
+            return True
+        return any(self._path(uid, ext).exists() for ext in ("pkl", "npy", "err"))
+
+    # ------------------------------------------------------------------ writing
+
+    def write_result(self, uid: str, value: Any) -> None:
+        """Store a result atomically, replacing whatever entry ``uid`` had."""
+        self.make_folders()
+        if _is_plain_array(value):
+            write_atomic(self._path(uid, "npy"), _npy_chunks(value), fsync=self.fsync_item)
+            self._drop_others(uid, "npy")
+            self._memo.pop(uid, None)
+            return
+        payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._write_pickle(uid, "pkl", payload)
+
+    def write_error(self, uid: str, error: CachedError) -> None:
+        """Store a cached error atomically, replacing whatever entry ``uid`` had."""
+        self.make_folders()
+        self._write_pickle(uid, "err", pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _write_pickle(self, uid: str, ext: str, payload: bytes) -> None:
+        chunks = (PICKLE_MAGIC, _digest(payload), payload)
+        write_atomic(self._path(uid, ext), chunks, fsync=self.fsync_item)
+        self._drop_others(uid, ext)
+        if self.keep_in_ram or len(payload) <= MEMO_BYTES:
+            self._memo[uid] = (ext, payload)
+        else:
+            self._memo.pop(uid, None)
+
+    def _drop_others(self, uid: str, keep: str) -> None:
+        # A new entry replaces an older one of another kind (e.g. a success after an error).
+        for ext in ("pkl", "npy", "err"):
+            if ext != keep:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._path(uid, ext))
+
+    def sync(self) -> None:
+        """Flush the entries written so far to stable storage (``fsync="batch"``)."""
+        if not self.fsync_item and self.paths.cache_folder.exists():
+            sync_filesystem(self.paths.cache_folder)
+
+    def clear(self, uid: str) -> None:
+        """Delete every entry and job reference of ``uid``."""
+        self._memo.pop(uid, None)
+        self._drop_others(uid, "")
+        (self.paths.job_folder / f"{uid}.json").unlink(missing_ok=True)
+
+    def forget(self, uid: str) -> None:
+        """Drop the in-memory copy of ``uid`` so that the next read goes to disk."""
+        self._memo.pop(uid, None)

@@ -1,0 +1,183 @@
+"""Canonical, type-tagged, versioned encoding of values, hashed into cache uids.
+
+Every value maps to a self-delimiting byte string: a one-letter type tag, then a length or
+count, then the payload. Containers concatenate the encodings of their elements, so two
+values share an encoding only if they have the same types and contents. Unordered containers
+(dict, set, frozenset) sort the encodings of their elements, so insertion order is irrelevant.
+Arrays contribute their dtype, shape and the xxh3-128 digest of their bytes, so hashing a
+large array costs one pass over its buffer and no copy (when it is contiguous).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import struct
+from collections.abc import Callable
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+import pydantic
+import xxhash
+
+#: Bumped on any deliberate change of the encoding; it is hashed into every uid.
+ENCODING_VERSION = b"assay-uid-1;"
+
+_Encoder = Callable[[Any, str], bytes]
+
+
+def _atom(tag: bytes, payload: bytes) -> bytes:
+    return b"%s%d:%s" % (tag, len(payload), payload)
+
+
+def _enc_int(value: int, _where: str) -> bytes:
+    return _atom(b"i", str(value).encode())
+
+
+def _enc_float(value: float, _where: str) -> bytes:
+    # One NaN for all NaNs: they compare unequal but mean the same configuration.
+    return b"f" + (b"nan" if math.isnan(value) else struct.pack(">d", value))
+
+
+def _enc_str(value: str, _where: str) -> bytes:
+    return _atom(b"s", value.encode("utf-8", "surrogatepass"))
+
+
+def _enc_bytes(value: bytes, _where: str) -> bytes:
+    return _atom(b"b", bytes(value))
+
+
+def _enc_sequence(tag: bytes) -> _Encoder:
+    def encode_sequence(value: Any, where: str) -> bytes:
+        parts = [encode(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return b"%s%d:%s" % (tag, len(parts), b"".join(parts))
+
+    return encode_sequence
+
+
+def _enc_unordered(tag: bytes) -> _Encoder:
+    def encode_unordered(value: Any, where: str) -> bytes:
+        parts = sorted(encode(item, f"{where}{{...}}") for item in value)
+        return b"%s%d:%s" % (tag, len(parts), b"".join(parts))
+
+    return encode_unordered
+
+
+def _enc_dict(value: dict[Any, Any], where: str) -> bytes:
+    parts = sorted(
+        encode(key, f"{where} key") + encode(item, f"{where}[{key!r}]")
+        for key, item in value.items()
+    )
+    return b"d%d:%s" % (len(parts), b"".join(parts))
+
+
+def _enc_path(value: PurePath, _where: str) -> bytes:
+    return _atom(b"p", value.as_posix().encode("utf-8", "surrogatepass"))
+
+
+def _enc_array(value: np.ndarray[Any, Any], where: str) -> bytes:
+    if value.dtype.hasobject:
+        raise TypeError(
+            f"cannot compute a cache uid for {where}: numpy array of dtype {value.dtype} "
+            "holds Python objects; expected a numeric, bool, string or structured dtype"
+        )
+    data = np.ascontiguousarray(value)
+    digest = xxhash.xxh3_128_digest(data.data if data.size else b"")
+    header = _enc_str(data.dtype.str, where) + encode(tuple(data.shape), where)
+    return b"a" + header + digest
+
+
+def _enc_scalar(value: np.generic, where: str) -> bytes:
+    if isinstance(value, np.object_):
+        raise TypeError(f"cannot compute a cache uid for {where}: numpy object scalar")
+    return b"g" + _enc_str(value.dtype.str, where) + _atom(b"", value.tobytes())
+
+
+def _enc_enum(value: enum.Enum, where: str) -> bytes:
+    return b"e" + _enc_str(type(value).__qualname__, where) + encode(value.value, where)
+
+
+def _enc_model(value: pydantic.BaseModel, where: str) -> bytes:
+    # A model provides its own identity (Step leaves out infra and default values).
+    fields = getattr(value, "_uid_fields", None)
+    data = (
+        fields() if fields is not None else {k: getattr(value, k) for k in type(value).model_fields}
+    )
+    body = _enc_dict(data, f"{where}.{type(value).__name__}")
+    return b"m" + _enc_str(type(value).__name__, where) + body
+
+
+_EXACT: dict[type, _Encoder] = {
+    type(None): lambda _v, _w: b"N",
+    bool: lambda v, _w: b"T" if v else b"F",
+    int: _enc_int,
+    float: _enc_float,
+    str: _enc_str,
+    bytes: _enc_bytes,
+    tuple: _enc_sequence(b"t"),
+    list: _enc_sequence(b"l"),
+    dict: _enc_dict,
+    set: _enc_unordered(b"S"),
+    frozenset: _enc_unordered(b"Z"),
+}
+
+# Checked in order for subclasses; bool before int so that True never encodes like 1.
+_BASES: list[tuple[type, _Encoder]] = [
+    (np.ndarray, _enc_array),
+    (np.generic, _enc_scalar),
+    (enum.Enum, _enc_enum),
+    (pydantic.BaseModel, _enc_model),
+    (PurePath, _enc_path),
+    (bool, _EXACT[bool]),
+    (int, _enc_int),
+    (float, _enc_float),
+    (str, _enc_str),
+    (bytes, _enc_bytes),
+    (tuple, _EXACT[tuple]),
+    (list, _EXACT[list]),
+    (dict, _enc_dict),
+    (frozenset, _EXACT[frozenset]),
+    (set, _EXACT[set]),
+]
+
+
+def encode(value: Any, where: str = "value") -> bytes:
+    """Return the canonical encoding of ``value``.
+
+    Args:
+        value: A supported value: None, bool, int, float, str, bytes, tuple, list, dict, set,
+            frozenset, pathlib paths, enums, numpy arrays and scalars, pydantic models.
+        where: Name of the value, used in error messages.
+
+    Raises:
+        TypeError: ``value`` (or something inside it) has no canonical encoding.
+
+    Example:
+        >>> encode(1) != encode(1.0) != encode(True)
+        True
+
+    """
+    encoder = _EXACT.get(type(value))
+    if encoder is not None:
+        return encoder(value, where)
+    for base, encoder in _BASES:
+        if isinstance(value, base):
+            return encoder(value, where)
+    raise TypeError(
+        f"cannot compute a cache uid for {where}={value!r:.80} of type "
+        f"{type(value).__qualname__}; expected None, bool, int, float, str, bytes, tuple, "
+        "list, dict, set, frozenset, Path, Enum, numpy array/scalar or pydantic model "
+        "(or override item_uid)"
+    )
+
+
+def uid_of(value: Any, where: str = "value") -> str:
+    """Return the 32-hex-digit xxh3-128 uid of the canonical encoding of ``value``.
+
+    Example:
+        >>> uid_of((1, 2)) == uid_of((1, 2)) != uid_of([1, 2])
+        True
+
+    """
+    return xxhash.xxh3_128_hexdigest(ENCODING_VERSION + encode(value, where))

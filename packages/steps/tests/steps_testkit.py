@@ -1,0 +1,70 @@
+"""Steps shared by the tests (importable, so that other processes can unpickle them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from assay_steps import Step
+
+
+class Mult(Step):
+    """Multiply the input by coeff; counts its calls (per class, reset by the fixture)."""
+
+    coeff: float = 2.0
+    calls: int = 0  # excluded from the uid below: bookkeeping only
+
+    @classmethod
+    def _exclude_from_cls_uid(cls) -> list[str]:
+        return ["calls"]
+
+    def _run(self, value: float) -> float:
+        CALLS.append(("Mult", value))
+        return value * self.coeff
+
+
+class Add(Step):
+    x: float = 1.0
+
+    def _run(self, value: float) -> float:
+        CALLS.append(("Add", value))
+        return value + self.x
+
+
+class Source(Step):
+    n: int = 3
+
+    def _run(self) -> list[int]:
+        CALLS.append(("Source", None))
+        return list(range(self.n))
+
+
+class Fail(Step):
+    message: str = "boom"
+
+    def _run(self, value: Any) -> Any:
+        CALLS.append(("Fail", value))
+        if value < 0:
+            raise ValueError(f"{self.message} {value}")
+        return value
+
+
+class Batched(Step):
+    extra: int = 0  # yield this many results too many (negative: too few)
+
+    def _run_batch(self, values: Iterable[Any]) -> Iterator[Any]:
+        values = list(values)
+        CALLS.append(("Batched", len(values)))
+        out = [v * 10 for v in values]
+        if self.extra > 0:
+            out += [0] * self.extra
+        elif self.extra < 0:
+            out = out[: self.extra]
+        yield from out
+
+
+CALLS: list[tuple[str, Any]] = []
+
+
+def calls(name: str) -> list[Any]:
+    return [v for n, v in CALLS if n == name]
