@@ -1,6 +1,31 @@
-"""assay_ops — not built yet.
+"""assay_ops — operations with reproducible seeds, metric and artifact capture, run records.
 
-This layer of assay holds no public API yet; see the package README for its plan.
+An operation is a plain function that asks only for what it needs among ``context``,
+``params``, ``seeds``, ``runtime`` and ``capture``; running it gives a :class:`RunRecord`.
 """
 
-__all__: list[str] = []
+from ._canonical import CANONICAL_VERSION, canonical_bytes, canonical_digest
+from ._capture import Capture
+from ._codehash import code_hash
+from ._operation import INJECTABLE, OperationWrapper, import_operation, operation
+from ._record import RECORD_FORMAT, ErrorInfo, RunRecord
+from ._runtime import Runtime
+from ._seeds import DEFAULT_ROOT_SEED, SeedBundle
+
+__all__ = [
+    "CANONICAL_VERSION",
+    "DEFAULT_ROOT_SEED",
+    "INJECTABLE",
+    "RECORD_FORMAT",
+    "Capture",
+    "ErrorInfo",
+    "OperationWrapper",
+    "RunRecord",
+    "Runtime",
+    "SeedBundle",
+    "canonical_bytes",
+    "canonical_digest",
+    "code_hash",
+    "import_operation",
+    "operation",
+]

@@ -1,0 +1,176 @@
+"""A canonical, type-tagged byte encoding of parameter values, and its digest.
+
+Seeds are derived from this digest, so it must be a pure function of the *value*, identical in
+every process on every machine, and it must tell apart values that Python's ``==`` confuses
+(``1 == 1.0 == True``). Every value is written as a one-byte type tag followed by a
+self-delimiting payload; containers write their length first, so no two different values share
+an encoding.
+
+Encoding version 1 (``CANONICAL_VERSION``):
+
+==================  ====  ====================================================================
+type                tag   payload
+==================  ====  ====================================================================
+``None``            N     nothing
+``bool``            T/F   nothing (checked before ``int``, so ``True`` is not ``1``)
+``int``             i     signed decimal digits, length-prefixed (any size)
+``float``           f     IEEE-754 binary64, big-endian; every NaN is written as one NaN
+``complex``         c     two binary64 values
+``str``             s     UTF-8 bytes, length-prefixed
+``bytes``           b     raw bytes, length-prefixed
+``pathlib`` path    p     ``as_posix()`` text, length-prefixed (a path is not its string)
+``enum.Enum``       e     qualified class name, then the member's value
+``list``            l     element count, then each element
+``tuple``           t     element count, then each element (a tuple is not a list)
+mapping             d     item count, then key/value pairs sorted by the key's encoding
+``set``/frozenset   S     element count, then elements sorted by their encoding
+numpy scalar        g     dtype string (little-endian), then the value's bytes
+numpy array         a     dtype string (little-endian), shape, then the C-order bytes
+==================  ====  ====================================================================
+
+Lengths and counts are unsigned 64-bit big-endian integers. Mappings and sets are sorted by
+encoding, so insertion order never matters. Any other type is refused with a ``TypeError``
+naming where in the parameters it sits; silently hashing ``repr()`` would make seeds depend on
+memory addresses.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+import struct
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+
+#: Version of the encoding below; it is part of every digest, so a deliberate change of the
+#: encoding changes every derived seed in a visible way.
+CANONICAL_VERSION = 1
+
+_SUPPORTED = (
+    "None, bool, int, float, complex, str, bytes, a pathlib path, an Enum member, list, tuple, "
+    "a mapping, set, frozenset, or a numpy scalar or array"
+)
+_NAN = struct.pack(">d", math.nan)
+
+
+def _length(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _sized(tag: bytes, payload: bytes) -> bytes:
+    return tag + _length(len(payload)) + payload
+
+
+def _float(value: float) -> bytes:
+    # NaNs have many bit patterns; they are one value for the purpose of a parameter.
+    return _NAN if math.isnan(value) else struct.pack(">d", value)
+
+
+def _little_endian(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+
+
+def _numpy(value: np.generic | np.ndarray[Any, Any], where: str) -> bytes:
+    if value.dtype.hasobject:
+        raise TypeError(
+            f"{where}: cannot encode numpy value of object dtype; expected {_SUPPORTED}"
+        )
+    dtype = _little_endian(value.dtype)
+    array = np.ascontiguousarray(value, dtype=dtype)
+    dtype_tag = _sized(b"", dtype.str.encode())
+    if isinstance(value, np.generic):
+        return b"g" + dtype_tag + _sized(b"", array.tobytes())
+    shape = _length(array.ndim) + b"".join(_length(n) for n in array.shape)
+    return b"a" + dtype_tag + shape + _sized(b"", array.tobytes())
+
+
+def _container(value: Any, where: str) -> bytes | None:
+    if isinstance(value, list):
+        return (
+            b"l"
+            + _length(len(value))
+            + b"".join(_enc(v, f"{where}[{i}]") for i, v in enumerate(value))
+        )
+    if isinstance(value, tuple):
+        return (
+            b"t"
+            + _length(len(value))
+            + b"".join(_enc(v, f"{where}[{i}]") for i, v in enumerate(value))
+        )
+    if isinstance(value, Mapping):
+        pairs = sorted(
+            (_enc(k, f"{where} key {k!r}"), _enc(v, f"{where}[{k!r}]")) for k, v in value.items()
+        )
+        return b"d" + _length(len(pairs)) + b"".join(k + v for k, v in pairs)
+    if isinstance(value, (set, frozenset)):
+        items = sorted(_enc(v, f"{where} element {v!r}") for v in value)
+        return b"S" + _length(len(items)) + b"".join(items)
+    return None
+
+
+def _enc(value: Any, where: str) -> bytes:
+    # Order matters: numpy scalars subclass float/int, bool subclasses int.
+    if isinstance(value, (np.generic, np.ndarray)):
+        return _numpy(value, where)
+    if value is None:
+        return b"N"
+    if isinstance(value, bool):
+        return b"T" if value else b"F"
+    if isinstance(value, enum.Enum):
+        cls = type(value)
+        name = f"{cls.__module__}.{cls.__qualname__}".encode()
+        return b"e" + _sized(b"", name) + _enc(value.value, f"{where}.value")
+    if isinstance(value, int):
+        return _sized(b"i", str(value).encode())
+    if isinstance(value, float):
+        return b"f" + _float(value)
+    if isinstance(value, complex):
+        return b"c" + _float(value.real) + _float(value.imag)
+    if isinstance(value, str):
+        return _sized(b"s", value.encode("utf-8"))
+    if isinstance(value, (bytes, bytearray)):
+        return _sized(b"b", bytes(value))
+    if isinstance(value, PurePath):
+        return _sized(b"p", value.as_posix().encode("utf-8"))
+    encoded = _container(value, where)
+    if encoded is None:
+        raise TypeError(
+            f"{where}: cannot encode value {value!r} of type {type(value).__qualname__}; "
+            f"expected {_SUPPORTED}"
+        )
+    return encoded
+
+
+def canonical_bytes(value: Any, name: str = "params") -> bytes:
+    """Return the canonical, type-tagged encoding of ``value`` (version ``CANONICAL_VERSION``).
+
+    Args:
+        value: The value to encode; see the module documentation for the supported types.
+        name: How to call the value in error messages.
+
+    Raises:
+        TypeError: When some part of ``value`` has an unsupported type; the message names
+            where it sits, e.g. ``params['model']['init']``.
+
+    Example:
+        >>> canonical_bytes(1) != canonical_bytes(1.0) != canonical_bytes(True)
+        True
+
+    """
+    return _enc(value, name)
+
+
+def canonical_digest(value: Any, name: str = "params") -> str:
+    """Return the SHA-256 hex digest of ``value``'s canonical encoding, version included.
+
+    Example:
+        >>> canonical_digest({"a": 1, "b": 2}) == canonical_digest({"b": 2, "a": 1})
+        True
+
+    """
+    header = b"assay.canonical.v%d\x00" % CANONICAL_VERSION
+    return hashlib.sha256(header + _enc(value, name)).hexdigest()

@@ -1,0 +1,178 @@
+"""Lossless JSON form of record values: tagged objects for what JSON cannot say.
+
+Plain JSON values (str, int, finite float, bool, None, lists, dicts with string keys) are
+written as they are. Everything else is a one-key object whose key starts with ``$``:
+``$tuple``, ``$set``, ``$frozenset``, ``$bytes`` (base64), ``$path``, ``$float`` (``"nan"``,
+``"inf"``, ``"-inf"``), ``$complex``, ``$numpy`` (a numpy scalar with its dtype), ``$array``
+(a numpy array, inline as base64 ``.npy`` bytes or as a ``.npy`` file beside the record) and
+``$dict`` (a dict whose keys are not all plain strings, as a list of pairs). A value of any
+other type is refused with a ``TypeError`` naming where it sits.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+import os
+from pathlib import Path, PurePath
+from typing import Any
+
+import numpy as np
+
+_SUPPORTED = (
+    "str, int, float, complex, bool, None, bytes, a pathlib path, list, tuple, set, frozenset, "
+    "dict, or a numpy scalar or array (not of object dtype)"
+)
+
+
+def _npy_bytes(array: np.ndarray[Any, Any], where: str) -> bytes:
+    if array.dtype.hasobject:
+        raise TypeError(
+            f"{where}: cannot store a numpy array of object dtype; expected {_SUPPORTED}"
+        )
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, flushed and renamed into place."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _array(array: np.ndarray[Any, Any], where: str, array_dir: Path | None) -> dict[str, Any]:
+    data = _npy_bytes(array, where)
+    if array_dir is None:
+        return {"$array": {"npy": base64.b64encode(data).decode("ascii")}}
+    # Named by content, so the same array is stored once and a name never lies about content.
+    name = hashlib.sha256(data).hexdigest()[:32] + ".npy"
+    target = array_dir / name
+    if not target.exists():
+        array_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, data)
+    return {"$array": {"file": name, "dtype": array.dtype.str, "shape": list(array.shape)}}
+
+
+def _float(value: float) -> Any:
+    if math.isfinite(value):
+        return value
+    return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+
+
+def _container(value: Any, where: str, array_dir: Path | None) -> Any:
+    if isinstance(value, list):
+        return [to_json(v, f"{where}[{i}]", array_dir) for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"$tuple": [to_json(v, f"{where}[{i}]", array_dir) for i, v in enumerate(value)]}
+    if isinstance(value, (set, frozenset)):
+        tag = "$set" if isinstance(value, set) else "$frozenset"
+        return {tag: [to_json(v, f"{where} element", array_dir) for v in value]}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in value):
+            return {k: to_json(v, f"{where}[{k!r}]", array_dir) for k, v in value.items()}
+        return {
+            "$dict": [
+                [to_json(k, f"{where} key", array_dir), to_json(v, f"{where}[{k!r}]", array_dir)]
+                for k, v in value.items()
+            ]
+        }
+    raise TypeError(
+        f"{where}: cannot store value {value!r} of type {type(value).__qualname__} in a run "
+        f"record; expected {_SUPPORTED}"
+    )
+
+
+def to_json(value: Any, where: str = "value", array_dir: Path | None = None) -> Any:
+    """Return a JSON-serialisable form of ``value`` that ``from_json`` turns back into it.
+
+    Args:
+        value: The value to convert.
+        where: How to name the value in error messages (e.g. ``"params['lr']"``).
+        array_dir: Where to write numpy arrays as ``.npy`` files; ``None`` keeps them inline.
+
+    Raises:
+        TypeError: When ``value`` holds an unsupported type.
+
+    """
+    # Order matters: numpy scalars subclass float/int and bool subclasses int.
+    if isinstance(value, np.ndarray):
+        return _array(value, where, array_dir)
+    if isinstance(value, np.generic):
+        if value.dtype.hasobject:
+            raise TypeError(f"{where}: cannot store a numpy object scalar; expected {_SUPPORTED}")
+        return {"$numpy": {"dtype": value.dtype.str, "value": to_json(value.item(), where)}}
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, complex):
+        return {"$complex": [_float(value.real), _float(value.imag)]}
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, PurePath):
+        return {"$path": str(value)}
+    return _container(value, where, array_dir)
+
+
+def _load_array(spec: dict[str, Any], array_dir: Path | None) -> np.ndarray[Any, Any]:
+    if "npy" in spec:
+        data = base64.b64decode(spec["npy"])
+    else:
+        if array_dir is None:
+            raise ValueError(
+                f"array file {spec.get('file')!r}: the record references arrays stored beside "
+                "it; pass array_dir (or use RunRecord.load on its folder)"
+            )
+        data = (array_dir / Path(spec["file"]).name).read_bytes()
+    array: np.ndarray[Any, Any] = np.load(io.BytesIO(data), allow_pickle=False)
+    return array
+
+
+def _tagged(tag: str, body: Any, array_dir: Path | None) -> Any:
+    if tag == "$tuple":
+        return tuple(from_json(v, array_dir) for v in body)
+    if tag == "$set":
+        return {from_json(v, array_dir) for v in body}
+    if tag == "$frozenset":
+        return frozenset(from_json(v, array_dir) for v in body)
+    if tag == "$dict":
+        return {from_json(k, array_dir): from_json(v, array_dir) for k, v in body}
+    if tag == "$bytes":
+        return base64.b64decode(body)
+    if tag == "$path":
+        return Path(body)
+    if tag == "$float":
+        return float(body)
+    if tag == "$complex":
+        return complex(from_json(body[0]), from_json(body[1]))
+    if tag == "$numpy":
+        return np.dtype(body["dtype"]).type(from_json(body["value"]))
+    if tag == "$array":
+        return _load_array(body, array_dir)
+    raise ValueError(f"unknown tag {tag!r} in a stored run record value")
+
+
+def from_json(data: Any, array_dir: Path | None = None) -> Any:
+    """Rebuild a value written by ``to_json``.
+
+    Args:
+        data: The JSON form.
+        array_dir: The folder holding array files referenced by the JSON form.
+
+    """
+    if isinstance(data, list):
+        return [from_json(v, array_dir) for v in data]
+    if isinstance(data, dict):
+        if len(data) == 1:
+            ((key, body),) = data.items()
+            if key.startswith("$"):
+                return _tagged(key, body, array_dir)
+        return {k: from_json(v, array_dir) for k, v in data.items()}
+    return data

@@ -1,0 +1,350 @@
+"""@operation and OperationWrapper: a plain function that asks only for what it needs."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import importlib
+import inspect
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, overload
+
+from assay_context import FrozenContext
+from assay_scope import param_scope
+
+from ._canonical import canonical_digest
+from ._capture import Capture
+from ._codehash import code_hash
+from ._provenance import provenance
+from ._record import ErrorInfo, RunRecord, Status
+from ._runtime import Runtime
+from ._seeds import SeedBundle
+
+#: The names an operation's parameters may have; each receives the value of that name.
+INJECTABLE = ("context", "params", "seeds", "runtime", "capture")
+
+
+def _injected(func: Callable[..., Any], name: str) -> tuple[str, ...]:
+    """Validate ``func``'s signature at decoration time; return the names it asks for."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"operation {name!r}: cannot read the signature of {func!r} ({err})"
+        ) from err
+    asked = []
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ValueError(
+                f"operation {name!r}: parameter {parameter}: ask for the values by name; "
+                f"expected parameters among {INJECTABLE}"
+            )
+        if parameter.name not in INJECTABLE:
+            raise ValueError(
+                f"operation {name!r}: parameter {parameter.name!r} cannot be injected; "
+                f"expected parameters among {INJECTABLE} (any subset, any order)"
+            )
+        if parameter.kind is parameter.POSITIONAL_ONLY:
+            raise ValueError(
+                f"operation {name!r}: parameter {parameter.name!r} is positional-only; "
+                "values are passed by name, so drop the '/' from the signature"
+            )
+        asked.append(parameter.name)
+    return tuple(asked)
+
+
+def _check_params(params: Any) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params={params!r}: expected a mapping from str keys to values")
+    for key in params:
+        if not isinstance(key, str):
+            raise TypeError(f"params key {key!r} has type {type(key).__name__}; expected a str")
+    return dict(params)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def _error(err: BaseException) -> ErrorInfo:
+    cls = type(err)
+    return ErrorInfo(
+        type=f"{cls.__module__}.{cls.__qualname__}",
+        message=str(err),
+        traceback="".join(traceback.format_exception(cls, err, err.__traceback__)),
+    )
+
+
+class OperationWrapper:
+    """An operation: a function called with the subset of run values its signature names.
+
+    The function may ask for any of ``context``, ``params``, ``seeds``, ``runtime`` and
+    ``capture``, in any order; asking for anything else fails here, at decoration time.
+    ``run`` calls it inside ``param_scope(**params)``, so ``@auto_param`` functions deep in the
+    code see the run's params, and returns a :class:`RunRecord`.
+
+    Args:
+        func: The function.
+        name: The operation's name (defaults to the function's name).
+
+    Example:
+        >>> def square(params, capture):
+        ...     capture.metric("y", params["x"] ** 2)
+        >>> op = OperationWrapper(square)
+        >>> op.run(params={"x": 3}).metric("y")
+        9
+
+    """
+
+    def __init__(self, func: Callable[..., Any], name: str | None = None) -> None:
+        if not callable(func):
+            raise TypeError(f"operation: {func!r} is not callable; expected a function")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"operation name={name!r}: expected a non-empty string")
+        self._func = func
+        self._name: str = name or str(getattr(func, "__name__", type(func).__name__))
+        self._asked = _injected(func, self._name)
+        self._code_hash: str | None = None
+        self._source_file: str | None = None
+        functools.update_wrapper(self, func)
+
+    @property
+    def name(self) -> str:
+        """The operation's name."""
+        return self._name
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        """The wrapped function."""
+        return self._func
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The run values the function asks for, in signature order."""
+        return self._asked
+
+    @property
+    def code_hash(self) -> str:
+        """Hash of the function's normalised source (``""`` when the source is unavailable).
+
+        Comments, docstrings and formatting do not change it; changes to the code do.
+        """
+        if self._code_hash is None:
+            self._code_hash = code_hash(self._func)
+        return self._code_hash
+
+    @property
+    def ref(self) -> str:
+        """``"module:qualname"``, which ``import_operation`` turns back into this operation."""
+        module = getattr(self._func, "__module__", None) or "__main__"
+        qualname = getattr(self._func, "__qualname__", self._name)
+        return f"{module}:{qualname}"
+
+    def _source(self) -> str | None:
+        if self._source_file is None:
+            try:
+                self._source_file = inspect.getsourcefile(self._func) or ""
+            except TypeError:
+                self._source_file = ""
+        return self._source_file or None
+
+    def run(
+        self,
+        context: FrozenContext | None = None,
+        params: Mapping[str, Any] | None = None,
+        seeds: SeedBundle | None = None,
+        runtime: Runtime | None = None,
+        capture: Capture | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Run the operation once and return its record.
+
+        Every argument is optional: params default to ``{}``, seeds to
+        ``SeedBundle(DEFAULT_ROOT_SEED, params, replicate=0)``, the runtime to ``Runtime()``,
+        the capture to a new ``Capture`` (writing artifact files under
+        ``runtime.run_dir / "artifacts"`` when the runtime has a run directory). The function
+        sees a child of ``context`` whose metrics and artifacts are the capture's, so what it
+        records through either lands in this run's record and the shared context stays as it
+        was.
+
+        An exception raised by the function gives a ``failed`` record carrying the error and
+        the metrics captured before it. ``KeyboardInterrupt`` gives a ``cancelled`` record,
+        attached to the exception as ``run_record``, and is re-raised. The scratch directory
+        is removed in every case (unless the runtime keeps it).
+
+        Args:
+            context: Shared read-only state of the experiment.
+            params: This run's parameters (str keys).
+            seeds: The run's seed bundle.
+            runtime: Directories and resource hints.
+            capture: Where metrics, messages and artifacts go.
+            run_id: Identifier of the run; by default a hash of the operation's ref and code
+                hash, the params digest and the seed key, so the same run gets the same id.
+
+        """
+        values = _check_params(params)
+        digest: str | None = None
+        if seeds is None:
+            seeds = SeedBundle(params=values)
+            digest = seeds.params_digest  # the same params: no need to encode them twice
+        runtime = Runtime() if runtime is None else runtime
+        if capture is None:
+            folder = runtime.run_dir / "artifacts" if runtime.has_run_dir else None
+            capture = Capture(artifact_dir=folder)
+        kwargs = self._arguments(context, values, seeds, runtime, capture)
+        started, clock = _now(), time.perf_counter()
+        status: Status = "success"
+        error: BaseException | None = None
+        try:
+            with param_scope(**values):
+                self._func(**kwargs)
+        except KeyboardInterrupt as err:
+            status, error = "cancelled", err
+        except Exception as err:
+            status, error = "failed", err
+        finally:
+            metrics, tags = capture.metric_series()
+            artifacts = capture.artifact_descriptions()
+            runtime.cleanup()
+        record = RunRecord(
+            run_id=run_id or self._run_id(digest or canonical_digest(values), seeds),
+            operation=self._name,
+            ref=self.ref,
+            code_hash=self.code_hash,
+            params=values,
+            seed=seeds.key,
+            status=status,
+            metrics=metrics,
+            metric_tags=tags,
+            artifacts=artifacts,
+            logs=list(capture.logs),
+            started_at=started,
+            ended_at=_now(),
+            duration=time.perf_counter() - clock,
+            error=None if error is None else _error(error),
+            provenance=provenance(self._source()),
+            runtime=runtime.to_dict(),
+        )
+        if isinstance(error, KeyboardInterrupt):
+            error.run_record = record  # type: ignore[attr-defined]
+            raise error
+        return record
+
+    __call__ = run
+
+    def _arguments(
+        self,
+        context: FrozenContext | None,
+        params: dict[str, Any],
+        seeds: SeedBundle,
+        runtime: Runtime,
+        capture: Capture,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for name in self._asked:
+            if name == "context":
+                # A per-run child: it can add keys, never change the shared context, and what
+                # it records goes to this run's capture.
+                view = FrozenContext({}) if context is None else context.child()
+                view.metrics, view.artifacts = capture.metrics, capture.artifacts
+                kwargs[name] = view
+            elif name == "params":
+                kwargs[name] = params
+            elif name == "seeds":
+                kwargs[name] = seeds
+            elif name == "runtime":
+                kwargs[name] = runtime
+            else:
+                kwargs[name] = capture
+        return kwargs
+
+    def _run_id(self, digest: str, seeds: SeedBundle) -> str:
+        seed = f"{seeds.root_seed}/{seeds.replicate}/{seeds.key['path']}/{seeds.params_digest}"
+        text = "\x00".join((self.ref, self.code_hash, digest, seed))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+    def __reduce__(self) -> tuple[Callable[[str], OperationWrapper], tuple[str]]:
+        # Pickled by reference, so a worker process imports the operation instead of
+        # receiving a copy of its code.
+        return (import_operation, (self.ref,))
+
+    def __repr__(self) -> str:
+        return f"OperationWrapper({self._name!r}, ref={self.ref!r})"
+
+
+@overload
+def operation(func: Callable[..., Any], *, name: str | None = None) -> OperationWrapper: ...
+
+
+@overload
+def operation(
+    func: None = None, *, name: str | None = None
+) -> Callable[[Callable[..., Any]], OperationWrapper]: ...
+
+
+def operation(
+    func: Callable[..., Any] | None = None, *, name: str | None = None
+) -> OperationWrapper | Callable[[Callable[..., Any]], OperationWrapper]:
+    """Turn a function into an :class:`OperationWrapper`.
+
+    Works as ``@operation``, ``@operation()`` and ``@operation(name="custom")``.
+
+    Example:
+        >>> @operation(name="pi")
+        ... def estimate_pi(params, seeds, capture):
+        ...     xy = seeds.numpy().random((params["n"], 2))
+        ...     capture.metric("pi_estimate", 4 * ((xy**2).sum(axis=1) <= 1).mean())
+        >>> record = estimate_pi.run(params={"n": 1000})
+        >>> record.status, record.operation
+        ('success', 'pi')
+
+    """
+
+    def decorate(function: Callable[..., Any]) -> OperationWrapper:
+        return OperationWrapper(function, name=name)
+
+    return decorate if func is None else decorate(func)
+
+
+def import_operation(ref: str) -> OperationWrapper:
+    """Import the operation that ``ref`` (``"module:qualname"``) names.
+
+    Raises:
+        ValueError: When ``ref`` is not a string of the form ``"module:qualname"``.
+        ImportError: When the module cannot be imported.
+        AttributeError: When the module has no such name.
+        TypeError: When the name is not an operation.
+
+    Example:
+        ``import_operation("myproject.experiments:train")`` returns the ``train`` operation
+        defined in ``myproject/experiments.py``; ``operation.ref`` gives that string.
+
+    """
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        raise ValueError(
+            f"operation reference {ref!r}: expected 'module:qualname' with exactly one colon, "
+            "e.g. 'mypackage.experiments:train'"
+        )
+    module_name, qualname = ref.split(":")
+    if not module_name or not qualname:
+        raise ValueError(f"operation reference {ref!r}: module and name must both be non-empty")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise AttributeError(
+                f"operation reference {ref!r}: {module_name!r} has no attribute {qualname!r}"
+            ) from None
+    if not isinstance(target, OperationWrapper):
+        raise TypeError(
+            f"operation reference {ref!r} names a {type(target).__qualname__}; "
+            "expected a function decorated with @operation"
+        )
+    return target

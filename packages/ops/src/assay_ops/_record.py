@@ -1,0 +1,187 @@
+"""RunRecord: what happened in one run, serialisable to JSON and back without loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from ._jsonvalue import from_json, to_json, write_atomic
+
+#: Format tag written into every serialised record; readers refuse other formats.
+RECORD_FORMAT = "assay.run-record/1"
+
+#: The statuses a run can end with.
+STATUSES = ("success", "failed", "cancelled")
+
+Status = Literal["success", "failed", "cancelled"]
+
+# Fields whose values may hold any record value (numpy scalars, arrays, tuples, ...); the
+# others are plain JSON already.
+_RICH = ("params", "metrics", "metric_tags", "artifacts")
+
+
+@dataclasses.dataclass
+class ErrorInfo:
+    """The exception that ended a failed or cancelled run.
+
+    Attributes:
+        type: Qualified name of the exception class, e.g. ``"builtins.ValueError"``.
+        message: ``str()`` of the exception.
+        traceback: The formatted traceback.
+
+    """
+
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """The record of one run of an operation.
+
+    Attributes:
+        run_id: Identifier of the run (by default derived from the operation's ref and code
+            hash and the seed key, so the same run gets the same id).
+        operation: The operation's name.
+        ref: ``"module:qualname"`` of the operation.
+        code_hash: Hash of the operation's normalised source (``""`` when unavailable).
+        params: The run's parameters.
+        seed: The seed bundle's key (``SeedBundle.from_key`` rebuilds the bundle).
+        status: ``"success"``, ``"failed"`` or ``"cancelled"``.
+        metrics: Metric name → values in recording order.
+        metric_tags: Metric name → the tags dict recorded with each value.
+        artifacts: Descriptions of the captured artifacts, in order.
+        logs: Messages passed to ``Capture.log``, in order.
+        started_at: Start time, ISO 8601 in UTC.
+        ended_at: End time, ISO 8601 in UTC.
+        duration: Wall-clock duration in seconds (monotonic clock).
+        error: The exception that ended the run, or ``None`` after a success.
+        provenance: Python version, platform, hostname, package versions, git commit.
+        runtime: Backend name, resource hints and run directory.
+
+    """
+
+    run_id: str
+    operation: str
+    ref: str
+    code_hash: str
+    params: dict[str, Any]
+    seed: dict[str, Any]
+    status: Status
+    metrics: dict[str, list[Any]]
+    metric_tags: dict[str, list[dict[str, Any]]]
+    artifacts: list[dict[str, Any]]
+    logs: list[str]
+    started_at: str
+    ended_at: str
+    duration: float
+    error: ErrorInfo | None
+    provenance: dict[str, Any]
+    runtime: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status={self.status!r}: expected one of {STATUSES}")
+
+    @property
+    def replicate(self) -> int:
+        """The replicate index of the run."""
+        return int(self.seed["replicate"])
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run succeeded."""
+        return self.status == "success"
+
+    def metric(self, name: str) -> Any:
+        """Return the last value recorded for metric ``name``.
+
+        Raises:
+            KeyError: When no such metric was recorded; the message lists those that were.
+
+        """
+        try:
+            return self.metrics[name][-1]
+        except (KeyError, IndexError):
+            raise KeyError(
+                f"metric {name!r} was not recorded in run {self.run_id}; "
+                f"recorded: {sorted(self.metrics)}"
+            ) from None
+
+    def to_dict(self, array_dir: str | Path | None = None) -> dict[str, Any]:
+        """Return a JSON-serialisable dict that ``from_dict`` turns back into this record.
+
+        Args:
+            array_dir: Where to write numpy arrays as ``.npy`` files, referenced by name from
+                the dict; ``None`` keeps them inline (base64).
+
+        """
+        folder = None if array_dir is None else Path(array_dir)
+        data: dict[str, Any] = {"format": RECORD_FORMAT}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in _RICH:
+                value = to_json(value, field.name, folder)
+            elif field.name == "error" and value is not None:
+                value = dataclasses.asdict(value)
+            data[field.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], array_dir: str | Path | None = None) -> RunRecord:
+        """Rebuild a record from ``to_dict``'s output.
+
+        Raises:
+            ValueError: When the format is not ``RECORD_FORMAT`` or a field is missing.
+
+        """
+        if data.get("format") != RECORD_FORMAT:
+            raise ValueError(
+                f"format={data.get('format')!r}: expected a run record of format {RECORD_FORMAT!r}"
+            )
+        folder = None if array_dir is None else Path(array_dir)
+        names = [field.name for field in dataclasses.fields(cls)]
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise ValueError(f"run record is missing the field(s) {missing}")
+        values = {name: data[name] for name in names}
+        for name in _RICH:
+            values[name] = from_json(values[name], folder)
+        if values["error"] is not None:
+            values["error"] = ErrorInfo(**values["error"])
+        return cls(**values)
+
+    def to_json(self, array_dir: str | Path | None = None) -> str:
+        """Return the record as a JSON string (see ``to_dict``)."""
+        return json.dumps(self.to_dict(array_dir), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str, array_dir: str | Path | None = None) -> RunRecord:
+        """Rebuild a record from ``to_json``'s output."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"expected a JSON object holding a run record, got {type(data).__name__}"
+            )
+        return cls.from_dict(data, array_dir)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the record to ``folder/record.json``, arrays beside it; return the file's path.
+
+        The file is written to a temporary name, flushed and renamed, so a reader never sees a
+        partial record.
+        """
+        directory = Path(folder)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "record.json"
+        write_atomic(path, self.to_json(directory / "arrays").encode("utf-8"))
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RunRecord:
+        """Read a record written by ``save``."""
+        directory = Path(folder)
+        return cls.from_json((directory / "record.json").read_text("utf-8"), directory / "arrays")

@@ -1,0 +1,123 @@
+"""Runtime: where a run may write, and what resources it was given."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r}: expected an int >= {minimum}")
+    return value
+
+
+class Runtime:
+    """The non-reproducible plumbing of one run: directories and resource hints.
+
+    Nothing here may change a run's results; it says *where* a run writes and *what* it was
+    given. The scratch directory is created on first use and removed by ``cleanup()`` (which
+    ``OperationWrapper.run`` calls when the run ends, success or failure) unless
+    ``keep_scratch`` is set.
+
+    Args:
+        run_dir: The run's own directory for outputs that must outlive it; created on first use.
+        scratch_root: Where to create the scratch directory (default: the system temp folder).
+        keep_scratch: Keep the scratch directory after the run (for debugging).
+        cpus: CPUs given to the run (int >= 1).
+        gpus: GPUs given to the run (int >= 0).
+        memory: Memory given to the run in megabytes, or ``None`` when unknown.
+        backend: Name of the backend executing the run (``"inline"`` when called directly).
+
+    Example:
+        >>> with Runtime(cpus=2) as runtime:
+        ...     path = runtime.scratch_dir / "tmp.txt"
+        ...     _ = path.write_text("scratch")
+        >>> path.exists()
+        False
+
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path | None = None,
+        *,
+        scratch_root: str | Path | None = None,
+        keep_scratch: bool = False,
+        cpus: int = 1,
+        gpus: int = 0,
+        memory: int | None = None,
+        backend: str = "inline",
+    ) -> None:
+        self._run_dir = None if run_dir is None else Path(run_dir)
+        self._scratch_root = None if scratch_root is None else Path(scratch_root)
+        self._scratch: Path | None = None
+        self.keep_scratch = bool(keep_scratch)
+        self.cpus = _check_count("cpus", cpus, 1)
+        self.gpus = _check_count("gpus", gpus, 0)
+        self.memory = None if memory is None else _check_count("memory", memory, 1)
+        if not isinstance(backend, str) or not backend:
+            raise ValueError(f"backend={backend!r}: expected a non-empty backend name")
+        self.backend = backend
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A private temporary directory, created on first use and removed after the run."""
+        if self._scratch is None or not self._scratch.is_dir():
+            self._scratch = Path(tempfile.mkdtemp(prefix="assay-scratch-", dir=self._scratch_root))
+        return self._scratch
+
+    @property
+    def has_run_dir(self) -> bool:
+        """Whether this runtime was given a run directory."""
+        return self._run_dir is not None
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's own output directory, created on first use.
+
+        Raises:
+            RuntimeError: When the runtime was built without a ``run_dir``.
+
+        """
+        if self._run_dir is None:
+            raise RuntimeError(
+                "this Runtime has no run directory (run_dir=None); build it with "
+                "Runtime(run_dir=...) or write temporary files to runtime.scratch_dir"
+            )
+        self._run_dir.mkdir(parents=True, exist_ok=True)
+        return self._run_dir
+
+    def cleanup(self) -> None:
+        """Remove the scratch directory, unless ``keep_scratch`` is set. Safe to call twice."""
+        if self._scratch is not None and not self.keep_scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the resource hints and directories as a JSON-serialisable dict."""
+        return {
+            "backend": self.backend,
+            "cpus": self.cpus,
+            "gpus": self.gpus,
+            "memory": self.memory,
+            "run_dir": None if self._run_dir is None else str(self._run_dir),
+        }
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"Runtime({fields})"
