@@ -319,3 +319,30 @@ def test_frozen_dict_values_can_be_nested_in_new_keys() -> None:
 
 def test_repr_shows_the_values() -> None:
     assert repr(FrozenContext({"a": [1]})) == "FrozenContext({'a': (1,)})"
+
+
+def test_guarded_copies_stay_guarded_however_they_arrive() -> None:
+    import pickle
+
+    from assay_context import LoggingContext
+
+    def assert_guarded(ctx: FrozenContext, key: str) -> None:
+        ctx[key].items.append(99)
+        ctx.get(key).items.append(99)
+        assert ctx[key].items == [1]
+
+    later = FrozenContext({"plain": 1})
+    later.add("box", Box([1]))  # the first guarded value comes after plain ones
+    assert_guarded(later, "box")
+    step = FrozenContext({"plain": 1}).child()
+    step.add("box", Box([1]))
+    assert_guarded(step, "box")
+    merged = FrozenContext({})
+    merged.merge(step)
+    assert_guarded(merged, "box")
+    restored = pickle.loads(pickle.dumps(FrozenContext({"box": Box([1])})))
+    assert_guarded(restored, "box")
+    proxy = LoggingContext(FrozenContext({"plain": 1}))
+    proxy.add("box", Box([1]))
+    assert_guarded(proxy, "box")
+    assert_guarded(proxy.inner, "box")

@@ -49,6 +49,10 @@ def _store(key: str, value: Any, *, copy_arrays: bool = True) -> Any:
         ) from error
 
 
+def _has_copies(data: dict[str, Any]) -> bool:
+    return any(type(value) is _CopyOnRead for value in data.values())
+
+
 def _same(stored: Any, other: Any) -> bool:
     """Whether two stored values are the same value (type, and content for arrays)."""
     if stored is other:
@@ -105,9 +109,10 @@ class FrozenContext(Mapping[str, Any]):
 
     """
 
-    __slots__ = ("_data", "artifacts", "logger", "metrics")
+    __slots__ = ("_copies", "_data", "artifacts", "logger", "metrics")
 
     _data: dict[str, Any]
+    _copies: bool  # whether any value is a _CopyOnRead: most contexts have none
     metrics: FrozenMetrics
     artifacts: ArtifactLog
     logger: logging.Logger
@@ -119,6 +124,7 @@ class FrozenContext(Mapping[str, Any]):
                 "expected a mapping from str keys to values"
             )
         self._data = {_check_key(key): _store(key, value) for key, value in initial.items()}
+        self._copies = _has_copies(self._data)
         self.metrics = FrozenMetrics()
         self.artifacts = ArtifactLog()
         self.logger = logger if logger is not None else logging.getLogger(_DEFAULT_LOGGER)
@@ -126,17 +132,18 @@ class FrozenContext(Mapping[str, Any]):
     # ------------------------------------------------------------------ reading
 
     def __getitem__(self, key: str) -> Any:
-        value = self._data[key]
-        if type(value) is _CopyOnRead:
-            return copy.deepcopy(value.value)
-        return value
+        if self._copies:
+            value = self._data[key]
+            return copy.deepcopy(value.value) if type(value) is _CopyOnRead else value
+        return self._data[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` if the key is not set."""
-        value = self._data.get(key, default)
-        if type(value) is _CopyOnRead:
-            return copy.deepcopy(value.value)
-        return value
+        # The common case, no guarded copies, is a single dict lookup: reads are hot in steps.
+        if self._copies:
+            value = self._data.get(key, default)
+            return copy.deepcopy(value.value) if type(value) is _CopyOnRead else value
+        return self._data.get(key, default)
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
@@ -174,7 +181,9 @@ class FrozenContext(Mapping[str, Any]):
                 f"context key {key!r} is already set to {self._data[key]!r}; a value set once "
                 "cannot be changed: add a new key instead"
             )
-        self._data[key] = _store(key, value)
+        stored = self._data[key] = _store(key, value)
+        if type(stored) is _CopyOnRead:
+            self._copies = True
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.add(key, value)
@@ -214,6 +223,7 @@ class FrozenContext(Mapping[str, Any]):
         """
         child: FrozenContext = object.__new__(FrozenContext)
         child._data = dict(self._data)
+        child._copies = self._copies
         child.metrics = self.metrics
         child.artifacts = self.artifacts
         child.logger = self.logger
@@ -247,6 +257,7 @@ class FrozenContext(Mapping[str, Any]):
             )
         for key, value in incoming.items():
             self._data.setdefault(key, value)
+        self._copies = _has_copies(self._data)
 
     # ------------------------------------------------------------------ pickling, repr
 
@@ -264,6 +275,7 @@ class FrozenContext(Mapping[str, Any]):
             key: value if type(value) is _CopyOnRead else _store(key, value, copy_arrays=False)
             for key, value in state["data"].items()
         }
+        self._copies = _has_copies(self._data)
         self.metrics = state["metrics"]
         self.artifacts = state["artifacts"]
         self.logger = state["logger"]

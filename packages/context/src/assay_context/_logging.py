@@ -49,6 +49,7 @@ class LoggingContext(FrozenContext):
         # Sharing the wrapped context's storage makes every write land there, and keeps the
         # read path as short as the context's own.
         self._data = ctx._data
+        self._copies = False  # unused: reads go through the wrapped context
         self.metrics = ctx.metrics
         self.artifacts = ctx.artifacts
         self.logger = logger
@@ -71,8 +72,11 @@ class LoggingContext(FrozenContext):
         self._reads.setdefault(key, value)
         self.logger.debug("Read %s -> %r", key, value)
 
+    # Reads and writes go through the wrapped context, which alone knows how its values are
+    # stored; the proxy only shares its dict for the cheap ``in``, ``len`` and iteration.
+
     def __getitem__(self, key: str) -> Any:
-        value = super().__getitem__(key)
+        value = self._inner[key]
         self._log_read(key, value)
         return value
 
@@ -84,10 +88,18 @@ class LoggingContext(FrozenContext):
 
     def as_dict(self) -> Mapping[str, Any]:
         """Return a read-only snapshot; every key in it counts as read."""
-        snapshot = super().as_dict()
+        snapshot = self._inner.as_dict()
         for key, value in snapshot.items():
             self._log_read(key, value)
         return snapshot
+
+    def add(self, key: str, value: Any) -> None:
+        """Add a new key to the wrapped context (see :meth:`FrozenContext.add`)."""
+        self._inner.add(key, value)
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        """Merge into the wrapped context (see :meth:`FrozenContext.merge`)."""
+        self._inner.merge(other)
 
     def child(self) -> LoggingContext:
         """Return a logging view for a step; its reads are entered in this proxy's ``reads``."""
