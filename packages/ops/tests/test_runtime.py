@@ -1,0 +1,83 @@
+"""Runtime: scratch made on demand and removed, a run directory, resource hints."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from assay_ops import Runtime
+
+
+def test_scratch_is_created_on_demand_and_removed(tmp_path: Path) -> None:
+    runtime = Runtime(scratch_root=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing until asked
+    scratch = runtime.scratch_dir
+    assert scratch.is_dir()
+    assert scratch.parent == tmp_path
+    assert runtime.scratch_dir == scratch  # the same folder for the whole run
+    runtime.cleanup()
+    runtime.cleanup()  # twice is fine
+    assert not scratch.exists()
+    again = runtime.scratch_dir  # a reused runtime gets a fresh folder
+    assert again.is_dir()
+    runtime.cleanup()
+
+
+def test_context_manager_cleans_up(tmp_path: Path) -> None:
+    with Runtime(scratch_root=tmp_path) as runtime:
+        (runtime.scratch_dir / "f").write_text("x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_scratch(tmp_path: Path) -> None:
+    runtime = Runtime(scratch_root=tmp_path, keep_scratch=True)
+    scratch = runtime.scratch_dir
+    runtime.cleanup()
+    assert scratch.is_dir()
+
+
+def test_run_dir_is_created_on_first_use(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path / "runs" / "r1")
+    assert runtime.has_run_dir
+    assert not (tmp_path / "runs").exists()
+    assert runtime.run_dir.is_dir()
+    runtime.cleanup()
+    assert runtime.run_dir.is_dir()  # outputs outlive the run
+
+
+def test_no_run_dir_is_a_clear_error() -> None:
+    runtime = Runtime()
+    assert not runtime.has_run_dir
+    with pytest.raises(RuntimeError, match=r"no run directory.*Runtime\(run_dir=\.\.\.\)"):
+        _ = runtime.run_dir
+
+
+def test_resource_hints_and_backend() -> None:
+    runtime = Runtime(cpus=4, gpus=1, memory=16000, backend="slurm")
+    assert runtime.to_dict() == {
+        "backend": "slurm",
+        "cpus": 4,
+        "gpus": 1,
+        "memory": 16000,
+        "run_dir": None,
+    }
+    assert Runtime().to_dict()["backend"] == "inline"
+    assert "cpus=4" in repr(runtime)
+    assert pickle.loads(pickle.dumps(runtime)).to_dict() == runtime.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"cpus": 0}, "cpus=0: expected an int >= 1"),
+        ({"cpus": 1.5}, "cpus=1.5"),
+        ({"gpus": -1}, "gpus=-1: expected an int >= 0"),
+        ({"memory": 0}, "memory=0"),
+        ({"backend": ""}, "backend=''"),
+    ],
+)
+def test_bad_hints_are_refused(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Runtime(**kwargs)
