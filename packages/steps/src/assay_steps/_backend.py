@@ -6,7 +6,6 @@ import dataclasses
 import importlib
 import json
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -68,7 +67,7 @@ class Backend(pydantic.BaseModel):
 
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = pydantic.ConfigDict(extra="forbid")
 
     folder: Path | None = None
     mode: ModeType = "cached"
@@ -237,7 +236,7 @@ class ItemTask:
         """Compute the items and write their entries (see the class docstring)."""
         store = self.store or EntryStore(self.paths, keep_in_ram=self.keep_in_ram, fsync=self.fsync)
         store.make_folders()
-        lock_folder = self.paths.lock_folder
+        lock_folder = str(self.paths.lock_folder)
         todo: list[tuple[str, Any]] = []
         for uid, value in zip(self.uids, self.values, strict=True):
             if not try_acquire(lock_folder, check_name(uid, "item uid")):
@@ -253,7 +252,7 @@ class ItemTask:
             results = self.step._compute_items(
                 self.prefix, lambda: uids, [value for _, value in todo], self.propagate_force
             )
-            for result in _checked(self.step, results, len(todo)):
+            for result in results:
                 store.write_result(todo[written][0], result)
                 release(lock_folder, todo[written][0])
                 written += 1
@@ -268,18 +267,3 @@ class ItemTask:
             for uid, _ in todo[written:]:
                 release(lock_folder, uid)
             store.sync()
-
-
-def _checked(step: Step, results: Iterator[Any], expected: int) -> Iterator[Any]:
-    count = 0
-    for result in results:
-        count += 1
-        if count > expected:
-            raise BatchProtocolError(
-                f"{type(step).__name__}._run_batch yielded more than {expected} results"
-            )
-        yield result
-    if count < expected:
-        raise BatchProtocolError(
-            f"{type(step).__name__}._run_batch yielded {count} results for {expected} inputs"
-        )

@@ -12,23 +12,32 @@ sync is detected and recomputed, never returned.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import sys
 import uuid
 from pathlib import Path
 
+_TOKEN = uuid.uuid4().hex[:8]
+_counter = itertools.count()
 _libc = None
 if sys.platform.startswith("linux"):  # syncfs is Linux-only; others fall back to sync
     try:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syncfs  # noqa: B018 - probe that the symbol exists
     except (OSError, AttributeError):  # pragma: no cover - exotic libc
-        _libc = None
+        _TOKEN = uuid.uuid4().hex[:8]
+_counter = itertools.count()
+_libc = None
 
 
-def write_atomic(path: Path, chunks: list[bytes] | tuple[bytes, ...], *, fsync: bool) -> None:
+def write_atomic(path: str | Path, chunks: list[bytes] | tuple[bytes, ...], *, fsync: bool) -> None:
     """Write ``chunks`` to ``path`` via a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    folder, name = os.path.split(path)
+    # Unique per process and call; O_EXCL below guards against any remaining clash.
+    tmp = os.path.join(folder, f".{name}.{_TOKEN}{os.getpid()}-{next(_counter)}.tmp")
+    if len(chunks) > 1 and sum(len(c) for c in chunks) < 2**16:
+        chunks = [b"".join(chunks)]  # one system call for small entries
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         for chunk in chunks:
@@ -39,15 +48,15 @@ def write_atomic(path: Path, chunks: list[bytes] | tuple[bytes, ...], *, fsync: 
             os.fsync(fd)
     except BaseException:
         os.close(fd)
-        tmp.unlink(missing_ok=True)
+        os.unlink(tmp)
         raise
     os.close(fd)
     os.replace(tmp, path)
     if fsync:
-        sync_dir(path.parent)
+        sync_dir(folder)
 
 
-def sync_dir(folder: Path) -> None:
+def sync_dir(folder: str | Path) -> None:
     """Flush a directory's entries (the renames) to stable storage."""
     if os.name != "posix":  # pragma: no cover - directories cannot be opened elsewhere
         return

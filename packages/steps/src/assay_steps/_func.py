@@ -40,6 +40,7 @@ class Func(Step):
     input_param: str | None = None
 
     _input: str = pydantic.PrivateAttr(default="")
+    _positional: list[str] = pydantic.PrivateAttr(default_factory=list)
 
     @classmethod
     def _exclude_from_cls_uid(cls) -> list[str]:
@@ -50,7 +51,11 @@ class Func(Step):
         """Find the input parameter and validate the fixed arguments."""
         name = getattr(self.function, "__qualname__", repr(self.function))
         try:
-            params = inspect.signature(self.function).parameters
+            try:  # resolve string annotations (from __future__ import annotations)
+                signature = inspect.signature(self.function, eval_str=True)
+            except Exception:
+                signature = inspect.signature(self.function)
+            params = signature.parameters
         except (TypeError, ValueError) as error:
             raise TypeError(f"function={self.function!r} has no inspectable signature") from error
         clash = set(params) & set(type(self).model_fields)
@@ -77,6 +82,7 @@ class Func(Step):
                     f"{required}; set input_param to the one receiving the input"
                 )
             self._input = required[0] if required else ""
+        self._positional = [n for n, p in params.items() if p.kind == p.POSITIONAL_ONLY]
         takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
         for key, value in (self.model_extra or {}).items():
             if key == self._input:
@@ -123,4 +129,6 @@ class Func(Step):
         kwargs = dict(self.model_extra or {})
         if self._input and args and args[0] is not NOVALUE:
             kwargs[self._input] = args[0]
-        return self.function(**kwargs)
+        # Positional-only parameters (e.g. math.sqrt) cannot be passed by name.
+        positional = [kwargs.pop(name) for name in self._positional if name in kwargs]
+        return self.function(*positional, **kwargs)

@@ -50,7 +50,7 @@ class StepPaths:
 
     @property
     def cache_folder(self) -> Path:
-        """Folder of the cache entries: ``<uid>.pkl``, ``<uid>.npy`` or ``<uid>.err``."""
+        """Folder of the entries: ``<uid>.pkl`` (results, errors), ``<uid>.npy`` (arrays)."""
         return self.step_folder / "cache"
 
     @property

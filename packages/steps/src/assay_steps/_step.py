@@ -8,6 +8,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pydantic
@@ -15,6 +16,7 @@ import xxhash
 
 from ._backend import Backend, ItemTask
 from ._durable import write_atomic
+from ._errors import BatchProtocolError
 from ._items import StepItems
 from ._locks import is_live
 from ._lookup import LookupHandle
@@ -175,11 +177,11 @@ class Step(pydantic.BaseModel):
             for sub in self._sub_steps():
                 sub._inherit_folder(self.infra.folder)
 
-    def _inherit_folder(self, folder: Any) -> None:
+    def _inherit_folder(self, folder: Path) -> None:
         if self.infra is not None:
             if self.infra.folder is not None:
                 return
-            self.infra.folder = folder
+            self.infra.folder = Path(folder)
         for sub in self._sub_steps():
             sub._inherit_folder(folder)
 
@@ -333,7 +335,7 @@ class Step(pydantic.BaseModel):
         self, prefix: tuple[Step, ...], uids: UidSource, values: list[Any], forced: bool = False
     ) -> Iterator[Any]:
         """Compute items without this step's own cache (sub-steps use theirs)."""
-        return iter(self._run_batch(iter(values)))
+        return _checked(self, iter(self._run_batch(iter(values))), len(values))
 
     def run(self, value: Any = NOVALUE) -> Any:
         """Return the result for one input, from the cache or computed (and cached).
@@ -465,6 +467,24 @@ class Chain(Step):
         return LookupHandle(self, store, uid, tuple(subs))
 
 
+def _checked(step: Step, results: Iterator[Any], expected: int) -> Iterator[Any]:
+    """Pass ``results`` through, raising if there are more or fewer than ``expected``."""
+    count = 0
+    for result in results:
+        count += 1
+        if count > expected:
+            raise BatchProtocolError(
+                f"{type(step).__name__}._run_batch yielded more than {expected} results "
+                f"for {expected} inputs; expected exactly one result per input"
+            )
+        yield result
+    if count < expected:
+        raise BatchProtocolError(
+            f"{type(step).__name__}._run_batch yielded {count} results for {expected} inputs; "
+            "expected exactly one result per input"
+        )
+
+
 def _dispatch(
     step: Step, prefix: tuple[Step, ...], get_uids: UidSource, values: list[Any], forced: bool
 ) -> Iterator[Any]:
@@ -503,7 +523,7 @@ def _dispatch(
 
 def _status(step: Step, store: EntryStore, uid: str, mode: str) -> str | None:
     try:
-        found = store.read(uid)
+        found = store.peek(uid)
     except CorruptEntryError as error:
         if mode == "read-only":
             raise RuntimeError(
@@ -516,7 +536,7 @@ def _status(step: Step, store: EntryStore, uid: str, mode: str) -> str | None:
             f"{type(step).__name__}: no cached result for item {uid!r} in "
             f"{store.paths.cache_folder} and mode='read-only' forbids computing it"
         )
-    return None if found is None else found[0]
+    return found
 
 
 def _compute(
@@ -544,9 +564,8 @@ def _compute(
 
 def _wait_for_others(store: EntryStore, uids: list[str]) -> list[str]:
     """Wait for items another process is computing; return those it gave up on."""
-    waiting = [
-        uid for uid in uids if not store.exists(uid) and is_live(store.paths.lock_folder, uid)
-    ]
+    locks = str(store.paths.lock_folder)
+    waiting = [uid for uid in uids if not store.exists(uid) and is_live(locks, uid)]
     given_up: list[str] = []
     delay = POLL_SECONDS
     while waiting:
@@ -557,7 +576,7 @@ def _wait_for_others(store: EntryStore, uids: list[str]) -> list[str]:
             store.forget(uid)
             if store.exists(uid):
                 continue
-            if is_live(store.paths.lock_folder, uid):
+            if is_live(locks, uid):
                 still.append(uid)
             else:
                 given_up.append(uid)  # its process died: compute it here

@@ -5,10 +5,10 @@ Entries live in ``cache/`` and are named after the item uid:
 - ``<uid>.npy``: a numpy array result, a standard ``.npy`` file followed by a 64-byte trailer
   (magic, data length, xxh3-128 of the header, of the data, and of a sample of the data);
   read back memory-mapped and read-only.
-- ``<uid>.pkl``: any other result, ``MAGIC + xxh3-128(payload) + cloudpickle payload``.
-- ``<uid>.err``: a cached error (type, message, traceback), same format as ``.pkl``.
+- ``<uid>.pkl``: any other result, ``MAGIC + xxh3-128(payload) + cloudpickle payload``, or a
+  cached error (type, message, traceback) under another magic.
 
-A lookup opens at most three names: O(1) in the number of entries, no index. An entry whose
+A lookup opens at most two names: O(1) in the number of entries, no index. An entry whose
 size, magic or checksum does not match is corrupt: it is reported as missing (and
 recomputed) or, in read-only mode, raises.
 """
@@ -21,7 +21,6 @@ import io
 import os
 import pickle
 import struct
-from pathlib import Path
 from typing import Any, Literal
 
 import cloudpickle  # type: ignore[import-untyped]
@@ -32,6 +31,7 @@ from ._durable import sync_filesystem, write_atomic
 from ._paths import StepPaths
 
 PICKLE_MAGIC = b"ASSAYP1\n"
+ERROR_MAGIC = b"ASSAYE1\n"
 NPY_MAGIC = b"ASSAYN1\n"
 _TRAILER = struct.Struct("<8sQ16s16s16s")
 #: Arrays up to this size have their whole data checksummed on every read; larger ones are
@@ -97,9 +97,9 @@ def _npy_chunks(array: np.ndarray[Any, Any]) -> list[bytes]:
     return [head, body, trailer]  # type: ignore[list-item]
 
 
-def _read_npy(path: Path) -> np.ndarray[Any, Any]:
-    size = path.stat().st_size
-    with path.open("rb") as f:
+def _read_npy(path: str) -> np.ndarray[Any, Any]:
+    size = os.stat(path).st_size
+    with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
             reader = {
@@ -138,15 +138,17 @@ def _read_npy(path: Path) -> np.ndarray[Any, Any]:
     return mapped
 
 
-def _read_pickle(path: Path) -> bytes:
-    raw = path.read_bytes()
+def _read_pickle(path: str) -> tuple[str, bytes]:
+    with open(path, "rb") as f:
+        raw = f.read()
     head = len(PICKLE_MAGIC) + 16
-    if raw[: len(PICKLE_MAGIC)] != PICKLE_MAGIC or len(raw) < head:
+    magic = raw[: len(PICKLE_MAGIC)]
+    if magic not in (PICKLE_MAGIC, ERROR_MAGIC) or len(raw) < head:
         raise CorruptEntryError(f"{path}: truncated or not written by assay")
     payload = raw[head:]
     if _digest(payload) != raw[len(PICKLE_MAGIC) : head]:
         raise CorruptEntryError(f"{path}: checksum mismatch")
-    return payload
+    return ("err" if magic == ERROR_MAGIC else "pkl"), payload
 
 
 def _is_plain_array(value: Any) -> bool:
@@ -172,10 +174,13 @@ class EntryStore:
         self.keep_in_ram = keep_in_ram
         self.fsync_item = fsync == "item"
         self._memo: dict[str, tuple[str, Any]] = {}
+        self._recent: tuple[str, Any] | None = None
         self._folders_made = False
+        # Plain strings: pathlib costs more than the system calls on this hot path.
+        self._prefix = f"{self.paths.cache_folder}{os.sep}"
 
-    def _path(self, uid: str, ext: str) -> Path:
-        return self.paths.cache_folder / f"{uid}.{ext}"
+    def _path(self, uid: str, ext: str) -> str:
+        return f"{self._prefix}{uid}.{ext}"
 
     def make_folders(self) -> None:
         """Create the cache, lock and job folders (once per store)."""
@@ -196,16 +201,42 @@ class EntryStore:
         memo = self._memo.get(uid)
         if memo is not None:
             return self._decode(*memo)
-        for ext in ("pkl", "npy", "err"):
-            path = self._path(uid, ext)
+        recent = self._recent
+        if recent is not None and recent[0] == uid:
+            self._recent = None
+            return "success", recent[1]
+        found = self._load(uid)
+        return None if found is None else self._decode(*found)
+
+    def peek(self, uid: str) -> Status | None:
+        """Return the status of a verified entry, or None if missing, without decoding it.
+
+        Raises:
+            CorruptEntryError: The entry exists but fails verification.
+
+        """
+        memo = self._memo.get(uid)
+        if memo is None:
+            memo = self._load(uid)
+            if memo is None:
+                return None
+            if memo[0] == "npy":  # the caller reads it next: keep the verified map
+                self._recent = (uid, memo[1])
+        return "error" if memo[0] == "err" else "success"
+
+    def _load(self, uid: str) -> tuple[str, Any] | None:
+        raw: Any
+        try:
+            ext, raw = _read_pickle(self._path(uid, "pkl"))
+        except FileNotFoundError:
             try:
-                raw: Any = _read_npy(path) if ext == "npy" else _read_pickle(path)
+                ext, raw = "npy", _read_npy(self._path(uid, "npy"))
             except FileNotFoundError:
-                continue
-            if self.keep_in_ram or (ext != "npy" and len(raw) <= MEMO_BYTES):
-                self._memo[uid] = (ext, raw)
-            return self._decode(ext, raw)
-        return None
+                return None
+        # Arrays are remembered only on request: each map holds a file descriptor.
+        if self.keep_in_ram or (ext != "npy" and len(raw) <= MEMO_BYTES):
+            self._memo[uid] = (ext, raw)
+        return ext, raw
 
     @staticmethod
     def _decode(ext: str, raw: Any) -> tuple[Status, Any]:
@@ -216,19 +247,16 @@ class EntryStore:
 
     def status(self, uid: str) -> Status | None:
         """Return the status of the entry without loading it (corrupt counts as missing)."""
-        if uid in self._memo:
-            return "error" if self._memo[uid][0] == "err" else "success"
         try:
-            found = self.read(uid)
+            return self.peek(uid)
         except CorruptEntryError:
             return None
-        return None if found is None else found[0]
 
     def exists(self, uid: str) -> bool:
         """Return whether some entry file exists for ``uid`` (not verified)."""
         if uid in self._memo:
             return True
-        return any(self._path(uid, ext).exists() for ext in ("pkl", "npy", "err"))
+        return any(os.path.exists(self._path(uid, ext)) for ext in ("pkl", "npy"))
 
     # ------------------------------------------------------------------ writing
 
@@ -238,7 +266,7 @@ class EntryStore:
         if _is_plain_array(value):
             write_atomic(self._path(uid, "npy"), _npy_chunks(value), fsync=self.fsync_item)
             self._drop_others(uid, "npy")
-            self._memo.pop(uid, None)
+            self.forget(uid)
             return
         payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self._write_pickle(uid, "pkl", payload)
@@ -249,9 +277,12 @@ class EntryStore:
         self._write_pickle(uid, "err", pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _write_pickle(self, uid: str, ext: str, payload: bytes) -> None:
-        chunks = (PICKLE_MAGIC, _digest(payload), payload)
-        write_atomic(self._path(uid, ext), chunks, fsync=self.fsync_item)
-        self._drop_others(uid, ext)
+        magic = ERROR_MAGIC if ext == "err" else PICKLE_MAGIC
+        write_atomic(
+            self._path(uid, "pkl"), (magic, _digest(payload), payload), fsync=self.fsync_item
+        )
+        self._drop_others(uid, "pkl")
+        self._recent = None
         if self.keep_in_ram or len(payload) <= MEMO_BYTES:
             self._memo[uid] = (ext, payload)
         else:
@@ -259,7 +290,7 @@ class EntryStore:
 
     def _drop_others(self, uid: str, keep: str) -> None:
         # A new entry replaces an older one of another kind (e.g. a success after an error).
-        for ext in ("pkl", "npy", "err"):
+        for ext in ("pkl", "npy"):
             if ext != keep:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._path(uid, ext))
@@ -271,10 +302,12 @@ class EntryStore:
 
     def clear(self, uid: str) -> None:
         """Delete every entry and job reference of ``uid``."""
-        self._memo.pop(uid, None)
+        self.forget(uid)
         self._drop_others(uid, "")
-        (self.paths.job_folder / f"{uid}.json").unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{self.paths.job_folder}{os.sep}{uid}.json")
 
     def forget(self, uid: str) -> None:
         """Drop the in-memory copy of ``uid`` so that the next read goes to disk."""
         self._memo.pop(uid, None)
+        self._recent = None

@@ -1,0 +1,504 @@
+"""Step, Chain and Func: the exca.steps contract and its caching behaviour."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from assay_steps import BatchProtocolError, Cached, Chain, Func, Step, StepItems
+from steps_testkit import Add, Batched, Fail, Mult, Source, calls
+
+
+def cached(folder: Path, **kwargs: Any) -> dict[str, Any]:
+    return {"backend": "Cached", "folder": folder, **kwargs}
+
+
+# ---------------------------------------------------------------- running
+
+
+def test_run_without_infra_computes_every_time() -> None:
+    step = Mult(coeff=3)
+    assert step.run(2.0) == 6.0
+    assert step.run(2.0) == 6.0
+    assert calls("Mult") == [2.0, 2.0]
+
+
+def test_run_is_cached_per_input(folder: Path) -> None:
+    step = Mult(coeff=3, infra=cached(folder))
+    assert step.run(2.0) == 6.0
+    assert step.run(2.0) == 6.0
+    assert Mult(coeff=3, infra=cached(folder)).run(2.0) == 6.0  # a new instance hits too
+    assert step.run(4.0) == 12.0
+    assert calls("Mult") == [2.0, 4.0]
+
+
+def test_run_many_keeps_input_order_and_one_entry_per_input(folder: Path) -> None:
+    step = Mult(infra=cached(folder))
+    step.run(3.0)
+    items = step.run_many([5.0, 3.0, 1.0, 5.0])
+    assert isinstance(items, StepItems)
+    assert len(items) == 4
+    assert list(items) == [10.0, 6.0, 2.0, 10.0]
+    assert calls("Mult") == [3.0, 5.0, 1.0]  # duplicates and hits are not recomputed
+    entries = list(step.lookup(3.0).paths.cache_folder.iterdir())
+    assert len(entries) == 3
+
+
+def test_changed_config_recomputes_and_same_config_reuses(folder: Path) -> None:
+    Mult(coeff=2, infra=cached(folder)).run(1.0)
+    Mult(coeff=2.0, infra=cached(folder)).run(1.0)
+    Mult(coeff=5, infra=cached(folder)).run(1.0)
+    assert calls("Mult") == [1.0, 1.0]  # coeff 2 (once), coeff 5
+    # fields excluded from the uid do not split the cache
+    Mult(coeff=2, calls=7, infra=cached(folder)).run(1.0)
+    assert len(calls("Mult")) == 2
+
+
+def test_infra_settings_are_not_part_of_the_uid(folder: Path) -> None:
+    Mult(infra=cached(folder)).run(1.0)
+    Mult(infra=cached(folder, keep_in_ram=True)).run(1.0)
+    assert calls("Mult") == [1.0]
+
+
+def test_generator_step_runs_without_input(folder: Path) -> None:
+    step = Source(n=4, infra=cached(folder))
+    assert step.run() == [0, 1, 2, 3]
+    assert step.run() == [0, 1, 2, 3]
+    assert calls("Source") == [None]
+    assert step.lookup().status == "success"
+
+
+def test_step_needing_input_refuses_to_run_without_one() -> None:
+    with pytest.raises(TypeError, match="needs an input"):
+        Mult().run()
+
+
+def test_step_without_run_is_rejected() -> None:
+    class Nothing(Step):
+        pass
+
+    with pytest.raises(TypeError, match="must override _run"):
+        Nothing()
+
+
+def test_unknown_field_is_rejected() -> None:
+    with pytest.raises(ValueError, match="colour"):
+        Mult(colour=1)
+
+
+def test_array_results_round_trip_memory_mapped_and_read_only(folder: Path) -> None:
+    class Ones(Step):
+        def _run(self, value: int) -> np.ndarray:
+            return np.arange(value, dtype=np.float32).reshape(-1, 1)
+
+    step = Ones(infra=cached(folder))
+    first = step.run(5)
+    again = Ones(infra=cached(folder)).run(5)
+    assert isinstance(again, np.memmap)
+    np.testing.assert_array_equal(first, again)
+    assert again.dtype == np.float32 and again.shape == (5, 1)
+    assert not again.flags.writeable
+    assert (step.lookup(5).paths.cache_folder / f"{step.lookup(5).uid}.npy").exists()
+    empty = Ones(infra=cached(folder)).run(0)
+    assert empty.shape == (0, 1)
+
+
+def test_fortran_ordered_array_results_keep_their_values(folder: Path) -> None:
+    class Fortran(Step):
+        def _run(self, value: int) -> np.ndarray:
+            return np.asfortranarray(np.arange(6).reshape(2, 3) * value)
+
+    Fortran(infra=cached(folder)).run(2)
+    np.testing.assert_array_equal(
+        Fortran(infra=cached(folder)).run(2), np.arange(6).reshape(2, 3) * 2
+    )
+
+
+# ---------------------------------------------------------------- modes
+
+
+def test_mode_force_recomputes_once_and_overwrites(folder: Path) -> None:
+    Mult(infra=cached(folder)).run(1.0)
+    forced = Mult(infra=cached(folder, mode="force"))
+    assert forced.run(1.0) == 2.0
+    assert forced.run(1.0) == 2.0  # once per instance, not on every call
+    assert calls("Mult") == [1.0, 1.0]
+    assert Mult(infra=cached(folder)).lookup(1.0).status == "success"
+
+
+def test_mode_read_only_never_computes_nor_writes(folder: Path) -> None:
+    Mult(infra=cached(folder)).run(1.0)
+    reader = Mult(infra=cached(folder, mode="read-only"))
+    assert reader.run(1.0) == 2.0
+    with pytest.raises(RuntimeError, match=r"no cached result .* mode=.read-only. forbids"):
+        reader.run(2.0)
+    assert calls("Mult") == [1.0]
+    empty = folder.parent / "empty"
+    with pytest.raises(RuntimeError, match="read-only"):
+        Mult(infra=cached(empty, mode="read-only")).run(1.0)
+    assert not empty.exists()
+
+
+def test_mode_cached_reuses_errors_and_retry_recomputes_them(folder: Path) -> None:
+    step = Fail(infra=cached(folder))
+    with pytest.raises(ValueError, match="boom -1"):
+        step.run(-1)
+    with pytest.raises(ValueError, match="boom -1"):
+        Fail(infra=cached(folder)).run(-1)
+    assert calls("Fail") == [-1]
+    with pytest.raises(ValueError, match="boom -1"):
+        Fail(infra=cached(folder, mode="retry")).run(-1)
+    assert calls("Fail") == [-1, -1]
+    # retry leaves successes alone
+    Fail(infra=cached(folder)).run(3)
+    Fail(infra=cached(folder, mode="retry")).run(3)
+    assert calls("Fail") == [-1, -1, 3]
+
+
+def test_cached_error_shows_type_message_and_original_traceback(folder: Path) -> None:
+    step = Fail(message="kaput", infra=cached(folder))
+    with pytest.raises(ValueError, match="kaput"):
+        step.run(-5)
+    handle = Fail(message="kaput", infra=cached(folder)).lookup(-5)
+    assert handle.status == "error"
+    assert handle.cached()
+    with pytest.raises(ValueError, match="kaput -5") as info:
+        handle.result()
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "original traceback" in notes
+    assert "in _run" in notes and "steps_testkit.py" in notes
+
+
+def test_an_error_in_run_many_stops_at_the_failing_item(folder: Path) -> None:
+    step = Fail(infra=cached(folder))
+    with pytest.raises(ValueError, match="boom -2"):
+        list(step.run_many([1, -2, 3]))
+    assert step.lookup(1).status == "success"
+    assert step.lookup(-2).status == "error"
+    assert step.lookup(3).status is None  # not computed after the failure
+
+
+def test_bad_mode_in_infra_dict_names_the_value() -> None:
+    with pytest.raises(ValueError, match="'sometimes'"):
+        Mult(infra={"backend": "Cached", "mode": "sometimes"})
+
+
+# ---------------------------------------------------------------- batches
+
+
+def test_run_batch_processes_all_missing_items_at_once(folder: Path) -> None:
+    step = Batched(infra=cached(folder))
+    step.run(1)
+    assert list(step.run_many([1, 2, 3, 4])) == [10, 20, 30, 40]
+    assert calls("Batched") == [1, 3]
+
+
+@pytest.mark.parametrize("extra", [1, -1])
+def test_run_batch_must_yield_one_result_per_input(folder: Path, extra: int) -> None:
+    with pytest.raises(BatchProtocolError, match="results"):
+        list(Batched(extra=extra).run_many([1, 2, 3]))
+    with pytest.raises(BatchProtocolError, match="results"):
+        list(Batched(extra=extra, infra=cached(folder)).run_many([1, 2, 3]))
+    assert Batched(infra=cached(folder)).lookup(1).status is None or extra > 0
+
+
+# ---------------------------------------------------------------- item uids
+
+
+class ById(Step):
+    def item_uid(self, value: Any) -> str | None:
+        return value["id"] if isinstance(value, dict) else None
+
+    def _run(self, value: Any) -> Any:
+        return value["x"] * 2
+
+
+def test_item_uid_gives_custom_keys(folder: Path) -> None:
+    step = ById(infra=cached(folder))
+    assert step.run({"id": "a", "x": 1}) == 2
+    assert step.run({"id": "a", "x": 100}) == 2  # same key, cached
+    assert step.lookup({"id": "a"}).uid == "a"
+
+
+@pytest.mark.parametrize("hostile", ["../evil", "a/b", "/abs", "..", ".hidden", "", "x" * 300])
+def test_hostile_item_uids_are_rejected(folder: Path, hostile: str) -> None:
+    with pytest.raises(ValueError, match="not a safe file name"):
+        ById(infra=cached(folder)).run({"id": hostile, "x": 1})
+    assert not (folder.parent / "evil").exists()
+
+
+def test_unhashable_input_is_a_clear_error(folder: Path) -> None:
+    with pytest.raises(TypeError, match="cannot compute a cache uid"):
+        Mult(infra=cached(folder)).run(object())
+
+
+# ---------------------------------------------------------------- keep_in_ram
+
+
+def test_keep_in_ram_serves_hits_without_sharing_mutable_objects(folder: Path) -> None:
+    class Listing(Step):
+        def _run(self, value: int) -> dict[str, list[int]]:
+            return {"items": list(range(value))}
+
+    step = Listing(infra=cached(folder, keep_in_ram=True))
+    first = step.run(3)
+    first["items"].append(99)  # a caller corrupting its copy ...
+    second = step.run(3)
+    assert second == {"items": [0, 1, 2]}  # ... does not corrupt the cache
+    second["items"].clear()
+    assert step.run(3) == {"items": [0, 1, 2]}
+
+
+def test_keep_in_ram_arrays_are_read_only(folder: Path) -> None:
+    class Arr(Step):
+        def _run(self, value: int) -> np.ndarray:
+            return np.zeros(value)
+
+    step = Arr(infra=cached(folder, keep_in_ram=True))
+    step.run(4)
+    hit = step.run(4)
+    with pytest.raises(ValueError, match="read-only"):
+        hit[0] = 1.0
+
+
+# ---------------------------------------------------------------- lookup and clear
+
+
+def test_lookup_reports_status_and_result_without_computing(folder: Path) -> None:
+    step = Mult(infra=cached(folder))
+    handle = step.lookup(4.0)
+    assert handle.status is None and not handle.cached()
+    with pytest.raises(KeyError, match="no cached result"):
+        handle.result()
+    step.run(4.0)
+    assert handle.status == "success"
+    assert handle.result() == 8.0
+    assert handle.paths.step_folder.is_dir()
+    assert handle.paths.cache_folder.parent == handle.paths.step_folder
+    assert calls("Mult") == [4.0]
+
+
+def test_clear_cache_makes_the_item_recompute(folder: Path) -> None:
+    step = Mult(infra=cached(folder))
+    step.run(1.0)
+    step.lookup(1.0).clear_cache()
+    assert step.lookup(1.0).status is None
+    step.run(1.0)
+    assert calls("Mult") == [1.0, 1.0]
+
+
+def test_lookup_without_infra_has_no_paths() -> None:
+    handle = Mult().lookup(1.0)
+    assert handle.status is None
+    with pytest.raises(RuntimeError, match="no infra"):
+        _ = handle.paths
+
+
+def test_config_json_describes_the_step(folder: Path) -> None:
+    import json
+
+    step = Mult(coeff=7, infra=cached(folder))
+    step.run(1.0)
+    config = json.loads((step.lookup(1.0).paths.step_folder / "config.json").read_text())
+    assert config["steps"] == [{"type": "Mult", "coeff": 7.0, "calls": 0}]
+
+
+# ---------------------------------------------------------------- clone
+
+
+def test_clone_updates_with_dicts_and_kwargs(folder: Path) -> None:
+    step = Mult(coeff=2, infra=cached(folder))
+    other = step.clone({"coeff": 4})
+    assert other.coeff == 4 and step.coeff == 2
+    assert step.clone(coeff=5).coeff == 5
+    assert other.infra == step.infra and other.infra is not step.infra
+    chain = Chain(steps=[Mult(coeff=2), Add(x=1)])
+    assert chain.clone({"steps": [{"type": "Add", "x": 5}]}).run(1.0) == 6.0
+
+
+def test_clone_rejects_unknown_fields() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        Mult().clone(nope=1)
+
+
+# ---------------------------------------------------------------- chains
+
+
+def test_chain_runs_in_sequence_with_indexing_and_slicing() -> None:
+    chain = Chain(steps=[Mult(coeff=2), Add(x=1), Mult(coeff=10)])
+    assert chain.run(1.0) == 30.0
+    assert len(chain) == 3
+    assert isinstance(chain[1], Add)
+    head = chain[:2]
+    assert isinstance(head, Chain) and len(head) == 2
+    assert head.run(1.0) == 3.0
+
+
+def test_chain_with_named_steps() -> None:
+    chain = Chain(steps={"double": Mult(coeff=2), "inc": Add(x=1)})
+    assert chain["inc"].x == 1
+    assert chain.run(2.0) == 5.0
+    assert isinstance(chain[:1], Chain) and list(chain[:1].steps) == ["double"]
+    with pytest.raises(TypeError, match="string indices"):
+        Chain(steps=[Mult()])["double"]
+
+
+def test_empty_chain_is_rejected() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        Chain(steps=[])
+
+
+def test_chain_caches_each_step_and_recomputes_only_changed_steps(folder: Path) -> None:
+    def make(x: float) -> Chain:
+        return Chain(
+            steps=[Mult(coeff=2, infra=cached(folder)), Add(x=x, infra=cached(folder))],
+        )
+
+    assert list(make(1).run_many([1.0, 2.0])) == [3.0, 5.0]
+    assert list(make(1).run_many([1.0, 2.0])) == [3.0, 5.0]
+    assert list(make(10).run_many([1.0, 2.0])) == [12.0, 14.0]
+    assert calls("Mult") == [1.0, 2.0]  # the first step was reused
+    assert calls("Add") == [2.0, 4.0, 2.0, 4.0]
+
+
+def test_chain_infra_folder_propagates_and_chain_shares_the_last_step_cache(
+    folder: Path,
+) -> None:
+    chain = Chain(
+        steps=[Mult(coeff=2, infra=Cached()), Add(x=1, infra=Cached())], infra=cached(folder)
+    )
+    assert chain.run(1.0) == 3.0
+    assert chain.steps[0].infra.folder == folder  # type: ignore[union-attr]
+    assert chain.lookup(1.0).paths == chain[-1].lookup(1.0).paths.__class__(
+        folder, chain.lookup(1.0).paths.step_uid
+    )
+    # the chain's entry is the last step's entry, keyed by the chain's input
+    last = Add(x=1, infra=cached(folder))
+    assert chain.lookup(1.0).paths.step_uid != last.lookup(1.0).paths.step_uid
+    assert chain.run(1.0) == 3.0
+    assert calls("Mult") == [1.0] and calls("Add") == [2.0]
+
+
+def test_chain_with_only_chain_infra_caches_the_final_result(folder: Path) -> None:
+    chain = Chain(steps=[Mult(coeff=2), Add(x=1)], infra=cached(folder))
+    assert chain.run(1.0) == 3.0
+    assert chain.run(1.0) == 3.0
+    assert calls("Mult") == [1.0]
+    handle = chain.lookup(1.0)
+    assert handle.status == "success"
+    handle.clear_cache()
+    assert chain.run(1.0) == 3.0
+    assert calls("Mult") == [1.0, 1.0]
+
+
+def test_force_in_a_chain_propagates_downstream(folder: Path) -> None:
+    def make(mode: str) -> Chain:
+        return Chain(steps=[Mult(infra=cached(folder, mode=mode)), Add(infra=cached(folder))])
+
+    make("cached").run(1.0)
+    make("force").run(1.0)
+    assert calls("Mult") == [1.0, 1.0]
+    assert calls("Add") == [2.0, 2.0]  # downstream recomputed, not stale
+
+
+def test_clear_cache_recursive_clears_the_chain_steps(folder: Path) -> None:
+    chain = Chain(steps=[Mult(infra=cached(folder)), Add(infra=cached(folder))])
+    chain.run(1.0)
+    chain.lookup(1.0).clear_cache(recursive=True)
+    chain.run(1.0)
+    assert calls("Mult") == [1.0, 1.0]
+    chain.lookup(1.0).clear_cache(recursive=False)
+    chain.run(1.0)
+    assert calls("Mult") == [1.0, 1.0]
+    assert calls("Add") == [2.0, 2.0, 2.0]
+
+
+def test_chain_starting_with_a_generator(folder: Path) -> None:
+    class Total(Step):
+        def _run(self, value: list[int]) -> int:
+            return sum(value)
+
+    chain = Chain(steps=[Source(n=5), Total()], infra=cached(folder))
+    assert chain.run() == 10
+    assert chain.lookup().status == "success"
+
+
+def test_resolve_step_runs_an_equivalent_chain(folder: Path) -> None:
+    class Pipeline(Step):
+        coeff: float = 2.0
+        shift: float = 0.0
+
+        def _resolve_step(self) -> Step:
+            return Chain(steps=[Mult(coeff=self.coeff), Add(x=self.shift)], infra=self.infra)
+
+    step = Pipeline(coeff=3, shift=1, infra=cached(folder))
+    assert step.run(2.0) == 7.0
+    assert Pipeline(coeff=3, shift=1, infra=cached(folder)).run(2.0) == 7.0
+    assert calls("Mult") == [2.0]
+    assert step.lookup(2.0).status == "success"
+
+
+# ---------------------------------------------------------------- Func
+
+
+def scale(x: float, factor: float = 2.0) -> float:
+    return x * factor
+
+
+def pair(a: int, b: int) -> int:
+    return a * 10 + b
+
+
+def constant(value: int = 7) -> int:
+    return value
+
+
+def test_func_detects_the_input_parameter(folder: Path) -> None:
+    assert Func(function=scale, factor=3.0).run(5.0) == 15.0
+    assert Func(function=scale, infra=cached(folder)).run(5.0) == 10.0
+    assert Func(function=f"{__name__}.scale").run(1.0) == 2.0
+
+
+def test_func_with_all_defaults_is_a_generator() -> None:
+    assert Func(function=constant).run() == 7
+    assert Func(function=constant, value=3).run() == 3
+
+
+def test_func_with_two_required_parameters_needs_input_param() -> None:
+    with pytest.raises(ValueError, match=r"2 parameters without default \['a', 'b'\]"):
+        Func(function=pair)
+    assert Func(function=pair, input_param="b", a=4).run(2) == 42
+
+
+def test_func_validates_fixed_kwargs_against_the_signature() -> None:
+    with pytest.raises(ValueError, match="'speed'"):
+        Func(function=scale, speed=1)
+    with pytest.raises(ValueError, match="factor='fast'"):
+        Func(function=scale, factor="fast")
+    with pytest.raises(ValueError, match="input parameter"):
+        Func(function=scale, x=1.0)
+    with pytest.raises(ValueError, match="input_param='y'"):
+        Func(function=scale, input_param="y")
+
+
+def test_func_kwargs_are_part_of_the_uid(folder: Path) -> None:
+    a = Func(function=scale, factor=3.0, infra=cached(folder))
+    b = Func(function=scale, factor=4.0, infra=cached(folder))
+    assert a.run(1.0) == 3.0 and b.run(1.0) == 4.0
+    assert a.lookup(1.0).paths.step_uid != b.lookup(1.0).paths.step_uid
+
+
+def test_func_with_local_function_refuses_to_cache(folder: Path) -> None:
+    def local(x: int) -> int:
+        return x
+
+    assert Func(function=local).run(1) == 1  # fine without a cache
+    with pytest.raises(TypeError, match="not importable"):
+        Func(function=local, infra=cached(folder)).run(1)
+
+
+def test_func_with_stdlib_import_path() -> None:
+    assert Func(function="math.sqrt").run(16.0) == math.sqrt(16.0)
