@@ -128,7 +128,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from ._experiment import cache_clear, cache_info
+    from ._folder import cache_clear, cache_info
 
     if args.action == "info":
         for key, value in cache_info(args.folder).items():

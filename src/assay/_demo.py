@@ -1,0 +1,96 @@
+"""The demo: estimate π by Monte Carlo over sample sizes × replicates on the process pool."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from assay_ops import Capture, SeedBundle, operation
+
+from ._experiment import Experiment
+from ._results import Results
+from ._space import grid
+
+#: Sample sizes of the demo sweep: the error should shrink like 1/sqrt(n).
+SAMPLE_SIZES = [100, 1_000, 10_000, 100_000, 1_000_000]
+
+# Points are drawn in chunks so that a million samples never hold more than ~16 MB.
+_CHUNK = 250_000
+
+
+@operation
+def estimate_pi(params: dict[str, Any], seeds: SeedBundle, capture: Capture) -> None:
+    """Estimate π from the fraction of random points of the unit square inside the quarter disc.
+
+    Records ``pi_estimate`` and ``abs_error`` (distance to ``math.pi``).
+    """
+    n = int(params["n_samples"])
+    rng = seeds.numpy()
+    inside = 0
+    for start in range(0, n, _CHUNK):
+        xy = rng.random((min(_CHUNK, n - start), 2))
+        inside += int(((xy * xy).sum(axis=1) <= 1.0).sum())
+    estimate = 4.0 * inside / n
+    capture.metric("pi_estimate", estimate)
+    capture.metric("abs_error", abs(estimate - math.pi))
+
+
+def pi_table(results: Results) -> list[dict[str, Any]]:
+    """Per sample size: mean and std of the estimate and of its absolute error."""
+    estimates = results.summary("pi_estimate", by=["n_samples"])
+    errors = {row["n_samples"]: row for row in results.summary("abs_error", by=["n_samples"])}
+    return [
+        {
+            "n_samples": row["n_samples"],
+            "runs": row["count"],
+            "mean estimate": row["mean"],
+            "std estimate": row["std"],
+            "mean |error|": errors[row["n_samples"]]["mean"],
+            "std |error|": errors[row["n_samples"]]["std"],
+        }
+        for row in estimates
+    ]
+
+
+def run_demo(
+    folder: str | Path = "assay-demo",
+    replicates: int = 8,
+    max_jobs: int | None = None,
+    progress: bool = True,
+) -> Results:
+    """Run the π sweep on the process pool, print its table, write its plot; return results.
+
+    A second call with the same folder completes from the cache and says so.
+    """
+    backend: dict[str, Any] = {"backend": "ProcessPool"}
+    if max_jobs is not None:
+        backend["max_jobs"] = max_jobs
+    experiment = Experiment(
+        "pi",
+        estimate_pi,
+        grid(n_samples=SAMPLE_SIZES),
+        replicates=replicates,
+        backend=backend,
+        folder=folder,
+        progress=progress,
+    )
+    results = experiment.run()
+    from ._cli import print_table
+
+    print_table(pi_table(results), title="Monte Carlo estimate of π")
+    try:
+        path = results.plot("abs_error", x="n_samples")
+        print(f"plot of the error against the sample size: {path}")
+    except ImportError as error:
+        print(f"no plot: {error}", file=sys.stderr)
+    summary = experiment.last_summary
+    if summary is not None and summary.from_cache == summary.planned:
+        print(
+            f"all {summary.planned} runs came from the cache in {summary.seconds:.3f} s: "
+            "nothing was recomputed"
+        )
+    else:
+        print(f"results are kept in {folder}/; run the demo again to get them from the cache")
+    return results

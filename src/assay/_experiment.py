@@ -1,0 +1,416 @@
+"""Experiment: an operation swept over a parameter space with replicates, resumable.
+
+Each (params, replicate) pair is one run and one cache entry of an :class:`ExperimentRun`
+step, executed by any assay backend. The driver (the process calling ``run()``) plans the
+runs, skips those its results index already holds, hands the rest to the backend, and
+writes each record into the index as it arrives.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from assay_ops import DEFAULT_ROOT_SEED, OperationWrapper, RunRecord, import_operation
+from assay_steps import Backend
+
+from ._folder import CACHE, RUNS
+from ._index import Outcome, ResultsIndex
+from ._progress import SweepProgress
+from ._results import Results
+from ._runs import RunSpec, plan
+from ._space import ParamSpace, as_space
+from ._worker import WORKER_ERROR, ExperimentRun
+
+CodeChange = Literal["error", "rerun", "keep"]
+
+# Runs go to the backend in chunks of at least _MIN_CHUNK runs (enough to fill the workers of a
+# pool), doubled while a chunk takes under _FAST seconds, halved when one takes over _SLOW.
+_MIN_CHUNK = max(8, 2 * (os.cpu_count() or 1))
+_MAX_CHUNK = 4096
+_FAST, _SLOW = 0.25, 2.0
+
+
+def _next_size(size: int, seconds: float) -> int:
+    if seconds < _FAST:
+        return min(size * 2, _MAX_CHUNK)
+    if seconds > _SLOW:
+        return max(size // 2, _MIN_CHUNK)
+    return size
+
+
+class FolderConflictError(ValueError):
+    """The experiment folder belongs to another experiment (operation, seed or context differ)."""
+
+
+class CodeChangedError(ValueError):
+    """The operation's code changed since runs in the folder were recorded."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one ``Experiment.run()`` call did.
+
+    Attributes:
+        planned: runs in the sweep.
+        skipped: runs already complete in the index (not handed to the backend).
+        executed: runs handed to the backend.
+        cached: of those, runs the backend served from its cache.
+        failed: runs of the sweep that failed (after this call).
+        seconds: wall-clock duration of the call.
+
+    """
+
+    planned: int
+    skipped: int
+    executed: int
+    cached: int
+    failed: int
+    seconds: float
+
+    @property
+    def from_cache(self) -> int:
+        """Runs completed without running the operation (index or cache hits)."""
+        return self.skipped + self.cached
+
+
+class Experiment:
+    """An operation run over a parameter space × replicates, on any backend, resumable.
+
+    Args:
+        name: a name for the experiment (shown in status and progress).
+        operation: an ``@operation`` (``OperationWrapper``) or its ref ``"module:name"``; the
+            workers import it by its ref.
+        params: :func:`grid`, :func:`random`, :func:`explicit` or a list of dicts; None for
+            one run without parameters.
+        replicates: runs per parameter dict, each with its own seed stream.
+        seed: the root seed (default ``assay_ops.DEFAULT_ROOT_SEED``, fixed); each run's
+            seeds derive from (seed, params, replicate).
+        context: values every run reads from its ``FrozenContext``.
+        scope: ``param_scope`` values set around every run (the ``-D key=value`` of the CLI).
+        backend: an assay backend (``Cached()``, ``ProcessPool(max_jobs=4)``, ``Slurm(...)``)
+            or its dict (``{"backend": "ProcessPool"}``); default inline. Its cache folder is
+            ``<folder>/cache``.
+        folder: the experiment folder (default ``runs/<name>``).
+        progress: show the progress bar; default only on a terminal.
+
+    Raises:
+        ValueError, TypeError, ImportError: bad input, before anything runs.
+
+    Example:
+        >>> import tempfile
+        >>> experiment = Experiment(
+        ...     "pi", "assay._demo:estimate_pi", grid(n_samples=[100, 1000]), replicates=2,
+        ...     folder=tempfile.mkdtemp(), progress=False)
+        >>> results = experiment.run()
+        >>> results.counts()
+        {'success': 4}
+
+    """
+
+    def __init__(
+        self,
+        name: str,
+        operation: OperationWrapper | str,
+        params: ParamSpace | Iterable[Mapping[str, Any]] | None = None,
+        *,
+        replicates: int = 1,
+        seed: int | None = None,
+        context: Mapping[str, Any] | None = None,
+        scope: Mapping[str, Any] | None = None,
+        backend: Backend | Mapping[str, Any] | None = None,
+        folder: str | Path | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name = {name!r}; expected a non-empty string")
+        self.name = name
+        self.operation = _resolve(operation)
+        self.seed = _check_seed(seed)
+        self.folder = Path(folder) if folder is not None else Path("runs") / name
+        self.context = _mapping("context", context)
+        self.scope = _mapping("scope", scope)
+        self.progress = progress
+        self.space = as_space(params)
+        self.specs: list[RunSpec] = plan(self.space, replicates, self.seed)
+        self.replicates = replicates
+        self.step = ExperimentRun(
+            operation=self.operation.ref,
+            seed=self.seed,
+            context=self.context,
+            scope=self.scope,
+            infra=_backend(backend, self.folder / CACHE),
+        )
+        self.last_summary: RunSummary | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Experiment({self.name!r}, {self.operation.ref!r}, {len(self.specs)} runs, "
+            f"folder={str(self.folder)!r})"
+        )
+
+    # -------------------------------------------------------------- identity
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation.ref,
+            "seed": self.seed,
+            "context": _jsonable(self.context),
+            "scope": _jsonable(self.scope),
+        }
+
+    def _check_folder(self, index: ResultsIndex) -> None:
+        stored = index.get_meta("experiment")
+        if stored is None:
+            return
+        mine = self._identity()
+        for key, value in mine.items():
+            if stored.get(key) != value:
+                raise FolderConflictError(
+                    f"folder {str(self.folder)!r} belongs to experiment {stored.get('name')!r} "
+                    f"with {key} = {stored.get(key)!r}, not {value!r}; use another folder"
+                )
+
+    def _stale(self, index: ResultsIndex, policy: CodeChange) -> list[str]:
+        """Run ids recorded with another code hash; raise if that needs a decision."""
+        current = self.operation.code_hash
+        ids = {s.run_id for s in self.specs}
+        stale = [
+            row.run_id
+            for row in index.rows(ids)
+            if row.status in ("success", "failed") and row.code_hash and row.code_hash != current
+        ]
+        if stale and current and policy == "error":
+            old = index.rows(stale[:1])[0].code_hash
+            raise CodeChangedError(
+                f"operation {self.operation.ref} changed since {len(stale)} runs were recorded "
+                f"(code hash {old} -> {current}); pass on_code_change='rerun' to run them "
+                "again or on_code_change='keep' to keep their results"
+            )
+        return stale if current and policy == "rerun" else []
+
+    # -------------------------------------------------------------- running
+
+    def run(self, *, retry_failed: bool = False, on_code_change: CodeChange = "error") -> Results:
+        """Run every run not complete yet and return the results of the whole sweep.
+
+        Completed runs are skipped (resume). Failed runs are kept unless ``retry_failed``.
+        When the operation's code changed since runs were recorded, ``on_code_change``
+        decides: ``"error"`` (default) stops before running anything, ``"rerun"`` runs
+        them again, ``"keep"`` keeps their results. Ctrl-C stops the sweep, records the
+        unfinished runs as ``cancelled`` and keeps every completed one; run again to resume.
+
+        Raises:
+            FolderConflictError: the folder belongs to another experiment.
+            CodeChangedError: the code changed and ``on_code_change="error"``.
+            KeyboardInterrupt: after recording the unfinished runs as cancelled.
+
+        """
+        if on_code_change not in ("error", "rerun", "keep"):
+            raise ValueError(
+                f"on_code_change = {on_code_change!r}; expected 'error', 'rerun' or 'keep'"
+            )
+        start = time.perf_counter()
+        with ResultsIndex(self.folder) as index:
+            self._check_folder(index)
+            stale = set(self._stale(index, on_code_change))
+            index.plan(self.specs)
+            statuses = index.statuses()
+            again = {"pending", "cancelled"} | ({"failed"} if retry_failed else set())
+            todo = [s for s in self.specs if statuses[s.run_id] in again or s.run_id in stale]
+            # failed and stale runs have a cache entry to drop; cancelled ones either finished
+            # (their entry is kept and read back) or never wrote one
+            self._forget([s for s in todo if statuses[s.run_id] == "failed" or s.run_id in stale])
+            index.set_meta("experiment", {"name": self.name, **self._identity()})
+            executed, cached = self._execute(index, todo)
+            results = Results(index.rows({s.run_id for s in self.specs}), self.folder)
+        self.last_summary = RunSummary(
+            planned=len(self.specs),
+            skipped=len(self.specs) - len(todo),
+            executed=executed,
+            cached=cached,
+            failed=results.counts().get("failed", 0),
+            seconds=time.perf_counter() - start,
+        )
+        if self._show():
+            print(self._summary_line(self.last_summary), file=sys.stderr)
+        return results
+
+    def _show(self) -> bool:
+        return sys.stderr.isatty() if self.progress is None else self.progress
+
+    def _items(self, specs: list[RunSpec]) -> list[dict[str, Any]]:
+        runs = str((self.folder / RUNS).resolve())
+        return [
+            {"run_id": s.run_id, "params": s.params, "replicate": s.replicate, "runs": runs}
+            for s in specs
+        ]
+
+    def _forget(self, specs: list[RunSpec]) -> None:
+        """Drop the cache entries of runs that must run again (failed or stale)."""
+        for item in self._items(specs):
+            self.step.lookup(item).clear_cache()
+
+    def _execute(self, index: ResultsIndex, todo: list[RunSpec]) -> tuple[int, int]:
+        """Run ``todo`` on the backend, writing outcomes to the index; return (executed, cached).
+
+        The runs go to the backend in chunks, so that the progress bar and the index advance
+        while the sweep runs; chunks grow while they finish quickly, which keeps the per-call
+        overhead of the backend negligible for tiny runs.
+        """
+        if not todo:
+            return 0, 0
+        session = datetime.datetime.now(datetime.timezone.utc)
+        stored: set[str] = set()
+        size = _MIN_CHUNK
+        with SweepProgress(len(todo), enabled=self._show(), label=self.name) as bar:
+            try:
+                pos = 0
+                while pos < len(todo):
+                    chunk = todo[pos : pos + size]
+                    began = time.perf_counter()
+                    batch = []
+                    for spec, text in zip(
+                        chunk, self.step.run_many(self._items(chunk)), strict=True
+                    ):
+                        outcome, ended = _outcome(spec, text)
+                        batch.append(outcome)
+                        bar.advance(outcome.status, cached=ended is not None and ended < session)
+                    index.store(batch)
+                    stored.update(o.run_id for o in batch)
+                    pos += len(chunk)
+                    size = _next_size(size, time.perf_counter() - began)
+            except KeyboardInterrupt:
+                index.mark([s.run_id for s in todo if s.run_id not in stored], "cancelled")
+                print(
+                    f"\n{self.name}: interrupted; {len(stored)} runs completed and kept, "
+                    f"{len(todo) - len(stored)} cancelled; run again to resume",
+                    file=sys.stderr,
+                )
+                raise
+        return len(todo), bar.cached
+
+    def _summary_line(self, summary: RunSummary) -> str:
+        parts = [f"{summary.planned} runs"]
+        if summary.from_cache == summary.planned:
+            parts.append(f"all from cache in {summary.seconds:.3f} s")
+        else:
+            parts.append(
+                f"{summary.executed - summary.cached} ran, {summary.from_cache} from cache, "
+                f"{summary.failed} failed, in {summary.seconds:.2f} s"
+            )
+        return f"{self.name}: " + ": ".join(parts)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _resolve(operation: OperationWrapper | str) -> OperationWrapper:
+    if isinstance(operation, str):
+        return import_operation(operation)
+    if not isinstance(operation, OperationWrapper):
+        raise TypeError(
+            f"operation = {operation!r}; expected an @operation or its ref 'module:name'"
+        )
+    try:  # workers rebuild the operation from its ref: it must be importable
+        import_operation(operation.ref)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(
+            f"operation {operation.name!r} cannot be imported by its ref {operation.ref!r} "
+            f"({error}); define it at module level of an importable module"
+        ) from error
+    return operation
+
+
+def _check_seed(seed: int | None) -> int:
+    if seed is None:
+        return DEFAULT_ROOT_SEED
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed = {seed!r}; expected a non-negative int")
+    return seed
+
+
+def _mapping(label: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{label} = {value!r}; expected a mapping of names to values")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{label}: key {key!r} is a {type(key).__name__}; expected str")
+    return dict(value)
+
+
+def _jsonable(value: Any) -> Any:
+    # the folder's identity is compared as JSON; repr stands in for values JSON cannot hold
+    return json.loads(json.dumps(value, sort_keys=True, default=repr))
+
+
+def _backend(backend: Backend | Mapping[str, Any] | None, cache: Path) -> Backend:
+    """Return the backend with its cache folder set to the experiment's cache folder."""
+    if backend is None:
+        backend = {"backend": "Cached"}
+    if isinstance(backend, Mapping):
+        data = dict(backend)
+        data.setdefault("backend", "Cached")
+        folder = data.get("folder")
+        built = Backend.model_validate({**data, "folder": folder or cache})
+    elif isinstance(backend, Backend):
+        folder = backend.folder
+        built = backend.model_copy(update={"folder": folder or cache})
+    else:
+        raise TypeError(
+            f"backend = {backend!r}; expected an assay backend or its dict "
+            "(e.g. {'backend': 'ProcessPool'})"
+        )
+    if "progress" in type(built).model_fields and "progress" not in built.model_fields_set:
+        # the experiment draws its own bar over the whole sweep
+        built = built.model_copy(update={"progress": False})
+    if folder is not None and Path(folder).resolve() != cache.resolve():
+        raise ValueError(
+            f"backend folder = {str(folder)!r}; an experiment keeps its cache in "
+            f"{str(cache)!r}: leave the backend's folder unset"
+        )
+    return built
+
+
+def _outcome(spec: RunSpec, text: str) -> tuple[Outcome, datetime.datetime | None]:
+    """Turn a worker's JSON into an index row, and when the run ended (None if unknown)."""
+    data = json.loads(text)
+    if WORKER_ERROR in data:
+        error = data[WORKER_ERROR]
+        message = f"{error['type'].rpartition('.')[2]}: {error['message']}"
+        return Outcome(spec.run_id, "failed", {}, None, message, None, text), None
+    record = RunRecord.from_dict(data)
+    metrics = {}
+    for name, values in record.metrics.items():
+        if values:
+            last = _scalar(values[-1])
+            if last is not None:
+                metrics[name] = last
+    error = None
+    if record.error is not None:
+        error = f"{record.error.type.rpartition('.')[2]}: {record.error.message}"
+    ended = datetime.datetime.fromisoformat(record.ended_at)
+    if ended.tzinfo is None:
+        ended = ended.replace(tzinfo=datetime.timezone.utc)
+    outcome = Outcome(
+        spec.run_id, record.status, metrics, record.duration, error, record.code_hash, text
+    )
+    return outcome, ended
+
+
+def _scalar(value: Any) -> Any:
+    """Return the value if the index can hold it as a metric (number or string), else None."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy scalars
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return None

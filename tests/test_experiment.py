@@ -1,0 +1,377 @@
+"""Experiment sweeps end to end, inline: runs, resume, retries, code changes, Ctrl-C."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import assay
+from assay import Experiment, Results, grid, loguniform, random
+from assay._experiment import CodeChangedError, FolderConflictError
+
+OPS_V1 = """
+import math
+from pathlib import Path
+
+from assay_ops import operation
+
+
+def _log(context, params, seeds):
+    # one file per invocation, so tests can count how often the operation really ran
+    folder = Path(context["log_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+    (folder / f"{name}-{seeds.replicate}-{len(list(folder.iterdir()))}").touch()
+
+
+@operation
+def square(context, params, seeds, capture):
+    _log(context, params, seeds)
+    capture.metric("value", params["x"] ** 2)
+    capture.metric("noise", float(seeds.numpy().random()))
+
+
+@operation
+def flaky(context, params, seeds, capture):
+    _log(context, params, seeds)
+    if params["x"] < 0 and Path(context["log_dir"], "..", "broken").exists():
+        raise ValueError(f"x = {params['x']} is negative")
+    capture.metric("value", abs(params["x"]))
+
+
+@operation
+def interrupted(context, params, seeds, capture):
+    if params["x"] == context["stop_at"] and Path(context["log_dir"], "..", "stop").exists():
+        raise KeyboardInterrupt
+    _log(context, params, seeds)
+    capture.metric("value", params["x"])
+
+
+@operation
+def with_artifact(params, capture):
+    capture.artifact("numbers.txt", f"x={params['x']}".encode())
+    capture.metric("value", params["x"])
+"""
+
+
+@pytest.fixture
+def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
+    """Write the test operations to an importable module; the returned function rewrites it."""
+    name = f"assay_test_ops_{uuid.uuid4().hex[:8]}"
+    source = tmp_path / "src"
+    source.mkdir()
+    monkeypatch.syspath_prepend(str(source))
+
+    def write(text: str = OPS_V1) -> Any:
+        (source / f"{name}.py").write_text(textwrap.dedent(text))
+        sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+
+    write()
+    yield write
+    sys.modules.pop(name, None)
+
+
+def _calls(tmp_path: Path) -> int:
+    folder = tmp_path / "calls"
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+def _experiment(tmp_path: Path, op: Any, params: Any, **kwargs: Any) -> Experiment:
+    kwargs.setdefault("replicates", 2)
+    kwargs.setdefault("folder", tmp_path / "exp")
+    context = {"log_dir": str(tmp_path / "calls"), **kwargs.pop("context", {})}
+    return Experiment("test", op, params, context=context, progress=False, **kwargs)
+
+
+def test_a_sweep_runs_every_params_and_replicate(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    results = _experiment(tmp_path, module.square, grid(x=[1, 2, 3])).run()
+    assert results.counts() == {"success": 6}
+    assert _calls(tmp_path) == 6
+    for row in results:
+        assert row.metrics["value"] == row.params["x"] ** 2
+        assert row.duration is not None
+        assert row.code_hash == module.square.code_hash
+    assert sorted((r.params["x"], r.replicate) for r in results) == [
+        (x, r) for x in (1, 2, 3) for r in (0, 1)
+    ]
+
+
+def test_replicates_get_independent_reproducible_seeds(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    first = _experiment(tmp_path, module.square, grid(x=[1, 2]), replicates=3).run()
+    again = _experiment(
+        tmp_path, module.square, grid(x=[1, 2]), replicates=3, folder=tmp_path / "b"
+    )
+    second = again.run()
+    noise = [row.metrics["noise"] for row in first]
+    assert len(set(noise)) == 6  # every (params, replicate) has its own stream
+    assert noise == [row.metrics["noise"] for row in second]  # same seed, same streams
+    other = _experiment(
+        tmp_path, module.square, grid(x=[1, 2]), replicates=3, seed=1, folder=tmp_path / "c"
+    ).run()
+    assert noise != [row.metrics["noise"] for row in other]
+
+
+def test_running_again_resumes_and_only_runs_new_points(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    _experiment(tmp_path, module.square, grid(x=[1, 2])).run()
+    experiment = _experiment(tmp_path, module.square, grid(x=[1, 2]))
+    results = experiment.run()
+    assert _calls(tmp_path) == 4
+    assert experiment.last_summary is not None
+    assert experiment.last_summary.skipped == 4
+    assert experiment.last_summary.executed == 0
+    assert len(results) == 4
+    bigger = _experiment(tmp_path, module.square, grid(x=[1, 2, 3]))
+    assert len(bigger.run()) == 6
+    assert _calls(tmp_path) == 6
+    assert bigger.last_summary is not None
+    assert bigger.last_summary.executed == 2
+
+
+def test_a_lost_index_is_rebuilt_from_the_cache(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    _experiment(tmp_path, module.square, grid(x=[1, 2])).run()
+    for path in (tmp_path / "exp").glob("index.sqlite*"):
+        path.unlink()
+    experiment = _experiment(tmp_path, module.square, grid(x=[1, 2]))
+    results = experiment.run()
+    assert results.counts() == {"success": 4}
+    assert _calls(tmp_path) == 4  # nothing ran again: the records came from the cache
+    assert experiment.last_summary is not None
+    assert experiment.last_summary.cached == 4
+
+
+def test_failed_runs_are_kept_until_retry_failed(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    (tmp_path / "broken").touch()
+    results = _experiment(tmp_path, module.flaky, grid(x=[-1, 1])).run()
+    assert results.counts() == {"failed": 2, "success": 2}
+    failed = results.failed()
+    assert {row.params["x"] for row in failed} == {-1}
+    assert all(row.error == "ValueError: x = -1 is negative" for row in failed)
+    records = failed.records()
+    assert all(r.status == "failed" and "is negative" in r.error.traceback for r in records)
+
+    _experiment(tmp_path, module.flaky, grid(x=[-1, 1])).run()
+    assert _calls(tmp_path) == 4  # failed runs are not retried by default
+
+    (tmp_path / "broken").unlink()
+    retried = _experiment(tmp_path, module.flaky, grid(x=[-1, 1])).run(retry_failed=True)
+    assert retried.counts() == {"success": 4}
+    assert _calls(tmp_path) == 6  # only the two failed runs ran again
+
+
+def test_records_are_full_run_records(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    results = _experiment(tmp_path, module.square, grid(x=[3]), replicates=1).run()
+    (record,) = results.records()
+    (row,) = results.rows
+    assert record.run_id == row.run_id
+    assert record.params == {"x": 3}
+    assert record.metric("value") == 9
+    assert record.ref == module.square.ref
+    assert record.provenance
+
+
+def test_artifacts_land_in_the_run_directory(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    results = _experiment(tmp_path, module.with_artifact, grid(x=[5]), replicates=1).run()
+    (row,) = results.rows
+    path = tmp_path / "exp" / "runs" / row.run_id / "artifacts" / "numbers.txt"
+    assert path.read_bytes() == b"x=5"
+
+
+def test_random_search_is_reproducible_from_the_root_seed(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    space = random(5, x=loguniform(1e-3, 1.0))
+    a = _experiment(tmp_path, module.square, space, replicates=1, seed=3).run()
+    b = _experiment(
+        tmp_path, module.square, space, replicates=1, seed=3, folder=tmp_path / "b"
+    ).run()
+    assert [r.params for r in a] == [r.params for r in b]
+    assert len({r.params["x"] for r in a}) == 5
+
+
+# ---------------------------------------------------------------- code changes
+
+
+def test_changed_code_is_detected_and_needs_a_decision(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    _experiment(tmp_path, module.square, grid(x=[1, 2])).run()
+    # a comment does not change the code hash
+    module = ops(OPS_V1.replace("def square(", "# a comment\ndef square("))
+    _experiment(tmp_path, module.square, grid(x=[1, 2])).run()
+    assert _calls(tmp_path) == 4
+
+    module = ops(OPS_V1.replace('params["x"] ** 2', 'params["x"] ** 3'))
+    with pytest.raises(CodeChangedError, match=r"changed since 4 runs.*on_code_change='rerun'"):
+        _experiment(tmp_path, module.square, grid(x=[1, 2])).run()
+    assert _calls(tmp_path) == 4  # nothing ran
+
+    kept = _experiment(tmp_path, module.square, grid(x=[1, 2])).run(on_code_change="keep")
+    assert [r.metrics["value"] for r in kept] == [1, 1, 4, 4]
+    assert _calls(tmp_path) == 4
+
+    rerun = _experiment(tmp_path, module.square, grid(x=[1, 2])).run(on_code_change="rerun")
+    assert [r.metrics["value"] for r in rerun] == [1, 1, 8, 8]
+    assert {r.code_hash for r in rerun} == {module.square.code_hash}
+    assert _calls(tmp_path) == 8
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_keeps_completed_runs_and_a_rerun_resumes(
+    tmp_path: Path, ops: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("assay._experiment._MIN_CHUNK", 8)
+    module = ops()
+    (tmp_path / "stop").touch()
+    space = grid(x=list(range(20)))
+    with pytest.raises(KeyboardInterrupt):
+        _experiment(
+            tmp_path, module.interrupted, space, replicates=1, context={"stop_at": 10}
+        ).run()
+    assert "interrupted" in capsys.readouterr().err
+    status = Results.load(tmp_path / "exp").counts()
+    assert status == {"success": 8, "cancelled": 12}  # the first chunk was recorded
+    assert _calls(tmp_path) == 10  # x = 0..9 ran; 8 and 9 sit in the cache, not yet in the index
+
+    (tmp_path / "stop").unlink()
+    experiment = _experiment(
+        tmp_path, module.interrupted, space, replicates=1, context={"stop_at": 10}
+    )
+    results = experiment.run()
+    assert results.counts() == {"success": 20}
+    assert experiment.last_summary is not None
+    assert experiment.last_summary.executed == 12
+    assert experiment.last_summary.cached == 2
+    assert _calls(tmp_path) == 20  # each run ran exactly once
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_a_folder_of_another_experiment_is_refused(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    _experiment(tmp_path, module.square, grid(x=[1])).run()
+    with pytest.raises(FolderConflictError, match=r"belongs to experiment 'test' with operation"):
+        _experiment(tmp_path, module.flaky, grid(x=[1])).run()
+    with pytest.raises(FolderConflictError, match="seed = 0, not 5"):
+        _experiment(tmp_path, module.square, grid(x=[1]), seed=5).run()
+    assert _calls(tmp_path) == 2  # the first experiment's two replicates, nothing else
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"operation": "no_such_module_xyz:op"}, ImportError, "no_such_module_xyz"),
+        ({"operation": "assay._demo:nope"}, AttributeError, "nope"),
+        ({"operation": "no colon"}, ValueError, "no colon"),
+        ({"backend": {"backend": "ProcessPol"}}, ValueError, "ProcessPol"),
+        ({"backend": {"backend": "Cached", "mdoe": "force"}}, ValueError, "mdoe"),
+        ({"backend": "process"}, TypeError, "expected an assay backend or its dict"),
+        ({"replicates": 0}, ValueError, "replicates = 0"),
+        ({"seed": -1}, ValueError, "seed = -1"),
+        ({"params": [{"x": object()}]}, TypeError, r"params\[0\]\['x'\]"),
+        ({"name": ""}, ValueError, "name = ''"),
+        ({"context": ["a"]}, TypeError, "context"),
+    ],
+)
+def test_bad_input_fails_before_anything_runs(
+    tmp_path: Path, kwargs: dict[str, Any], error: type[Exception], fragment: str
+) -> None:
+    args: dict[str, Any] = {
+        "name": "bad",
+        "operation": "assay._demo:estimate_pi",
+        "params": grid(n_samples=[10]),
+        "folder": tmp_path / "exp",
+        **kwargs,
+    }
+    name, operation, params = args.pop("name"), args.pop("operation"), args.pop("params")
+    with pytest.raises(error, match=fragment):
+        Experiment(name, operation, params, **args)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_an_operation_workers_cannot_import_is_refused(tmp_path: Path) -> None:
+    @assay.operation
+    def local(params: dict[str, Any]) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="cannot be imported by its ref"):
+        Experiment("bad", local, folder=tmp_path)
+
+
+def test_a_backend_with_another_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="leave the backend's folder unset"):
+        Experiment(
+            "bad",
+            "assay._demo:estimate_pi",
+            grid(n_samples=[10]),
+            backend=assay.Cached(folder=tmp_path / "elsewhere"),
+            folder=tmp_path / "exp",
+        )
+
+
+def test_bad_on_code_change(tmp_path: Path) -> None:
+    experiment = Experiment("x", "assay._demo:estimate_pi", grid(n_samples=[10]), folder=tmp_path)
+    with pytest.raises(ValueError, match="on_code_change = 'maybe'"):
+        experiment.run(on_code_change="maybe")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- progress and the package
+
+
+def test_progress_bar_and_summary_line(
+    tmp_path: Path, ops: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = ops()
+    experiment = Experiment(
+        "shown",
+        module.square,
+        grid(x=[1, 2]),
+        folder=tmp_path / "e",
+        context={"log_dir": str(tmp_path / "calls")},
+        progress=True,
+    )
+    experiment.run()
+    err = capsys.readouterr().err
+    assert "2 done" in err
+    assert "0 failed" in err
+    assert "0 cached" in err
+    assert "shown: 2 runs: 2 ran, 0 from cache, 0 failed" in err
+    experiment.run()
+    assert "shown: 2 runs: all from cache in" in capsys.readouterr().err
+
+
+def test_import_assay_reexports_every_layer() -> None:
+    for layer in assay.LAYERS:
+        for name in layer.__all__:
+            assert getattr(assay, name) is getattr(layer, name), name
+            assert name in assay.__all__
+    assert len(assay.__all__) == len(set(assay.__all__)), "two layers export the same name"
+    for name in ["Experiment", "Results", "grid", "random", "loguniform", "operation", "Step"]:
+        assert name in assay.__all__
+
+
+def test_experiment_meta_is_in_the_index(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    _experiment(tmp_path, module.square, grid(x=[1])).run()
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "exp" / "index.sqlite")
+    (value,) = db.execute("SELECT value FROM meta WHERE key = 'experiment'").fetchone()
+    assert json.loads(value)["operation"] == module.square.ref
