@@ -1,6 +1,34 @@
-"""assay_backends — not built yet.
+"""assay_backends — run the missing items of assay steps in pools, local processes or on Slurm.
 
-This layer of assay holds no public API yet; see the package README for its plan.
+Each backend is a :class:`assay_steps.Backend`: set it as a step's ``infra`` (or name it in an
+``infra={"backend": "ProcessPool", ...}`` dict) and the step's cache engine hands it the items
+to compute. Workers write every result to the cache themselves, atomically.
+
+Example:
+    >>> from assay_steps import Step
+    >>> import assay_backends
+    >>> class Double(Step):
+    ...     def _run(self, value: int) -> int:
+    ...         return 2 * value
+    >>> step = Double(infra={"backend": "ThreadPool", "folder": "cache"})
+    >>> list(step.run_many([1, 2]))
+    [2, 4]
+
 """
 
-__all__: list[str] = []
+from ._detect import SlurmUnavailableError, slurm_available
+from ._jobs import JobError
+from ._pools import ProcessPool, ThreadPool
+from ._submitit import Auto, LocalProcess, Slurm, SubmititDebug
+
+__all__ = [
+    "Auto",
+    "JobError",
+    "LocalProcess",
+    "ProcessPool",
+    "Slurm",
+    "SlurmUnavailableError",
+    "SubmititDebug",
+    "ThreadPool",
+    "slurm_available",
+]

@@ -1,0 +1,329 @@
+"""submitit backends: items packed into jobs run by local processes, inline, or on Slurm."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import pydantic
+import submitit
+from assay_steps import Backend, ItemTask, StepPaths
+from assay_steps._locks import is_live
+
+from ._detect import require_slurm, slurm_available
+from ._jobs import HOST, ActiveJobs, JobError, job_ref, wait_until_inactive
+from ._progress import ProgressBar, progress_enabled
+from ._tasks import forget_in_caller, item_count, run_shard, shard
+
+#: The most recent jobs submitted by this process, by (cluster, job id), so that
+#: ``LookupHandle.job()`` hands back the very object (a debug job cannot be rebuilt from its
+#: folder). Bounded, so that a long session does not keep every job alive.
+_SUBMITTED: OrderedDict[tuple[str, str], submitit.Job[Any]] = OrderedDict()
+_KEEP_JOBS = 4096
+
+
+def _remember(cluster: str, job: submitit.Job[Any]) -> None:
+    _SUBMITTED[(cluster, str(job.job_id))] = job
+    while len(_SUBMITTED) > _KEEP_JOBS:
+        _SUBMITTED.popitem(last=False)
+
+
+#: Fields of the Slurm backend that submitit knows under a ``slurm_`` prefix.
+_SLURM_ONLY = ("constraint", "partition", "account", "qos", "additional_parameters", "use_srun")
+_GENERIC = ("timeout_min", "nodes", "tasks_per_node", "cpus_per_task", "gpus_per_node", "mem_gb")
+
+
+def _job_main(shard_: list[ItemTask]) -> BaseException | None:
+    """Run a shard inside a job; hand back (not raise) an exception escaping a task.
+
+    Returned, the exception reaches the caller with its own type instead of submitit's
+    ``FailedJobError`` wrapping its text.
+    """
+    try:
+        run_shard(shard_)
+    except Exception as error:
+        return error
+    return None
+
+
+class _SubmititBackend(Backend):
+    """Base of the submitit backends: packing, submission, waiting, job references."""
+
+    job_name: str | None = None
+    timeout_min: int | None = pydantic.Field(default=None, gt=0)
+    nodes: int | None = pydantic.Field(default=None, gt=0)
+    tasks_per_node: int | None = pydantic.Field(default=None, gt=0)
+    cpus_per_task: int | None = pydantic.Field(default=None, gt=0)
+    gpus_per_node: int | None = pydantic.Field(default=None, ge=0)
+    mem_gb: float | None = pydantic.Field(default=None, gt=0)
+    max_jobs: int = pydantic.Field(default=128, gt=0)
+    min_items_per_job: int = pydantic.Field(default=1, gt=0)
+    progress: bool | None = None
+
+    _CLUSTER: ClassVar[str] = ""
+
+    def _cluster(self) -> str:
+        return self._CLUSTER
+
+    def _parameters(self) -> dict[str, Any]:
+        params = {name: getattr(self, name) for name in _GENERIC if getattr(self, name) is not None}
+        if self.job_name is not None:
+            params["name"] = self.job_name
+        return params
+
+    def _execute(self, tasks: list[ItemTask]) -> None:
+        cluster = self._cluster()
+        tasks, elsewhere = _skip_running(tasks)
+        try:
+            if tasks:
+                self._run_jobs(cluster, tasks)
+        finally:
+            # Items of jobs that other processes submitted: wait for those jobs, not twice.
+            wait_until_inactive(elsewhere)
+            forget_in_caller(tasks)
+
+    def _run_jobs(self, cluster: str, tasks: list[ItemTask]) -> None:
+        shards = shard(tasks, self.max_jobs, self.min_items_per_job)
+        logs = tasks[0].paths.logs_folder / "%j"
+        executor = submitit.AutoExecutor(folder=logs, cluster=cluster)
+        params = self._parameters()
+        if cluster == "slurm":
+            params["slurm_array_parallelism"] = len(shards)
+        executor.update_parameters(**params)
+        # clean_env: a submission from inside a Slurm job must not inherit that job's settings.
+        with submitit.helpers.clean_env(), executor.batch():
+            jobs = [executor.submit(_job_main, piece) for piece in shards]
+        for job, piece in zip(jobs, shards, strict=True):
+            _remember(cluster, job)
+            ref = {"cluster": cluster, "job_id": str(job.job_id), "folder": str(logs), "host": HOST}
+            for task in piece:
+                task.attach_job(ref)
+        self._wait(jobs, shards, tasks)
+
+    def _wait(
+        self, jobs: list[submitit.Job[Any]], shards: list[list[ItemTask]], tasks: list[ItemTask]
+    ) -> None:
+        name = f"{type(tasks[0].step).__name__} ({type(self).__name__}, {len(jobs)} jobs)"
+        failures: list[BaseException] = []
+        with ProgressBar(item_count(tasks), name, progress_enabled(self.progress)) as bar:
+            waiting = dict(zip(jobs, shards, strict=True))
+            delay = 0.05
+            while waiting:
+                finished = [job for job in waiting if job.done()]
+                for job in finished:
+                    piece = waiting.pop(job)
+                    failure = _outcome(job, piece)
+                    if failure is not None:
+                        failures.append(failure)
+                    bar.advance(item_count(piece))
+                if waiting and not finished:
+                    time.sleep(delay)
+                    delay = min(2 * delay, 1.0)
+        if failures:
+            raise failures[0]
+
+    @classmethod
+    def _load_job(cls, ref: dict[str, Any], paths: StepPaths) -> Any | None:
+        """Return the job of a reference: this process's own, or one rebuilt from its folder."""
+        cluster, job_id = str(ref.get("cluster")), str(ref.get("job_id"))
+        own = _SUBMITTED.get((cluster, job_id))
+        if own is not None:
+            return own
+        folder = str(ref.get("folder") or paths.logs_folder / "%j")
+        if cluster == "slurm":
+            return submitit.SlurmJob(folder=folder, job_id=job_id)
+        if cluster == "local":
+            return submitit.LocalJob(folder=folder, job_id=job_id)
+        return None  # a debug job lives only in the process that ran it
+
+
+def _skip_running(tasks: list[ItemTask]) -> tuple[list[ItemTask], list[dict[str, Any]]]:
+    """Drop items being computed elsewhere: locked by a live process, or in an active job.
+
+    Returns the remaining tasks and the references of the active jobs to wait for.
+    """
+    checker = ActiveJobs()
+    kept: list[ItemTask] = []
+    elsewhere: list[dict[str, Any]] = []
+    for task in tasks:
+        keep: list[int] = []
+        for index, uid in enumerate(task.uids):
+            if task.force:
+                keep.append(index)  # force and retry recompute whatever is cached
+                continue
+            if is_live(task.paths.lock_folder, uid):
+                continue  # the steps layer waits for locked items itself
+            ref = job_ref(task, uid)
+            if ref is not None and checker.is_active(ref):
+                elsewhere.append(ref)
+                continue
+            keep.append(index)
+        if len(keep) == len(task.uids):
+            kept.append(task)
+        elif keep:
+            kept.append(_subset(task, keep))
+    return kept, elsewhere
+
+
+def _subset(task: ItemTask, indices: list[int]) -> ItemTask:
+    return dataclasses.replace(
+        task, uids=[task.uids[i] for i in indices], values=[task.values[i] for i in indices]
+    )
+
+
+def _outcome(job: submitit.Job[Any], piece: list[ItemTask]) -> BaseException | None:
+    """Return the exception to raise for a finished job, or None if it ran to its end."""
+    try:
+        escaped = job.result()
+    except (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError) as error:
+        n_items = item_count(piece)
+        steps = sorted({type(task.step).__name__ for task in piece})
+        state = _state(job)
+        failure = JobError(
+            f"job {job.job_id} ({state}) ended before computing its {n_items} item(s) of "
+            f"{', '.join(steps)}: {_first_line(error)}. Items it did not finish stay uncached; "
+            f"run again to compute them. Logs: {job.paths.stdout} and {job.paths.stderr}"
+        )
+        failure.__cause__ = error
+        return failure
+    if isinstance(escaped, BaseException):
+        if hasattr(escaped, "add_note"):
+            escaped.add_note(f"raised in job {job.job_id}; logs: {job.paths.stderr}")
+        return escaped
+    return None
+
+
+def _state(job: submitit.Job[Any]) -> str:
+    try:
+        return str(job.state)
+    except Exception:  # the state is only decoration for the message
+        return "state unknown"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    # submitit puts the interesting part (e.g. "timed-out and not checkpointable") last.
+    return lines[-1].strip() if lines else type(error).__name__
+
+
+class LocalProcess(_SubmititBackend):
+    """Compute missing items in submitit jobs run as processes on this machine.
+
+    Items are packed into at most ``max_jobs`` jobs of at least ``min_items_per_job`` items;
+    each job is a separate Python process with its own logs under ``<step folder>/logs/``.
+
+    Args:
+        job_name: Name of the jobs.
+        timeout_min: Time limit of a job, in minutes.
+        nodes: Nodes per job (Slurm only; ignored locally).
+        tasks_per_node: Tasks per node.
+        cpus_per_task: CPUs per task.
+        gpus_per_node: GPUs per node.
+        mem_gb: Memory per job, in GB.
+        max_jobs: Most jobs to pack the items into.
+        min_items_per_job: Fewest items per job (items are combined below this count).
+        progress: Show a progress bar (rich); ``None`` shows it only when stderr is a terminal.
+
+    Example:
+        >>> from assay_steps import Step
+        >>> class Triple(Step):
+        ...     def _run(self, value: int) -> int:
+        ...         return 3 * value
+        >>> infra = {"backend": "LocalProcess", "folder": "cache", "max_jobs": 2}
+        >>> list(Triple(infra=infra).run_many([1, 2, 3]))  # doctest: +SKIP
+        [3, 6, 9]
+
+    """
+
+    _CLUSTER: ClassVar[str] = "local"
+
+
+class SubmititDebug(_SubmititBackend):
+    """Run jobs inline through submitit's debug executor, to debug a job's code in place.
+
+    Same fields and packing as :class:`LocalProcess`, but the jobs run in this process, one
+    after the other, so a debugger or ``breakpoint()`` works inside them.
+
+    Example:
+        >>> from assay_steps import Step
+        >>> class Negate(Step):
+        ...     def _run(self, value: int) -> int:
+        ...         return -value
+        >>> list(Negate(infra={"backend": "SubmititDebug", "folder": "cache"}).run_many([1, 2]))
+        [-1, -2]
+
+    """
+
+    _CLUSTER: ClassVar[str] = "debug"
+
+    def _wait(
+        self, jobs: list[submitit.Job[Any]], shards: list[list[ItemTask]], tasks: list[ItemTask]
+    ) -> None:
+        # Debug jobs run only when their result is asked for: ask, in order.
+        for job in jobs:
+            job.exception()
+        super()._wait(jobs, shards, tasks)
+
+
+class Slurm(_SubmititBackend):
+    """Compute missing items in Slurm jobs (a job array), submitted with submitit.
+
+    Raises :class:`~assay_backends.SlurmUnavailableError` when used on a machine without
+    ``sbatch``.
+
+    Args:
+        constraint: ``--constraint`` of the jobs.
+        partition: ``--partition``.
+        account: ``--account``.
+        qos: ``--qos``.
+        additional_parameters: Further ``sbatch`` options, e.g. ``{"mail_type": "END"}``.
+        use_srun: Start the job's process through ``srun`` (needed for sub-jobs).
+
+    The fields of :class:`LocalProcess` apply too.
+
+    Example:
+        >>> infra = {"backend": "Slurm", "folder": "cache", "partition": "debug", "max_jobs": 4}
+        >>> Slurm.model_validate({k: v for k, v in infra.items() if k != "backend"}).max_jobs
+        4
+
+    """
+
+    constraint: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    additional_parameters: dict[str, int | str | float | bool] | None = None
+    use_srun: bool = False
+
+    _CLUSTER: ClassVar[str] = "slurm"
+
+    def _cluster(self) -> str:
+        require_slurm(type(self).__name__)
+        return "slurm"
+
+    def _parameters(self) -> dict[str, Any]:
+        params = super()._parameters()
+        for name in _SLURM_ONLY:
+            value = getattr(self, name)
+            if value is not None:
+                params[f"slurm_{name}"] = value
+        return params
+
+
+class Auto(Slurm):
+    """Slurm where ``sbatch`` exists, else local processes (Slurm fields then ignored).
+
+    Example:
+        >>> backend = Auto(folder="cache", partition="gpu")
+        >>> backend._cluster() in ("slurm", "local")
+        True
+
+    """
+
+    _CLUSTER: ClassVar[str] = ""
+
+    def _cluster(self) -> str:
+        return "slurm" if slurm_available() else "local"

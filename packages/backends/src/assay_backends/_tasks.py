@@ -1,0 +1,71 @@
+"""Working with the steps layer's item tasks: packing them into shards, running a shard."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from assay_steps import ItemTask
+
+from ._packing import pack
+
+
+def item_count(tasks: Sequence[ItemTask]) -> int:
+    """Return the number of items over all ``tasks``."""
+    return sum(len(task) for task in tasks)
+
+
+def shard(tasks: Sequence[ItemTask], max_shards: int, min_items: int = 1) -> list[list[ItemTask]]:
+    """Pack the items of ``tasks`` into at most ``max_shards`` shards (lists of tasks).
+
+    Every shard holds at least ``min_items`` items (unless there are fewer in total), sizes
+    differ by at most one, and items stay in order. A shard may hold pieces of several tasks
+    (of several steps), which then run in the same worker or job.
+    """
+    units = [(index, position) for index, task in enumerate(tasks) for position in range(len(task))]
+    shards: list[list[ItemTask]] = []
+    for group in pack(units, max_jobs=max_shards, min_items_per_job=min_items):
+        pieces: list[ItemTask] = []
+        # Consecutive items of one task become one sub-task.
+        start = 0
+        while start < len(group):
+            index = group[start][0]
+            end = start
+            while end < len(group) and group[end][0] == index:
+                end += 1
+            first, last = group[start][1], group[end - 1][1] + 1
+            pieces.append(_select(tasks[index], first, last))
+            start = end
+        shards.append(pieces)
+    return shards
+
+
+def _select(task: ItemTask, first: int, last: int) -> ItemTask:
+    # The caller's in-memory store stays behind: every worker opens its own on the folder.
+    return dataclasses.replace(
+        task, uids=task.uids[first:last], values=task.values[first:last], store=None
+    )
+
+
+def run_shard(shard: Sequence[ItemTask]) -> None:
+    """Run every task of a shard in this process (the function a worker or a job calls).
+
+    The tasks cache their items' results and errors themselves; an exception escaping a task
+    (a broken batch protocol, say) propagates to the caller after the shard's other tasks ran.
+    """
+    failure: BaseException | None = None
+    for task in shard:
+        try:
+            task()
+        except Exception as error:
+            failure = failure or error
+    if failure is not None:
+        raise failure
+
+
+def forget_in_caller(tasks: Sequence[ItemTask]) -> None:
+    """Drop what the caller's stores remember of the tasks' items, written elsewhere meanwhile."""
+    for task in tasks:
+        if task.store is not None:
+            for uid in task.uids:
+                task.store.forget(uid)
