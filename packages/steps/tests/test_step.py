@@ -99,7 +99,8 @@ def test_array_results_round_trip_memory_mapped_and_read_only(folder: Path) -> N
     again = Ones(infra=cached(folder)).run(5)
     assert isinstance(again, np.memmap)
     np.testing.assert_array_equal(first, again)
-    assert again.dtype == np.float32 and again.shape == (5, 1)
+    assert again.dtype == np.float32
+    assert again.shape == (5, 1)
     assert not again.flags.writeable
     assert (step.lookup(5).paths.cache_folder / f"{step.lookup(5).uid}.npy").exists()
     empty = Ones(infra=cached(folder)).run(0)
@@ -169,7 +170,8 @@ def test_cached_error_shows_type_message_and_original_traceback(folder: Path) ->
         handle.result()
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "original traceback" in notes
-    assert "in _run" in notes and "steps_testkit.py" in notes
+    assert "in _run" in notes
+    assert "steps_testkit.py" in notes
 
 
 def test_an_error_in_run_many_stops_at_the_failing_item(folder: Path) -> None:
@@ -270,7 +272,8 @@ def test_keep_in_ram_arrays_are_read_only(folder: Path) -> None:
 def test_lookup_reports_status_and_result_without_computing(folder: Path) -> None:
     step = Mult(infra=cached(folder))
     handle = step.lookup(4.0)
-    assert handle.status is None and not handle.cached()
+    assert handle.status is None
+    assert not handle.cached()
     with pytest.raises(KeyError, match="no cached result"):
         handle.result()
     step.run(4.0)
@@ -312,9 +315,11 @@ def test_config_json_describes_the_step(folder: Path) -> None:
 def test_clone_updates_with_dicts_and_kwargs(folder: Path) -> None:
     step = Mult(coeff=2, infra=cached(folder))
     other = step.clone({"coeff": 4})
-    assert other.coeff == 4 and step.coeff == 2
+    assert other.coeff == 4
+    assert step.coeff == 2
     assert step.clone(coeff=5).coeff == 5
-    assert other.infra == step.infra and other.infra is not step.infra
+    assert other.infra == step.infra
+    assert other.infra is not step.infra
     chain = Chain(steps=[Mult(coeff=2), Add(x=1)])
     assert chain.clone({"steps": [{"type": "Add", "x": 5}]}).run(1.0) == 6.0
 
@@ -333,7 +338,8 @@ def test_chain_runs_in_sequence_with_indexing_and_slicing() -> None:
     assert len(chain) == 3
     assert isinstance(chain[1], Add)
     head = chain[:2]
-    assert isinstance(head, Chain) and len(head) == 2
+    assert isinstance(head, Chain)
+    assert len(head) == 2
     assert head.run(1.0) == 3.0
 
 
@@ -341,7 +347,8 @@ def test_chain_with_named_steps() -> None:
     chain = Chain(steps={"double": Mult(coeff=2), "inc": Add(x=1)})
     assert chain["inc"].x == 1
     assert chain.run(2.0) == 5.0
-    assert isinstance(chain[:1], Chain) and list(chain[:1].steps) == ["double"]
+    assert isinstance(chain[:1], Chain)
+    assert list(chain[:1].steps) == ["double"]
     with pytest.raises(TypeError, match="string indices"):
         Chain(steps=[Mult()])["double"]
 
@@ -379,7 +386,8 @@ def test_chain_infra_folder_propagates_and_chain_shares_the_last_step_cache(
     last = Add(x=1, infra=cached(folder))
     assert chain.lookup(1.0).paths.step_uid != last.lookup(1.0).paths.step_uid
     assert chain.run(1.0) == 3.0
-    assert calls("Mult") == [1.0] and calls("Add") == [2.0]
+    assert calls("Mult") == [1.0]
+    assert calls("Add") == [2.0]
 
 
 def test_chain_with_only_chain_infra_caches_the_final_result(folder: Path) -> None:
@@ -487,7 +495,8 @@ def test_func_validates_fixed_kwargs_against_the_signature() -> None:
 def test_func_kwargs_are_part_of_the_uid(folder: Path) -> None:
     a = Func(function=scale, factor=3.0, infra=cached(folder))
     b = Func(function=scale, factor=4.0, infra=cached(folder))
-    assert a.run(1.0) == 3.0 and b.run(1.0) == 4.0
+    assert a.run(1.0) == 3.0
+    assert b.run(1.0) == 4.0
     assert a.lookup(1.0).paths.step_uid != b.lookup(1.0).paths.step_uid
 
 
