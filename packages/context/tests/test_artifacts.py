@@ -79,7 +79,7 @@ def test_a_name_can_be_used_once() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "   ", ".", "..", "../x", "a/b", "a\\b", "/abs", "x/..", "a..b", "nul\0"]
+    "name", ["", "   ", ".", "..", "../x", "a/b", "a\\b", "/abs", "x/..", "a..b", "nul\0", "C:x"]
 )
 def test_unsafe_names_are_refused(name: str) -> None:
     log = ArtifactLog()

@@ -91,6 +91,8 @@ def test_identifier_like_names_are_accepted(name: str) -> None:
 def test_non_string_names_raise_type_error() -> None:
     with pytest.raises(TypeError, match=r"metric name 3 .*expected a str"):
         FrozenMetrics().add(3, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"metric name \['a'\] .*expected a str"):
+        FrozenMetrics().add(["a"], 1.0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

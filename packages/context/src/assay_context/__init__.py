@@ -1,8 +1,8 @@
 """assay_context — frozen, set-once experiment context with metrics and artifacts.
 
-A :class:`FrozenContext` holds the shared state of a run: a key, once set, keeps its value, and
+A `FrozenContext` holds the shared state of a run: a key, once set, keeps its value, and
 values are deep-frozen so no reader can change what later readers see. Metrics accumulate in
-:class:`FrozenMetrics`, files and objects in :class:`ArtifactLog`, and :class:`LoggingContext`
+`FrozenMetrics`, files and objects in `ArtifactLog`, and `LoggingContext`
 reports which keys a run read. The API follows ``crystallize.utils.context``.
 """
 

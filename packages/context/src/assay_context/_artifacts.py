@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ntpath
 import os
 import pickle
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,8 @@ def check_artifact_name(name: object) -> str:
         problem = "it contains '..'"
     elif any(separator in name for separator in _SEPARATORS):
         problem = "it contains a path separator"
+    elif ntpath.splitdrive(name)[0]:
+        problem = "it starts with a drive"
     elif "\0" in name:
         problem = "it contains a NUL character"
     if problem:
@@ -44,12 +47,12 @@ def check_artifact_name(name: object) -> str:
 
 @dataclass(frozen=True, eq=False)
 class ArtifactRecord:
-    """One artifact in an :class:`ArtifactLog`.
+    """One artifact in an `ArtifactLog`.
 
     Attributes:
         name: The artifact's file name, validated to be a single safe path component.
         data: ``bytes`` for bytes-like data, ``str`` for text, an absolute
-            :class:`~pathlib.Path` for a file, a read-only numpy array, or a private copy of
+            `pathlib.Path` for a file, a read-only numpy array, or a private copy of
             any other picklable object.
         step_name: Name of the step that produced it (empty when not given).
         kind: One of ``"bytes"``, ``"text"``, ``"path"``, ``"array"``, ``"object"``: tells a
@@ -99,8 +102,8 @@ def _prepare(name: str, data: Any) -> tuple[ArtifactKind, Any]:
 class ArtifactLog:
     """Named artifacts produced by a run, in the order they were added.
 
-    Each name can be used once per log (a second :meth:`add` raises
-    :class:`ContextMutationError`), and names are validated so that a writer can use them as file
+    Each name can be used once per log (a second `add` raises
+    `ContextMutationError`), and names are validated so that a writer can use them as file
     names safely.
 
     Example:

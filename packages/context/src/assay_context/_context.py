@@ -77,14 +77,14 @@ def _same(stored: Any, other: Any) -> bool:
 class FrozenContext(Mapping[str, Any]):
     """Shared state of a run in which a value, once set, can never change.
 
-    Keys are added with :meth:`add` or ``ctx[key] = value``; setting a key that exists raises
-    :class:`ContextMutationError`. Values are deep-frozen when stored (dicts become read-only
-    :class:`FrozenDict`, lists tuples, sets frozensets, numpy arrays read-only copies), so a
+    Keys are added with `add` or ``ctx[key] = value``; setting a key that exists raises
+    `ContextMutationError`. Values are deep-frozen when stored (dicts become read-only
+    `FrozenDict`, lists tuples, sets frozensets, numpy arrays read-only copies), so a
     reader cannot change what later readers see, and reads cost no copy. A value whose
     mutability is unknown (an instance of an arbitrary class) is deep-copied when stored and on
     every read instead.
 
-    The context is a read-only :class:`~collections.abc.Mapping`: ``in``, ``len``, iteration,
+    The context is a read-only `collections.abc.Mapping`: ``in``, ``len``, iteration,
     ``keys()``, ``items()`` work. It pickles with its metrics and artifacts.
 
     Args:
@@ -92,9 +92,9 @@ class FrozenContext(Mapping[str, Any]):
         logger: Logger for the run; defaults to the ``assay.context`` logger.
 
     Attributes:
-        metrics: The run's :class:`FrozenMetrics`.
-        artifacts: The run's :class:`ArtifactLog`.
-        logger: The run's :class:`logging.Logger`.
+        metrics: The run's `FrozenMetrics`.
+        artifacts: The run's `ArtifactLog`.
+        logger: The run's `logging.Logger`.
 
     Example:
         >>> ctx = FrozenContext({"lr": 0.01, "layers": [64, 64]})
@@ -155,7 +155,7 @@ class FrozenContext(Mapping[str, Any]):
         return len(self._data)
 
     def as_dict(self) -> Mapping[str, Any]:
-        """Return a read-only snapshot of every key and value (a picklable :class:`FrozenDict`).
+        """Return a read-only snapshot of every key and value (a picklable `FrozenDict`).
 
         Keys added later do not appear in the snapshot.
         """
@@ -208,7 +208,7 @@ class FrozenContext(Mapping[str, Any]):
         The child starts with this context's keys (a snapshot; values are shared, not copied,
         since they are frozen) and shares its metrics, artifacts and logger, so what the step
         records lands in the run's record. Keys the step adds stay in the child until
-        :meth:`merge` brings them back.
+        `merge` brings them back.
 
         Example:
             >>> run = FrozenContext({"lr": 0.1})
@@ -233,7 +233,7 @@ class FrozenContext(Mapping[str, Any]):
         """Adopt the keys of ``other`` (a child context or any mapping) that are not set here.
 
         A key present in both must hold the same value (same type and content); otherwise
-        nothing is merged and :class:`ContextMutationError` names the clashing keys. Metrics and
+        nothing is merged and `ContextMutationError` names the clashing keys. Metrics and
         artifacts are not merged: a child shares them already (use ``metrics.extend`` and
         ``artifacts.extend`` for those of an unrelated context).
         """

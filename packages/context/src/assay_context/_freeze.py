@@ -1,7 +1,7 @@
 """Deep freezing: turn a value into one that no reader can change.
 
 Values are frozen once, when they are stored, so every later read is free: a dict becomes a
-:class:`FrozenDict`, a list a tuple, a set a frozenset, a numpy array a read-only copy. Objects
+`FrozenDict`, a list a tuple, a set a frozenset, a numpy array a read-only copy. Objects
 whose mutability is unknown cannot be frozen; the context keeps a private copy of those and hands
 out a fresh copy on every read instead (see ``_context.py``).
 """
@@ -89,7 +89,7 @@ def freeze_array(array: Any, *, copy: bool = True) -> Any:
 
 
 def freeze_value(value: Any, *, copy_arrays: bool = True) -> Any:
-    """Freeze ``value`` deeply, raising :class:`Unfreezable` for an object of unknown mutability.
+    """Freeze ``value`` deeply, raising `Unfreezable` for an object of unknown mutability.
 
     ``copy_arrays=False`` is for values that nobody else holds (fresh from unpickling): their
     arrays are locked in place instead of copied.
@@ -139,7 +139,7 @@ def freeze_value(value: Any, *, copy_arrays: bool = True) -> Any:
 def freeze(value: Any) -> Any:
     """Return a deep-frozen equivalent of ``value`` that no reader can change.
 
-    Mappings become :class:`FrozenDict`, lists and deques tuples, sets frozensets, bytearrays
+    Mappings become `FrozenDict`, lists and deques tuples, sets frozensets, bytearrays
     bytes and numpy arrays read-only copies; numbers, strings, paths, dates, enum members and
     other immutable values are returned as they are.
 
@@ -164,7 +164,7 @@ def freeze(value: Any) -> Any:
 def thaw(value: Any) -> Any:
     """Return a plain, mutable deep copy of a frozen value.
 
-    :class:`FrozenDict` and other mappings become dicts, tuples lists (namedtuples stay
+    `FrozenDict` and other mappings become dicts, tuples lists (namedtuples stay
     namedtuples), frozensets sets and numpy arrays writable copies; anything else is returned
     as it is. Useful to serialise a context value to JSON or to start a modified copy.
 
@@ -190,7 +190,7 @@ class FrozenDict(Mapping[_K, _V_co]):
     """A read-only, picklable mapping whose values are deep-frozen.
 
     It compares equal to a dict with the same items, is hashable when its values are, and
-    pickles and unpickles as a :class:`FrozenDict` (unlike ``types.MappingProxyType``).
+    pickles and unpickles as a `FrozenDict` (unlike ``types.MappingProxyType``).
 
     Example:
         >>> settings = FrozenDict({"optimizer": {"lr": 0.1}})

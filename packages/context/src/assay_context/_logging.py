@@ -11,10 +11,10 @@ from ._context import FrozenContext
 
 
 class LoggingContext(FrozenContext):
-    """A proxy of a :class:`FrozenContext` that logs each key read and remembers it.
+    """A proxy of a `FrozenContext` that logs each key read and remembers it.
 
     Every read (``ctx[key]``, ``get`` of a set key, ``items()``, ``values()``, ``as_dict()``)
-    emits a DEBUG line and enters the key in :attr:`reads`, so a run can report which context
+    emits a DEBUG line and enters the key in `reads`, so a run can report which context
     values it used. Writes, metrics and artifacts go to the wrapped context.
 
     Args:
@@ -94,11 +94,11 @@ class LoggingContext(FrozenContext):
         return snapshot
 
     def add(self, key: str, value: Any) -> None:
-        """Add a new key to the wrapped context (see :meth:`FrozenContext.add`)."""
+        """Add a new key to the wrapped context (see `FrozenContext.add`)."""
         self._inner.add(key, value)
 
     def merge(self, other: Mapping[str, Any]) -> None:
-        """Merge into the wrapped context (see :meth:`FrozenContext.merge`)."""
+        """Merge into the wrapped context (see `FrozenContext.merge`)."""
         self._inner.merge(other)
 
     def child(self) -> LoggingContext:

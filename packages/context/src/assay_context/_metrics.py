@@ -77,7 +77,7 @@ def check_tags(name: str, tags: object) -> FrozenDict[str, Any]:
 class FrozenMetrics:
     """Append-only record of metric values, each kept with the tags it was recorded with.
 
-    Values are never replaced: :meth:`add` appends to the series of a metric, and readers get
+    Values are never replaced: `add` appends to the series of a metric, and readers get
     tuples and read-only mappings, so nothing already recorded can be changed.
 
     Example:
@@ -104,7 +104,7 @@ class FrozenMetrics:
             key: Metric name: identifier-like, such as ``"loss"`` or ``"val.accuracy"``.
             value: A number, a string, or a numpy scalar or array (stored read-only).
             tags: Optional mapping from str to values describing this measurement
-                (epoch, split, ...); kept and returned by :meth:`get_tags`.
+                (epoch, split, ...); kept and returned by `get_tags`.
 
         Raises:
             TypeError: If the name is not a str, the value is of another kind, or the tags are
@@ -112,7 +112,8 @@ class FrozenMetrics:
             ValueError: If the name is empty or not identifier-like.
 
         """
-        series = self._values.get(key)
+        # A non-str key is refused by the name check, with a clearer message than dict.get's.
+        series = self._values.get(key) if type(key) is str else None
         if series is None:
             check_metric_name(key)
         if type(value) not in _FAST_VALUE_TYPES:
