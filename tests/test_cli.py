@@ -114,3 +114,56 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["frobnicate"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_run_status_results_and_cache_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = str(tmp_path / "exp")
+    args = ["run", "assay._demo:estimate_pi", "--grid", "n_samples=100,1000", "--replicates", "3"]
+    assert main([*args, "--folder", folder, "--seed", "4"]) == 0
+    assert main(["status", folder]) == 0
+    out = capsys.readouterr().out
+    assert "operation assay._demo:estimate_pi" in out
+    assert "6 runs: pending 0, success 6" in out
+
+    assert main(["results", folder, "--summary", "pi_estimate", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["n_samples"], r["count"]) for r in rows] == [(100, 3), (1000, 3)]
+    assert all(2.0 < r["mean"] < 4.0 for r in rows)
+
+    # the same sweep again comes from the index; another operation in the folder is refused
+    assert main([*args, "--folder", folder, "--seed", "4"]) == 0
+    assert main(["run", "assay._demo:pi_table", "--folder", folder]) == 1
+    assert "TypeError" in capsys.readouterr().err  # pi_table is not an operation
+
+    assert main(["cache", "info", folder]) == 0
+    info = capsys.readouterr().out
+    assert "runs: 6" in info
+    assert "cache files:" in info
+    assert main(["cache", "clear", folder]) == 0
+    assert "cleared" in capsys.readouterr().out
+    assert main(["status", folder]) == 1
+    assert "has no results index" in capsys.readouterr().err
+
+
+def test_run_reports_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = str(tmp_path / "exp")
+    assert main(["run", "nonexistent_module_q:op", "--folder", folder]) == 1
+    assert capsys.readouterr().err.startswith("assay: error: ModuleNotFoundError:")
+    assert main(["run", "assay._demo:estimate_pi", "--grid", "n_samples", "--folder", folder]) == 1
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert main(["run", "assay._demo:estimate_pi", "-D", "x", "--folder", folder]) == 1
+    assert "-D 'x': expected KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()
+
+
+def test_cache_clear_refuses_a_folder_that_is_not_an_experiment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["cache", "clear", str(tmp_path)]) == 1
+    assert "has no results index" in capsys.readouterr().err
+    assert (tmp_path / "keep.txt").read_text() == "mine"

@@ -76,16 +76,19 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from assay_ops import import_operation
+
     from ._experiment import Experiment
     from ._space import grid
 
+    operation = import_operation(args.operation)
     scope = dict(parse_assignment(d, "-D") for d in args.define)
     backend: dict[str, Any] = {"backend": BACKENDS[args.backend]}
     if args.max_jobs is not None:
         backend["max_jobs"] = args.max_jobs
     experiment = Experiment(
-        args.name,
-        args.operation,
+        args.name or operation.name,
+        operation,
         params=grid(**parse_grid(args.grid)),
         replicates=args.replicates,
         seed=args.seed,
