@@ -76,7 +76,7 @@ def test_metrics_and_artifact_logs_pickle_alone() -> None:
 
 
 def test_a_worker_result_merges_back_into_the_parent() -> None:
-    run = FrozenContext({"lr": 0.1, "cfg": {"a": [1]}})
+    run = FrozenContext({"lr": 0.1, "cfg": {"a": [1]}, "box": Box([1]), "nan": float("nan")})
     worker = roundtrip(run.child())
     assert isinstance(worker, FrozenContext)
     worker.add("score", 0.9)
@@ -85,3 +85,6 @@ def test_a_worker_result_merges_back_into_the_parent() -> None:
     run.metrics.extend(worker.metrics)
     assert run["score"] == 0.9
     assert run.metrics["acc"] == (0.9,)
+    with pytest.raises(ContextMutationError, match="'box'"):
+        run.merge({"box": Box([2])})  # a different value never overwrites through merge
+    assert run["box"].items == [1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -54,7 +55,11 @@ def _has_copies(data: dict[str, Any]) -> bool:
 
 
 def _same(stored: Any, other: Any) -> bool:
-    """Whether two stored values are the same value (type, and content for arrays)."""
+    """Whether two stored values are the same value: same type and equal content.
+
+    Equality falls back to comparing pickles, so that values which came back from another
+    process (objects without ``__eq__``, NaN) still match the originals they were copied from.
+    """
     if stored is other:
         return True
     if type(stored) is not type(other):
@@ -66,10 +71,15 @@ def _same(stored: Any, other: Any) -> bool:
         return bool(
             stored.dtype == other.dtype
             and stored.shape == other.shape
-            and np.array_equal(stored, other)
+            and stored.tobytes() == other.tobytes()
         )
     try:
-        return bool(stored == other)
+        if stored == other:
+            return True
+    except Exception:
+        pass
+    try:
+        return pickle.dumps(stored) == pickle.dumps(other)
     except Exception:
         return False
 
