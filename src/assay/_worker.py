@@ -42,7 +42,8 @@ class ExperimentRun(Step):
         return str(value["run_id"])
 
     def _run(self, value: Any) -> str:
-        return execute(self.operation, self.seed, self.context, self.scope, value)
+        backend = "inline" if self.infra is None else type(self.infra).__name__
+        return execute(self.operation, self.seed, self.context, self.scope, value, backend)
 
 
 def execute(
@@ -51,6 +52,7 @@ def execute(
     context: dict[str, Any],
     scope: dict[str, Any],
     spec: dict[str, Any],
+    backend: str = "inline",
 ) -> str:
     """Run one spec of an experiment and return its record as JSON text.
 
@@ -69,7 +71,7 @@ def execute(
             FrozenContext(context),
             params,
             SeedBundle(seed, params, replicate=spec["replicate"]),
-            Runtime(run_dir),
+            Runtime(run_dir, backend=backend),
             capture,
         )
         if scope:

@@ -1,0 +1,91 @@
+"""Experiment sweeps on the process pool, and the demo (both start worker processes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assay import Experiment, ProcessPool, Results, grid
+from assay._demo import SAMPLE_SIZES, run_demo
+
+pytestmark = pytest.mark.slow
+
+
+def test_process_pool_sweep_matches_the_inline_one(tmp_path: Path) -> None:
+    space = grid(n_samples=[100, 1000])
+    pooled = Experiment(
+        "pi",
+        "assay._demo:estimate_pi",
+        space,
+        replicates=3,
+        backend=ProcessPool(max_jobs=2),
+        folder=tmp_path / "pool",
+        progress=False,
+    ).run()
+    inline = Experiment(
+        "pi",
+        "assay._demo:estimate_pi",
+        space,
+        replicates=3,
+        folder=tmp_path / "inline",
+        progress=False,
+    ).run()
+    assert pooled.counts() == {"success": 6}
+    # seeds depend only on (root seed, params, replicate): the backend does not matter
+    assert [r.metrics for r in pooled] == [r.metrics for r in inline]
+    assert {rec.runtime["backend"] for rec in pooled.records()} == {"ProcessPool"}
+    assert {rec.runtime["backend"] for rec in inline.records()} == {"Cached"}
+
+
+def test_runs_execute_in_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = "assay_test_pid_ops"
+    (tmp_path / f"{name}.py").write_text(
+        "import os\nfrom assay_ops import operation\n\n\n@operation\n"
+        "def pid(params, capture):\n    capture.metric('pid', os.getpid())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    results = Experiment(
+        "pids",
+        f"{name}:pid",
+        grid(i=list(range(6))),
+        backend=ProcessPool(max_jobs=2),
+        folder=tmp_path / "exp",
+        progress=False,
+    ).run()
+    pids = {row.metrics["pid"] for row in results}
+    assert os.getpid() not in pids
+
+
+def test_backend_given_as_a_dict(tmp_path: Path) -> None:
+    experiment = Experiment(
+        "pi",
+        "assay._demo:estimate_pi",
+        grid(n_samples=[100]),
+        replicates=2,
+        backend={"backend": "ProcessPool", "max_jobs": 2},
+        folder=tmp_path,
+        progress=False,
+    )
+    assert type(experiment.step.infra).__name__ == "ProcessPool"
+    assert experiment.run().counts() == {"success": 2}
+
+
+def test_demo_runs_then_completes_from_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = run_demo(folder=tmp_path / "demo", replicates=2, max_jobs=2, progress=False)
+    out = capsys.readouterr().out
+    assert len(results) == 2 * len(SAMPLE_SIZES)
+    assert "Monte Carlo estimate of π" in out
+    assert "run the demo again" in out
+    summary = {row["n_samples"]: row for row in results.summary("abs_error", by=["n_samples"])}
+    assert summary[SAMPLE_SIZES[-1]]["mean"] < summary[SAMPLE_SIZES[0]]["mean"]
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "demo" / "plots" / "abs_error_by_n_samples.png").is_file()
+
+    again = run_demo(folder=tmp_path / "demo", replicates=2, max_jobs=2, progress=False)
+    out = capsys.readouterr().out
+    assert "came from the cache" in out
+    assert [r.metrics for r in again] == [r.metrics for r in Results.load(tmp_path / "demo")]
