@@ -68,3 +68,23 @@ CALLS: list[tuple[str, Any]] = []
 
 def calls(name: str) -> list[Any]:
     return [v for n, v in CALLS if n == name]
+
+
+class Slow(Step):
+    """Sleep a little, then log which process computed the item into ``log_folder``."""
+
+    log_folder: str = ""
+    delay: float = 0.002
+
+    @classmethod
+    def _exclude_from_cls_uid(cls) -> list[str]:
+        return ["log_folder"]
+
+    def _run(self, value: int) -> int:
+        import os
+        import time
+
+        time.sleep(self.delay)
+        with open(os.path.join(self.log_folder, f"{os.getpid()}.log"), "a") as log:
+            log.write(f"{value}\n")
+        return value * value

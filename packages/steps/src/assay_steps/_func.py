@@ -108,6 +108,7 @@ class Func(Step):
 
     def _dump_fields(self) -> dict[str, Any]:
         return {
+            "infra": self.infra,
             "function": _import_path(self.function),
             "input_param": self.input_param,
             **(self.model_extra or {}),

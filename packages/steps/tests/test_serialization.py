@@ -1,0 +1,111 @@
+"""Configs round-trip through JSON and YAML with the same cache uids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+from assay_steps import Chain, Func, Step
+from steps_testkit import Add, Mult, calls
+
+
+class Experiment(pydantic.BaseModel):
+    pipeline: Step
+    name: str = "exp"
+
+
+def step_uids(step: Step, value: Any) -> list[str]:
+    handle = step.lookup(value)
+    subs = [sub.paths.step_uid for sub in handle._sub_handles if sub._store is not None]
+    return [*subs, handle.paths.step_uid]
+
+
+def make_config(folder: Path) -> dict[str, Any]:
+    return {
+        "pipeline": [
+            {"type": "Mult", "coeff": 3, "infra": {"backend": "Cached", "folder": str(folder)}},
+            {"type": "Add", "x": 0.5, "infra": {"backend": "Cached", "folder": str(folder)}},
+        ]
+    }
+
+
+def test_list_becomes_a_chain_and_dicts_dispatch_on_type(folder: Path) -> None:
+    exp = Experiment.model_validate(make_config(folder))
+    assert isinstance(exp.pipeline, Chain)
+    assert isinstance(exp.pipeline[0], Mult)
+    assert isinstance(exp.pipeline[1], Add)
+    assert exp.pipeline.run(2.0) == 6.5
+
+
+def test_dict_of_steps_becomes_a_named_chain() -> None:
+    exp = Experiment(pipeline={"double": {"type": "Mult"}, "inc": {"type": "Add", "x": 2}})
+    assert isinstance(exp.pipeline, Chain)
+    assert list(exp.pipeline.steps) == ["double", "inc"]
+    assert exp.pipeline.run(1.0) == 4.0
+
+
+def test_unknown_type_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="type='Nope' is not a registered Step"):
+        Experiment(pipeline={"type": "Nope"})
+
+
+def test_json_round_trip_keeps_uids_and_hits_the_cache(folder: Path) -> None:
+    exp = Experiment.model_validate(make_config(folder))
+    assert exp.pipeline.run(2.0) == 6.5
+    text = exp.model_dump_json()
+    again = Experiment.model_validate_json(text)
+    assert again == exp or again.model_dump() == exp.model_dump()
+    assert step_uids(again.pipeline, 2.0) == step_uids(exp.pipeline, 2.0)
+    assert again.pipeline.run(2.0) == 6.5
+    assert calls("Mult") == [2.0]  # served from the cache written before the round trip
+
+
+def test_yaml_round_trip_keeps_uids(folder: Path) -> None:
+    yaml = pytest.importorskip("yaml")
+    exp = Experiment.model_validate(make_config(folder))
+    text = yaml.safe_dump(exp.model_dump(mode="json"))
+    again = Experiment.model_validate(yaml.safe_load(text))
+    assert step_uids(again.pipeline, 2.0) == step_uids(exp.pipeline, 2.0)
+    assert "type: Mult" in text
+
+
+def test_named_chain_round_trips(folder: Path) -> None:
+    chain = Chain(
+        steps={"a": Mult(coeff=2), "b": Add(x=3)}, infra={"backend": "Cached", "folder": folder}
+    )
+    again = Step.model_validate_json(chain.model_dump_json())
+    assert isinstance(again, Chain)
+    assert list(again.steps) == ["a", "b"]
+    assert step_uids(again, 1.0) == step_uids(chain, 1.0)
+
+
+def test_func_round_trips_through_its_import_path(folder: Path) -> None:
+    step = Func(
+        function="math.pow", input_param="x", y=2, infra={"backend": "Cached", "folder": folder}
+    )
+    data = step.model_dump(mode="json")
+    assert data["function"] == "math.pow"
+    again = Step.model_validate(data)
+    assert isinstance(again, Func)
+    assert again.run(3.0) == 9.0
+    assert again.lookup(3.0).paths.step_uid == step.lookup(3.0).paths.step_uid
+
+
+def test_default_values_do_not_change_uids(folder: Path) -> None:
+    explicit = Mult(coeff=2.0, infra={"backend": "Cached", "folder": folder})
+    implicit = Mult(infra={"backend": "Cached", "folder": folder})
+    assert explicit.lookup(1.0).paths.step_uid == implicit.lookup(1.0).paths.step_uid
+
+
+def test_steps_pickle_without_their_runtime_state(folder: Path) -> None:
+    import pickle
+
+    step = Mult(infra={"backend": "Cached", "folder": folder})
+    step.run(1.0)
+    copy = pickle.loads(pickle.dumps(step))
+    assert copy == step
+    assert copy._runtime.stores == {}
+    assert copy.run(1.0) == 2.0
+    assert calls("Mult") == [1.0]
