@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -54,7 +53,16 @@ _SUPPORTED = (
     "None, bool, int, float, complex, str, bytes, a pathlib path, an Enum member, list, tuple, "
     "a mapping, set, frozenset, or a numpy scalar or array"
 )
-_NAN = struct.pack(">d", math.nan)
+_NAN = struct.pack(">d", float("nan"))
+
+
+class _Unsupported(TypeError):
+    """Raised deep in the encoder; containers add their key to ``where`` on the way out."""
+
+    def __init__(self, value: Any, where: str = "") -> None:
+        super().__init__(where)
+        self.value = value
+        self.where = where
 
 
 def _length(n: int) -> bytes:
@@ -67,18 +75,16 @@ def _sized(tag: bytes, payload: bytes) -> bytes:
 
 def _float(value: float) -> bytes:
     # NaNs have many bit patterns; they are one value for the purpose of a parameter.
-    return _NAN if math.isnan(value) else struct.pack(">d", value)
+    return _NAN if value != value else struct.pack(">d", value)
 
 
 def _little_endian(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
 
 
-def _numpy(value: np.generic | np.ndarray[Any, Any], where: str) -> bytes:
+def _numpy(value: np.generic | np.ndarray[Any, Any]) -> bytes:
     if value.dtype.hasobject:
-        raise TypeError(
-            f"{where}: cannot encode numpy value of object dtype; expected {_SUPPORTED}"
-        )
+        raise _Unsupported(value)
     dtype = _little_endian(value.dtype)
     array = np.ascontiguousarray(value, dtype=dtype)
     dtype_tag = _sized(b"", dtype.str.encode())
@@ -88,61 +94,103 @@ def _numpy(value: np.generic | np.ndarray[Any, Any], where: str) -> bytes:
     return b"a" + dtype_tag + shape + _sized(b"", array.tobytes())
 
 
-def _container(value: Any, where: str) -> bytes | None:
-    if isinstance(value, list):
-        return (
-            b"l"
-            + _length(len(value))
-            + b"".join(_enc(v, f"{where}[{i}]") for i, v in enumerate(value))
-        )
-    if isinstance(value, tuple):
-        return (
-            b"t"
-            + _length(len(value))
-            + b"".join(_enc(v, f"{where}[{i}]") for i, v in enumerate(value))
-        )
-    if isinstance(value, Mapping):
-        pairs = sorted(
-            (_enc(k, f"{where} key {k!r}"), _enc(v, f"{where}[{k!r}]")) for k, v in value.items()
-        )
-        return b"d" + _length(len(pairs)) + b"".join(k + v for k, v in pairs)
-    if isinstance(value, (set, frozenset)):
-        items = sorted(_enc(v, f"{where} element {v!r}") for v in value)
-        return b"S" + _length(len(items)) + b"".join(items)
-    return None
+def _items(values: Any) -> bytes:
+    out = []
+    for index, item in enumerate(values):
+        try:
+            out.append(_enc(item))
+        except _Unsupported as err:
+            err.where = f"[{index}]{err.where}"
+            raise
+    return _length(len(out)) + b"".join(out)
 
 
-def _enc(value: Any, where: str) -> bytes:
-    # Order matters: numpy scalars subclass float/int, bool subclasses int.
+def _mapping(value: Mapping[Any, Any]) -> bytes:
+    pairs = []
+    for key, item in value.items():
+        try:
+            pairs.append(_enc(key) + _enc(item))
+        except _Unsupported as err:
+            err.where = f"[{key!r}]{err.where}"
+            raise
+    pairs.sort()
+    return b"d" + _length(len(pairs)) + b"".join(pairs)
+
+
+def _set(value: Any) -> bytes:
+    try:
+        items = sorted(_enc(item) for item in value)
+    except _Unsupported as err:
+        err.where = f" element{err.where}"
+        raise
+    return b"S" + _length(len(items)) + b"".join(items)
+
+
+def _enum(value: enum.Enum) -> bytes:
+    cls = type(value)
+    name = f"{cls.__module__}.{cls.__qualname__}".encode()
+    return b"e" + _sized(b"", name) + _enc(value.value)
+
+
+# Exact types first, by dictionary lookup: the common parameters cost one lookup each.
+_EXACT: dict[type, Callable[[Any], bytes]] = {
+    type(None): lambda v: b"N",
+    bool: lambda v: b"T" if v else b"F",
+    int: lambda v: _sized(b"i", str(v).encode()),
+    float: lambda v: b"f" + _float(v),
+    str: lambda v: _sized(b"s", v.encode("utf-8")),
+    list: lambda v: b"l" + _items(v),
+    tuple: lambda v: b"t" + _items(v),
+    dict: _mapping,
+}
+
+
+def _enc(value: Any) -> bytes:
+    encoder = _EXACT.get(type(value))
+    if encoder is not None:
+        return encoder(value)
+    # Subclasses and the rarer types. Order matters: numpy scalars subclass float/int, bool
+    # subclasses int, enum members may subclass int or str.
     if isinstance(value, (np.generic, np.ndarray)):
-        return _numpy(value, where)
-    if value is None:
-        return b"N"
+        return _numpy(value)
+    if isinstance(value, enum.Enum):
+        return _enum(value)
     if isinstance(value, bool):
         return b"T" if value else b"F"
-    if isinstance(value, enum.Enum):
-        cls = type(value)
-        name = f"{cls.__module__}.{cls.__qualname__}".encode()
-        return b"e" + _sized(b"", name) + _enc(value.value, f"{where}.value")
     if isinstance(value, int):
-        return _sized(b"i", str(value).encode())
+        return _sized(b"i", str(int(value)).encode())
     if isinstance(value, float):
-        return b"f" + _float(value)
+        return b"f" + _float(float(value))
     if isinstance(value, complex):
         return b"c" + _float(value.real) + _float(value.imag)
     if isinstance(value, str):
-        return _sized(b"s", value.encode("utf-8"))
+        return _sized(b"s", str(value).encode("utf-8"))
     if isinstance(value, (bytes, bytearray)):
         return _sized(b"b", bytes(value))
     if isinstance(value, PurePath):
         return _sized(b"p", value.as_posix().encode("utf-8"))
-    encoded = _container(value, where)
-    if encoded is None:
-        raise TypeError(
-            f"{where}: cannot encode value {value!r} of type {type(value).__qualname__}; "
-            f"expected {_SUPPORTED}"
+    if isinstance(value, list):
+        return b"l" + _items(value)
+    if isinstance(value, tuple):
+        return b"t" + _items(value)
+    if isinstance(value, Mapping):
+        return _mapping(value)
+    if isinstance(value, (set, frozenset)):
+        return _set(value)
+    raise _Unsupported(value)
+
+
+def _encode(value: Any, name: str) -> bytes:
+    try:
+        return _enc(value)
+    except _Unsupported as err:
+        bad = err.value
+        what = (
+            "a numpy value of object dtype"
+            if hasattr(bad, "dtype")
+            else (f"value {bad!r} of type {type(bad).__qualname__}")
         )
-    return encoded
+        raise TypeError(f"{name}{err.where}: cannot encode {what}; expected {_SUPPORTED}") from None
 
 
 def canonical_bytes(value: Any, name: str = "params") -> bytes:
@@ -161,7 +209,7 @@ def canonical_bytes(value: Any, name: str = "params") -> bytes:
         True
 
     """
-    return _enc(value, name)
+    return _encode(value, name)
 
 
 def canonical_digest(value: Any, name: str = "params") -> str:
@@ -173,4 +221,4 @@ def canonical_digest(value: Any, name: str = "params") -> str:
 
     """
     header = b"assay.canonical.v%d\x00" % CANONICAL_VERSION
-    return hashlib.sha256(header + _enc(value, name)).hexdigest()
+    return hashlib.sha256(header + _encode(value, name)).hexdigest()

@@ -109,6 +109,8 @@ class OperationWrapper:
         self._func = func
         self._name: str = name or str(getattr(func, "__name__", type(func).__name__))
         self._asked = _injected(func, self._name)
+        module = getattr(func, "__module__", None) or "__main__"
+        self._ref = f"{module}:{getattr(func, '__qualname__', self._name)}"
         self._code_hash: str | None = None
         self._source_file: str | None = None
         functools.update_wrapper(self, func)
@@ -141,9 +143,7 @@ class OperationWrapper:
     @property
     def ref(self) -> str:
         """``"module:qualname"``, which ``import_operation`` turns back into this operation."""
-        module = getattr(self._func, "__module__", None) or "__main__"
-        qualname = getattr(self._func, "__qualname__", self._name)
-        return f"{module}:{qualname}"
+        return self._ref
 
     def _source(self) -> str | None:
         if self._source_file is None:
@@ -265,8 +265,9 @@ class OperationWrapper:
         return kwargs
 
     def _run_id(self, digest: str, seeds: SeedBundle) -> str:
-        seed = f"{seeds.root_seed}/{seeds.replicate}/{seeds.key['path']}/{seeds.params_digest}"
-        text = "\x00".join((self.ref, self.code_hash, digest, seed))
+        seed = seeds.key
+        text = f"{self._ref}\0{self.code_hash}\0{digest}\0{seed['root_seed']}\0{seed['replicate']}"
+        text += f"\0{seed['path']}\0{seeds.params_digest}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
     def __reduce__(self) -> tuple[Callable[[str], OperationWrapper], tuple[str]]:

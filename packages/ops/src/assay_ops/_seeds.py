@@ -24,6 +24,8 @@ _WORD = 2**32
 
 
 def _check_uint(name: str, value: Any, limit: int) -> int:
+    if type(value) is int and 0 <= value < limit:
+        return value  # the common case, checked in one step
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(
             f"{name}={value!r}: expected a non-negative int, got {type(value).__name__}"
