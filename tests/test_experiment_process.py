@@ -89,3 +89,17 @@ def test_demo_runs_then_completes_from_cache(
     out = capsys.readouterr().out
     assert "came from the cache" in out
     assert [r.metrics for r in again] == [r.metrics for r in Results.load(tmp_path / "demo")]
+
+
+def test_the_pi_sweep_example_runs_and_resumes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "pi_sweep.py"
+    command = [sys.executable, str(script), str(tmp_path / "runs")]
+    first = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
+    assert "100000" in first.stdout
+    assert "came from the cache" not in first.stdout
+    second = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
+    assert "all 20 runs came from the cache" in second.stdout
+    assert first.stdout.splitlines()[:5] == second.stdout.splitlines()[:5]
