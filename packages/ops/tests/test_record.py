@@ -230,3 +230,10 @@ def test_an_operation_in_a_repository_records_its_commit(tmp_path: Path, make_mo
         "op_in_repo", "from assay_ops import operation\n@operation\ndef op(): pass\n"
     )
     assert module.op.run().provenance["git_commit"] == sha
+
+
+def test_records_compare_by_content_even_with_arrays_and_nan() -> None:
+    record = make_record(metrics={"w": [np.arange(3.0)], "x": [float("nan")]})
+    assert RunRecord.from_json(record.to_json()) == record
+    assert make_record(metrics={"w": [np.arange(3.0) + 1]}) != record
+    assert record != "not a record"

@@ -38,7 +38,7 @@ class ErrorInfo:
     traceback: str
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class RunRecord:
     """The record of one run of an operation.
 
@@ -85,6 +85,15 @@ class RunRecord:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status={self.status!r}: expected one of {STATUSES}")
+
+    def __eq__(self, other: object) -> bool:
+        # Compared through the lossless JSON form, so records holding numpy arrays or NaN
+        # compare by content (field-by-field ``==`` would be ambiguous for arrays).
+        if not isinstance(other, RunRecord):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def replicate(self) -> int:
