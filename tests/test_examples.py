@@ -1,0 +1,165 @@
+"""Every example in ``examples/`` runs, as a user would run it, and prints what it promises.
+
+Each example runs as a subprocess in a fresh working directory, one or more times in a row
+(the second run of a cached example must come from the cache). ``EXAMPLES`` says, per file,
+which command lines to run and what their output must show; a file in ``examples/`` without
+an entry fails, so a new example cannot go untested.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests._workspace import ROOT
+
+#: Seconds one run of an example may take before the test fails.
+TIMEOUT = 180
+
+
+@dataclass(frozen=True)
+class Run:
+    """One command line of an example and what its standard output must show.
+
+    ``expect`` and ``reject`` are regular expressions searched in the output (multi-line
+    mode). The lines matching ``same_as_first`` must be identical to those of the example's
+    first run (results served from a cache must be the results computed).
+    """
+
+    args: tuple[str, ...] = ()
+    expect: tuple[str, ...] = ()
+    reject: tuple[str, ...] = ()
+    same_as_first: str | None = None
+
+
+@dataclass(frozen=True)
+class Example:
+    runs: tuple[Run, ...]
+    needs_slurm: bool = False
+
+
+_PI_TABLE = r"^\s+\d+\s+\d\.\d{5}\s+\d\.\d{5}\s+\d\.\d{5}$"
+
+
+def _steps_counts(load: str, smooth: str, peaks: str) -> tuple[str, ...]:
+    counts = {"load": load, "smooth": smooth, "peaks": peaks}
+    return tuple(
+        rf"^\s*{name}: {n} computed, {6 - int(n)} from cache$" for name, n in counts.items()
+    )
+
+
+EXAMPLES: dict[str, Example] = {
+    "pi_sweep.py": Example(
+        runs=(
+            Run(
+                args=("runs",),
+                expect=(r"^\s+n_samples\s+mean\s+std", r"^\s+100000\s+3\.1\d{4}"),
+                reject=(r"came from the cache",),
+            ),
+            Run(
+                args=("runs",),
+                expect=(r"^all 20 runs came from the cache in \d+\.\d{3} s$",),
+                same_as_first=_PI_TABLE,
+            ),
+        ),
+    ),
+    "steps_pipeline.py": Example(
+        runs=(
+            Run(expect=(r"^window=25, 6 signals$", *_steps_counts("6", "6", "6"))),
+            Run(expect=_steps_counts("0", "0", "0"), same_as_first=r"^signal-\d: "),
+            # a changed window recomputes smooth and peaks; load is still served from the cache
+            Run(args=("--window", "9"), expect=_steps_counts("0", "6", "6")),
+        ),
+    ),
+}
+
+
+def slurm_cluster_answers() -> bool:
+    """Return True when ``sbatch`` is on PATH and ``sinfo`` answers."""
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return False
+    try:
+        answer = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return answer.returncode == 0
+
+
+def example_files() -> list[Path]:
+    return sorted((ROOT / "examples").glob("*.py"))
+
+
+def run_example(script: Path, run: Run, cwd: Path) -> str:
+    command = [sys.executable, str(script), *run.args]
+    try:
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{' '.join(command[1:])} took more than {TIMEOUT} s")
+    assert done.returncode == 0, (
+        f"{' '.join(command[1:])} exited with {done.returncode}\n"
+        f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    )
+    return done.stdout
+
+
+def check_output(name: str, index: int, run: Run, stdout: str, first: str) -> None:
+    where = f"{name} run {index + 1} (args {list(run.args)})"
+    for pattern in run.expect:
+        assert re.search(pattern, stdout, re.MULTILINE), (
+            f"{where}: no line matches {pattern!r}; output:\n{stdout}"
+        )
+    for pattern in run.reject:
+        assert not re.search(pattern, stdout, re.MULTILINE), (
+            f"{where}: a line matches {pattern!r}, which must not appear; output:\n{stdout}"
+        )
+    if run.same_as_first is not None:
+        wanted = re.compile(run.same_as_first)
+        mine = [line for line in stdout.splitlines() if wanted.search(line)]
+        theirs = [line for line in first.splitlines() if wanted.search(line)]
+        assert mine, f"{where}: no line matches {run.same_as_first!r}; output:\n{stdout}"
+        assert mine == theirs, f"{where}: these lines differ from the first run's"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", example_files(), ids=lambda path: path.name)
+def test_example_runs_and_prints_what_it_promises(script: Path, tmp_path: Path) -> None:
+    example = EXAMPLES.get(script.name)
+    if example is None:
+        pytest.fail(
+            f"examples/{script.name} has no entry in EXAMPLES of {Path(__file__).name}: "
+            "add the command lines to run and the output they must show"
+        )
+    if example.needs_slurm and not slurm_cluster_answers():
+        pytest.skip(
+            f"examples/{script.name} needs a Slurm cluster (sbatch on PATH and sinfo "
+            "answering); start one with: sudo bash scripts/slurm/start.sh"
+        )
+    first = ""
+    for index, run in enumerate(example.runs):
+        stdout = run_example(script, run, tmp_path)
+        first = first or stdout
+        check_output(script.name, index, run, stdout, first)
+
+
+def test_every_table_entry_names_an_example_that_exists() -> None:
+    present = {path.name for path in example_files()}
+    assert set(EXAMPLES) <= present, f"entries without a file: {sorted(set(EXAMPLES) - present)}"
+    assert all(example.runs for example in EXAMPLES.values())
+
+
+def test_the_output_checks_can_fail() -> None:
+    run = Run(expect=(r"^done$",), reject=(r"error",), same_as_first=r"^row")
+    check_output("x.py", 1, run, "row 1\ndone\n", "row 1\n")
+    for stdout, first in [("row 1\n", "row 1\n"), ("row 1\ndone\nerror\n", "row 1\n")]:
+        with pytest.raises(AssertionError):
+            check_output("x.py", 1, run, stdout, first)
+    with pytest.raises(AssertionError, match="differ from the first run"):
+        check_output("x.py", 1, run, "row 2\ndone\n", "row 1\n")
