@@ -55,6 +55,28 @@ def _steps_counts(load: str, smooth: str, peaks: str) -> tuple[str, ...]:
 
 
 EXAMPLES: dict[str, Example] = {
+    "scope_cli.py": Example(
+        runs=(
+            # the demo command: an option, scope keys for the function and for deep code
+            Run(
+                args=("train", "--lr", "0.01", "-D", "train.epochs=3", "-D", "model.width=64"),
+                expect=(
+                    r"^train: lr=0\.01 epochs=3 batch_size=32$",
+                    r"^model: model\.depth=2 model\.width=64$",
+                    r"^epoch 3: loss 0\.\d{4}$",
+                ),
+                reject=(r"^epoch 4:",),
+            ),
+            Run(
+                args=("train", "--help"),
+                expect=(r"--lr LR\s+learning rate of the optimiser\. \(default: 0\.1\)",),
+            ),
+            Run(
+                args=("evaluate", "ckpt.pt", "-D", "model.width=16"),
+                expect=(r"^evaluate ckpt\.pt on test: model width 16$",),
+            ),
+        ),
+    ),
     "pi_sweep.py": Example(
         runs=(
             Run(
