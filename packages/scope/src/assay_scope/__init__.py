@@ -1,3 +1,29 @@
-"""assay_scope — hyperparameter scopes (being built)."""
+"""assay_scope — hyperparameter scopes that reach deep code without plumbing.
 
-__all__: list[str] = []
+A drop-in for ``hyperparameter`` ≤ 0.5 (``param_scope``, ``auto_param``, ``launch``,
+``run_cli``), standard library only, with strict conversions, per-task isolation and a record
+of the parameters a run read.
+"""
+
+from ._accessor import Accessor
+from ._auto import auto_param
+from ._cli import launch, run_cli
+from ._errors import ConversionError, MissingParameterError
+from ._record import Record, Recording
+from ._scope import ScopeStorage, param_scope
+from ._threads import ScopedThread, bind_scope
+
+__all__ = [
+    "Accessor",
+    "ConversionError",
+    "MissingParameterError",
+    "Record",
+    "Recording",
+    "ScopeStorage",
+    "ScopedThread",
+    "auto_param",
+    "bind_scope",
+    "launch",
+    "param_scope",
+    "run_cli",
+]

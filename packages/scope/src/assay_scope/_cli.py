@@ -1,0 +1,171 @@
+"""``launch`` / ``run_cli``: ``auto_param`` functions as a command line."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ._convert import convert
+from ._docstring import param_help, summary
+from ._errors import ConversionError
+from ._scope import param_scope
+
+_DEFINE_HELP = "set any scope key, e.g. -D model.width=64 (repeatable)"
+
+
+def launch(func: Callable[..., Any] | None = None, *, argv: Sequence[str] | None = None) -> Any:
+    """Run ``auto_param`` functions from the command line and return the result.
+
+    ``launch(f)`` exposes one function: its required parameters become positional arguments,
+    its defaulted ones ``--name VALUE`` options, and ``-D/--define key=value`` sets any scope
+    key for the call. ``launch()`` exposes every public ``auto_param`` function defined in the
+    calling module, as subcommands named after them (with a single one, naming it is optional).
+    ``--help`` lists the parameters with their defaults and the docstring's descriptions.
+
+    Args:
+        func: the ``auto_param`` function to expose; None for every one of the calling module.
+        argv: the arguments to parse; ``sys.argv[1:]`` when None.
+
+    Returns:
+        What the called function returned.
+
+    Example:
+        >>> from assay_scope import auto_param, launch
+        >>> @auto_param
+        ... def train(lr=0.1, epochs=10):
+        ...     return lr, epochs
+        >>> launch(train, argv=["--lr", "0.5", "-D", "train.epochs=3"])
+        (0.5, 3)
+
+    """
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_globals if frame and frame.f_back else {}
+    return _launch(func, caller, argv)
+
+
+def run_cli(func: Callable[..., Any] | None = None, *, argv: Sequence[str] | None = None) -> Any:
+    """Alias of ``launch``, with a name less likely to clash with the user's own."""
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_globals if frame and frame.f_back else {}
+    return _launch(func, caller, argv)
+
+
+def _launch(
+    func: Callable[..., Any] | None, caller: Mapping[str, Any], argv: Sequence[str] | None
+) -> Any:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if func is not None:
+        if not isinstance(getattr(func, "_auto_param_namespace", None), str):
+            raise ValueError(
+                f"launch() expects a function decorated with @auto_param, got {func!r}"
+            )
+        return _call(func, _parser(func, None), args)
+    commands = _module_functions(caller)
+    if not commands:
+        module = caller.get("__name__", "the calling module")
+        raise RuntimeError(f"launch() found no public @auto_param function in {module}")
+    if len(commands) == 1:
+        ((name, only),) = commands.items()
+        if args[:1] == [name]:
+            args = args[1:]
+        return _call(only, _parser(only, None), args)
+    module_doc = summary(caller.get("__doc__")).split("\n\n", 1)[0]
+    parser = argparse.ArgumentParser(description=module_doc or None)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in commands.items():
+        first_line = summary(command.__doc__).split("\n", 1)[0]
+        _parser(command, subparsers.add_parser(name, help=first_line, **_parser_options(command)))
+    chosen = parser.parse_args(args).command
+    return _call(commands[chosen], _parser(commands[chosen], None), args[1:])
+
+
+def _module_functions(caller: Mapping[str, Any]) -> dict[str, Callable[..., Any]]:
+    """Return the public auto_param functions defined (not imported) in the calling module."""
+    module = caller.get("__name__")
+    found: dict[str, Callable[..., Any]] = {}
+    for name, obj in caller.items():
+        if (
+            not name.startswith("_")
+            and callable(obj)
+            and isinstance(getattr(obj, "_auto_param_namespace", None), str)
+            and getattr(obj, "__module__", None) == module
+            and obj not in found.values()
+        ):
+            found[name] = obj
+    return found
+
+
+def _parser_options(func: Callable[..., Any]) -> dict[str, Any]:
+    return {
+        "description": summary(func.__doc__) or None,
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
+def _parser(
+    func: Callable[..., Any], parser: argparse.ArgumentParser | None
+) -> argparse.ArgumentParser:
+    if parser is None:
+        parser = argparse.ArgumentParser(prog=_prog(func), **_parser_options(func))
+    parser.add_argument(
+        "-D", "--define", action="append", default=[], metavar="KEY=VALUE", help=_DEFINE_HELP
+    )
+    helps = param_help(func.__doc__)
+    for name, param in inspect.signature(func).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        described = helps.get(name, "")
+        if param.default is param.empty:
+            parser.add_argument(name, type=_required_type(param), help=described or None)
+        else:
+            parser.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=name,
+                type=_converter(name, param.default),
+                default=argparse.SUPPRESS,  # absent: the scope or the default decides
+                metavar=name.upper(),
+                help=f"{described} (default: {param.default!r})".strip(),
+            )
+    return parser
+
+
+def _prog(func: Callable[..., Any]) -> str:
+    script = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else ""
+    return f"{script} {func.__name__}".strip() if script else func.__name__
+
+
+def _required_type(param: inspect.Parameter) -> Callable[[str], Any]:
+    annotation = param.annotation
+    if annotation in (int, float, str):
+        return annotation  # type: ignore[no-any-return]
+    return str
+
+
+def _converter(name: str, default: Any) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return convert(f"--{name}", text, default)
+        except ConversionError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = type(default).__name__
+    return parse
+
+
+def _call(func: Callable[..., Any], parser: argparse.ArgumentParser, args: list[str]) -> Any:
+    values = vars(parser.parse_args(args))
+    defines = values.pop("define")
+    for text in defines:
+        if "=" not in text or not text.split("=", 1)[0].strip():
+            parser.error(f"-D/--define expects KEY=VALUE, got {text!r}")
+    try:
+        with param_scope(*defines):
+            return func(**values)
+    except ConversionError as error:
+        # A bad -D value is a usage error, reported like argparse reports a bad option.
+        if any(text.split("=", 1)[0].strip() == error.key for text in defines):
+            parser.error(f"-D {error.key}: {error}")
+        raise
