@@ -181,20 +181,18 @@ class Experiment:
     def _stale(self, index: ResultsIndex, policy: CodeChange) -> list[str]:
         """Run ids recorded with another code hash; raise if that needs a decision."""
         current = self.operation.code_hash
+        if not current:  # source unavailable: nothing to compare
+            return []
         ids = {s.run_id for s in self.specs}
-        stale = [
-            row.run_id
-            for row in index.rows(ids)
-            if row.status in ("success", "failed") and row.code_hash and row.code_hash != current
-        ]
-        if stale and current and policy == "error":
-            old = index.rows(stale[:1])[0].code_hash
+        other = {rid: h for rid, h in index.other_code(current).items() if rid in ids}
+        if other and policy == "error":
+            old = next(iter(other.values()))
             raise CodeChangedError(
-                f"operation {self.operation.ref} changed since {len(stale)} runs were recorded "
+                f"operation {self.operation.ref} changed since {len(other)} runs were recorded "
                 f"(code hash {old} -> {current}); pass on_code_change='rerun' to run them "
                 "again or on_code_change='keep' to keep their results"
             )
-        return stale if current and policy == "rerun" else []
+        return list(other) if policy == "rerun" else []
 
     # -------------------------------------------------------------- running
 
@@ -221,8 +219,11 @@ class Experiment:
         with ResultsIndex(self.folder) as index:
             self._check_folder(index)
             stale = set(self._stale(index, on_code_change))
-            index.plan(self.specs)
             statuses = index.statuses()
+            new = [s for s in self.specs if s.run_id not in statuses]
+            if new:  # planning is an insert per run: skip it when resuming a complete sweep
+                index.plan(new)
+                statuses.update((s.run_id, "pending") for s in new)
             again = {"pending", "cancelled"} | ({"failed"} if retry_failed else set())
             todo = [s for s in self.specs if statuses[s.run_id] in again or s.run_id in stale]
             # failed and stale runs have a cache entry to drop; cancelled ones either finished

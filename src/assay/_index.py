@@ -205,6 +205,14 @@ class ResultsIndex:
         """Return the status of every run, by run id."""
         return dict(self._db.execute("SELECT run_id, status FROM runs"))
 
+    def other_code(self, code_hash: str) -> dict[str, str]:
+        """Return the code hash of every finished run recorded with another (non-empty) one."""
+        sql = (
+            "SELECT run_id, code_hash FROM runs WHERE status IN ('success', 'failed') "
+            "AND code_hash IS NOT NULL AND code_hash != '' AND code_hash != ?"
+        )
+        return dict(self._db.execute(sql, (code_hash,)))
+
     def rows(self, run_ids: Iterable[str] | None = None) -> list[RunRow]:
         """Return the rows of the given runs (all when None), in planning order."""
         sql = (

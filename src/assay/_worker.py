@@ -81,8 +81,8 @@ def execute(
                 record = operation.run(*args, run_id=spec["run_id"])
         else:
             record = operation.run(*args, run_id=spec["run_id"])
-        text: str = record.to_json()
-        return text
+        # compact JSON: the C encoder is several times faster than indented output
+        return json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False)
     except Exception as error:
         return _failure(ref, seed, spec, started, error)
 

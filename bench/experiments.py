@@ -1,0 +1,214 @@
+"""Experiment sweeps: assay beside crystallize-ml 0.27 (install it from PyPI to compare).
+
+    python bench/experiments.py
+
+Measures, for a trivial operation run inline with caching:
+- the cost per run of a cold sweep of 1,000 runs (planning, seeds, capture, record, one cache
+  entry per run, the results index), beside crystallize's ``quick_experiment`` on the same
+  1,000 runs (which keeps nothing on disk);
+- resuming a completed 1,000-run sweep (a new Experiment, every run found complete);
+- a status query of a 100,000-run results index.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from assay import Cached, Capture, Experiment, Step, grid, operation
+from assay._index import Outcome, ResultsIndex
+from assay._runs import plan
+
+RUNS = 1_000
+POINTS, REPLICATES = 100, 10
+INDEX_RUNS = 100_000
+
+
+@operation
+def trivial(params: dict[str, int], capture: Capture) -> None:
+    capture.metric("y", params["x"] * 2)
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def experiment(folder: Path) -> Experiment:
+    return Experiment(
+        "bench",
+        trivial,
+        grid(x=list(range(POINTS))),
+        replicates=REPLICATES,
+        folder=folder,
+        progress=False,
+    )
+
+
+def assay_cold(root: Path) -> float:
+    def once() -> None:
+        folder = root / "cold"
+        shutil.rmtree(folder, ignore_errors=True)
+        experiment(folder).run()
+
+    return best(once, 3) / RUNS
+
+
+class _Double(Step):
+    def _run(self, value: int) -> int:
+        return value * 2
+
+
+def steps_floor(root: Path) -> float:
+    """Per item cost of the steps layer's cache alone (a trivial Step, Cached backend)."""
+
+    def once() -> None:
+        folder = root / "floor"
+        shutil.rmtree(folder, ignore_errors=True)
+        list(_Double(infra=Cached(folder=folder)).run_many(range(RUNS)))
+
+    return best(once, 3) / RUNS
+
+
+def assay_resume(root: Path) -> float:
+    folder = root / "resume"
+    experiment(folder).run()
+    return best(lambda: experiment(folder).run(), 5)
+
+
+def assay_status(root: Path) -> float:
+    folder = root / "status"
+    specs = plan(grid(x=list(range(INDEX_RUNS // 10))), replicates=10, seed=0)
+    with ResultsIndex(folder) as index:
+        index.plan(specs)
+        index.store(
+            Outcome(
+                s.run_id, "failed" if i % 97 == 0 else "success", {"y": i}, 0.001, None, "h", None
+            )
+            for i, s in enumerate(specs)
+        )
+
+    def query() -> None:
+        with ResultsIndex(folder, create=False) as index:
+            counts = index.status_counts()
+        assert sum(counts.values()) == INDEX_RUNS
+
+    return best(query, 5)
+
+
+def crystallize_experiment_per_run() -> float | None:
+    """Crystallize's Experiment (one data source, one pipeline step), serial, 1,000 replicates."""
+    try:
+        from crystallize import Experiment as CExperiment
+        from crystallize import Pipeline, SerialExecution, data_source, pipeline_step
+    except ImportError:
+        return None
+
+    @data_source
+    def source(ctx: object) -> int:
+        return 1
+
+    @pipeline_step()
+    def step(data: int, ctx: object) -> dict[str, int]:
+        return {"y": data * 2}
+
+    def once() -> None:
+        experiment = CExperiment(
+            datasource=source(), pipeline=Pipeline([step()]), plugins=[SerialExecution()]
+        )
+        experiment.validate()
+        experiment.run(replicates=RUNS)
+
+    with tempfile.TemporaryDirectory() as tmp:  # it writes its run folders to the cwd
+        here = os.getcwd()
+        os.chdir(tmp)
+        logging.disable(logging.INFO)  # it logs a line per replicate
+        try:
+            return best(once, 3) / RUNS
+        finally:
+            logging.disable(logging.NOTSET)
+            os.chdir(here)
+
+
+def crystallize_quick_per_run() -> float | None:
+    """Crystallize's ``quick_experiment``: a loop over configs × replicates, nothing kept."""
+    try:
+        from crystallize import quick_experiment
+    except ImportError:
+        return None
+
+    def fn(config: dict[str, int]) -> dict[str, int]:
+        return {"y": config["x"] * 2}
+
+    configs = {f"x{x}": {"x": x} for x in range(POINTS)}
+    return best(lambda: quick_experiment(fn, configs, replicates=REPLICATES), 3) / RUNS
+
+
+def _ratio(peer: float | None, mine: float) -> str:
+    if peer is None:
+        return "n/a"
+    return f"{peer / mine:.1f}× faster" if peer >= mine else f"{mine / peer:.1f}× slower"
+
+
+def _ms(value: float | None, digits: int = 3) -> str:
+    return "not installed" if value is None else f"{value * 1e3:.{digits}f} ms"
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cold = assay_cold(root)
+        floor = steps_floor(root)
+        resume = assay_resume(root)
+        status = assay_status(root)
+    peer = crystallize_experiment_per_run()
+    quick = crystallize_quick_per_run()
+
+    table = Table(title=f"Experiment sweeps: assay vs crystallize-ml ({RUNS:,} trivial runs)")
+    table.add_column("measure")
+    table.add_column("crystallize-ml 0.27", justify="right")
+    table.add_column("assay", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_column("assay target", justify="right")
+    table.add_row(
+        "per trivial run, sequential (crystallize Experiment)",
+        _ms(peer),
+        _ms(cold),
+        _ratio(peer, cold),
+        "≤ 0.1 ms",
+    )
+    table.add_row(
+        "per trivial run (crystallize quick_experiment, keeps nothing)",
+        _ms(quick),
+        _ms(cold),
+        _ratio(quick, cold),
+        "",
+    )
+    table.add_row("  of which the steps cache entry per run (trivial Step)", "", _ms(floor), "", "")
+    table.add_row(
+        f"resume a completed {RUNS:,}-run sweep", "no resume", _ms(resume, 1), "", "≤ 50 ms"
+    )
+    table.add_row(
+        f"status of a {INDEX_RUNS:,}-run index", "no index", _ms(status, 1), "", "≤ 200 ms"
+    )
+    Console().print(table)
+    print(
+        "assay's cold runs include what crystallize does not do: seed bundles, a run record "
+        "with provenance, one atomically written cache entry and an index row per run."
+    )
+
+
+if __name__ == "__main__":
+    main()
