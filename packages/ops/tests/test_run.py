@@ -163,3 +163,30 @@ def test_the_record_is_json(tmp_path: Path) -> None:
     data = json.loads(record.to_json())
     assert data["status"] == "success"
     assert RunRecord.from_json(record.to_json()).params == {"lr": 0.1, "shape": (2, 3)}
+
+
+def test_a_logging_context_reports_the_keys_the_run_read() -> None:
+    from assay_context import LoggingContext
+
+    @operation
+    def op(context: FrozenContext, capture: Capture) -> None:
+        capture.metric("n", len(context["data"]))
+        context.record("seen", 1)
+
+    shared = LoggingContext(FrozenContext({"data": [1, 2], "unused": 0}))
+    record = op.run(shared)
+    assert set(shared.reads) == {"data"}
+    assert record.metrics == {"n": [2], "seen": [1]}
+
+
+def test_a_plain_mapping_is_accepted_as_context_and_other_things_are_not() -> None:
+    @operation
+    def op(context: FrozenContext, capture: Capture) -> None:
+        capture.metric("lr", context["lr"])
+
+    assert op.run({"lr": 0.5}).metric("lr") == 0.5
+    # The caller's mistake, not the operation's: raised before anything runs.
+    with pytest.raises(TypeError, match="context=42 of type int: expected a FrozenContext"):
+        op.run(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="run_id=''"):
+        op.run(run_id="")

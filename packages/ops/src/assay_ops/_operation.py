@@ -67,6 +67,20 @@ def _check_params(params: Any) -> dict[str, Any]:
     return dict(params)
 
 
+def _context_view(context: Any) -> FrozenContext:
+    """Return a per-run child of ``context`` (a plain mapping is frozen into a context first)."""
+    if context is None:
+        return FrozenContext({})
+    if isinstance(context, FrozenContext):
+        return context.child()
+    if isinstance(context, Mapping):
+        return FrozenContext(context)
+    raise TypeError(
+        f"context={context!r} of type {type(context).__qualname__}: expected a FrozenContext "
+        "(or a mapping to freeze into one), or None"
+    )
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
@@ -179,7 +193,8 @@ class OperationWrapper:
         is removed in every case (unless the runtime keeps it).
 
         Args:
-            context: Shared read-only state of the experiment.
+            context: Shared read-only state of the experiment: a ``FrozenContext`` (a
+                ``LoggingContext`` keeps recording which keys the run read) or a mapping.
             params: This run's parameters (str keys).
             seeds: The run's seed bundle.
             runtime: Directories and resource hints.
@@ -189,6 +204,8 @@ class OperationWrapper:
 
         """
         values = _check_params(params)
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise ValueError(f"run_id={run_id!r}: expected a non-empty string or None")
         digest: str | None = None
         if seeds is None:
             seeds = SeedBundle(params=values)
@@ -251,7 +268,7 @@ class OperationWrapper:
             if name == "context":
                 # A per-run child: it can add keys, never change the shared context, and what
                 # it records goes to this run's capture.
-                view = FrozenContext({}) if context is None else context.child()
+                view = _context_view(context)
                 view.metrics, view.artifacts = capture.metrics, capture.artifacts
                 kwargs[name] = view
             elif name == "params":
