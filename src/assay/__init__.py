@@ -24,7 +24,7 @@ from assay_ops import *  # noqa: F403
 from assay_scope import *  # noqa: F403
 from assay_steps import *  # noqa: F403
 
-from ._experiment import Experiment
+from ._experiment import CodeChangedError, Experiment, FolderConflictError, RunSummary
 from ._index import ResultsIndex, RunRow
 from ._results import Results
 from ._runs import RunSpec
@@ -45,13 +45,16 @@ LAYERS = (assay_scope, assay_context, assay_ops, assay_steps, assay_backends)
 
 # The experiment layer's own names, then every layer's public names.
 __all__ = [
+    "CodeChangedError",
     "Distribution",
     "Experiment",
+    "FolderConflictError",
     "ParamSpace",
     "Results",
     "ResultsIndex",
     "RunRow",
     "RunSpec",
+    "RunSummary",
     "choice",
     "explicit",
     "grid",
