@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import json
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -13,9 +14,9 @@ import pydantic
 
 from ._durable import write_atomic
 from ._errors import BatchProtocolError
-from ._locks import release, try_acquire
+from ._locks import lock_path, release, try_acquire
 from ._paths import StepPaths, check_name
-from ._store import CachedError, EntryStore
+from ._store import CachedError, CorruptEntryError, EntryStore
 
 if TYPE_CHECKING:
     from ._step import Step
@@ -237,33 +238,76 @@ class ItemTask:
         store = self.store or EntryStore(self.paths, keep_in_ram=self.keep_in_ram, fsync=self.fsync)
         store.make_folders()
         lock_folder = str(self.paths.lock_folder)
-        todo: list[tuple[str, Any]] = []
-        for uid, value in zip(self.uids, self.values, strict=True):
-            if not try_acquire(lock_folder, check_name(uid, "item uid")):
-                continue  # a live process is computing it
-            if not self.force and store.status(uid) is not None:  # finished elsewhere meanwhile
-                release(lock_folder, uid)
-                continue
-            store.forget(uid)
-            todo.append((uid, value))
+        for uid in self.uids:  # before any work: a hostile name must not reach the disk
+            check_name(uid, "item uid")
+        todo: list[str] = []  # claimed items, in the order they are fed to the step
+        absent: set[str] = set()  # claimed items known to have no entry file at all
+        fed_all = False
+
+        def claimed() -> Iterator[Any]:
+            # Items are claimed as the step asks for them, so concurrent workers interleave.
+            nonlocal fed_all
+            for uid, value in zip(self.uids, self.values, strict=True):
+                if self._claim(store, lock_folder, uid, absent):
+                    todo.append(uid)
+                    yield value
+            fed_all = True
+
         written = 0
         try:
-            uids = [uid for uid, _ in todo]
-            results = self.step._compute_items(
-                self.prefix, lambda: uids, [value for _, value in todo], self.propagate_force
-            )
+            if getattr(self.step, "_composite", False):  # a Chain needs its whole input list
+                values = list(claimed())
+                results = self.step._compute_items(
+                    self.prefix, lambda: todo, values, self.propagate_force
+                )
+            else:
+                results = iter(self.step._run_batch(claimed()))
             for result in results:
-                store.write_result(todo[written][0], result)
-                release(lock_folder, todo[written][0])
+                if written >= len(todo):
+                    raise BatchProtocolError(
+                        f"{type(self.step).__name__}._run_batch yielded more results than "
+                        "inputs it consumed; expected exactly one result per input"
+                    )
+                uid = todo[written]
+                # The lock file becomes the entry: one rename, no separate temporary file.
+                via = lock_path(lock_folder, uid)
+                store.write_result(uid, result, via=via, replace=uid not in absent)
+                release(lock_folder, uid, renamed=True)
                 written += 1
+            if written < len(todo) or not fed_all:
+                raise BatchProtocolError(
+                    f"{type(self.step).__name__}._run_batch yielded {written} results for "
+                    f"{len(self.uids)} inputs; expected exactly one result per input"
+                )
         except BatchProtocolError:
             raise
         except Exception as error:
             # Cache the error on the item being computed; the others stay missing.
             if written >= len(todo):
                 raise
-            store.write_error(todo[written][0], _format_error(error))
+            uid = todo[written]
+            via = lock_path(lock_folder, uid)
+            store.write_error(uid, _format_error(error), via=via, replace=uid not in absent)
+            release(lock_folder, uid, renamed=True)
+            written += 1
         finally:
-            for uid, _ in todo[written:]:
+            for uid in todo[written:]:
                 release(lock_folder, uid)
             store.sync()
+
+    def _claim(self, store: EntryStore, lock_folder: str, uid: str, absent: set[str]) -> bool:
+        """Lock ``uid`` if it still needs computing; False if it is done or taken."""
+        if not try_acquire(lock_folder, uid):
+            return False  # a live process is computing it
+        try:
+            found = store.peek(uid)
+        except CorruptEntryError:
+            found = None
+        else:
+            if found is None:
+                absent.add(uid)
+        if found is not None and not self.force:  # finished elsewhere meanwhile
+            release(lock_folder, uid)
+            return False
+        store.forget(uid)
+        return True

@@ -26,19 +26,36 @@ if sys.platform.startswith("linux"):  # syncfs is Linux-only; others fall back t
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syncfs  # noqa: B018 - probe that the symbol exists
     except (OSError, AttributeError):  # pragma: no cover - exotic libc
-        _TOKEN = uuid.uuid4().hex[:8]
-_counter = itertools.count()
-_libc = None
+        _libc = None
 
 
-def write_atomic(path: str | Path, chunks: list[bytes] | tuple[bytes, ...], *, fsync: bool) -> None:
-    """Write ``chunks`` to ``path`` via a temporary file and a rename."""
+def write_atomic(
+    path: str | Path,
+    chunks: list[bytes] | tuple[bytes, ...],
+    *,
+    fsync: bool,
+    via: str | None = None,
+) -> None:
+    """Write ``chunks`` to ``path`` via a temporary file and a rename.
+
+    Args:
+        path: Final name of the file.
+        chunks: Its content.
+        fsync: Flush the file and its folder to stable storage before returning.
+        via: An existing file of ours to use as the temporary file (an item's lock file:
+            the entry then replaces the lock in one rename, half the metadata operations).
+
+    """
     folder, name = os.path.split(path)
-    # Unique per process and call; O_EXCL below guards against any remaining clash.
-    tmp = os.path.join(folder, f".{name}.{_TOKEN}{os.getpid()}-{next(_counter)}.tmp")
+    if via is None:
+        # Unique per process and call; O_EXCL below guards against any remaining clash.
+        tmp = os.path.join(folder, f".{name}.{_TOKEN}{os.getpid()}-{next(_counter)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    else:
+        tmp = via
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
     if len(chunks) > 1 and sum(len(c) for c in chunks) < 2**16:
         chunks = [b"".join(chunks)]  # one system call for small entries
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         for chunk in chunks:
             view = memoryview(chunk)
@@ -48,7 +65,8 @@ def write_atomic(path: str | Path, chunks: list[bytes] | tuple[bytes, ...], *, f
             os.fsync(fd)
     except BaseException:
         os.close(fd)
-        os.unlink(tmp)
+        if via is None:
+            os.unlink(tmp)
         raise
     os.close(fd)
     os.replace(tmp, path)

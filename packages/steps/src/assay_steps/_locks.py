@@ -123,10 +123,18 @@ def try_acquire(lock_folder: str | Path, uid: str) -> bool:
     return False
 
 
-def release(lock_folder: str | Path, uid: str) -> None:
-    """Release the lock of item ``uid`` held by this process."""
+def release(lock_folder: str | Path, uid: str, *, renamed: bool = False) -> None:
+    """Release the lock of item ``uid`` held by this process.
+
+    Args:
+        lock_folder: Folder of the lock files.
+        uid: Item uid.
+        renamed: The lock file was already renamed into the cache as the item's entry.
+
+    """
     path = lock_path(lock_folder, uid)
     with _held_guard:
         _held.discard(path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    if not renamed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

@@ -111,6 +111,7 @@ class Step(pydantic.BaseModel):
     _runtime: _Runtime = pydantic.PrivateAttr(default_factory=_Runtime)
     _registry: ClassVar[dict[str, type[Step]]] = {}
     _flags: ClassVar[frozenset[str]] = frozenset()
+    _composite: ClassVar[bool] = False  # computes through sub-steps (needs all inputs at once)
 
     # ------------------------------------------------------------------ class set-up
 
@@ -402,6 +403,8 @@ class Chain(Step):
     """
 
     steps: list[Step] | OrderedDict[str, Step]
+
+    _composite: ClassVar[bool] = True
 
     def model_post_init(self, context: Any, /) -> None:
         """Reject an empty chain, then propagate the cache folder."""

@@ -260,28 +260,45 @@ class EntryStore:
 
     # ------------------------------------------------------------------ writing
 
-    def write_result(self, uid: str, value: Any) -> None:
-        """Store a result atomically, replacing whatever entry ``uid`` had."""
+    def write_result(
+        self, uid: str, value: Any, *, via: str | None = None, replace: bool = True
+    ) -> None:
+        """Store a result atomically, replacing whatever entry ``uid`` had.
+
+        Args:
+            uid: Item uid.
+            value: The result.
+            via: A file of ours to rename into place (see ``write_atomic``).
+            replace: False when the caller knows that no entry file exists (skips a delete).
+
+        """
         self.make_folders()
         if _is_plain_array(value):
-            write_atomic(self._path(uid, "npy"), _npy_chunks(value), fsync=self.fsync_item)
-            self._drop_others(uid, "npy")
+            chunks = _npy_chunks(value)
+            write_atomic(self._path(uid, "npy"), chunks, fsync=self.fsync_item, via=via)
+            if replace:
+                self._drop_others(uid, "npy")
             self.forget(uid)
             return
         payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        self._write_pickle(uid, "pkl", payload)
+        self._write_pickle(uid, "pkl", payload, via, replace)
 
-    def write_error(self, uid: str, error: CachedError) -> None:
+    def write_error(
+        self, uid: str, error: CachedError, *, via: str | None = None, replace: bool = True
+    ) -> None:
         """Store a cached error atomically, replacing whatever entry ``uid`` had."""
         self.make_folders()
-        self._write_pickle(uid, "err", pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL))
+        payload = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
+        self._write_pickle(uid, "err", payload, via, replace)
 
-    def _write_pickle(self, uid: str, ext: str, payload: bytes) -> None:
+    def _write_pickle(
+        self, uid: str, ext: str, payload: bytes, via: str | None, replace: bool
+    ) -> None:
         magic = ERROR_MAGIC if ext == "err" else PICKLE_MAGIC
-        write_atomic(
-            self._path(uid, "pkl"), (magic, _digest(payload), payload), fsync=self.fsync_item
-        )
-        self._drop_others(uid, "pkl")
+        chunks = (magic, _digest(payload), payload)
+        write_atomic(self._path(uid, "pkl"), chunks, fsync=self.fsync_item, via=via)
+        if replace:
+            self._drop_others(uid, "pkl")
         self._recent = None
         if self.keep_in_ram or len(payload) <= MEMO_BYTES:
             self._memo[uid] = (ext, payload)
