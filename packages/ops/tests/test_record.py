@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import os
@@ -237,3 +238,25 @@ def test_records_compare_by_content_even_with_arrays_and_nan() -> None:
     assert RunRecord.from_json(record.to_json()) == record
     assert make_record(metrics={"w": [np.arange(3.0) + 1]}) != record
     assert record != "not a record"
+
+
+class Mode(enum.Enum):
+    FAST = "fast"
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+def test_enum_params_round_trip_and_operations_cannot_change_the_recorded_params() -> None:
+    record = make_record(params={"mode": Mode.FAST, "level": Level.HIGH, "raw": bytearray(b"x")})
+    back = RunRecord.from_json(record.to_json())
+    assert back.params["mode"] is Mode.FAST
+    assert back.params["level"] is Level.HIGH
+    assert back.params["raw"] == b"x"
+
+    @operation
+    def meddles(params: dict[str, Any]) -> None:
+        params["lr"] = 99
+
+    assert meddles.run(params={"lr": 0.1}).params == {"lr": 0.1}

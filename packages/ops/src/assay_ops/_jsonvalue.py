@@ -2,7 +2,8 @@
 
 Plain JSON values (str, int, finite float, bool, None, lists, dicts with string keys) are
 written as they are. Everything else is a one-key object whose key starts with ``$``:
-``$tuple``, ``$set``, ``$frozenset``, ``$bytes`` (base64), ``$path``, ``$float`` (``"nan"``,
+``$tuple``, ``$set``, ``$frozenset``, ``$bytes`` (base64), ``$path``, ``$enum`` (class
+reference and member name), ``$float`` (``"nan"``,
 ``"inf"``, ``"-inf"``), ``$complex``, ``$numpy`` (a numpy scalar with its dtype), ``$array``
 (a numpy array, inline as base64 ``.npy`` bytes or as a ``.npy`` file beside the record) and
 ``$dict`` (a dict whose keys are not all plain strings, as a list of pairs). A value of any
@@ -12,7 +13,9 @@ other type is refused with a ``TypeError`` naming where it sits.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
+import importlib
 import io
 import math
 import os
@@ -22,8 +25,8 @@ from typing import Any
 import numpy as np
 
 _SUPPORTED = (
-    "str, int, float, complex, bool, None, bytes, a pathlib path, list, tuple, set, frozenset, "
-    "dict, or a numpy scalar or array (not of object dtype)"
+    "str, int, float, complex, bool, None, bytes, a pathlib path, an Enum member, list, tuple, "
+    "set, frozenset, dict, or a numpy scalar or array (not of object dtype)"
 )
 
 
@@ -108,13 +111,16 @@ def to_json(value: Any, where: str = "value", array_dir: Path | None = None) -> 
         if value.dtype.hasobject:
             raise TypeError(f"{where}: cannot store a numpy object scalar; expected {_SUPPORTED}")
         return {"$numpy": {"dtype": value.dtype.str, "value": to_json(value.item(), where)}}
+    if isinstance(value, enum.Enum):
+        cls = type(value)
+        return {"$enum": {"class": f"{cls.__module__}:{cls.__qualname__}", "name": value.name}}
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
         return _float(value)
     if isinstance(value, complex):
         return {"$complex": [_float(value.real), _float(value.imag)]}
-    if isinstance(value, bytes):
+    if isinstance(value, (bytes, bytearray)):
         return {"$bytes": base64.b64encode(value).decode("ascii")}
     if isinstance(value, PurePath):
         return {"$path": str(value)}
@@ -133,6 +139,17 @@ def _load_array(spec: dict[str, Any], array_dir: Path | None) -> np.ndarray[Any,
         data = (array_dir / Path(spec["file"]).name).read_bytes()
     array: np.ndarray[Any, Any] = np.load(io.BytesIO(data), allow_pickle=False)
     return array
+
+
+def _load_enum(spec: dict[str, str]) -> enum.Enum:
+    module_name, _, qualname = spec["class"].partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    if not (isinstance(target, type) and issubclass(target, enum.Enum)):
+        raise ValueError(f"$enum class {spec['class']!r} is not an Enum")
+    member: enum.Enum = target[spec["name"]]
+    return member
 
 
 def _tagged(tag: str, body: Any, array_dir: Path | None) -> Any:
@@ -156,6 +173,8 @@ def _tagged(tag: str, body: Any, array_dir: Path | None) -> Any:
         return np.dtype(body["dtype"]).type(from_json(body["value"]))
     if tag == "$array":
         return _load_array(body, array_dir)
+    if tag == "$enum":
+        return _load_enum(body)
     raise ValueError(f"unknown tag {tag!r} in a stored run record value")
 
 

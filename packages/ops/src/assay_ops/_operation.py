@@ -272,7 +272,8 @@ class OperationWrapper:
                 view.metrics, view.artifacts = capture.metrics, capture.artifacts
                 kwargs[name] = view
             elif name == "params":
-                kwargs[name] = params
+                # A copy: an operation that changes its params cannot change the record's.
+                kwargs[name] = dict(params)
             elif name == "seeds":
                 kwargs[name] = seeds
             elif name == "runtime":
