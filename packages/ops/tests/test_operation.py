@@ -195,3 +195,22 @@ def test_operations_pickle_by_reference(make_module: ModuleMaker) -> None:
 
 def test_repr_names_the_operation() -> None:
     assert "estimate" in repr(OperationWrapper(lambda: None, name="estimate"))
+
+
+def test_wrong_run_arguments_are_refused_before_anything_runs() -> None:
+    @operation
+    def op(params: dict[str, Any]) -> None: ...
+
+    with pytest.raises(TypeError, match="seeds=42 of type int: expected a SeedBundle or None"):
+        op.run(seeds=42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="runtime='x' of type str: expected a Runtime"):
+        op.run(runtime="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"capture=.*expected a Capture"):
+        op.run(capture=[])  # type: ignore[arg-type]
+
+
+def test_coroutine_functions_are_refused_at_decoration_time() -> None:
+    async def op(params: dict[str, Any]) -> None: ...
+
+    with pytest.raises(TypeError, match=r"'op'.*coroutine function"):
+        operation(op)

@@ -35,6 +35,11 @@ def _injected(func: Callable[..., Any], name: str) -> tuple[str, ...]:
         raise TypeError(
             f"operation {name!r}: cannot read the signature of {func!r} ({err})"
         ) from err
+    if inspect.iscoroutinefunction(func):
+        raise TypeError(
+            f"operation {name!r}: {func!r} is a coroutine function; operations are plain "
+            "functions (call asyncio.run(...) inside one to run async code)"
+        )
     asked = []
     for parameter in signature.parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -65,6 +70,21 @@ def _check_params(params: Any) -> dict[str, Any]:
         if not isinstance(key, str):
             raise TypeError(f"params key {key!r} has type {type(key).__name__}; expected a str")
     return dict(params)
+
+
+def _check_types(seeds: Any, runtime: Any, capture: Any, run_id: Any) -> None:
+    for name, value, cls in (
+        ("seeds", seeds, SeedBundle),
+        ("runtime", runtime, Runtime),
+        ("capture", capture, Capture),
+    ):
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(
+                f"{name}={value!r} of type {type(value).__qualname__}: expected a "
+                f"{cls.__name__} or None"
+            )
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise ValueError(f"run_id={run_id!r}: expected a non-empty string or None")
 
 
 def _context_view(context: Any) -> FrozenContext:
@@ -204,8 +224,7 @@ class OperationWrapper:
 
         """
         values = _check_params(params)
-        if run_id is not None and (not isinstance(run_id, str) or not run_id):
-            raise ValueError(f"run_id={run_id!r}: expected a non-empty string or None")
+        _check_types(seeds, runtime, capture, run_id)
         digest: str | None = None
         if seeds is None:
             seeds = SeedBundle(params=values)
