@@ -1,0 +1,191 @@
+"""launch / run_cli: auto_param functions as a command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from assay_scope import auto_param, launch, param_scope, run_cli
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@auto_param("train")
+def train(data: str, lr: float = 0.1, epochs: int = 10, amp: bool = False) -> dict[str, Any]:
+    """Train a model.
+
+    Args:
+        data: where the data lives.
+        lr: learning rate.
+        epochs: passes over the data.
+        amp: mixed precision.
+    """
+    return {"data": data, "lr": lr, "epochs": epochs, "amp": amp, "width": param_scope.width(8)}
+
+
+def test_launch_one_function_with_options_and_defines() -> None:
+    result = launch(train, argv=["d", "--lr", "0.5", "--amp", "yes", "-D", "train.epochs=3"])
+    assert result == {"data": "d", "lr": 0.5, "epochs": 3, "amp": True, "width": 8}
+    result = run_cli(train, argv=["d", "-D", "width=64", "--define", "train.lr=0.2"])
+    assert result == {"data": "d", "lr": 0.2, "epochs": 10, "amp": False, "width": 64}
+
+
+def test_options_beat_defines_and_leave_no_scope_behind() -> None:
+    assert launch(train, argv=["d", "--epochs", "2", "-D", "train.epochs=3"])["epochs"] == 2
+    assert param_scope.current().storage().storage() == {}
+
+
+def test_help_lists_parameters_defaults_and_descriptions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        launch(train, argv=["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "Train a model." in out
+    assert "where the data lives." in out
+    for option, text in [("--lr", "learning rate. (default: 0.1)"), ("--epochs", "(default: 10)")]:
+        line = next(line for line in out.splitlines() if line.strip().startswith(option))
+        assert text in line
+    assert "mixed precision. (default: False)" in out
+    assert "-D KEY=VALUE, --define KEY=VALUE" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["d", "--epochs", "abc"], "'abc' cannot be converted to int"),
+        (["d", "--amp", "maybe"], "cannot be converted to bool"),
+        (["d", "-D", "nokey"], "expects KEY=VALUE, got 'nokey'"),
+        (["d", "-D", "train.epochs=1.5"], "-D train.epochs"),
+        ([], "the following arguments are required: data"),
+    ],
+)
+def test_bad_command_lines_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        launch(train, argv=argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_launch_refuses_a_function_without_auto_param() -> None:
+    with pytest.raises(ValueError, match="decorated with @auto_param"):
+        launch(lambda x=1: x, argv=[])
+
+
+MODULE = '''
+"""Tools for a test."""
+from assay_scope import auto_param, launch, run_cli
+from somewhere_else import imported
+
+@auto_param
+def fit(lr=0.1):
+    """Fit a model."""
+    return ("fit", lr)
+
+@auto_param
+def score(split="test"):
+    """Score a model."""
+    return ("score", split)
+
+@auto_param
+def _hidden(x=1):
+    return x
+
+def main(argv, entry=launch):
+    return entry(argv=argv)
+'''
+
+
+def load_module(source: str) -> types.ModuleType:
+    module = types.ModuleType("tools_under_test")
+    imported = auto_param(lambda imported_value=1: imported_value)
+    sys.modules["somewhere_else"] = types.SimpleNamespace(imported=imported)  # type: ignore[assignment]
+    try:
+        exec(compile(source, "tools_under_test.py", "exec"), module.__dict__)
+    finally:
+        del sys.modules["somewhere_else"]
+    return module
+
+
+def test_launch_without_argument_exposes_the_public_functions_of_the_caller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    module = load_module(MODULE)
+    assert module.main(["fit", "--lr", "0.5"]) == ("fit", 0.5)
+    assert module.main(["score", "-D", "score.split=val"], run_cli) == ("score", "val")
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    out = capsys.readouterr().out
+    assert "Tools for a test." in out
+    assert "fit" in out
+    assert "Fit a model." in out
+    assert "score" in out
+    assert "Score a model." in out
+    assert "_hidden" not in out
+    assert "imported" not in out
+
+
+def test_launch_with_a_single_function_accepts_its_name_or_not() -> None:
+    module = load_module(MODULE.replace("def score", "def _score"))
+    assert module.main(["--lr", "2"]) == ("fit", 2.0)
+    assert module.main(["fit", "--lr", "3"]) == ("fit", 3.0)
+
+
+def test_launch_without_functions_says_so() -> None:
+    module = load_module("from assay_scope import launch\ndef main(argv): return launch(argv=argv)")
+    with pytest.raises(RuntimeError, match="no public @auto_param function"):
+        module.main([])
+
+
+def run_example(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "scope_cli.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_the_example_script_runs_from_the_command_line() -> None:
+    done = run_example("train", "--lr", "0.01", "-D", "train.epochs=3", "-D", "model.width=64")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "train: lr=0.01 epochs=3 batch_size=32"
+    assert lines[1] == "model: model.depth=2 model.width=64"
+    assert [line.split(":")[0] for line in lines[2:]] == ["epoch 1", "epoch 2", "epoch 3"]
+    losses = [float(line.rsplit(" ", 1)[1]) for line in lines[2:]]
+    assert losses == sorted(losses, reverse=True)
+    # Deterministic: a second run prints the same.
+    assert (
+        done.stdout
+        == run_example(
+            "train", "--lr", "0.01", "-D", "train.epochs=3", "-D", "model.width=64"
+        ).stdout
+    )
+
+
+def test_the_example_help_lists_parameters_defaults_and_descriptions() -> None:
+    done = run_example("train", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "Train a toy model" in done.stdout
+    assert "learning rate of the optimiser. (default: 0.1)" in done.stdout
+    assert "number of passes over the data. (default: 5)" in done.stdout
+    assert "-D KEY=VALUE" in done.stdout
+    top = run_example("--help")
+    assert "train" in top.stdout
+    assert "evaluate" in top.stdout
+
+
+def test_the_example_reports_a_bad_define_as_a_usage_error() -> None:
+    done = run_example("train", "-D", "train.epochs=abc")
+    assert done.returncode == 2
+    assert "'train.epochs' = 'abc' cannot be converted to int" in done.stderr
+    assert "Traceback" not in done.stderr
