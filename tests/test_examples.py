@@ -3,7 +3,9 @@
 Each example runs as a subprocess in a fresh working directory, one or more times in a row
 (the second run of a cached example must come from the cache). ``EXAMPLES`` says, per file,
 which command lines to run and what their output must show; a file in ``examples/`` without
-an entry fails, so a new example cannot go untested.
+an entry fails, so a new example cannot go untested. Scripts that a documentation page asks
+the reader to save and run (marked ``<!-- example: NAME -->``) run too, and must print the
+output the page shows.
 """
 
 from __future__ import annotations
@@ -185,3 +187,37 @@ def test_the_output_checks_can_fail() -> None:
             check_output("x.py", 1, run, stdout, first)
     with pytest.raises(AssertionError, match="differ from the first run"):
         check_output("x.py", 1, run, "row 2\ndone\n", "row 1\n")
+
+
+# ---------------------------------------------------------------- scripts shown in the docs
+
+#: A script the docs ask the reader to save under NAME, then the output the docs show for it.
+DOC_SCRIPT = re.compile(
+    r"^<!-- example: (?P<name>[\w.-]+) -->\n```python\n(?P<code>.*?)^```\n"
+    r"(?P<after>.*?)^```text\n(?P<output>.*?)^```",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def documented_script(page: str, name: str) -> tuple[str, str]:
+    """Return the code of script ``name`` on ``page`` and the output shown after it."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    for match in DOC_SCRIPT.finditer(text):
+        if match["name"] == name:
+            return match["code"], match["output"]
+    raise AssertionError(f"{page} shows no script {name!r} followed by its output")
+
+
+@pytest.mark.slow
+def test_the_getting_started_sweep_prints_what_the_page_shows_then_resumes(
+    tmp_path: Path,
+) -> None:
+    code, shown = documented_script("docs/getting-started.md", "first_sweep.py")
+    script = tmp_path / "first_sweep.py"
+    script.write_text(code, encoding="utf-8")
+    first = run_example(script, Run(), tmp_path)
+    # the seeds derive from the fixed default root seed: the page's numbers are everyone's
+    assert first == shown
+    second = run_example(script, Run(), tmp_path)
+    assert second.splitlines()[:-1] == first.splitlines()[:-1]
+    assert second.splitlines()[-1] == "0 ran, 24 from cache"
