@@ -56,6 +56,15 @@ def interrupted(context, params, seeds, capture):
 
 
 @operation
+def scoped(params, capture):
+    from assay_scope import param_scope
+
+    # deep code reads scope values without plumbing: -D values and the run's own params
+    capture.metric("width", param_scope.model.width | 0)
+    capture.metric("x_from_scope", param_scope.x | -1)
+
+
+@operation
 def with_artifact(params, capture):
     capture.artifact("numbers.txt", f"x={params['x']}".encode())
     capture.metric("value", params["x"])
@@ -202,6 +211,34 @@ def test_random_search_is_reproducible_from_the_root_seed(tmp_path: Path, ops: A
     ).run()
     assert [r.params for r in a] == [r.params for r in b]
     assert len({r.params["x"] for r in a}) == 5
+
+
+def test_scope_values_reach_deep_code(tmp_path: Path, ops: Any) -> None:
+    module = ops()
+    results = _experiment(
+        tmp_path, module.scoped, grid(x=[1, 2]), replicates=1, scope={"model.width": 64}
+    ).run()
+    assert [row.metrics for row in results] == [
+        {"width": 64, "x_from_scope": 1},
+        {"width": 64, "x_from_scope": 2},
+    ]
+    with pytest.raises(FolderConflictError, match="scope"):
+        _experiment(tmp_path, module.scoped, grid(x=[1]), scope={"model.width": 8}).run()
+
+
+def test_cli_defines_reach_the_operation(
+    tmp_path: Path, ops: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from assay._cli import main
+
+    module = ops()
+    folder = str(tmp_path / "cli")
+    ref = module.scoped.ref
+    assert main(["run", ref, "--grid", "x=3", "-D", "model.width=16", "--folder", folder]) == 0
+    assert main(["results", folder, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["width"] == 16
+    assert row["x_from_scope"] == 3
 
 
 # ---------------------------------------------------------------- code changes

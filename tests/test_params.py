@@ -6,6 +6,7 @@ import doctest
 import importlib
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -220,6 +221,19 @@ def test_plan_makes_one_run_per_params_and_replicate() -> None:
 
 @pytest.mark.parametrize("module", ["assay._space", "assay._canonical", "assay._runs"])
 def test_docstring_examples_run(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0
+    assert result.attempted > 0
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["assay", "assay._index", "assay._results", "assay._cli", "assay._experiment"],
+)
+def test_docstring_examples_of_the_experiment_layer_run(
+    module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0
     assert result.attempted > 0

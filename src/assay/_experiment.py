@@ -106,6 +106,7 @@ class Experiment:
 
     Example:
         >>> import tempfile
+        >>> from assay import grid
         >>> experiment = Experiment(
         ...     "pi", "assay._demo:estimate_pi", grid(n_samples=[100, 1000]), replicates=2,
         ...     folder=tempfile.mkdtemp(), progress=False)

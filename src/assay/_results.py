@@ -129,7 +129,7 @@ class Results:
         """
         if self.folder is None:
             raise ValueError("records(): these results have no experiment folder to read from")
-        from assay_ops import RunRecord  # type: ignore[attr-defined, unused-ignore]
+        from assay_ops import RunRecord  # imported on use: tables need no operation layer
 
         with ResultsIndex(self.folder, create=False) as index:
             texts = index.records([row.run_id for row in self._rows])

@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 from assay_context import FrozenContext
 from assay_ops import Capture, Runtime, SeedBundle, import_operation
+from assay_scope import param_scope
 from assay_steps import Step
 
 #: Key of the JSON object a worker returns instead of a record when the run could not start.
@@ -75,8 +76,6 @@ def execute(
             capture,
         )
         if scope:
-            from assay_scope import param_scope  # type: ignore[attr-defined, unused-ignore]
-
             with param_scope(**scope):
                 record = operation.run(*args, run_id=spec["run_id"])
         else:
