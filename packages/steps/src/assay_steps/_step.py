@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import pickle
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -367,7 +368,11 @@ class Step(pydantic.BaseModel):
         values = list(values)
         if not step._is_generator() and any(v is NOVALUE for v in values):
             raise TypeError(f"{type(step).__name__}._run needs an input: call run(value)")
-        uids = _memo(lambda: [step._item_uid(v) for v in values])
+        if type(step)._item_uid is Step._item_uid and type(step).item_uid is Step.item_uid:
+            # Default keying: hash the inputs directly (the hot path of warm runs).
+            uids = _memo(lambda: [_NOINPUT_UID if v is NOVALUE else uid_of(v) for v in values])
+        else:
+            uids = _memo(lambda: [step._item_uid(v) for v in values])
         return StepItems(_dispatch(step, (), uids, values, forced=False), len(values))
 
     def lookup(self, value: Any = NOVALUE) -> LookupHandle:
@@ -513,7 +518,10 @@ def _dispatch(
     uids = get_uids()
     attempted = step._runtime.attempted.setdefault(store.paths.step_uid, set())
     pending: dict[str, Any] = {}
+    memo = store.memo
     for uid, value in zip(uids, values, strict=True):
+        if mode == "cached" and uid in memo:
+            continue  # a hit this instance already verified
         if uid in pending:
             continue
         if mode == "force" and uid not in attempted:
@@ -527,7 +535,18 @@ def _dispatch(
         _compute(step, prefix, store, pending, mode)
         if mode in ("force", "retry"):
             attempted.update(pending)
-    return (_read(step, store, uid) for uid in uids)
+    return _read_all(step, store, uids)
+
+
+def _read_all(step: Step, store: EntryStore, uids: list[str]) -> Iterator[Any]:
+    memo = store.memo
+    loads = pickle.loads
+    for uid in uids:
+        found = memo.get(uid)
+        if found is not None and found[0] == "pkl":
+            yield loads(found[1])  # fast path of warm hits: a fresh object each time
+        else:
+            yield _read(step, store, uid)
 
 
 def _status(step: Step, store: EntryStore, uid: str, mode: str) -> str | None:

@@ -174,6 +174,8 @@ class EntryStore:
         self.keep_in_ram = keep_in_ram
         self.fsync_item = fsync == "item"
         self._memo: dict[str, tuple[str, Any]] = {}
+        #: Entries this store verified and remembers: uid -> (kind, raw bytes or array).
+        self.memo = self._memo
         self._recent: tuple[str, Any] | None = None
         self._folders_made = False
         # Plain strings: pathlib costs more than the system calls on this hot path.
