@@ -94,11 +94,12 @@ _COMMITS: dict[str, tuple[int, str, int, str | None]] = {}
 
 
 @functools.lru_cache(maxsize=256)
-def _git_dir_of(source_file: str) -> str | None:
+def _git_dir_of(source_file: str) -> tuple[str, str] | None:
+    """Return the git directory holding ``source_file`` and the path of its HEAD, or None."""
     if not os.path.isfile(source_file):
         return None  # e.g. "<string>" or "<stdin>": code with no file, so no repository
     found = _git_dir(Path(source_file).resolve().parent)
-    return None if found is None else str(found)
+    return None if found is None else (str(found), str(found / "HEAD"))
 
 
 def git_commit(source_file: str | Path | None) -> str | None:
@@ -109,10 +110,10 @@ def git_commit(source_file: str | Path | None) -> str | None:
     """
     if source_file is None:
         return None
-    git_dir = _git_dir_of(str(source_file))
-    if git_dir is None:
+    found = _git_dir_of(str(source_file))
+    if found is None:
         return None
-    head = os.path.join(git_dir, "HEAD")
+    git_dir, head = found
     cached = _COMMITS.get(git_dir)
     if cached is not None and cached[0] == _mtime(head) and cached[2] == _mtime(cached[1]):
         return cached[3]
@@ -132,8 +133,8 @@ def provenance(source_file: str | Path | None) -> dict[str, Any]:
     ``packages`` (versions of assay, its layers and numpy that are installed) and
     ``git_commit`` (``None`` only when the code is not in a git repository).
     """
-    return {
-        **_machine(),
-        "packages": dict(_machine()["packages"]),
-        "git_commit": git_commit(source_file),
-    }
+    machine = _machine()
+    record = dict(machine)
+    record["packages"] = dict(machine["packages"])  # a private copy per record
+    record["git_commit"] = git_commit(source_file)
+    return record
