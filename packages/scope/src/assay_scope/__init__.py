@@ -5,7 +5,7 @@ A drop-in for ``hyperparameter`` ≤ 0.5 (``param_scope``, ``auto_param``, ``lau
 of the parameters a run read.
 """
 
-from ._accessor import Accessor
+from ._accessor import Accessor, CurrentAccessor
 from ._auto import auto_param
 from ._cli import launch, run_cli
 from ._errors import ConversionError, MissingParameterError
@@ -16,6 +16,7 @@ from ._threads import ScopedThread, bind_scope
 __all__ = [
     "Accessor",
     "ConversionError",
+    "CurrentAccessor",
     "MissingParameterError",
     "Record",
     "Recording",

@@ -43,7 +43,8 @@ class Accessor:
 
     """
 
-    __slots__ = ("_key", "_kids", "_scope")
+    __slots__ = ("_chain", "_key", "_kids", "_scope")
+    _chain: tuple[dict[str, Any], ...]  # the bound scope's chain, fixed once the scope exists
     _key: str
     _kids: dict[str, Accessor] | None
     _scope: Any  # None for class-level access: the current scope at each read
@@ -51,6 +52,7 @@ class Accessor:
     def __init__(self, scope: Any, key: str) -> None:
         # object.__setattr__ because our own __setattr__ writes parameters.
         _set(self, "_scope", scope)
+        _set(self, "_chain", None if scope is None else scope._chain)
         _set(self, "_key", key)
         _set(self, "_kids", None)
 
@@ -60,12 +62,9 @@ class Accessor:
         A stored value is converted to the default's type (bool, int, float, str); see
         ``convert``. Without a default, a missing key raises ``MissingParameterError``.
         """
-        scope = self._scope
-        if scope is None:
-            scope = CURRENT.get()
         key = self._key
         # The chain holds the scope's own values first, then each enclosing scope's.
-        for values in scope._chain:
+        for values in self._chain:
             if key in values:
                 value = values[key]
                 if type(value) is not type(default) and default is not MISSING:
@@ -73,11 +72,7 @@ class Accessor:
                 if RECORDING[0]:
                     note(key, value, False)
                 return value
-        if default is MISSING:
-            raise MissingParameterError(key)
-        if RECORDING[0]:
-            note(key, default, True)
-        return default
+        return _missing(key, default)
 
     # ``ps.lr | 0.1`` is ``ps.lr(0.1)``.
     __or__ = __call__
@@ -88,8 +83,8 @@ class Accessor:
 
     def __bool__(self) -> bool:
         """Return False when the key is missing, else the truth of its value."""
-        scope = CURRENT.get() if self._scope is None else self._scope
-        for values in scope._chain:
+        chain = CURRENT.get()._chain if self._scope is None else self._chain
+        for values in chain:
             if self._key in values:
                 return bool(values[self._key])
         return False
@@ -107,7 +102,7 @@ class Accessor:
             _set(self, "_kids", kids)
         child = kids.get(name)
         if child is None:
-            child = kids[name] = Accessor(self._scope, join(self._key, name))
+            child = kids[name] = type(self)(self._scope, join(self._key, name))
         return child
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -121,3 +116,33 @@ class Accessor:
     def __repr__(self) -> str:
         where = "the current param_scope" if self._scope is None else repr(self._scope)
         return f"<{self._key} in {where}>"
+
+
+class CurrentAccessor(Accessor):
+    """An accessor of class-level access (``param_scope.train.lr``): reads the current scope."""
+
+    __slots__ = ()
+
+    def __call__(self, default: Any = MISSING) -> Any:
+        """Return the value in the current scope, or ``default``; see ``Accessor.__call__``."""
+        key = self._key
+        for values in CURRENT.get()._chain:
+            if key in values:
+                value = values[key]
+                if type(value) is not type(default) and default is not MISSING:
+                    value = convert(key, value, default)
+                if RECORDING[0]:
+                    note(key, value, False)
+                return value
+        return _missing(key, default)
+
+    __or__ = __call__
+
+
+def _missing(key: str, default: Any) -> Any:
+    """Return the default of a read that found no value, or raise if there is none."""
+    if default is MISSING:
+        raise MissingParameterError(key)
+    if RECORDING[0]:
+        note(key, default, True)
+    return default

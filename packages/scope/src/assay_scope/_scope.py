@@ -6,24 +6,24 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from ._accessor import Accessor
+from ._accessor import Accessor, CurrentAccessor
 from ._errors import MissingParameterError
 from ._record import Recording
 from ._state import CURRENT, LOCK, RECORDING, ROOT, ROOT_VALUES, bump, flatten, note
 
 # Class-level accessors (``param_scope.lr``) do not depend on the scope, so one per name is kept.
-_DYNAMIC: dict[str, Accessor] = {}
+_DYNAMIC: dict[str, CurrentAccessor] = {}
 
 
 class _ScopeType(type):
     """Metaclass giving the class itself ``param_scope.x | 1`` and ``param_scope.x = 1``."""
 
-    def __getattr__(cls, name: str) -> Accessor:
+    def __getattr__(cls, name: str) -> CurrentAccessor:
         if name.startswith("_"):
             raise AttributeError(name)
         accessor = _DYNAMIC.get(name)
         if accessor is None:
-            accessor = _DYNAMIC[name] = Accessor(None, name)
+            accessor = _DYNAMIC[name] = CurrentAccessor(None, name)
         return accessor
 
     def __setattr__(cls, name: str, value: Any) -> None:

@@ -1,0 +1,120 @@
+"""assay-scope against hyperparameter 0.5.12: the cost of reading, scoping and auto_param.
+
+Run: ``python bench/scope_vs_hyperparameter.py`` (needs hyperparameter==0.5.12 and rich).
+Every figure is measured on this machine in this run. The two libraries are timed in
+alternating rounds and the best round of each is kept, so that load from other processes
+disturbs both alike; the statements are compiled into timeit's loop (no lambda overhead).
+
+hyperparameter's wheel ships a Rust storage backend, used by default; its pure-Python backend
+(``HYPERPARAMETER_BACKEND=PYTHON``) copies the enclosing values into every new scope. Both are
+measured, the second in a child process because the backend is chosen at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import timeit
+from dataclasses import dataclass
+
+import assay_scope
+import hyperparameter
+from rich.console import Console
+from rich.table import Table
+
+ROUNDS = 15
+OUTER_KEYS = 1000
+
+
+@dataclass(frozen=True)
+class Case:
+    """One operation: a statement timed inside a context prepared by ``setup``."""
+
+    name: str
+    stmt: str
+    number: int
+    outer_keys: int = 0
+    outer_x: bool = False
+
+
+CASES = [
+    Case("ps.x | 1", "ps.x | 1", 20_000),
+    Case("param_scope.x | 1", "param_scope.x | 1", 2_000, outer_x=True),
+    Case("with param_scope(x=1): pass  (0 keys outside)", "with param_scope(x=1): pass", 5_000),
+    Case(
+        f"with param_scope(x=1): pass  ({OUTER_KEYS} keys outside)",
+        "with param_scope(x=1): pass",
+        1_000,
+        outer_keys=OUTER_KEYS,
+    ),
+    Case("with ps: pass  (scope built beforehand)", "with ps: pass", 10_000),
+    Case("auto_param call f(1)", "f(1)", 10_000),
+]
+
+
+def plain(a: int, b: int = 2) -> int:
+    return a + b
+
+
+def seconds_per_op(library: object, case: Case) -> float:
+    """Time ``case`` once (``case.number`` runs) with ``library``; seconds per operation."""
+    param_scope = library.param_scope  # type: ignore[attr-defined]
+    outer = {f"k{i}": i for i in range(case.outer_keys)}
+    if case.outer_x:
+        outer["x"] = 2
+    with param_scope(**outer):
+        names = {
+            "param_scope": param_scope,
+            "ps": param_scope(x=1),
+            "f": library.auto_param(plain),  # type: ignore[attr-defined]
+        }
+        return timeit.timeit(case.stmt, number=case.number, globals=names) / case.number
+
+
+def measure(case: Case) -> tuple[float, float]:
+    best = {"hyperparameter": float("inf"), "assay": float("inf")}
+    for _ in range(ROUNDS):
+        best["hyperparameter"] = min(best["hyperparameter"], seconds_per_op(hyperparameter, case))
+        best["assay"] = min(best["assay"], seconds_per_op(assay_scope, case))
+    return best["hyperparameter"], best["assay"]
+
+
+def table(title: str, figures: dict[str, tuple[float, float]], plain_call: float) -> Table:
+    result = Table(title=title)
+    result.add_column("operation")
+    result.add_column("hyperparameter", justify="right")
+    result.add_column("assay-scope", justify="right")
+    result.add_column("speed-up", justify="right")
+    for name, (theirs, ours) in figures.items():
+        result.add_row(name, f"{theirs * 1e6:.3f}", f"{ours * 1e6:.3f}", f"{theirs / ours:.1f}×")
+    result.add_row("plain call f(1), for reference", "", f"{plain_call * 1e6:.3f}", "")
+    return result
+
+
+def python_backend_figures() -> dict[str, tuple[float, float]]:
+    """Measure against hyperparameter's pure-Python backend, in a child process."""
+    env = {**os.environ, "HYPERPARAMETER_BACKEND": "PYTHON"}
+    done = subprocess.run(
+        [sys.executable, __file__, "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    return {name: (theirs, ours) for name, theirs, ours in json.loads(done.stdout)}
+
+
+def main() -> None:
+    if "--json" in sys.argv:
+        print(json.dumps([(case.name, *measure(case)) for case in CASES]))
+        return
+    plain_call = timeit.repeat("f(1)", number=100_000, repeat=ROUNDS, globals={"f": plain})
+    plain_call_s = min(plain_call) / 100_000
+    rust = {case.name: measure(case) for case in CASES}
+    console = Console()
+    title = "assay-scope vs hyperparameter 0.5.12{} (µs per operation, best of {} rounds)"
+    console.print(table(title.format("", ROUNDS), rust, plain_call_s))
+    python = python_backend_figures()
+    console.print(table(title.format(", pure-Python backend", ROUNDS), python, plain_call_s))
+
+
+if __name__ == "__main__":
+    main()
