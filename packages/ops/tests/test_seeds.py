@@ -210,5 +210,10 @@ def test_bad_keys_are_refused() -> None:
         SeedBundle.from_key({"root_seed": 1})
     with pytest.raises(ValueError, match="params_digest='abc'"):
         SeedBundle.from_key({"root_seed": 1, "params_digest": "abc", "replicate": 0})
+    with pytest.raises(ValueError, match=r"params_digest='z{64}'"):
+        SeedBundle.from_key({"root_seed": 1, "params_digest": "z" * 64, "replicate": 0})
+    key = {**SeedBundle(0).key, "path": [-1]}
+    with pytest.raises(ValueError, match="path element=-1"):
+        SeedBundle.from_key(key)
     with pytest.raises(ValueError, match="n=-1"):
         SeedBundle(0).spawn(-1)

@@ -102,8 +102,11 @@ class SeedBundle:
                 f"seed key {dict(key)!r}: expected root_seed, params_digest, replicate "
                 f"and an optional path ({err})"
             ) from err
-        if not isinstance(digest, str) or len(digest) != 64:
+        hex_digits = isinstance(digest, str) and len(digest) == 64
+        if not hex_digits or not set(digest.lower()) <= set("0123456789abcdef"):
             raise ValueError(f"params_digest={digest!r}: expected 64 hex digits")
+        for step in path:
+            _check_uint("path element", step, _WORD)
         bundle = cls.__new__(cls)
         bundle._setup(_check_uint("root_seed", root, 2**128), digest.lower(), replicate, path)
         return bundle
