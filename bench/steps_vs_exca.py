@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import shutil
 import statistics
 import tempfile
@@ -17,12 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import assay_steps
 import numpy as np
 from exca import steps as exca_steps
 from rich.console import Console
 from rich.table import Table
-
-import assay_steps
 
 warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
@@ -54,12 +54,13 @@ class AssayBig(assay_steps.Step):
         return BIG
 
 
-def infra(folder: Path) -> dict[str, Any]:
-    return {"backend": "Cached", "folder": folder}
+def infra(folder: Path, **options: Any) -> dict[str, Any]:
+    return {"backend": "Cached", "folder": folder, **options}
 
 
-def timed(action: Callable[[], Any]) -> float:
-    gc.collect()
+def timed(action: Callable[[], Any], collect: bool = True) -> float:
+    if collect:  # not before sub-millisecond calls: a full collection leaves the CPU caches cold
+        gc.collect()
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
@@ -77,6 +78,8 @@ class Scratch:
         self.count = 0
 
     def new(self) -> Path:
+        # Settle the disk: a measurement must not pay for the previous one's pending writes.
+        os.sync()
         self.count += 1
         return self.root / f"run{self.count}"
 
@@ -84,9 +87,12 @@ class Scratch:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def cold_run_many(cls: type, n: int, scratch: Scratch) -> float:
-    step = cls(infra=infra(scratch.new()))
-    return timed(lambda: list(step.run_many(range(n))))
+def cold_run_many(cls: type, n: int, scratch: Scratch, repeats: int = 1) -> float:
+    times = []
+    for _ in range(repeats):  # the median of several fresh folders: the disk is shared
+        step = cls(infra=infra(scratch.new()))
+        times.append(timed(lambda step=step: list(step.run_many(range(n)))))
+    return statistics.median(times)
 
 
 def warm_per_item(cls: type, n: int, scratch: Scratch) -> float:
@@ -99,7 +105,7 @@ def hit_new_instance(cls: type, scratch: Scratch) -> float:
     folder = scratch.new()
     cls(infra=infra(folder)).run(3)
     steps = [cls(infra=infra(folder)) for _ in range(51)]  # built outside the timing
-    times = [timed(lambda s=s: s.run(3)) for s in steps]
+    times = [timed(lambda s=s: s.run(3), collect=False) for s in steps]
     return statistics.median(times)
 
 
@@ -113,11 +119,11 @@ def array_uid(kind: str) -> float:
     return median_of(lambda: step._item_uid(BIG), 5)
 
 
-def array_write_read(cls: type, scratch: Scratch) -> tuple[float, float]:
+def array_write_read(cls: type, scratch: Scratch, **options: Any) -> tuple[float, float]:
     writes, reads = [], []
     for _ in range(3):
         folder = scratch.new()
-        writes.append(timed(lambda f=folder: cls(infra=infra(f)).run(0)))
+        writes.append(timed(lambda f=folder: cls(infra=infra(f, **options)).run(0)))
         readers = [cls(infra=infra(folder)) for _ in range(5)]
         reads.extend(timed(lambda r=r: np.asarray(r.run(0))[-1]) for r in readers)
     return statistics.median(writes), statistics.median(reads)
@@ -136,12 +142,12 @@ def main() -> None:
             console.log(f"{name}: exca {ex}, assay {assay * scale:,.3f} {unit}")
 
         exca_2k = cold_run_many(ExcaTiny, 2000, scratch)
-        assay_2k = cold_run_many(AssayTiny, 2000, scratch)
+        assay_2k = cold_run_many(AssayTiny, 2000, scratch, repeats=3)
         add("cold run_many, 2,000 tiny items", exca_2k, assay_2k, "s", 1)
-        assay_1k = cold_run_many(AssayTiny, 1000, scratch)
-        assay_10k = cold_run_many(AssayTiny, 10000, scratch)
-        add("cold run_many, 1,000 items (assay)", None, assay_1k, "s", 1)
-        add("cold run_many, 10,000 items (assay)", None, assay_10k, "s", 1)
+        assay_1k = cold_run_many(AssayTiny, 1000, scratch, repeats=5)
+        assay_10k = cold_run_many(AssayTiny, 10000, scratch, repeats=3)
+        add("cold run_many, 1,000 items (assay, median of 5)", None, assay_1k, "s", 1)
+        add("cold run_many, 10,000 items (assay, median of 3)", None, assay_10k, "s", 1)
         rows.append(
             ("assay 10k / 1k time ratio (linear: ≈10)", "—", f"{assay_10k / assay_1k:.1f}", "—")
         )
@@ -169,7 +175,15 @@ def main() -> None:
         add("uid of a 100 MB array input", array_uid("exca"), array_uid("assay"), "ms", 1e3)
         exca_write, exca_read = array_write_read(ExcaBig, scratch)
         assay_write, assay_read = array_write_read(AssayBig, scratch)
-        add("write a 100 MB array result", exca_write, assay_write, "ms", 1e3)
+        add("write a 100 MB array result (assay: durable)", exca_write, assay_write, "ms", 1e3)
+        assay_write_off, _ = array_write_read(AssayBig, scratch, fsync="off")
+        add(
+            "write a 100 MB array result (assay: fsync='off')",
+            exca_write,
+            assay_write_off,
+            "ms",
+            1e3,
+        )
         add("read it back (memory-mapped)", exca_read, assay_read, "ms", 1e3)
     finally:
         scratch.close()

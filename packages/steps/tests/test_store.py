@@ -132,9 +132,33 @@ def test_a_failed_write_leaves_the_previous_entry_intact(
     assert not [p for p in folder.rglob(".*.tmp")]
 
 
-def test_fsync_item_mode_writes_the_same_entries(folder: Path) -> None:
-    step = Mult(infra={"backend": "Cached", "folder": folder, "fsync": "item"})
+@pytest.mark.parametrize(
+    ("fsync", "syncs", "fsyncs"), [("batch", 1, 0), ("item", 0, 2), ("off", 0, 0)]
+)
+def test_fsync_modes(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, fsync: str, syncs: int, fsyncs: int
+) -> None:
+    from assay_steps import _durable
+
+    seen: dict[str, int] = {"sync": 0, "fsync": 0}
+    real_fsync = os.fsync
+
+    def count_sync(path: Any) -> None:
+        seen["sync"] += 1
+
+    def count_fsync(fd: int) -> None:
+        seen["fsync"] += 1
+        real_fsync(fd)
+
+    monkeypatch.setattr(_store, "sync_filesystem", count_sync)
+    monkeypatch.setattr(_durable.os, "fsync", count_fsync)
+    step = Mult(infra={"backend": "Cached", "folder": folder, "fsync": fsync})
     assert list(step.run_many([1.0, 2.0])) == [2.0, 4.0]
+    monkeypatch.undo()
+    assert seen["sync"] == syncs  # one flush per task, not per item
+    assert seen["fsync"] >= fsyncs  # every entry (and its folder) when asked
+    if fsyncs == 0:
+        assert seen["fsync"] == 0
     assert Mult(infra=infra(folder)).run(2.0) == 4.0
     assert calls("Mult") == [1.0, 2.0]
 

@@ -60,7 +60,9 @@ class Backend(pydantic.BaseModel):
         keep_in_ram: Serve repeated hits from memory (read-only arrays, other results
             unpickled afresh on each hit, so callers never share a mutable object).
         fsync: ``"batch"`` flushes the written entries to stable storage once per task;
-            ``"item"`` fsyncs every entry file and its folder (much slower).
+            ``"item"`` fsyncs every entry file and its folder (much slower); ``"off"``
+            leaves flushing to the system: after a power loss recent entries may be
+            missing or fail their checksum (and are recomputed), never wrong.
 
     Example:
         >>> Backend.model_validate({"backend": "Cached", "folder": "cache"}).mode
@@ -73,7 +75,7 @@ class Backend(pydantic.BaseModel):
     folder: Path | None = None
     mode: ModeType = "cached"
     keep_in_ram: bool = False
-    fsync: Literal["batch", "item"] = "batch"
+    fsync: Literal["batch", "item", "off"] = "batch"
 
     _registry: ClassVar[dict[str, type[Backend]]] = {}
 

@@ -162,8 +162,8 @@ class EntryStore:
         paths: Layout of the step folder.
         keep_in_ram: Remember every entry read or written (arrays as read-only maps, other
             results as bytes unpickled on each hit); otherwise only small pickles are kept.
-        fsync: ``"batch"`` (flush once per batch with :meth:`sync`) or ``"item"`` (fsync
-            every file and its folder before the rename is considered done).
+        fsync: ``"batch"`` (flush once per batch with :meth:`sync`), ``"off"`` (leave it to
+            the system) or ``"item"`` (fsync every file and its folder before its rename).
 
     """
 
@@ -173,6 +173,7 @@ class EntryStore:
         self.paths = paths
         self.keep_in_ram = keep_in_ram
         self.fsync_item = fsync == "item"
+        self.fsync_batch = fsync == "batch"
         self._memo: dict[str, tuple[str, Any]] = {}
         #: Entries this store verified and remembers: uid -> (kind, raw bytes or array).
         self.memo = self._memo
@@ -316,7 +317,7 @@ class EntryStore:
 
     def sync(self) -> None:
         """Flush the entries written so far to stable storage (``fsync="batch"``)."""
-        if not self.fsync_item and self.paths.cache_folder.exists():
+        if self.fsync_batch and self.paths.cache_folder.exists():
             sync_filesystem(self.paths.cache_folder)
 
     def clear(self, uid: str) -> None:
