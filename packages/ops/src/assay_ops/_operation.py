@@ -189,7 +189,7 @@ class OperationWrapper:
 
     def run(
         self,
-        context: FrozenContext | None = None,
+        context: FrozenContext | Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         seeds: SeedBundle | None = None,
         runtime: Runtime | None = None,
@@ -276,7 +276,7 @@ class OperationWrapper:
 
     def _arguments(
         self,
-        context: FrozenContext | None,
+        context: FrozenContext | Mapping[str, Any] | None,
         params: dict[str, Any],
         seeds: SeedBundle,
         runtime: Runtime,
