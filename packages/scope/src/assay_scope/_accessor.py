@@ -63,16 +63,24 @@ class Accessor:
         ``convert``. Without a default, a missing key raises ``MissingParameterError``.
         """
         key = self._key
-        # The chain holds the scope's own values first, then each enclosing scope's.
-        for values in self._chain:
-            if key in values:
-                value = values[key]
-                if type(value) is not type(default) and default is not MISSING:
-                    value = convert(key, value, default)
-                if RECORDING[0]:
-                    note(key, value, False)
-                return value
-        return _missing(key, default)
+        chain = self._chain
+        # The chain holds the scope's own values first, then each enclosing scope's; the
+        # first dict is checked before the loop because most reads end there.
+        values = chain[0]
+        if key in values:
+            value = values[key]
+        else:
+            for values in chain:
+                if key in values:
+                    value = values[key]
+                    break
+            else:
+                return _missing(key, default)
+        if type(value) is not type(default) and default is not MISSING:
+            value = convert(key, value, default)
+        if RECORDING[0]:
+            note(key, value, False)
+        return value
 
     # ``ps.lr | 0.1`` is ``ps.lr(0.1)``.
     __or__ = __call__
@@ -129,12 +137,14 @@ class CurrentAccessor(Accessor):
         for values in CURRENT.get()._chain:
             if key in values:
                 value = values[key]
-                if type(value) is not type(default) and default is not MISSING:
-                    value = convert(key, value, default)
-                if RECORDING[0]:
-                    note(key, value, False)
-                return value
-        return _missing(key, default)
+                break
+        else:
+            return _missing(key, default)
+        if type(value) is not type(default) and default is not MISSING:
+            value = convert(key, value, default)
+        if RECORDING[0]:
+            note(key, value, False)
+        return value
 
     __or__ = __call__
 
