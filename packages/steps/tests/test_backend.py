@@ -115,3 +115,21 @@ def test_item_task_is_picklable_and_runs_in_a_fresh_store(folder: Path) -> None:
     assert step.run(2.0) == 6.0
     assert len(seen) == 1
     assert step.lookup(2.0).status == "success"
+
+
+def test_infra_default_fields_fill_a_partial_override(folder: Path) -> None:
+    from assay_steps import Step
+
+    class WithDefault(Step):
+        infra: Backend | None = Cached(folder=folder, keep_in_ram=True)
+
+        def _run(self, value: int) -> int:
+            return value
+
+    step = WithDefault(infra={"backend": "Cached", "mode": "force"})
+    assert step.infra is not None
+    assert step.infra.folder == folder  # from the class default
+    assert step.infra.keep_in_ram
+    assert step.infra.mode == "force"  # from the override
+    assert WithDefault(infra={"backend": "Cached", "keep_in_ram": False}).infra.keep_in_ram is False  # type: ignore[union-attr]
+    assert WithDefault().infra is not WithDefault().infra  # never shared between steps

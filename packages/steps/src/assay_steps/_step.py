@@ -181,9 +181,21 @@ class Step(pydantic.BaseModel):
             raise TypeError(
                 f"{type(self).__name__} must override _run, _run_batch or _resolve_step"
             )
+        self._fill_infra_from_default()
         if self.infra is not None and self.infra.folder is not None:
             for sub in self._sub_steps():
                 sub._inherit_folder(self.infra.folder)
+
+    def _fill_infra_from_default(self) -> None:
+        # As in exca: a class whose infra default sets fields (e.g. a folder) keeps them when
+        # a config overrides only some fields of infra (e.g. {"backend": "Cached", "mode": ...}).
+        default = type(self).model_fields["infra"].default
+        infra = self.infra
+        if not isinstance(default, Backend) or infra is None:
+            return
+        for name in default.model_fields_set & set(type(infra).model_fields):
+            if name not in infra.model_fields_set:
+                setattr(infra, name, getattr(default, name))
 
     def _inherit_folder(self, folder: Path) -> None:
         if self.infra is not None:
