@@ -103,3 +103,47 @@ def test_the_pi_sweep_example_runs_and_resumes(tmp_path: Path) -> None:
     second = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
     assert "all 20 runs came from the cache" in second.stdout
     assert first.stdout.splitlines()[:5] == second.stdout.splitlines()[:5]
+
+
+def test_ctrl_c_on_a_pool_sweep_keeps_completed_runs_and_resumes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from assay import ResultsIndex
+
+    folder = tmp_path / "demo"
+    command = [sys.executable, "-m", "assay", "demo", "--folder", str(folder)]
+    child = subprocess.Popen(
+        [*command, "--replicates", "100", "--max-jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a job in a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    done = 0
+    while done < 10 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+        if (folder / "index.sqlite").exists():
+            with ResultsIndex(folder, create=False) as index:
+                done = index.status_counts().get("success", 0)
+    assert child.poll() is None, "the sweep finished before it could be interrupted"
+    os.killpg(child.pid, signal.SIGINT)  # Ctrl-C: the driver and its workers
+    try:
+        _, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # never leave the sweep's processes behind
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        pytest.fail("the interrupted sweep did not stop within 60 s")
+    assert child.returncode == 130
+    assert "interrupted" in err
+    counts = Results.load(folder).counts()
+    assert counts.get("success", 0) >= 10
+    assert counts.get("cancelled", 0) > 0
+    assert set(counts) <= {"success", "cancelled"}
+
+    again = run_demo(folder=folder, replicates=100, max_jobs=2, progress=False)
+    assert again.counts() == {"success": 500}

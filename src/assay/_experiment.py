@@ -271,6 +271,7 @@ class Experiment:
             return 0, 0
         session = datetime.datetime.now(datetime.timezone.utc)
         stored: set[str] = set()
+        cancelled: list[str] = []
         size = _MIN_CHUNK
         with SweepProgress(len(todo), enabled=self._show(), label=self.name) as bar:
             try:
@@ -290,13 +291,15 @@ class Experiment:
                     pos += len(chunk)
                     size = _next_size(size, time.perf_counter() - began)
             except KeyboardInterrupt:
-                index.mark([s.run_id for s in todo if s.run_id not in stored], "cancelled")
-                print(
-                    f"\n{self.name}: interrupted; {len(stored)} runs completed and kept, "
-                    f"{len(todo) - len(stored)} cancelled; run again to resume",
-                    file=sys.stderr,
-                )
-                raise
+                cancelled = [s.run_id for s in todo if s.run_id not in stored]
+                index.mark(cancelled, "cancelled")
+        if cancelled:  # said after the bar has stopped, so the line stays readable
+            print(
+                f"{self.name}: interrupted; {len(stored)} runs completed and kept, "
+                f"{len(cancelled)} cancelled; run again to resume",
+                file=sys.stderr,
+            )
+            raise KeyboardInterrupt
         return len(todo), bar.cached
 
     def _summary_line(self, summary: RunSummary) -> str:
