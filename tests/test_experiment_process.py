@@ -147,3 +147,67 @@ def test_ctrl_c_on_a_pool_sweep_keeps_completed_runs_and_resumes(tmp_path: Path)
 
     again = run_demo(folder=folder, replicates=100, max_jobs=2, progress=False)
     assert again.counts() == {"success": 500}
+
+
+def _slurm_answers() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def test_submitit_local_processes_run_a_sweep(tmp_path: Path) -> None:
+    space = grid(n_samples=[100, 1000])
+    experiment = Experiment(
+        "pi",
+        "assay._demo:estimate_pi",
+        space,
+        replicates=2,
+        backend={"backend": "LocalProcess", "timeout_min": 5, "max_jobs": 2},
+        folder=tmp_path / "local",
+        progress=False,
+    )
+    results = experiment.run()
+    assert results.counts() == {"success": 4}
+    inline = Experiment(
+        "pi",
+        "assay._demo:estimate_pi",
+        space,
+        replicates=2,
+        folder=tmp_path / "inline",
+        progress=False,
+    ).run()
+    assert [r.metrics for r in results] == [r.metrics for r in inline]
+    assert {rec.runtime["backend"] for rec in results.records()} == {"LocalProcess"}
+
+
+def test_slurm_runs_a_sweep_and_a_rerun_comes_from_the_index(tmp_path: Path) -> None:
+    if not _slurm_answers():
+        pytest.skip(
+            "needs a Slurm cluster (sbatch on PATH and sinfo answering); "
+            "start one with: sudo bash scripts/slurm/start.sh"
+        )
+    backend = {"backend": "Slurm", "timeout_min": 5, "max_jobs": 2}
+    make = lambda: Experiment(  # noqa: E731
+        "pi",
+        "assay._demo:estimate_pi",
+        grid(n_samples=[100, 1000]),
+        replicates=3,
+        backend=backend,
+        folder=tmp_path / "slurm",
+        progress=False,
+    )
+    experiment = make()
+    results = experiment.run()
+    assert results.counts() == {"success": 6}
+    assert {rec.runtime["backend"] for rec in results.records()} == {"Slurm"}
+    again = make()
+    again.run()
+    assert again.last_summary is not None
+    assert again.last_summary.skipped == 6
