@@ -6,8 +6,8 @@ layer: parameter spaces, ``Experiment`` sweeps, ``Results`` and the ``assay`` co
 
 Example:
     >>> import assay
-    >>> [p["n"] for p in assay.grid(n=[10, 100]).expand(seed=0)]
-    [10, 100]
+    >>> len(assay.grid(n=[10, 100], method=["a", "b"]).expand(seed=0))
+    4
 
 """
 
