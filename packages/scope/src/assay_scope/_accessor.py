@@ -6,7 +6,7 @@ from typing import Any
 
 from ._convert import convert
 from ._errors import MissingParameterError
-from ._state import CURRENT, RECORDING, note
+from ._state import RECORDING, get_current, note
 
 _set = object.__setattr__
 
@@ -91,7 +91,7 @@ class Accessor:
 
     def __bool__(self) -> bool:
         """Return False when the key is missing, else the truth of its value."""
-        chain = CURRENT.get()._chain if self._scope is None else self._chain
+        chain = get_current()._chain if self._scope is None else self._chain
         for values in chain:
             if self._key in values:
                 return bool(values[self._key])
@@ -116,7 +116,7 @@ class Accessor:
     def __setattr__(self, name: str, value: Any) -> None:
         scope = self._scope
         if scope is None:
-            scope = CURRENT.get()._writable()
+            scope = get_current()._writable()
         scope.put(join(self._key, name), value)
 
     __setitem__ = __setattr__
@@ -134,7 +134,7 @@ class CurrentAccessor(Accessor):
     def __call__(self, default: Any = MISSING) -> Any:
         """Return the value in the current scope, or ``default``; see ``Accessor.__call__``."""
         key = self._key
-        for values in CURRENT.get()._chain:
+        for values in get_current()._chain:
             if key in values:
                 value = values[key]
                 break

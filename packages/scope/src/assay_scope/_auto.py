@@ -10,7 +10,7 @@ from typing import Any, TypeVar, overload
 
 from ._convert import convert
 from ._errors import ConversionError
-from ._state import CURRENT, RECORDING, VERSION, note
+from ._state import RECORDING, VERSION, get_current, note
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -141,7 +141,7 @@ def _wrap(func: Callable[..., Any], namespace: str) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def inner(*args: Any, **kwargs: Any) -> Any:
-        scope = CURRENT.get()
+        scope = get_current()
         cached = cache[0]
         found = cached[2] if cached[0] is scope and cached[1] == VERSION[0] else resolve(scope)
         if RECORDING[0]:

@@ -9,7 +9,17 @@ from typing import Any
 from ._accessor import Accessor, CurrentAccessor
 from ._errors import MissingParameterError
 from ._record import Recording
-from ._state import CURRENT, LOCK, RECORDING, ROOT, ROOT_VALUES, bump, flatten, note
+from ._state import (
+    LOCK,
+    RECORDING,
+    ROOT,
+    ROOT_VALUES,
+    bump,
+    flatten,
+    get_current,
+    note,
+    set_current,
+)
 
 # Class-level accessors (``param_scope.lr``) do not depend on the scope, so one per name is kept.
 _DYNAMIC: dict[str, CurrentAccessor] = {}
@@ -30,7 +40,7 @@ class _ScopeType(type):
         if name.startswith("_") or name in cls.__dict__:
             type.__setattr__(cls, name, value)
         else:
-            CURRENT.get()._writable().put(name, value)
+            get_current()._writable().put(name, value)
 
 
 class param_scope(metaclass=_ScopeType):
@@ -83,19 +93,19 @@ class param_scope(metaclass=_ScopeType):
         _OWN(self, own)
         # The scope current at creation: reads before entering go through it, and entering
         # where it is still current needs no extra object. The chain is built at the first read.
-        _PREV(self, CURRENT.get())
+        _PREV(self, get_current())
 
     # ------------------------------------------------------------------ entering and leaving
 
     def __enter__(self) -> param_scope:
-        current = CURRENT.get()
+        current = get_current()
         if current is self._prev:
-            CURRENT.set(self)
+            set_current(self)
             return self
         # Entered somewhere else than where it was created (or re-entered, or detached):
         # push a node that shares this scope's values but chains to the current scope.
         node = self._node(current)
-        CURRENT.set(node)
+        set_current(node)
         return node
 
     def __exit__(
@@ -104,15 +114,15 @@ class param_scope(metaclass=_ScopeType):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        current = CURRENT.get()
+        current = get_current()
         if current is self:
-            CURRENT.set(self._prev)
+            set_current(self._prev)
             return
         # A scope entered inside this one was never left (param_scope.init does that):
         # unwind to this scope's entry.
         while current is not None:
             if current is self or current._owner is self:
-                CURRENT.set(current._prev)
+                set_current(current._prev)
                 return
             current = current._prev
         raise RuntimeError(f"{self!r} is left but it is not entered in this thread or task")
@@ -134,7 +144,7 @@ class param_scope(metaclass=_ScopeType):
         scope: param_scope = object.__new__(cls)
         _OWN(scope, {})
         _PREV(scope, ROOT)
-        CURRENT.set(scope)
+        set_current(scope)
         return scope
 
     # ------------------------------------------------------------------ reading
@@ -261,7 +271,7 @@ class param_scope(metaclass=_ScopeType):
             '2'
 
         """
-        scope: param_scope = CURRENT.get()._writable()
+        scope: param_scope = get_current()._writable()
         return scope
 
     @staticmethod
@@ -284,7 +294,7 @@ class param_scope(metaclass=_ScopeType):
             [7]
 
         """
-        values = flatten(CURRENT.get()._chain)
+        values = flatten(get_current()._chain)
         with LOCK:
             ROOT_VALUES.update(values)
             bump()

@@ -38,6 +38,9 @@ ROOT = _Root()
 
 #: The innermost entered scope of this thread or asyncio task.
 CURRENT: ContextVar[Any] = ContextVar("assay_scope.current", default=ROOT)
+# Bound once: the hot paths call these without looking the methods up each time.
+get_current = CURRENT.get
+set_current = CURRENT.set
 
 #: ``VERSION[0]`` grows on every write to any scope. Caches of resolved values (``auto_param``)
 #: are valid while the scope object and this number are unchanged.
