@@ -274,7 +274,7 @@ def test_lookup_reports_status_and_result_without_computing(folder: Path) -> Non
     handle = step.lookup(4.0)
     assert handle.status is None
     assert not handle.cached()
-    with pytest.raises(KeyError, match="no cached result"):
+    with pytest.raises(RuntimeError, match="no cached result"):
         handle.result()
     step.run(4.0)
     assert handle.status == "success"

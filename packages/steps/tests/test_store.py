@@ -98,10 +98,10 @@ def test_damaged_entry_in_read_only_mode_raises(folder: Path, damage: Any) -> No
     assert calls("Mult") == [3.0]
 
 
-def test_result_of_a_corrupt_entry_raises_key_error(folder: Path) -> None:
+def test_result_of_a_corrupt_entry_raises(folder: Path) -> None:
     Mult(infra=infra(folder)).run(3.0)
     flip(entry(Mult(infra=infra(folder)), 3.0))
-    with pytest.raises(KeyError, match="corrupt"):
+    with pytest.raises(RuntimeError, match="corrupt"):
         Mult(infra=infra(folder)).lookup(3.0).result()
 
 

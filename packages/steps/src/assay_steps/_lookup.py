@@ -64,17 +64,17 @@ class LookupHandle:
         """Return the cached result, or re-raise the cached error with its traceback.
 
         Raises:
-            KeyError: Nothing valid is cached for this item.
+            RuntimeError: Nothing valid is cached for this item.
 
         """
         if self._store is None:
-            raise KeyError("this step has no infra with a folder, so nothing is cached")
+            raise RuntimeError("this step has no infra with a folder, so nothing is cached")
         try:
             found = self._store.read(self.uid)
         except CorruptEntryError as error:
-            raise KeyError(f"cache entry {self.uid!r} is corrupt: {error}") from None
+            raise RuntimeError(f"cache entry {self.uid!r} is corrupt: {error}") from None
         if found is None:
-            raise KeyError(
+            raise RuntimeError(
                 f"no cached result for item {self.uid!r} in {self._store.paths.cache_folder}"
             )
         status, value = found

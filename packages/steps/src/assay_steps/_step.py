@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
 import xxhash
@@ -24,6 +24,9 @@ from ._lookup import LookupHandle
 from ._paths import StepPaths, check_name
 from ._store import CorruptEntryError, EntryStore
 from ._uid import ENCODING_VERSION, encode, uid_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 #: Seconds between two checks of an item that another process is computing.
 POLL_SECONDS = 0.05
@@ -243,7 +246,7 @@ class Step(pydantic.BaseModel):
 
     # ------------------------------------------------------------------ configuration
 
-    def clone(self, *dicts: dict[str, Any], **kwargs: Any) -> Step:
+    def clone(self, *dicts: dict[str, Any], **kwargs: Any) -> Self:
         """Return a new config with updates; dotted keys (``"a.b"``) reach nested fields.
 
         Example:
@@ -330,7 +333,7 @@ class Step(pydantic.BaseModel):
 
     def _write_config(self, store: EntryStore, prefix: tuple[Step, ...]) -> None:
         path = store.paths.step_folder / "config.json"
-        if getattr(store, "config_written", False) or path.exists():
+        if store.config_written or path.exists():
             return
         steps = []
         for step in (*prefix, *self._uid_steps()):
@@ -343,7 +346,7 @@ class Step(pydantic.BaseModel):
         text = json.dumps({"step_uid": store.paths.step_uid, "steps": steps}, indent=2)
         store.paths.step_folder.mkdir(parents=True, exist_ok=True)
         write_atomic(path, [text.encode()], fsync=False)
-        store.config_written = True  # type: ignore[attr-defined]
+        store.config_written = True
 
     def _forget(self, uid: str) -> None:
         for attempted in self._runtime.attempted.values():

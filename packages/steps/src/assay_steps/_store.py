@@ -178,6 +178,7 @@ class EntryStore:
         #: Entries this store verified and remembers: uid -> (kind, raw bytes or array).
         self.memo = self._memo
         self._recent: tuple[str, Any] | None = None
+        self.config_written = False  # config.json of the step folder checked or written
         self._folders_made = False
         # Plain strings: pathlib costs more than the system calls on this hot path.
         self._prefix = f"{self.paths.cache_folder}{os.sep}"
