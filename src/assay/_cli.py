@@ -191,7 +191,17 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
 
 
 def _numeric(rows: list[dict[str, Any]], column: str) -> bool:
-    return all(isinstance(r.get(column), (int, float, type(None))) for r in rows)
+    return all(_is_number(r.get(column)) for r in rows)
+
+
+def _is_number(value: Any) -> bool:
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return True
+    try:
+        float(value)  # numbers already formatted as text align like numbers
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
 
 
 # ---------------------------------------------------------------- parser

@@ -38,17 +38,17 @@ def estimate_pi(params: dict[str, Any], seeds: SeedBundle, capture: Capture) -> 
 
 
 def pi_table(results: Results) -> list[dict[str, Any]]:
-    """Per sample size: mean and std of the estimate and of its absolute error."""
+    """Per sample size: mean and std of the estimate and of its absolute error (5 decimals)."""
     estimates = results.summary("pi_estimate", by=["n_samples"])
     errors = {row["n_samples"]: row for row in results.summary("abs_error", by=["n_samples"])}
     return [
         {
             "n_samples": row["n_samples"],
             "runs": row["count"],
-            "mean estimate": row["mean"],
-            "std estimate": row["std"],
-            "mean |error|": errors[row["n_samples"]]["mean"],
-            "std |error|": errors[row["n_samples"]]["std"],
+            "mean estimate": f"{row['mean']:.5f}",
+            "std estimate": f"{row['std']:.5f}",
+            "mean |error|": f"{errors[row['n_samples']]['mean']:.5f}",
+            "std |error|": f"{errors[row['n_samples']]['std']:.5f}",
         }
         for row in estimates
     ]
