@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from typing import Any
@@ -118,6 +119,19 @@ def test_wrapper_keeps_name_doc_and_signature() -> None:
 def test_bad_namespaces_are_refused(bad: Any) -> None:
     with pytest.raises((TypeError, ValueError), match=re.escape(repr(bad))):
         auto_param(bad)(lambda x=1: x)
+
+
+def test_a_callable_without_a_usable_name_needs_a_namespace() -> None:
+    def scale(x: int, factor: int = 2) -> int:
+        return x * factor
+
+    with pytest.raises(ValueError, match="give one"):
+        auto_param(functools.partial(scale, 1))
+    with pytest.raises(ValueError, match="give one"):
+        auto_param(lambda x=1: x)
+    named = auto_param("scale")(functools.partial(scale, 1))
+    with param_scope(**{"scale.factor": 5}):
+        assert named() == 5
 
 
 @given(st.integers(), st.integers())

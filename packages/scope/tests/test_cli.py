@@ -105,7 +105,11 @@ def main(argv, entry=launch):
 
 def load_module(source: str) -> types.ModuleType:
     module = types.ModuleType("tools_under_test")
-    imported = auto_param(lambda imported_value=1: imported_value)
+
+    def imported(value: int = 1) -> int:
+        return value
+
+    imported = auto_param(imported)
     sys.modules["somewhere_else"] = types.SimpleNamespace(imported=imported)  # type: ignore[assignment]
     try:
         exec(compile(source, "tools_under_test.py", "exec"), module.__dict__)

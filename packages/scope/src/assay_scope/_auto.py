@@ -82,7 +82,12 @@ def auto_param(name_or_func: Any = None) -> Any:
 
 def _decorate(target: Any, namespace: str | None) -> Any:
     if namespace is None:
-        namespace = target.__name__
+        namespace = getattr(target, "__name__", None)
+        if not isinstance(namespace, str) or namespace == "<lambda>":
+            raise ValueError(
+                f"auto_param cannot name a namespace after {target!r}: "
+                'give one, as in auto_param("train")(func)'
+            )
     if not namespace or any(not part for part in namespace.split(".")):
         raise ValueError(f"auto_param namespace {namespace!r} is not a dotted name")
     if isinstance(target, type):
