@@ -1,7 +1,7 @@
 """Every Python code block of the documentation runs, so the docs cannot drift from the code.
 
-The blocks of one page run in order in one namespace, in a fresh working directory, like a
-reader pasting them into one interpreter. A block preceded by the line ``<!-- no-run -->`` is
+The blocks of one page run in order in one module, in a fresh working directory, like a
+script the reader runs. A block preceded by the line ``<!-- no-run -->`` is
 shown but not run (for example one that needs a Slurm cluster); a block preceded by
 ``<!-- requires: NAME -->`` runs only where the module ``NAME`` can be imported.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +81,12 @@ def test_documentation_code_blocks_run(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    # Like a script run as __main__, the page is a module that can be imported by name while it
+    # runs, so that operations defined on it resolve by their "module:name" ref in this process.
+    module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     for block in code_blocks(page):
         if block.skip_reason:
             continue
         source = compile(block.code, f"{page.relative_to(ROOT)}:{block.line + 1}", "exec")
-        exec(source, namespace)
+        exec(source, module.__dict__)
