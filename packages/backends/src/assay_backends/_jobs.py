@@ -58,8 +58,13 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # exists, owned by someone else
+        pass
+    # A zombie has ended; only its parent has not collected it yet.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc here: trust the signal test
         return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 class ActiveJobs:

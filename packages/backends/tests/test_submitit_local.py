@@ -1,0 +1,278 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+import submitit
+from assay_backends import Auto, JobError, LocalProcess, Slurm, SlurmUnavailableError, SubmititDebug
+from assay_steps import Backend, Step
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+SUBMITIT = ["LocalProcess", "SubmititDebug"]
+
+
+class Pid(Step):
+    """Returns the input and the process that computed it."""
+
+    def _run(self, value: int) -> tuple[int, int]:
+        return value, os.getpid()
+
+
+class Fails(Step):
+    def _run(self, value: int) -> int:
+        if value == 2:
+            raise KeyError(f"no such thing as item {value}")
+        return value
+
+
+class SlowWhileFlag(Step):
+    """Sleeps while a flag file exists; the flag is not part of the result."""
+
+    flag: Path
+
+    def _run(self, value: int) -> int:
+        while self.flag.exists():
+            time.sleep(0.05)
+        return value + 100
+
+
+def job_ids(step_folder: Path) -> set[str]:
+    """Distinct job ids attached to items (one json per item under jobs/)."""
+    return {json.loads(p.read_text())["job_id"] for p in (step_folder / "jobs").glob("*.json")}
+
+
+@pytest.mark.parametrize("backend", SUBMITIT)
+def test_results_are_cached_and_a_rerun_reuses_them(backend: str, tmp_path: Path) -> None:
+    step = Pid(infra={"backend": backend, "folder": tmp_path, "max_jobs": 2})
+    first = list(step.run_many(range(5)))
+    assert [value for value, _ in first] == list(range(5))
+    if backend == "LocalProcess":
+        assert all(pid != os.getpid() for _, pid in first), "items run in job processes"
+    else:
+        assert all(pid == os.getpid() for _, pid in first), "debug jobs run inline"
+    again = Pid(infra={"backend": backend, "folder": tmp_path})
+    assert list(again.run_many(range(5))) == first
+
+
+@pytest.mark.parametrize(
+    ("n_items", "max_jobs", "min_items", "expected_jobs"),
+    [(10, 3, 1, 3), (10, 128, 4, 2), (3, 128, 5, 1), (4, 128, 1, 4)],
+)
+def test_items_are_packed_into_jobs(
+    tmp_path: Path, n_items: int, max_jobs: int, min_items: int, expected_jobs: int
+) -> None:
+    infra = {"backend": "SubmititDebug", "folder": tmp_path, "max_jobs": max_jobs}
+    infra["min_items_per_job"] = min_items
+    step = Pid(infra=infra)
+    list(step.run_many(range(n_items)))
+    assert len(job_ids(step.lookup(0).paths.step_folder)) == expected_jobs
+
+
+def test_local_jobs_keep_their_logs_under_the_step_folder_and_lookup_finds_the_job(
+    tmp_path: Path,
+) -> None:
+    step = Pid(infra={"backend": "LocalProcess", "folder": tmp_path, "max_jobs": 2})
+    list(step.run_many(range(4)))
+    handle = step.lookup(3)
+    job = handle.job()
+    assert isinstance(job, submitit.LocalJob)
+    assert job.paths.folder.is_relative_to(handle.paths.step_folder / "logs")
+    assert job.paths.stdout.exists()
+    assert job.done()
+    assert len(job_ids(handle.paths.step_folder)) == 2
+    # From another instance (as after a restart) the job is rebuilt from its folder.
+    rebuilt = Pid(infra={"backend": "LocalProcess", "folder": tmp_path}).lookup(3).job()
+    assert isinstance(rebuilt, submitit.LocalJob)
+    assert str(rebuilt.job_id) == str(job.job_id)
+
+
+def test_lookup_job_of_an_inline_backend_is_none(tmp_path: Path) -> None:
+    step = Pid(infra={"backend": "Cached", "folder": tmp_path})
+    step.run(1)
+    assert step.lookup(1).job() is None
+
+
+@pytest.mark.parametrize("backend", SUBMITIT)
+def test_an_error_inside_a_job_surfaces_with_its_traceback(backend: str, tmp_path: Path) -> None:
+    step = Fails(infra={"backend": backend, "folder": tmp_path, "max_jobs": 1})
+    with pytest.raises(KeyError, match="no such thing as item 2") as raised:
+        list(step.run_many(range(4)))
+    notes = "".join(getattr(raised.value, "__notes__", []))
+    assert "Traceback" in notes
+    assert "_run" in notes
+    assert step.lookup(2).status == "error"
+    assert [step.lookup(v).status for v in (0, 1)] == ["success"] * 2
+    # Items after the failing one in the same job may be left uncomputed: a rerun computes them.
+    assert step.run(3) == 3
+
+
+@pytest.mark.slow
+def test_a_killed_job_leaves_its_items_uncached_and_a_rerun_computes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # submitit waits 15 s for a result file that a dead job will never write.
+    monkeypatch.setattr(submitit.LocalJob, "_results_timeout_s", 1)
+    flag = tmp_path / "hold"
+    flag.touch()
+    infra = {"backend": "LocalProcess", "folder": tmp_path / "c", "max_jobs": 1}
+    step = SlowWhileFlag(flag=flag, infra=infra)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = list(step.run_many([1, 2]))
+        except Exception as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    job = None
+    while job is None and time.monotonic() < deadline:
+        job = step.lookup(1).job()
+        time.sleep(0.05)
+    assert job is not None, "the job was not submitted"
+    lock = step.lookup(1).paths.lock_folder / f"{step.lookup(1).uid}.lock"
+    while not lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The process computing the item dies at once, as on a node failure.
+    os.kill(json.loads(lock.read_text())["pid"], signal.SIGKILL)
+    worker.join(60)
+    assert isinstance(outcome.get("error"), JobError), outcome
+    message = str(outcome["error"])
+    assert str(job.job_id) in message
+    assert "run again" in message
+    assert step.lookup(1).status is None
+    assert step.lookup(2).status is None
+    flag.unlink()
+    assert list(step.run_many([1, 2])) == [101, 102]
+
+
+@pytest.mark.slow
+def test_an_item_already_in_a_job_of_another_process_is_not_submitted_again(
+    tmp_path: Path,
+) -> None:
+    flag = tmp_path / "hold"
+    flag.touch()
+    folder = tmp_path / "cache"
+    pickled = cloudpickle.dumps(
+        SlowWhileFlag(flag=flag, infra={"backend": "LocalProcess", "folder": folder})
+    )
+    script = textwrap.dedent(
+        f"""
+        import cloudpickle
+        step = cloudpickle.loads({pickled!r})
+        print(list(step.run_many([1, 2, 3])))
+        """
+    )
+    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    step = SlowWhileFlag(flag=flag, infra={"backend": "LocalProcess", "folder": folder})
+    deadline = time.monotonic() + 30
+    while step.lookup(3).job() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    submitted = job_ids(step.lookup(1).paths.step_folder)
+    assert submitted, "the other process did not submit its job"
+    threading.Timer(1.0, flag.unlink).start()
+    assert list(step.run_many([1, 2, 3])) == [101, 102, 103]
+    assert job_ids(step.lookup(1).paths.step_folder) == submitted, "submitted twice"
+    assert other.communicate(timeout=60)[0].strip() == "[101, 102, 103]"
+
+
+def test_slurm_on_a_machine_without_slurm_fails_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    step = Pid(infra={"backend": "Slurm", "folder": tmp_path})
+    with pytest.raises(
+        SlurmUnavailableError, match=r"'Slurm' needs Slurm, but 'sbatch' is not on PATH"
+    ):
+        step.run(1)
+    assert step.lookup(1).status is None
+
+
+def test_auto_without_slurm_runs_local_processes_and_ignores_slurm_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    infra = {"backend": "Auto", "folder": tmp_path, "partition": "gpu", "qos": "high"}
+    step = Pid(infra=infra)
+    value, pid = step.run(7)
+    assert value == 7
+    assert pid != os.getpid()
+    assert isinstance(step.lookup(7).job(), submitit.LocalJob)
+
+
+def test_slurm_fields_become_sbatch_options() -> None:
+    backend = Slurm(
+        partition="gpu",
+        qos="high",
+        gpus_per_node=2,
+        job_name="sweep",
+        use_srun=True,
+        additional_parameters={"mail_type": "END"},
+        timeout_min=30,
+    )
+    assert backend._parameters() == {
+        "slurm_partition": "gpu",
+        "slurm_qos": "high",
+        "gpus_per_node": 2,
+        "name": "sweep",
+        "slurm_use_srun": True,
+        "slurm_additional_parameters": {"mail_type": "END"},
+        "timeout_min": 30,
+    }
+    assert LocalProcess(cpus_per_task=4)._parameters() == {"cpus_per_task": 4}
+
+
+@pytest.mark.parametrize("name", ["LocalProcess", "SubmititDebug", "Slurm", "Auto"])
+def test_every_submitit_backend_registers_under_its_class_name(name: str) -> None:
+    parsed = Backend.model_validate({"backend": name, "folder": "x", "max_jobs": 4, "mem_gb": 2})
+    assert type(parsed).__name__ == name
+    assert parsed.model_dump()["backend"] == name
+    assert isinstance(parsed, LocalProcess | SubmititDebug | Slurm | Auto)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("max_jobs", 0), ("min_items_per_job", 0), ("timeout_min", -5)]
+)
+def test_bad_fields_are_rejected_naming_them(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=field):
+        LocalProcess.model_validate({field: value})
+
+
+def test_unknown_fields_are_rejected() -> None:
+    with pytest.raises(ValueError, match="partition"):
+        LocalProcess.model_validate({"partition": "gpu"})
+
+
+def test_an_item_whose_job_is_still_queued_elsewhere_is_waited_for_not_resubmitted(
+    tmp_path: Path,
+) -> None:
+    # A job submitted by another process that has not started yet holds no lock; only its
+    # reference says the item is taken. Here that job is a process that ends without a result.
+    step = Pid(infra={"backend": "SubmititDebug", "folder": tmp_path})
+    handle = step.lookup(5)
+    queued = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    ref = {"backend": "LocalProcess", "cluster": "local", "job_id": str(queued.pid)}
+    ref["host"] = socket.gethostname()
+    handle.paths.job_folder.mkdir(parents=True)
+    (handle.paths.job_folder / f"{handle.uid}.json").write_text(json.dumps(ref))
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="was not computed"):
+        step.run(5)
+    assert time.monotonic() - start >= 1.0, "it waited for the other job to end"
+    assert json.loads((handle.paths.job_folder / f"{handle.uid}.json").read_text()) == ref
+    queued.wait()
+    assert step.run(5) == (5, os.getpid()), "once that job is gone, a rerun computes the item"
