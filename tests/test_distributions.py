@@ -50,7 +50,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def install_alone(dist: str, wheelhouse: Path, venv: Path) -> dict[str, list[str]]:
-    """Install ``dist`` from the wheelhouse (third-party packages from the index) into a new venv."""
+    """Install ``dist`` from the wheelhouse (third-party ones from the index) into a new venv."""
     uv("venv", "--quiet", venv)
     python = venv / "bin" / "python"
     uv("pip", "install", "--quiet", "--python", python, "--find-links", wheelhouse, dist)

@@ -1,4 +1,4 @@
-"""The layering rules of the design, checked on the source: imports go down, never up or sideways."""
+"""The layering rules of the design, checked on the source: imports go down, never sideways."""
 
 from __future__ import annotations
 
