@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 from collections import OrderedDict
+from types import FrameType
 from typing import Any, ClassVar
 
 import pydantic
@@ -32,20 +34,52 @@ def _remember(cluster: str, job: submitit.Job[Any]) -> None:
 
 #: Fields of the Slurm backend that submitit knows under a ``slurm_`` prefix.
 _SLURM_ONLY = ("constraint", "partition", "account", "qos", "additional_parameters", "use_srun")
+#: The signal submitit asks Slurm to send before a job's time limit (``--signal=USR2@...``).
+_WARNING_SIGNAL = signal.SIGUSR2
 _GENERIC = ("timeout_min", "nodes", "tasks_per_node", "cpus_per_task", "gpus_per_node", "mem_gb")
+
+
+class _Interrupted(BaseException):
+    """Slurm's warning signal (time limit or preemption) arrived while items were computed.
+
+    A ``BaseException``, so that the steps layer does not cache it as the current item's error:
+    the interrupted item stays uncached and a rerun computes it.
+    """
+
+    def __init__(self, signum: int, frame: FrameType | None) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.frame = frame
 
 
 def _job_main(shard_: list[ItemTask]) -> BaseException | None:
     """Run a shard inside a job; hand back (not raise) an exception escaping a task.
 
     Returned, the exception reaches the caller with its own type instead of submitit's
-    ``FailedJobError`` wrapping its text.
+    ``FailedJobError`` wrapping its text. submitit's handler of the warning signal that Slurm
+    sends before a time limit (or a preemption) raises inside whatever code runs; it is
+    deferred here until the running item has been abandoned, then called as submitit meant.
     """
+    previous = signal.getsignal(_WARNING_SIGNAL)
+    if callable(previous):
+        signal.signal(_WARNING_SIGNAL, _raise_interrupted)
     try:
         run_shard(shard_)
+    except _Interrupted as interrupted:
+        signal.signal(_WARNING_SIGNAL, previous)
+        assert callable(previous)
+        # Raises "timed-out and not checkpointable", or requeues a preempted job and exits.
+        previous(interrupted.signum, interrupted.frame)
+        raise RuntimeError("the job was interrupted by Slurm's warning signal") from None
     except Exception as error:
         return error
+    finally:
+        signal.signal(_WARNING_SIGNAL, previous)
     return None
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted(signum, frame)
 
 
 class _SubmititBackend(Backend):
@@ -117,6 +151,10 @@ class _SubmititBackend(Backend):
                     failure = _outcome(job, piece)
                     if failure is not None:
                         failures.append(failure)
+                        if isinstance(failure, JobError) and isinstance(job, submitit.SlurmJob):
+                            # A cancelled job lingers until SIGKILL: once this returns, nothing
+                            # of it still runs, so a rerun starts from a quiet folder.
+                            wait_until_inactive([{"cluster": "slurm", "job_id": str(job.job_id)}])
                     bar.advance(item_count(piece))
                 if waiting and not finished:
                     time.sleep(delay)
@@ -183,7 +221,7 @@ def _outcome(job: submitit.Job[Any], piece: list[ItemTask]) -> BaseException | N
         state = _state(job)
         failure = JobError(
             f"job {job.job_id} ({state}) ended before computing its {n_items} item(s) of "
-            f"{', '.join(steps)}: {_first_line(error)}. Items it did not finish stay uncached; "
+            f"{', '.join(steps)}: {_reason(error)}. Items it did not finish stay uncached; "
             f"run again to compute them. Logs: {job.paths.stdout} and {job.paths.stderr}"
         )
         failure.__cause__ = error
@@ -202,11 +240,15 @@ def _state(job: submitit.Job[Any]) -> str:
         return "state unknown"
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    # submitit puts the interesting part (e.g. "timed-out and not checkpointable") last.
-    return lines[-1].strip() if lines else type(error).__name__
+def _reason(error: BaseException) -> str:
+    """Return the telling line of a submitit error: Slurm's verdict, submitit's, or the last."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # "*** JOB 12 ON node CANCELLED AT ... ***" (slurmstepd), "... not requeued because: ...".
+    for marker in ("*** JOB", "because:", "Error:"):
+        for line in reversed(lines):
+            if marker in line:
+                return line
+    return lines[-1] if lines else type(error).__name__
 
 
 class LocalProcess(_SubmititBackend):
@@ -280,7 +322,11 @@ class Slurm(_SubmititBackend):
         account: ``--account``.
         qos: ``--qos``.
         additional_parameters: Further ``sbatch`` options, e.g. ``{"mail_type": "END"}``.
-        use_srun: Start the job's process through ``srun`` (needed for sub-jobs).
+        use_srun: Start the job's process through ``srun``. ``None`` (the default) keeps
+            submitit's default, ``srun``, which lets Slurm's warning signal before the time
+            limit reach the job, so a time-out is reported within seconds. ``False`` runs
+            Python directly in the batch script (for jobs that call ``srun`` themselves); a
+            time limit then kills the job without warning.
 
     The fields of :class:`LocalProcess` apply too.
 
@@ -296,7 +342,7 @@ class Slurm(_SubmititBackend):
     account: str | None = None
     qos: str | None = None
     additional_parameters: dict[str, int | str | float | bool] | None = None
-    use_srun: bool = False
+    use_srun: bool | None = None
 
     _CLUSTER: ClassVar[str] = "slurm"
 
