@@ -78,6 +78,35 @@ def test_nesting_is_unambiguous(a: list[str], b: list[str]) -> None:
         assert uid_of(a) != uid_of(b)
 
 
+def _retyped(value: Any) -> Any:
+    """The same content under another type (int→float, str→bytes, list→tuple, ...)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, float):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes):
+        return list(value)
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, frozenset):
+        return set(value)
+    return [value]  # None
+
+
+@given(values)
+def test_values_differing_in_type_have_different_uids(value: Any) -> None:
+    assert uid_of(value) != uid_of(_retyped(value))
+    assert uid_of(value) != uid_of([value])  # wrapping changes the uid too
+
+
 def test_path_differs_from_str() -> None:
     assert uid_of(Path("a/b")) != uid_of("a/b")
     assert uid_of(Path("a/b")) == uid_of(PurePosixPath("a/b"))

@@ -233,7 +233,8 @@ class ItemTask:
         data = json.dumps({"backend": name, **ref}).encode()
         self.paths.job_folder.mkdir(parents=True, exist_ok=True)
         for uid in self.uids:
-            write_atomic(self.paths.job_folder / f"{uid}.json", [data], fsync=False)
+            path = self.paths.job_folder / f"{check_name(uid, 'item uid')}.json"
+            write_atomic(path, [data], fsync=False)
 
     def __call__(self) -> None:
         """Compute the items and write their entries (see the class docstring)."""
