@@ -390,6 +390,20 @@ def test_chain_infra_folder_propagates_and_chain_shares_the_last_step_cache(
     assert calls("Add") == [2.0]
 
 
+def test_read_only_chain_never_computes_even_when_its_steps_could(folder: Path) -> None:
+    def make(mode: str) -> Chain:
+        steps = [Mult(infra=Cached()), Add(infra=Cached())]
+        return Chain(steps=steps, infra=cached(folder, mode=mode))
+
+    with pytest.raises(RuntimeError, match="read-only"):
+        make("read-only").run(1.0)
+    assert calls("Mult") == []
+    assert make("cached").run(1.0) == 3.0
+    assert make("read-only").run(1.0) == 3.0
+    assert make("force").run(1.0) == 3.0
+    assert calls("Mult") == [1.0, 1.0]  # force on the chain recomputes its steps
+
+
 def test_chain_with_only_chain_infra_caches_the_final_result(folder: Path) -> None:
     chain = Chain(steps=[Mult(coeff=2), Add(x=1)], infra=cached(folder))
     assert chain.run(1.0) == 3.0

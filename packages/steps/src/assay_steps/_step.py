@@ -519,8 +519,11 @@ def _dispatch(
 ) -> Iterator[Any]:
     """Return the results of ``step`` over ``values``, computing and caching what is missing."""
     infra = step.infra
-    if infra is None or (isinstance(step, Chain) and step._shares_last_cache()):
+    if infra is None:
         return step._compute_items(prefix, get_uids, values, forced)
+    if infra.mode != "read-only" and isinstance(step, Chain) and step._shares_last_cache():
+        # The chain's entry is its last step's entry: computing the steps writes it.
+        return step._compute_items(prefix, get_uids, values, forced or infra.mode == "force")
     mode = infra.mode
     if forced or mode == "force":
         if mode == "read-only":
