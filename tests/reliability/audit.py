@@ -1,0 +1,95 @@
+"""Reading a cache or experiment folder back after a fault, and counting what went wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from reliability_steps import ItemFailed, ReliabilityPayload, expected, fails, same
+
+from assay import Results
+
+#: Figures of the whole suite, printed at the end of the session (see conftest.py).
+FIGURES: dict[str, int] = {}
+
+
+def count(name: str, amount: int = 1) -> None:
+    """Add ``amount`` to the suite figure ``name``."""
+    FIGURES[name] = FIGURES.get(name, 0) + amount
+
+
+@dataclasses.dataclass
+class Audit:
+    """What a read-only pass over a step folder found."""
+
+    complete: int = 0  # items whose entry reads back (a result or the item's cached error)
+    missing: int = 0  # items without an entry (not computed yet)
+    corrupt: int = 0  # items with an entry file that does not verify
+    wrong: list[str] = dataclasses.field(default_factory=list)  # items read back wrong
+
+
+def audit_steps(folder: Path, items: Iterable[int]) -> Audit:
+    """Read every item of a :class:`ReliabilityPayload` cache in read-only mode, from disk."""
+    step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder, "mode": "read-only"})
+    found = Audit()
+    for i in items:
+        handle = step.lookup(i)
+        status = handle.status
+        files = [handle.paths.cache_folder / f"{handle.uid}.{ext}" for ext in ("pkl", "npy")]
+        if status == "success":
+            value: Any = handle.result()
+            if fails(i) or not same(value, expected(i)):
+                found.wrong.append(f"item {i}: read {value!r:.80}")
+            else:
+                found.complete += 1
+        elif status == "error":
+            try:
+                handle.result()
+            except ItemFailed as error:
+                if fails(i) and str(error) == f"item {i} fails on purpose":
+                    found.complete += 1
+                else:
+                    found.wrong.append(f"item {i}: cached error {error!r}")
+            except Exception as error:
+                found.wrong.append(f"item {i}: cached error of the wrong type {error!r}")
+            else:
+                found.wrong.append(f"item {i}: status 'error' but result() returned")
+        elif any(path.exists() for path in files):
+            found.corrupt += 1
+        else:
+            found.missing += 1
+    return found
+
+
+def stray_files(folder: Path) -> list[str]:
+    """Files in the step folders' ``cache/`` that are not a published entry."""
+    return [
+        str(path)
+        for path in folder.glob("*/cache/*")
+        if path.suffix not in (".pkl", ".npy") or path.name.startswith(".")
+    ]
+
+
+def metrics_by_run(results: Results) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Status and metrics of every run, by run id: what must equal a clean run's."""
+    return {row.run_id: (row.status, dict(row.metrics)) for row in results}
+
+
+def check_items_from_run_many(folder: Path, items: list[int]) -> list[str]:
+    """Read every item through ``run_many`` in read-only mode; describe each wrong value."""
+    step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder, "mode": "read-only"})
+    wrong = []
+    results = iter(step.run_many(items))
+    for i in items:
+        try:
+            value = next(results)
+        except ItemFailed:
+            if not fails(i):
+                wrong.append(f"item {i}: raised ItemFailed")
+            results = iter(step.run_many(items[items.index(i) + 1 :]))
+            continue
+        if fails(i) or not same(value, expected(i)):
+            wrong.append(f"item {i}: {value!r:.80}")
+    return wrong

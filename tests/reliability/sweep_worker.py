@@ -1,0 +1,26 @@
+"""A worker run in a fresh interpreter: ``python sweep_worker.py FOLDER BACKEND [N]``.
+
+Computes items ``0..N-1`` of ``ReliabilityPayload`` into ``FOLDER`` with the named backend
+(``Cached`` or a pool of ``assay-backends``); the tests kill it at random points.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from reliability_steps import ReliabilityPayload, fails
+
+
+def main() -> None:
+    folder, backend = sys.argv[1], sys.argv[2]
+    count = int(sys.argv[3]) if len(sys.argv) > 3 else 24
+    infra = {"backend": backend, "folder": folder}
+    if backend != "Cached":
+        infra.update({"max_jobs": 2, "progress": False})
+    step = ReliabilityPayload(infra=infra)
+    for _ in range(sum(map(fails, range(count))) + 1):  # an item that raises ends its batch
+        step.run_many(range(count))
+
+
+if __name__ == "__main__":
+    main()
