@@ -4,7 +4,9 @@ A lock is ``locks/<uid>.lock``, created exclusively (``O_EXCL``) and holding the
 and the time. While held, a daemon thread refreshes its modification time every
 ``HEARTBEAT_SECONDS``. A lock is stale, and may be taken over, when its process is gone
 (same host, pid not alive) or its heartbeat is older than ``STALE_SECONDS`` (another host
-that died). Takeover renames the stale file away first, so two recovering processes cannot
+that died). A lock whose content does not name its owner (its worker died after creating it,
+or while writing the entry into it) is stale once it missed ``MISSED_HEARTBEATS`` heartbeats.
+Takeover renames the stale file away first, so two recovering processes cannot
 both believe they hold the item.
 """
 
@@ -21,6 +23,10 @@ from pathlib import Path
 
 HEARTBEAT_SECONDS = 20.0
 STALE_SECONDS = 120.0
+#: A lock whose content does not name its owner (a worker died right after creating it, or
+#: while writing the entry into it) is stale once it missed this many heartbeats: a live
+#: owner refreshes it every ``HEARTBEAT_SECONDS``, even while it writes the entry.
+MISSED_HEARTBEATS = 2
 HOST = socket.gethostname()
 _HOST_JSON = json.dumps(HOST)
 
@@ -80,8 +86,8 @@ def is_stale(path: str) -> bool:
     if age > STALE_SECONDS:
         return True
     owner = read_owner(path)
-    if owner is None:  # being written right now, or garbage; trust the heartbeat age
-        return False
+    if owner is None:  # being written, or holding a partial entry: trust the heartbeat age
+        return age > MISSED_HEARTBEATS * HEARTBEAT_SECONDS
     pid = owner.get("pid")
     return owner.get("host") == HOST and isinstance(pid, int) and not _pid_alive(pid)
 
