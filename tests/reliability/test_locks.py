@@ -74,12 +74,6 @@ def test_the_lock_of_a_killed_worker_is_taken_over_at_once(tmp_path: Path) -> No
     assert audit_steps(tmp_path, ITEMS).complete == len(ITEMS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a lock whose content no longer names its owner (the worker died while writing "
-    "the entry into it, or right after creating it) stays 'running' for STALE_SECONDS "
-    "(120 s) although it has had no heartbeat for 2 heartbeat periods",
-)
 @pytest.mark.parametrize(
     "kill",
     [partial(killed_at_replace, number=2), killed_after_lock_creation],
