@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from assay_backends import _progress as progress_module
 from assay_backends._progress import ProgressBar, progress_enabled
 
 
@@ -46,3 +47,10 @@ def test_a_disabled_bar_prints_nothing(capsys: pytest.CaptureFixture[str]) -> No
     captured = capsys.readouterr()
     assert captured.out == captured.err == ""
     assert bar.done == 2
+
+
+def test_forcing_a_bar_without_rich_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress_module.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"assay-backends\[progress\]"):
+        progress_enabled(True)
+    assert progress_enabled(None, _Terminal()) is False, "no rich: no automatic bar"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +278,40 @@ def test_an_item_whose_job_is_still_queued_elsewhere_is_waited_for_not_resubmitt
     assert json.loads((handle.paths.job_folder / f"{handle.uid}.json").read_text()) == ref
     queued.wait()
     assert step.run(5) == (5, os.getpid()), "once that job is gone, a rerun computes the item"
+
+
+def test_a_step_defined_in_a_module_made_at_run_time_runs_in_a_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Like a notebook or a page of documentation run as a module: importable here only.
+    module = types.ModuleType("made_at_run_time")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    code = textwrap.dedent(
+        """
+        from assay_steps import Step
+        class Half(Step):
+            def _run(self, value):
+                return value / 2
+        """
+    )
+    exec(code, module.__dict__)
+    step = module.Half(infra={"backend": "LocalProcess", "folder": tmp_path})
+    assert step.run(3) == 1.5
+    assert isinstance(step.lookup(3).job(), submitit.LocalJob)
+
+
+def test_submitit_backends_draw_a_progress_bar_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("rich")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    step = Pid(infra={"backend": "SubmititDebug", "folder": tmp_path, "max_jobs": 2})
+    list(step.run_many(range(4)))
+    assert "4/4" in terminal.getvalue()
+    assert "2 jobs" in terminal.getvalue()

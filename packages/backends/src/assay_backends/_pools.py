@@ -7,12 +7,11 @@ import sys
 from concurrent import futures
 from typing import Any, ClassVar, Literal
 
-import cloudpickle  # type: ignore[import-untyped]
 import pydantic
 from assay_steps import Backend, ItemTask
 
 from ._progress import ProgressBar, progress_enabled
-from ._tasks import forget_in_caller, item_count, run_shard, shard
+from ._tasks import dumps, forget_in_caller, item_count, loads, run_shard, shard
 from ._workers import worker_count
 
 #: Shards per worker: small enough to keep per-shard overhead low, large enough that a slow
@@ -130,7 +129,7 @@ class ProcessPool(_PoolBackend):
 
     def _call(self, piece: list[ItemTask]) -> tuple[Any, ...]:
         # cloudpickle, not pickle: steps and functions defined in __main__ or a notebook.
-        return (_run_pickled, cloudpickle.dumps(piece))
+        return (_run_pickled, dumps(piece))
 
 
 def _methods() -> list[str]:
@@ -138,4 +137,4 @@ def _methods() -> list[str]:
 
 
 def _run_pickled(payload: bytes) -> None:
-    run_shard(cloudpickle.loads(payload))
+    run_shard(loads(payload))

@@ -17,7 +17,7 @@ from assay_steps._locks import is_live
 from ._detect import require_slurm, slurm_available
 from ._jobs import HOST, ActiveJobs, JobError, job_ref, wait_until_inactive
 from ._progress import ProgressBar, progress_enabled
-from ._tasks import forget_in_caller, item_count, run_shard, shard
+from ._tasks import dumps, forget_in_caller, item_count, loads, run_shard, shard
 
 #: The most recent jobs submitted by this process, by (cluster, job id), so that
 #: ``LookupHandle.job()`` hands back the very object (a debug job cannot be rebuilt from its
@@ -78,6 +78,12 @@ def _job_main(shard_: list[ItemTask]) -> BaseException | None:
     return None
 
 
+def _job_main_pickled(payload: bytes) -> BaseException | None:
+    """Unpickle a shard made by :func:`~assay_backends._tasks.dumps` and run it."""
+    shard_: list[ItemTask] = loads(payload)
+    return _job_main(shard_)
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise _Interrupted(signum, frame)
 
@@ -128,7 +134,7 @@ class _SubmititBackend(Backend):
         executor.update_parameters(**params)
         # clean_env: a submission from inside a Slurm job must not inherit that job's settings.
         with submitit.helpers.clean_env(), executor.batch():
-            jobs = [executor.submit(_job_main, piece) for piece in shards]
+            jobs = [executor.submit(_job_main_pickled, dumps(piece)) for piece in shards]
         for job, piece in zip(jobs, shards, strict=True):
             _remember(cluster, job)
             ref = {"cluster": cluster, "job_id": str(job.job_id), "folder": str(logs), "host": HOST}

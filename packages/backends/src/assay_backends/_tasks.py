@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+import cloudpickle  # type: ignore[import-untyped]
 from assay_steps import ItemTask
 
 from ._packing import pack
@@ -69,3 +74,49 @@ def forget_in_caller(tasks: Sequence[ItemTask]) -> None:
         if task.store is not None:
             for uid in task.uids:
                 task.store.forget(uid)
+
+
+_registering = threading.Lock()
+
+
+def dumps(obj: Any) -> bytes:
+    """Pickle ``obj`` for another process, with cloudpickle.
+
+    Classes and functions of modules that another process cannot import (modules made at run
+    time, such as a page of code run in a namespace) travel by value; cloudpickle already sends
+    those of ``__main__`` by value, and imports the others by name.
+    """
+    with _registering, _by_value(_unimportable_modules()):
+        return bytes(cloudpickle.dumps(obj))
+
+
+def loads(payload: bytes) -> Any:
+    """Unpickle what :func:`dumps` made."""
+    return cloudpickle.loads(payload)
+
+
+def _unimportable_modules() -> list[str]:
+    return [
+        name
+        for name, module in list(sys.modules.items())
+        if name != "__main__"
+        and module is not None
+        and getattr(module, "__spec__", None) is None
+        and getattr(module, "__file__", None) is None
+        and name not in sys.builtin_module_names
+    ]
+
+
+@contextlib.contextmanager
+def _by_value(names: list[str]) -> Iterator[None]:
+    registered = []
+    try:
+        for name in names:
+            with contextlib.suppress(ValueError):  # already registered by the user
+                cloudpickle.register_pickle_by_value(sys.modules[name])
+                registered.append(name)
+        yield
+    finally:
+        for name in registered:
+            with contextlib.suppress(ValueError, KeyError):
+                cloudpickle.unregister_pickle_by_value(sys.modules[name])
