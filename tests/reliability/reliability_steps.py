@@ -226,3 +226,14 @@ def count_calls(target: Callable[[], None]) -> int:
 def tree(root: Path) -> set[str]:
     """Every path under ``root``, relative, for before/after comparisons."""
     return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@operation
+def counted(context: Any, params: dict[str, Any], seeds: SeedBundle, capture: Capture) -> None:
+    """Like :func:`noisy`, leaving a file per computation in ``context["side_effects"]``."""
+    record_computation(str(context["side_effects"]), int(params["i"]))
+    rng = seeds.numpy()
+    draws = rng.random(100)
+    time.sleep(0.002)
+    capture.metric("mean", float(draws.mean()))
+    capture.artifact("draws.npy", draws)

@@ -1,0 +1,119 @@
+"""Concurrent writers: 2–4 processes running the same sweep on one folder at once.
+
+Every item correct, none lost, no exception in any process, and each item computed a
+bounded number of times (counted with one side-effect file per computation).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import pytest
+from audit import audit_steps, count, metrics_by_run
+from reliability_steps import (
+    HEAVY,
+    ItemFailed,
+    ReliabilityPayload,
+    computations,
+    expected,
+    fails,
+    run_forked,
+    same,
+)
+
+from assay import Experiment, explicit
+
+ITEMS = list(range(30))
+#: An item may be computed twice at most: by its lock holder, and by a process that took
+#: over its lock after judging it stale. With live workers on one host, that never happens.
+MAX_COMPUTATIONS = 2
+
+
+def writer(folder: Path, side: Path, start: float, reverse: bool) -> None:
+    """Run the sweep once the common start time is reached, then check every result."""
+    items = ITEMS[::-1] if reverse else ITEMS
+    step = ReliabilityPayload(
+        side_effects=str(side), delay=0.002, infra={"backend": "Cached", "folder": folder}
+    )
+    time.sleep(max(0.0, start - time.time()))
+    for _ in range(sum(map(fails, items)) + 1):  # an item that raises ends its batch
+        step.run_many(items)
+    for i in items:
+        try:
+            value = step.run(i)
+        except ItemFailed:
+            assert fails(i), f"item {i} raised"
+        else:
+            assert not fails(i), f"item {i} returned {value!r:.60}"
+            assert same(value, expected(i)), f"item {i}: wrong value {value!r:.60}"
+
+
+def run_writers(tmp_path: Path, writers: int) -> dict[int, int]:
+    folder, side = tmp_path / "cache", tmp_path / "side"
+    side.mkdir(parents=True)
+    start = time.time() + 0.3  # lets every process be forked before any starts
+    with ThreadPoolExecutor(writers) as pool:
+        jobs = [partial(writer, folder, side, start, k % 2 == 1) for k in range(writers)]
+        statuses = list(pool.map(run_forked, jobs))
+    count("concurrent-writer runs")
+    assert statuses == [0] * writers, "a writer raised (traceback on stderr)"
+    found = audit_steps(folder, ITEMS)
+    count("items lost", len(ITEMS) - found.complete)
+    count("wrong values returned", len(found.wrong))
+    assert (found.complete, found.wrong) == (len(ITEMS), [])
+    return computations(side)
+
+
+@pytest.mark.parametrize("writers", [2, 3, 4])
+def test_concurrent_writers_on_one_step_folder(tmp_path: Path, writers: int) -> None:
+    repeats = 4 if HEAVY else 1
+    for repeat in range(repeats):
+        counts = run_writers(tmp_path / f"run{repeat}", writers)
+        assert set(counts) == set(ITEMS), "every item was computed by some process"
+        extra = sum(counts.values()) - len(ITEMS)
+        count(f"duplicate computations with {writers} writers", extra)
+        count(f"items computed with {writers} writers", len(ITEMS))
+        assert max(counts.values()) <= MAX_COMPUTATIONS, counts
+
+
+def _experiment(folder: Path, side: Path) -> Experiment:
+    return Experiment(
+        "concurrent",
+        "reliability_steps:counted",
+        explicit([{"i": i} for i in range(16)]),
+        replicates=2,
+        context={"side_effects": str(side)},
+        folder=folder,
+        progress=False,
+    )
+
+
+def driver(folder: Path, side: Path, start: float, clean: dict[str, object]) -> None:
+    time.sleep(max(0.0, start - time.time()))
+    results = _experiment(folder, side).run()
+    assert metrics_by_run(results) == clean
+
+
+def test_concurrent_experiment_drivers_on_one_folder(tmp_path: Path) -> None:
+    """Two (or, heavy, three) drivers run the same experiment in one folder at once."""
+    (tmp_path / "clean-side").mkdir()
+    clean = metrics_by_run(_experiment(tmp_path / "clean", tmp_path / "clean-side").run())
+    assert {status for status, _ in clean.values()} == {"success"}
+    drivers = 3 if HEAVY else 2
+    for repeat in range(3 if HEAVY else 1):
+        folder, side = tmp_path / f"run{repeat}", tmp_path / f"side{repeat}"
+        side.mkdir()
+        start = time.time() + 0.3
+        with ThreadPoolExecutor(drivers) as pool:
+            jobs = [partial(driver, folder, side, start, clean)] * drivers
+            statuses = list(pool.map(run_forked, jobs))
+        count("concurrent-writer runs")
+        assert statuses == [0] * drivers, "a driver raised (traceback on stderr)"
+        counts = computations(side)
+        extra = sum(counts.values()) - len(clean)
+        count(f"duplicate computations with {drivers} experiment drivers", extra)
+        assert max(counts.values()) <= MAX_COMPUTATIONS, counts
+        assert metrics_by_run(_experiment(folder, side).run()) == clean
