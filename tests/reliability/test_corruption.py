@@ -80,16 +80,8 @@ HARMLESS = {("array", "last-byte-flipped")}
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_corrupt_entry_is_detected_reported_and_recomputed(
-    tmp_path: Path, kind: str, corruption: str, request: pytest.FixtureRequest
+    tmp_path: Path, kind: str, corruption: str
 ) -> None:
-    if (kind, corruption) == ("array", "header-byte-flipped"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="a flipped byte in a .npy header makes numpy's header parser raise "
-                "tokenize.TokenError, which escapes as is instead of a corrupt-entry error",
-            )
-        )
     item = KINDS[kind]
     folder, side = tmp_path / "cache", tmp_path / "side"
     side.mkdir()
@@ -163,48 +155,47 @@ def test_permission_000_entry_as_a_real_user(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def unreadable(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Entries whose path is in the returned set fail to open with EACCES (permission 000)."""
-    paths: set[str] = set()
+def unreadable(monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """Files whose inode is in the returned set fail to open with EACCES (permission 000).
+
+    Like a real permission, it belongs to the file, not to its name: an entry renamed over
+    it is readable.
+    """
+    inodes: set[int] = set()
     real_open = open
 
     def failing_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        if str(file) in paths:
+        if os.stat(file).st_ino in inodes:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(_store, "open", failing_open, raising=False)
-    return paths
+    return inodes
 
 
 @pytest.mark.parametrize("kind", ["array", "dict"])
 def test_unreadable_entry_in_read_only_mode_is_a_clear_error(
-    tmp_path: Path, unreadable: set[str], kind: str
+    tmp_path: Path, unreadable: set[int], kind: str
 ) -> None:
     folder = tmp_path / "cache"
     sweep(folder)
     path = entry_of(folder, KINDS[kind])
-    unreadable.add(str(path))
+    unreadable.add(path.stat().st_ino)
     count("corruption cases")
     reader = ReliabilityPayload(infra={"backend": "Cached", "folder": folder, "mode": "read-only"})
     with pytest.raises((RuntimeError, OSError), match=path.stem):
         reader.run(KINDS[kind])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unreadable entry (open fails with EACCES) raises PermissionError out of "
-    "run() in cached mode instead of being recomputed and replaced like a corrupt one",
-)
 @pytest.mark.parametrize("kind", ["array", "dict"])
 def test_unreadable_entry_in_cached_mode_is_recomputed(
-    tmp_path: Path, unreadable: set[str], kind: str
+    tmp_path: Path, unreadable: set[int], kind: str
 ) -> None:
     folder, side = tmp_path / "cache", tmp_path / "side"
     side.mkdir()
     sweep(folder)
     path = entry_of(folder, KINDS[kind])
-    unreadable.add(str(path))
+    unreadable.add(path.stat().st_ino)
     count("corruption cases")
     step = ReliabilityPayload(side_effects=str(side), infra={"backend": "Cached", "folder": folder})
     assert same(step.run(KINDS[kind]), expected(KINDS[kind]))
@@ -233,20 +224,9 @@ class _FullDisk:
         return os.write(fd, data)
 
 
-DISK_FULL_CACHED = pytest.mark.xfail(
-    strict=True,
-    reason="ENOSPC while writing an item's result is cached as that item's error: the "
-    "sweep does not fail, and reruns re-raise the cached OSError instead of computing it",
-)
-
-
 @pytest.mark.parametrize(
     "budget",
-    [
-        0,
-        pytest.param(100_000, marks=DISK_FULL_CACHED),
-        pytest.param(2_000_000, marks=DISK_FULL_CACHED),
-    ],
+    [0, 100_000, 1_000_000],
 )
 def test_full_disk_fails_clearly_and_keeps_every_written_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int
@@ -299,11 +279,6 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENOSPC while writing a lock's content leaves an empty lock behind (the item is "
-    "'running' for minutes); ENOSPC while writing a result is cached as the item's error",
-)
 def test_a_real_full_file_system(tiny_disk: Path) -> None:
     folder = tiny_disk / "cache"
     with pytest.raises(OSError, match="No space left") as raised:

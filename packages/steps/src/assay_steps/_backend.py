@@ -257,6 +257,7 @@ class ItemTask:
             fed_all = True
 
         written = 0
+        writing = False  # an OSError while writing an entry is the disk's, not the item's
         try:
             if getattr(self.step, "_composite", False):  # a Chain needs its whole input list
                 values = list(claimed())
@@ -274,7 +275,9 @@ class ItemTask:
                 uid = todo[written]
                 # The lock file becomes the entry: one rename, no separate temporary file.
                 via = lock_path(lock_folder, uid)
+                writing = True
                 store.write_result(uid, result, via=via, replace=uid not in absent)
+                writing = False
                 release(lock_folder, uid, renamed=True)
                 written += 1
             if written < len(todo) or not fed_all:
@@ -285,8 +288,9 @@ class ItemTask:
         except BatchProtocolError:
             raise
         except Exception as error:
-            # Cache the error on the item being computed; the others stay missing.
-            if written >= len(todo):
+            # Cache the error on the item being computed; the others stay missing. A failed
+            # write (a full disk) is not the item's error: caching it would stick.
+            if written >= len(todo) or (writing and isinstance(error, OSError)):
                 raise
             uid = todo[written]
             via = lock_path(lock_folder, uid)

@@ -120,8 +120,12 @@ def try_acquire(lock_folder: str | Path, uid: str) -> bool:
             continue
         try:
             os.write(fd, content)
-        finally:
+        except BaseException:  # e.g. a full disk: leave no ownerless lock behind
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        os.close(fd)
         with _held_guard:
             _held.add(path)
         _start_heartbeat()

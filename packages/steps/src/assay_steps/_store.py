@@ -102,9 +102,19 @@ def _npy_chunks(array: np.ndarray[Any, Any]) -> list[bytes]:
     return [head, body, trailer]  # type: ignore[list-item]
 
 
+def _open_entry(path: str) -> io.BufferedReader:
+    """Open an entry for reading; an entry that exists but cannot be read counts as corrupt."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise
+    except OSError as error:  # permission 000, I/O error: detected, recomputed or reported
+        raise CorruptEntryError(f"{path}: unreadable ({error.strerror})") from None
+
+
 def _read_npy(path: str) -> np.ndarray[Any, Any]:
     size = os.stat(path).st_size
-    with open(path, "rb") as f:
+    with _open_entry(path) as f:
         try:
             version = np.lib.format.read_magic(f)
             reader = {
@@ -114,7 +124,7 @@ def _read_npy(path: str) -> np.ndarray[Any, Any]:
             if reader is None:
                 raise ValueError(f"unsupported .npy version {version}")
             shape, fortran, dtype = reader(f)
-        except (ValueError, SyntaxError, OSError, EOFError) as error:
+        except Exception as error:  # numpy's parser raises ValueError, SyntaxError, TokenError...
             raise CorruptEntryError(f"{path}: unreadable .npy header ({error})") from None
         offset = f.tell()
         f.seek(0)
@@ -144,7 +154,7 @@ def _read_npy(path: str) -> np.ndarray[Any, Any]:
 
 
 def _read_pickle(path: str) -> tuple[str, bytes]:
-    with open(path, "rb") as f:
+    with _open_entry(path) as f:
         raw = f.read()
     head = len(PICKLE_MAGIC) + 16
     magic = raw[: len(PICKLE_MAGIC)]
