@@ -8,16 +8,19 @@ of a 100,000-run sweep is a single indexed ``GROUP BY``.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ._runs import RunSpec
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: File name of the index inside an experiment folder.
 INDEX_NAME = "index.sqlite"
@@ -42,6 +45,29 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def _names_the_file(method: _F) -> _F:
+    """Re-raise SQLite's corruption errors naming the index file and the remedy.
+
+    SQLite says only "database disk image is malformed" or "file is not a database"; the index
+    is derived data, so the remedy is to delete it: the next ``run()`` rebuilds it from the cache.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: ResultsIndex, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            if type(error) is not sqlite3.DatabaseError:  # locked, integrity...: not corruption
+                raise
+            raise sqlite3.DatabaseError(
+                f"results index {str(self.path)!r} is corrupt ({error}); delete it and its "
+                "-wal and -shm files, then run the experiment again: run() rebuilds the index "
+                "from the cache without running anything again"
+            ) from error
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,7 @@ class ResultsIndex:
 
     """
 
+    @_names_the_file
     def __init__(self, folder: str | Path, *, create: bool = True) -> None:
         self.path = Path(folder) / INDEX_NAME
         if not create and not self.path.is_file():
@@ -139,6 +166,7 @@ class ResultsIndex:
             raise
         self._db.execute("COMMIT")
 
+    @_names_the_file
     def plan(self, specs: Sequence[RunSpec]) -> None:
         """Add the runs not yet in the index as ``pending``; runs already there are kept."""
         first = self._db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM runs").fetchone()[0]
@@ -152,6 +180,7 @@ class ResultsIndex:
             ),
         )
 
+    @_names_the_file
     def store(self, outcomes: Iterable[Outcome]) -> None:
         """Write finished runs (one transaction for the whole batch)."""
         now = time.time()
@@ -173,6 +202,7 @@ class ResultsIndex:
             ),
         )
 
+    @_names_the_file
     def mark(self, run_ids: Iterable[str], status: str) -> None:
         """Set the status of the given runs (e.g. ``cancelled`` after Ctrl-C)."""
         if status not in STATUSES:
@@ -183,6 +213,7 @@ class ResultsIndex:
             ((status, now, run_id) for run_id in run_ids),
         )
 
+    @_names_the_file
     def set_meta(self, key: str, value: Any) -> None:
         """Store one JSON value under ``key`` in the index's metadata."""
         self._write(
@@ -191,20 +222,24 @@ class ResultsIndex:
 
     # -------------------------------------------------------------- reads
 
+    @_names_the_file
     def get_meta(self, key: str, default: Any = None) -> Any:
         """Return the JSON value stored under ``key``, or ``default``."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
 
+    @_names_the_file
     def status_counts(self) -> dict[str, int]:
         """Return the number of runs per status (statuses with no runs are left out)."""
         rows = self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
         return {status: count for status, count in rows}
 
+    @_names_the_file
     def statuses(self) -> dict[str, str]:
         """Return the status of every run, by run id."""
         return dict(self._db.execute("SELECT run_id, status FROM runs"))
 
+    @_names_the_file
     def other_code(self, code_hash: str) -> dict[str, str]:
         """Return the code hash of every finished run recorded with another (non-empty) one."""
         sql = (
@@ -213,6 +248,7 @@ class ResultsIndex:
         )
         return dict(self._db.execute(sql, (code_hash,)))
 
+    @_names_the_file
     def rows(self, run_ids: Iterable[str] | None = None) -> list[RunRow]:
         """Return the rows of the given runs (all when None), in planning order."""
         sql = (
@@ -237,6 +273,7 @@ class ResultsIndex:
                 )
         return out
 
+    @_names_the_file
     def records(self, run_ids: Sequence[str]) -> list[str | None]:
         """Return the stored record JSON of each run (None for runs without a record)."""
         found: dict[str, str | None] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -326,16 +327,11 @@ def test_lost_index_and_corrupt_run_entry_rebuild_to_the_clean_results(tmp_path:
     assert sum(computations(side).values()) == before + 1  # only the corrupt run again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a corrupt index.sqlite raises sqlite3.DatabaseError ('database disk image is "
-    "malformed' / 'file is not a database') without naming the file or the remedy",
-)
 @pytest.mark.parametrize("damage", ["truncated-with-garbage", "overwritten"])
 def test_corrupt_index_is_reported_by_name(tmp_path: Path, damage: str) -> None:
     folder, side = tmp_path / "exp", tmp_path / "side"
     side.mkdir()
-    _experiment(folder, side).run()
+    clean = metrics_by_run(_experiment(folder, side).run())
     index = folder / "index.sqlite"
     for path in folder.glob("index.sqlite-*"):
         path.unlink()
@@ -345,7 +341,13 @@ def test_corrupt_index_is_reported_by_name(tmp_path: Path, damage: str) -> None:
     else:
         index.write_bytes(data[: len(data) // 2] + b"\xff" * 100)
     count("corruption cases")
-    with pytest.raises(Exception, match=r"index\.sqlite"):
+    with pytest.raises(sqlite3.DatabaseError, match=r"index\.sqlite.*corrupt.*delete it"):
         Results.load(folder)
-    with pytest.raises(Exception, match=r"index\.sqlite"):
+    with pytest.raises(sqlite3.DatabaseError, match=r"index\.sqlite.*corrupt.*delete it"):
         _experiment(folder, side).run()
+    # the remedy the message gives works: the index is rebuilt, nothing runs again
+    for path in folder.glob("index.sqlite*"):
+        path.unlink()
+    before = computations(side)
+    assert metrics_by_run(_experiment(folder, side).run()) == clean
+    assert computations(side) == before
