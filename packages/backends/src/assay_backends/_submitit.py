@@ -126,7 +126,8 @@ class _SubmititBackend(Backend):
 
     def _run_jobs(self, cluster: str, tasks: list[ItemTask]) -> None:
         shards = shard(tasks, self.max_jobs, self.min_items_per_job)
-        logs = tasks[0].paths.logs_folder / "%j"
+        # Absolute: jobs may start in another working directory.
+        logs = tasks[0].paths.logs_folder.absolute() / "%j"
         executor = submitit.AutoExecutor(folder=logs, cluster=cluster)
         params = self._parameters()
         if cluster == "slurm":
