@@ -135,7 +135,7 @@ class Experiment:
         self.name = name
         self.operation = _resolve(operation)
         self.seed = _check_seed(seed)
-        self.folder = Path(folder) if folder is not None else Path("runs") / name
+        self.folder = Path(folder) if folder is not None else Path("runs") / _folder_name(name)
         self.context = _mapping("context", context)
         self.scope = _mapping("scope", scope)
         self.progress = progress
@@ -332,6 +332,17 @@ def _resolve(operation: OperationWrapper | str) -> OperationWrapper:
             f"({error}); define it at module level of an importable module"
         ) from error
     return operation
+
+
+def _folder_name(name: str) -> str:
+    """Return ``name`` if it can be the default folder ``runs/<name>``, else raise."""
+    if name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > 200:
+        raise ValueError(
+            f"name = {name!r} cannot name the default folder runs/<name>: expected a single "
+            "folder name (no '/', '\\', NUL, not '.' or '..', at most 200 characters); "
+            "or pass folder="
+        )
+    return name
 
 
 def _check_seed(seed: int | None) -> int:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 POLL_SECONDS = 0.05
 _MAX_POLL_SECONDS = 1.0
 _NOINPUT_UID = "noinput"
+#: Longest step class name: with "-<32 hex digits>" the folder name stays under 255 bytes.
+_MAX_CLASS_NAME = 120
 
 
 class _NoValue:
@@ -315,7 +317,14 @@ class Step(pydantic.BaseModel):
     def _step_uid(self, prefix: tuple[Step, ...]) -> str:
         steps = (*prefix, *self._uid_steps())
         digest = xxhash.xxh3_128_hexdigest(ENCODING_VERSION + encode(steps, "step config"))
-        return f"{type(steps[-1]).__name__}-{digest}"
+        name = type(steps[-1]).__name__
+        # The class name becomes a folder name; type() accepts any string ("../x", "a/b").
+        if not name.isidentifier() or len(name) > _MAX_CLASS_NAME:
+            raise ValueError(
+                f"step class name {name!r} cannot name a cache folder: expected a Python "
+                f"identifier of at most {_MAX_CLASS_NAME} characters"
+            )
+        return f"{name}-{digest}"
 
     def _store(self, prefix: tuple[Step, ...]) -> EntryStore:
         infra = self.infra
