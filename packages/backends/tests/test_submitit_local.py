@@ -315,3 +315,12 @@ def test_submitit_backends_draw_a_progress_bar_on_a_terminal(
     list(step.run_many(range(4)))
     assert "4/4" in terminal.getvalue()
     assert "2 jobs" in terminal.getvalue()
+
+
+def test_debug_jobs_run_from_a_thread_other_than_the_main_one(tmp_path: Path) -> None:
+    step = Pid(infra={"backend": "SubmititDebug", "folder": tmp_path})
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.extend(step.run_many([1, 2])))
+    worker.start()
+    worker.join(30)
+    assert [value for value, _ in results] == [1, 2]

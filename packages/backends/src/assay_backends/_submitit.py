@@ -61,7 +61,10 @@ def _job_main(shard_: list[ItemTask]) -> BaseException | None:
     deferred here until the running item has been abandoned, then called as submitit meant.
     """
     previous = signal.getsignal(_WARNING_SIGNAL)
-    if callable(previous):
+    # Only in a real job: submitit installed a handler (debug jobs run in the caller, perhaps
+    # outside the main thread, where handlers cannot be set).
+    deferring = callable(previous)
+    if deferring:
         signal.signal(_WARNING_SIGNAL, _raise_interrupted)
     try:
         run_shard(shard_)
@@ -74,7 +77,8 @@ def _job_main(shard_: list[ItemTask]) -> BaseException | None:
     except Exception as error:
         return error
     finally:
-        signal.signal(_WARNING_SIGNAL, previous)
+        if deferring:
+            signal.signal(_WARNING_SIGNAL, previous)
     return None
 
 
