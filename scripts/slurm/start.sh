@@ -41,7 +41,7 @@ die() {
 alive() {
   local pidfile=$1 name=$2 pid state
   [ -r "$pidfile" ] || return 1
-  pid=$(tr -dc '0-9' <"$pidfile")
+  pid=$({ tr -dc '0-9' <"$pidfile"; } 2>/dev/null) || return 1
   [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
   [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
   # Field 3 of /proc/PID/stat is the state; the command name (field 2) has no spaces here.

@@ -33,7 +33,7 @@ started() { grep -qx "$1" "$STARTED_FILE"; }
 pid_of() {
   local pidfile=$1 name=$2 pid
   [ -r "$pidfile" ] || return 1
-  pid=$(tr -dc '0-9' <"$pidfile")
+  pid=$({ tr -dc '0-9' <"$pidfile"; } 2>/dev/null) || return 1
   [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
   [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
   echo "$pid"
