@@ -21,13 +21,6 @@ from assay import Experiment, Results, explicit
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = list(range(6))
 
-UNTRUSTED_MISSING = pytest.mark.xfail(
-    strict=True,
-    reason="assay-steps has no trust option: Backend(mode='read-only', trust=False) is "
-    "refused as an unknown field, so a read-only reader of someone else's folder cannot "
-    "avoid unpickling its entries",
-)
-
 
 class Touch:
     """Unpickling this creates a file: a stand-in for arbitrary code in a pickle."""
@@ -75,7 +68,6 @@ def test_a_trusted_folder_runs_the_code_of_its_pickles(tmp_path: Path) -> None:
     assert marker.exists()
 
 
-@UNTRUSTED_MISSING
 @pytest.mark.parametrize(
     "magic", [_store.PICKLE_MAGIC, _store.ERROR_MAGIC], ids=["result", "error"]
 )
@@ -96,11 +88,10 @@ def test_read_only_untrusted_refuses_to_unpickle(tmp_path: Path, magic: bytes) -
     assert same(array, expected(0))
 
 
-@UNTRUSTED_MISSING
 def test_untrusted_needs_read_only_mode(tmp_path: Path) -> None:
     infra = {"backend": "Cached", "folder": tmp_path, "mode": "read-only", "trust": False}
     assert ReliabilityPayload(infra=infra).infra.trust is False  # type: ignore[union-attr]
-    with pytest.raises(pydantic.ValidationError, match="trust=False.*read-only"):
+    with pytest.raises(pydantic.ValidationError, match=r"trust=False.*read-only"):
         ReliabilityPayload(infra={"backend": "Cached", "folder": tmp_path, "trust": False})
 
 

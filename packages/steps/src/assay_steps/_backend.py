@@ -63,6 +63,9 @@ class Backend(pydantic.BaseModel):
             ``"item"`` fsyncs every entry file and its folder (much slower); ``"off"``
             leaves flushing to the system: after a power loss recent entries may be
             missing or fail their checksum (and are recomputed), never wrong.
+        trust: ``False`` (with ``mode="read-only"`` only) reads a folder you do not trust:
+            array entries (plain ``.npy`` data) are read, pickle entries (other results,
+            cached errors) are refused instead of unpickled, since unpickling runs code.
 
     Example:
         >>> Backend.model_validate({"backend": "Cached", "folder": "cache"}).mode
@@ -76,6 +79,7 @@ class Backend(pydantic.BaseModel):
     mode: ModeType = "cached"
     keep_in_ram: bool = False
     fsync: Literal["batch", "item", "off"] = "batch"
+    trust: bool = True
 
     _registry: ClassVar[dict[str, type[Backend]]] = {}
 
@@ -127,6 +131,15 @@ class Backend(pydantic.BaseModel):
         if isinstance(value, Backend):  # copy, so that two steps never share a backend
             return value.model_copy()
         return handler(value)
+
+    @pydantic.model_validator(mode="after")
+    def _untrusted_only_reads(self) -> Backend:
+        if not self.trust and self.mode != "read-only":
+            raise ValueError(
+                f"trust=False with mode={self.mode!r}: an untrusted folder can only be read; "
+                "expected mode='read-only'"
+            )
+        return self
 
     @pydantic.model_serializer(mode="plain")
     def _dump_with_backend_key(self) -> dict[str, Any]:

@@ -334,9 +334,11 @@ class Step(pydantic.BaseModel):
             )
         key = (str(infra.folder), self._step_uid(prefix))
         store = self._runtime.stores.get(key)
-        if store is None or store.keep_in_ram != infra.keep_in_ram:
+        if store is None or (store.keep_in_ram, store.trust) != (infra.keep_in_ram, infra.trust):
             paths = StepPaths(infra.folder, key[1])
-            store = EntryStore(paths, keep_in_ram=infra.keep_in_ram, fsync=infra.fsync)
+            store = EntryStore(
+                paths, keep_in_ram=infra.keep_in_ram, fsync=infra.fsync, trust=infra.trust
+            )
             self._runtime.stores[key] = store
         return store
 
@@ -570,7 +572,7 @@ def _read_all(step: Step, store: EntryStore, uids: list[str]) -> Iterator[Any]:
     loads = pickle.loads
     for uid in uids:
         found = memo.get(uid)
-        if found is not None and found[0] == "pkl":
+        if found is not None and found[0] == "pkl" and store.trust:
             yield loads(found[1])  # fast path of warm hits: a fresh object each time
         else:
             yield _read(step, store, uid)

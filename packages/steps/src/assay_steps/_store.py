@@ -50,6 +50,10 @@ class CorruptEntryError(RuntimeError):
     """A cache entry exists but fails its size, magic or checksum verification."""
 
 
+class UntrustedEntryError(RuntimeError):
+    """A pickle entry read with ``trust=False``: unpickling could run code, so it is refused."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CachedError:
     """An exception recorded in the cache: its type, message and formatted traceback."""
@@ -183,10 +187,16 @@ class EntryStore:
     """
 
     def __init__(
-        self, paths: StepPaths, *, keep_in_ram: bool = False, fsync: str = "batch"
+        self,
+        paths: StepPaths,
+        *,
+        keep_in_ram: bool = False,
+        fsync: str = "batch",
+        trust: bool = True,
     ) -> None:
         self.paths = paths
         self.keep_in_ram = keep_in_ram
+        self.trust = trust
         self.fsync_item = fsync == "item"
         self.fsync_batch = fsync == "batch"
         self._memo: dict[str, tuple[str, Any]] = {}
@@ -219,13 +229,13 @@ class EntryStore:
         """
         memo = self._memo.get(uid)
         if memo is not None:
-            return self._decode(*memo)
+            return self._decode(uid, *memo)
         recent = self._recent
         if recent is not None and recent[0] == uid:
             self._recent = None
             return "success", recent[1]
         found = self._load(uid)
-        return None if found is None else self._decode(*found)
+        return None if found is None else self._decode(uid, *found)
 
     def peek(self, uid: str) -> Status | None:
         """Return the status of a verified entry, or None if missing, without decoding it.
@@ -257,10 +267,14 @@ class EntryStore:
             self._memo[uid] = (ext, raw)
         return ext, raw
 
-    @staticmethod
-    def _decode(ext: str, raw: Any) -> tuple[Status, Any]:
+    def _decode(self, uid: str, ext: str, raw: Any) -> tuple[Status, Any]:
         if ext == "npy":
             return "success", raw  # read-only memory map: safe to hand out repeatedly
+        if not self.trust:
+            raise UntrustedEntryError(
+                f"{self._path(uid, 'pkl')} is a pickle entry and trust=False refuses to "
+                "unpickle it (unpickling can run code); only .npy array entries are read"
+            )
         value = pickle.loads(raw)  # a fresh object on each hit
         return ("error", value) if ext == "err" else ("success", value)
 
