@@ -38,8 +38,9 @@ class _PoolBackend(Backend):
                     bar.advance(len(task))
             return
         shards = shard(tasks, max_shards=min(n_items, SHARDS_PER_WORKER * workers))
+        pool = self._pool(workers)
         try:
-            with self._pool(workers) as pool, self._bar(tasks, n_items) as bar:
+            with self._bar(tasks, n_items) as bar:
                 running = {pool.submit(*self._call(piece)): piece for piece in shards}
                 failure: BaseException | None = None
                 for done in futures.as_completed(running):
@@ -50,6 +51,9 @@ class _PoolBackend(Backend):
                 if failure is not None:
                     raise failure
         finally:
+            # Every shard has ended (or an interrupt stops the rest): idle workers exit on
+            # their own, so the results need not wait for them.
+            pool.shutdown(wait=False, cancel_futures=True)
             forget_in_caller(tasks)
 
     def _bar(self, tasks: list[ItemTask], n_items: int) -> ProgressBar:
