@@ -129,3 +129,15 @@ def test_bad_artifacts_are_refused() -> None:
         capture.artifact("gen", (i for i in range(3)))
     with pytest.raises(FileNotFoundError, match=r"missing\.txt"):
         capture.file("m", "missing.txt")
+
+
+def test_artifact_dir_given_as_text_is_a_path_and_a_wrong_type_is_refused(
+    tmp_path: Path,
+) -> None:
+    capture = Capture(artifact_dir=str(tmp_path / "a"))
+    assert capture.artifact_dir == tmp_path / "a"
+    assert not (tmp_path / "a").exists()  # made when the first artifact is written
+    capture.artifact("note.txt", "hi")
+    assert (tmp_path / "a" / "note.txt").read_text() == "hi"
+    with pytest.raises(TypeError, match=r"artifact_dir=1\.5: expected a str or Path"):
+        Capture(artifact_dir=1.5)  # type: ignore[arg-type]

@@ -260,3 +260,32 @@ def test_enum_params_round_trip_and_operations_cannot_change_the_recorded_params
         params["lr"] = 99
 
     assert meddles.run(params={"lr": 0.1}).params == {"lr": 0.1}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text(max_size=5), values, max_size=4), values)
+def test_compact_json_holds_the_same_record_as_indented_json(
+    params: dict[str, Any], metric: Any
+) -> None:
+    record = make_record(params=params, metrics={"m": [metric]}, metric_tags={"m": [{}]})
+    compact = record.to_json(indent=None)
+    assert "\n" not in compact
+    assert list(json.loads(compact)) == list(json.loads(record.to_json()))
+    assert json.loads(compact) == json.loads(record.to_json())
+    assert same(RunRecord.from_json(compact).metrics["m"][0], metric)
+
+
+def test_compact_json_follows_a_change_of_provenance() -> None:
+    first = make_record(provenance={"python": "3.11", "git_commit": "a" * 40})
+    second = make_record(provenance={"python": "3.11", "git_commit": "b" * 40})
+    assert json.loads(first.to_json(indent=None))["provenance"]["git_commit"] == "a" * 40
+    assert json.loads(second.to_json(indent=None))["provenance"]["git_commit"] == "b" * 40
+    assert json.loads(first.to_json(indent=None))["provenance"]["git_commit"] == "a" * 40
+
+
+def test_plain_dicts_with_dollar_keys_or_non_finite_floats_stay_tagged() -> None:
+    params = {"$tuple": [1], "x": [1.0, float("inf")], "y": {"z": float("nan")}}
+    data = make_record(params=params).to_dict()
+    assert "$dict" in data["params"]  # a key that looks like a tag is not taken for one
+    back = RunRecord.from_dict(json.loads(json.dumps(data, allow_nan=False)))
+    assert same(back.params, params)

@@ -81,3 +81,17 @@ def test_resource_hints_and_backend() -> None:
 def test_bad_hints_are_refused(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Runtime(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["runs/r1", "/abs/r1", "a//r1", "a/./r1", "a/r1/", "./runs", ".", "/", "//x", "a/../b"],
+)
+def test_run_dir_is_recorded_as_pathlib_prints_it(text: str) -> None:
+    assert Runtime(text).to_dict()["run_dir"] == str(Path(text))
+    assert Runtime(Path(text)).to_dict()["run_dir"] == str(Path(text))
+
+
+def test_run_dir_of_a_wrong_type_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"run_dir=3: expected a str or Path"):
+        Runtime(3)  # type: ignore[arg-type]

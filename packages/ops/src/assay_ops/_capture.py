@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import pickle
 import shutil
 import time
@@ -87,10 +88,26 @@ class Capture:
     ) -> None:
         self.metrics = FrozenMetrics() if metrics is None else metrics
         self.artifacts = ArtifactLog() if artifacts is None else artifacts
-        self.artifact_dir = None if artifact_dir is None else Path(artifact_dir)
+        self._artifact_dir_raw: str | Path | None = None
+        self._artifact_dir: Path | None = None
+        self.artifact_dir = artifact_dir
         self.logger = _LOGGER if logger is None else logger
         self.logs: list[str] = []
         self._written: dict[str, dict[str, Any]] = {}
+
+    @property
+    def artifact_dir(self) -> Path | None:
+        """Folder the artifact files are written to, or None (kept in memory only)."""
+        if self._artifact_dir is None and self._artifact_dir_raw is not None:
+            self._artifact_dir = Path(self._artifact_dir_raw)  # built on first use only
+        return self._artifact_dir
+
+    @artifact_dir.setter
+    def artifact_dir(self, value: str | Path | None) -> None:
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"artifact_dir={value!r}: expected a str or Path, or None")
+        self._artifact_dir_raw = value
+        self._artifact_dir = None
 
     @classmethod
     def for_context(cls, context: Any, *, artifact_dir: str | Path | None = None) -> Capture:
@@ -172,9 +189,10 @@ class Capture:
         self.artifacts.add(name, obj, metadata)
         record = self.artifacts[name]
         description = self._describe(record)
-        if self.artifact_dir is not None:
-            target = self.artifact_dir / name
-            self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        folder = self.artifact_dir
+        if folder is not None:
+            target = folder / name
+            folder.mkdir(parents=True, exist_ok=True)
             if record.kind == "path":
                 # Copied, so a file made in the scratch folder survives the run.
                 shutil.copyfile(record.data, target)

@@ -92,6 +92,33 @@ def _container(value: Any, where: str, array_dir: Path | None) -> Any:
     )
 
 
+class _NotPlain(Exception):
+    """Raised by ``_plain`` on the first value that is not plain JSON."""
+
+
+def _plain(value: Any) -> Any:
+    """Return a copy of plain JSON data (the bulk of every record), or raise ``_NotPlain``.
+
+    Exact types only, one lookup each, and no error text built on the way: ``to_json``
+    falls back to the general conversion (which names where a bad value sits) on a miss.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float and value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str or key.startswith("$"):
+                raise _NotPlain
+            out[key] = _plain(item)
+        return out
+    if kind is list:
+        return [_plain(item) for item in value]
+    raise _NotPlain
+
+
 def to_json(value: Any, where: str = "value", array_dir: Path | None = None) -> Any:
     """Return a JSON-serialisable form of ``value`` that ``from_json`` turns back into it.
 
@@ -104,6 +131,10 @@ def to_json(value: Any, where: str = "value", array_dir: Path | None = None) -> 
         TypeError: When ``value`` holds an unsupported type.
 
     """
+    try:
+        return _plain(value)
+    except _NotPlain:
+        pass
     # Order matters: numpy scalars subclass float/int and bool subclasses int.
     if isinstance(value, np.ndarray):
         return _array(value, where, array_dir)

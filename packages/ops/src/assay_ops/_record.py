@@ -130,13 +130,13 @@ class RunRecord:
         """
         folder = None if array_dir is None else Path(array_dir)
         data: dict[str, Any] = {"format": RECORD_FORMAT}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name in _RICH:
-                value = to_json(value, field.name, folder)
-            elif field.name == "error" and value is not None:
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if name in _RICH:
+                value = to_json(value, name, folder)
+            elif name == "error" and value is not None:
                 value = dataclasses.asdict(value)
-            data[field.name] = value
+            data[name] = value
         return data
 
     @classmethod
@@ -152,7 +152,7 @@ class RunRecord:
                 f"format={data.get('format')!r}: expected a run record of format {RECORD_FORMAT!r}"
             )
         folder = None if array_dir is None else Path(array_dir)
-        names = [field.name for field in dataclasses.fields(cls)]
+        names = _FIELDS
         missing = [name for name in names if name not in data]
         if missing:
             raise ValueError(f"run record is missing the field(s) {missing}")
@@ -163,9 +163,22 @@ class RunRecord:
             values["error"] = ErrorInfo(**values["error"])
         return cls(**values)
 
-    def to_json(self, array_dir: str | Path | None = None) -> str:
-        """Return the record as a JSON string (see ``to_dict``)."""
-        return json.dumps(self.to_dict(array_dir), indent=2, allow_nan=False)
+    def to_json(self, array_dir: str | Path | None = None, *, indent: int | None = 2) -> str:
+        """Return the record as a JSON string (see ``to_dict``).
+
+        Args:
+            array_dir: As for ``to_dict``.
+            indent: Spaces per level; ``None`` gives compact one-line JSON, several times
+                faster to write (what an experiment stores for each run).
+
+        """
+        data = self.to_dict(array_dir)
+        if indent is not None:
+            return json.dumps(data, indent=indent, allow_nan=False)
+        # Provenance is the same for every run of a process: its text is encoded once.
+        provenance, runtime = data.pop("provenance"), data.pop("runtime")
+        head, tail = _compact(data)[:-1], _compact(runtime)
+        return f'{head},"provenance":{_provenance_json(provenance)},"runtime":{tail}}}'
 
     @classmethod
     def from_json(cls, text: str, array_dir: str | Path | None = None) -> RunRecord:
@@ -194,3 +207,19 @@ class RunRecord:
         """Read a record written by ``save``."""
         directory = Path(folder)
         return cls.from_json((directory / "record.json").read_text("utf-8"), directory / "arrays")
+
+
+# The field names in declaration order, read once (dataclasses.fields costs more than a run).
+_FIELDS = tuple(field.name for field in dataclasses.fields(RunRecord))
+_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_last_provenance: tuple[Any, str] = (None, "null")
+
+
+def _provenance_json(provenance: Any) -> str:
+    """Return the compact JSON of ``provenance``, reusing the last text for an equal value."""
+    global _last_provenance
+    last, text = _last_provenance
+    if provenance != last:
+        text = _compact(provenance)
+        _last_provenance = (provenance, text)
+    return text

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+
+def path_text(value: str | Path) -> str:
+    """Return ``str(Path(value))`` without building a Path when ``value`` is already normal.
+
+    Runs pass their directories as plain strings; pathlib parsing would cost more than the
+    rest of a trivial run's bookkeeping.
+    """
+    if type(value) is str and value and os.sep == "/":
+        parts = value.split("/")
+        if "." not in parts and "" not in parts[1:]:  # no "//", "/./" or trailing "/"
+            return value
+    return str(Path(value))
 
 
 def _check_count(name: str, value: Any, minimum: int) -> int:
@@ -52,7 +66,11 @@ class Runtime:
         memory: int | None = None,
         backend: str = "inline",
     ) -> None:
-        self._run_dir = None if run_dir is None else Path(run_dir)
+        if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+            raise TypeError(f"run_dir={run_dir!r}: expected a str or Path, or None")
+        # Kept as given; the Path is built on first use (most runs never ask for it).
+        self._run_dir_raw = run_dir
+        self._run_dir: Path | None = None
         self._scratch_root = None if scratch_root is None else Path(scratch_root)
         self._scratch: Path | None = None
         self.keep_scratch = bool(keep_scratch)
@@ -73,7 +91,7 @@ class Runtime:
     @property
     def has_run_dir(self) -> bool:
         """Whether this runtime was given a run directory."""
-        return self._run_dir is not None
+        return self._run_dir_raw is not None
 
     @property
     def run_dir(self) -> Path:
@@ -83,11 +101,13 @@ class Runtime:
             RuntimeError: When the runtime was built without a ``run_dir``.
 
         """
-        if self._run_dir is None:
+        if self._run_dir_raw is None:
             raise RuntimeError(
                 "this Runtime has no run directory (run_dir=None); build it with "
                 "Runtime(run_dir=...) or write temporary files to runtime.scratch_dir"
             )
+        if self._run_dir is None:
+            self._run_dir = Path(self._run_dir_raw)
         self._run_dir.mkdir(parents=True, exist_ok=True)
         return self._run_dir
 
@@ -104,7 +124,7 @@ class Runtime:
             "cpus": self.cpus,
             "gpus": self.gpus,
             "memory": self.memory,
-            "run_dir": None if self._run_dir is None else str(self._run_dir),
+            "run_dir": None if self._run_dir_raw is None else path_text(self._run_dir_raw),
         }
 
     def __enter__(self) -> Runtime:
