@@ -237,3 +237,14 @@ def counted(context: Any, params: dict[str, Any], seeds: SeedBundle, capture: Ca
     time.sleep(0.002)
     capture.metric("mean", float(draws.mean()))
     capture.artifact("draws.npy", draws)
+
+
+@operation
+def held(context: Any, params: dict[str, Any], seeds: SeedBundle, capture: Capture) -> None:
+    """Waits while the file ``context["hold"]`` exists; SIGKILLs its own process (the job's
+    worker on the node) while ``context["kill"]`` exists; then records a seeded metric."""
+    if os.path.exists(str(context["kill"])):
+        os.kill(os.getpid(), signal.SIGKILL)
+    while os.path.exists(str(context["hold"])):
+        time.sleep(0.05)
+    capture.metric("value", float(seeds.numpy().random()) + int(params["i"]))
