@@ -24,6 +24,8 @@ from ._tasks import dumps, forget_in_caller, item_count, loads, run_shard, shard
 #: folder). Bounded, so that a long session does not keep every job alive.
 _SUBMITTED: OrderedDict[tuple[str, str], submitit.Job[Any]] = OrderedDict()
 _KEEP_JOBS = 4096
+#: Pause between two looks at the jobs of a submission during its first minute.
+POLL_SECONDS = 0.2
 
 
 def _remember(cluster: str, job: submitit.Job[Any]) -> None:
@@ -154,7 +156,7 @@ class _SubmititBackend(Backend):
         failures: list[BaseException] = []
         with ProgressBar(item_count(tasks), name, progress_enabled(self.progress)) as bar:
             waiting = dict(zip(jobs, shards, strict=True))
-            delay = 0.05
+            delay, start = 0.05, time.monotonic()
             while waiting:
                 finished = [job for job in waiting if job.done()]
                 for job in finished:
@@ -169,7 +171,10 @@ class _SubmititBackend(Backend):
                     bar.advance(item_count(piece))
                 if waiting and not finished:
                     time.sleep(delay)
-                    delay = min(2 * delay, 1.0)
+                    # A result file is one stat away: poll briskly while short jobs are
+                    # likely to end, then settle to once a second.
+                    cap = POLL_SECONDS if time.monotonic() - start < 60 else 1.0
+                    delay = min(2 * delay, cap)
         if failures:
             raise failures[0]
 
