@@ -18,11 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from assay_ops import DEFAULT_ROOT_SEED, OperationWrapper, RunRecord, import_operation
+from assay_ops import (
+    DEFAULT_ROOT_SEED,
+    RECORD_FORMAT,
+    OperationWrapper,
+    RunRecord,
+    import_operation,
+)
 from assay_steps import Backend
 
 from ._folder import CACHE, RUNS
-from ._index import Outcome, ResultsIndex
+from ._index import STATUSES, Outcome, ResultsIndex
 from ._progress import SweepProgress
 from ._results import Results
 from ._runs import RunSpec, plan
@@ -404,23 +410,38 @@ def _outcome(spec: RunSpec, text: str) -> tuple[Outcome, datetime.datetime | Non
         error = data[WORKER_ERROR]
         message = f"{error['type'].rpartition('.')[2]}: {error['message']}"
         return Outcome(spec.run_id, "failed", {}, None, message, None, text), None
-    record = RunRecord.from_dict(data)
+    if data.get("format") != RECORD_FORMAT or not data.keys() >= _RECORD_KEYS:
+        RunRecord.from_dict(data)  # raises the record's own error naming what is wrong
+    status = data["status"]
+    if status not in _FINAL:
+        raise ValueError(f"run record status = {status!r}; expected one of {_FINAL}")
+    # Read from the JSON form directly: a RunRecord would be built only to be dropped.
+    # Plain last values are the values themselves; tagged ones (numpy scalars, non-finite
+    # floats, arrays) are decoded the record's way.
+    decoded: RunRecord | None = None
     metrics = {}
-    for name, values in record.metrics.items():
+    for name, values in data["metrics"].items():
         if values:
-            last = _scalar(values[-1])
+            last = values[-1]
+            if type(last) not in _PLAIN:
+                decoded = decoded or RunRecord.from_dict(data)
+                last = decoded.metrics[name][-1]
+            last = _scalar(last)
             if last is not None:
                 metrics[name] = last
-    error = None
-    if record.error is not None:
-        error = f"{record.error.type.rpartition('.')[2]}: {record.error.message}"
-    ended = datetime.datetime.fromisoformat(record.ended_at)
+    error = data["error"]
+    if error is not None:
+        error = f"{error['type'].rpartition('.')[2]}: {error['message']}"
+    ended = datetime.datetime.fromisoformat(data["ended_at"])
     if ended.tzinfo is None:
         ended = ended.replace(tzinfo=datetime.timezone.utc)
-    outcome = Outcome(
-        spec.run_id, record.status, metrics, record.duration, error, record.code_hash, text
-    )
-    return outcome, ended
+    duration, code_hash = data["duration"], data["code_hash"]
+    return Outcome(spec.run_id, status, metrics, duration, error, code_hash, text), ended
+
+
+_RECORD_KEYS = frozenset(RunRecord.__dataclass_fields__)
+_FINAL = tuple(s for s in STATUSES if s != "pending")
+_PLAIN = frozenset({int, float, str, bool})
 
 
 def _scalar(value: Any) -> Any:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import time
 import traceback
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pydantic
@@ -43,8 +45,76 @@ class ExperimentRun(Step):
         return str(value["run_id"])
 
     def _run(self, value: Any) -> str:
+        return self._runner().run(value)
+
+    def _run_batch(self, values: Iterable[Any]) -> Iterator[str]:
+        runner = self._runner()  # what every run shares is prepared once per batch
+        for value in values:
+            yield runner.run(value)
+
+    def _runner(self) -> Runner:
         backend = "inline" if self.infra is None else type(self.infra).__name__
-        return execute(self.operation, self.seed, self.context, self.scope, value, backend)
+        return Runner(self.operation, self.seed, self.context, self.scope, backend)
+
+
+class Runner:
+    """Runs specs of one experiment; what the runs share is prepared once.
+
+    The operation is imported and the context frozen when the runner is made; an error
+    there (an unknown ref, a context value that cannot be frozen) makes every run a
+    ``failed`` record, as an error in one run would.
+    """
+
+    def __init__(
+        self,
+        ref: str,
+        seed: int,
+        context: dict[str, Any],
+        scope: dict[str, Any],
+        backend: str = "inline",
+    ) -> None:
+        self.ref, self.seed, self.scope, self.backend = ref, seed, scope, backend
+        self.error: Exception | None = None
+        try:
+            self.operation = import_operation(ref)
+            # Shared by the runs: each gets its own child view of it (OperationWrapper.run).
+            self.context = FrozenContext(context)
+        except Exception as error:
+            self.error = error
+
+    def run(self, spec: dict[str, Any]) -> str:
+        """Run one spec and return its record as JSON text.
+
+        Never raises an ``Exception``: an error outside the operation (its import, a bad
+        context) becomes a ``failed`` record too, so that one broken run cannot stop a sweep.
+        Ctrl-C (``KeyboardInterrupt``) propagates.
+        """
+        started = time.time()
+        if self.error is not None:
+            return _failure(self.ref, self.seed, spec, _iso(started), self.error)
+        try:
+            params = dict(spec["params"])
+            run_id = spec["run_id"]
+            # the run's own directory: the item carries it, so it is not part of the cache key
+            runs = spec.get("runs")
+            run_dir = None if runs is None else f"{runs}{os.sep}{run_id}"
+            artifacts = None if run_dir is None else f"{run_dir}{os.sep}artifacts"
+            args = (
+                self.context,
+                params,
+                SeedBundle(self.seed, params, replicate=spec["replicate"]),
+                Runtime(run_dir, backend=self.backend),
+                Capture(artifact_dir=artifacts),
+            )
+            if self.scope:
+                with param_scope(**self.scope):
+                    record = self.operation.run(*args, run_id=run_id)
+            else:
+                record = self.operation.run(*args, run_id=run_id)
+            # compact JSON: the C encoder is several times faster than indented output
+            return record.to_json(indent=None)
+        except Exception as error:
+            return _failure(self.ref, self.seed, spec, _iso(started), error)
 
 
 def execute(
@@ -55,35 +125,12 @@ def execute(
     spec: dict[str, Any],
     backend: str = "inline",
 ) -> str:
-    """Run one spec of an experiment and return its record as JSON text.
+    """Run one spec of an experiment and return its record as JSON text (see ``Runner.run``)."""
+    return Runner(ref, seed, context, scope, backend).run(spec)
 
-    Never raises an ``Exception``: an error outside the operation (its import, a bad context)
-    becomes a ``failed`` record too, so that one broken run cannot stop a sweep. Ctrl-C
-    (``KeyboardInterrupt``) propagates.
-    """
-    started = _now()
-    try:
-        operation = import_operation(ref)
-        params = dict(spec["params"])
-        # the run's own directory: the item carries it, so it is not part of the cache key
-        run_dir = None if spec.get("runs") is None else Path(spec["runs"]) / spec["run_id"]
-        capture = Capture(artifact_dir=None if run_dir is None else run_dir / "artifacts")
-        args = (
-            FrozenContext(context),
-            params,
-            SeedBundle(seed, params, replicate=spec["replicate"]),
-            Runtime(run_dir, backend=backend),
-            capture,
-        )
-        if scope:
-            with param_scope(**scope):
-                record = operation.run(*args, run_id=spec["run_id"])
-        else:
-            record = operation.run(*args, run_id=spec["run_id"])
-        # compact JSON: the C encoder is several times faster than indented output
-        return json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False)
-    except Exception as error:
-        return _failure(ref, seed, spec, started, error)
+
+def _iso(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
 
 
 def _now() -> str:
