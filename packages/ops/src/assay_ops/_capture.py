@@ -25,11 +25,14 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+_LEAVES = frozenset({str, int, float, bool, type(None)})
 _FORMATS = {"bytes": "binary", "text": "text", "path": "file", "array": "npy", "object": "pickle"}
 
 
 def thaw(value: Any) -> Any:
     """Return plain dicts for the read-only mappings the context layer hands out."""
+    if type(value) in _LEAVES:  # the common case, by exact type: no abstract-class check
+        return value
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, tuple):
@@ -235,6 +238,9 @@ class Capture:
 
     def metric_series(self) -> tuple[dict[str, list[Any]], dict[str, list[dict[str, Any]]]]:
         """Return the metrics as ``name -> values`` and ``name -> tags``, as plain containers."""
-        values = {name: list(series) for name, series in self.metrics.as_dict().items()}
-        tags = {name: [thaw(t) for t in self.metrics.get_tags(name)] for name in values}
+        metrics = self.metrics
+        values, tags = {}, {}
+        for name in metrics:  # read series by series: no snapshot of the whole mapping
+            values[name] = list(metrics[name])
+            tags[name] = [thaw(t) if t else {} for t in metrics.get_tags(name)]
         return values, tags
