@@ -299,6 +299,11 @@ class Experiment:
             except KeyboardInterrupt:
                 cancelled = [s.run_id for s in todo if s.run_id not in stored]
                 index.mark(cancelled, "cancelled")
+            except Exception:
+                # The backend failed (a worker killed, a job cancelled or timed out): the
+                # unfinished runs are not still to start; record them like an interruption.
+                index.mark([s.run_id for s in todo if s.run_id not in stored], "cancelled")
+                raise
         if cancelled:  # said after the bar has stopped, so the line stays readable
             print(
                 f"{self.name}: interrupted; {len(stored)} runs completed and kept, "

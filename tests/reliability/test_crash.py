@@ -224,12 +224,6 @@ def test_sigkill_of_an_experiment_driver(tmp_path: Path) -> None:
         assert len(artifacts) == len(clean)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="when the backend fails (a worker killed, a job cancelled or timed out), run() "
-    "raises and leaves the unfinished runs 'pending' as if they were still to start, instead "
-    "of recording them 'cancelled' as it does on Ctrl-C",
-)
 @pytest.mark.slow
 def test_a_killed_pool_worker_records_its_runs_as_cancelled_and_a_rerun_recovers(
     tmp_path: Path,
