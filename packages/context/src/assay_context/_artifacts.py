@@ -109,8 +109,9 @@ class ArtifactLog:
     Example:
         >>> log = ArtifactLog()
         >>> log.add("notes.txt", b"converged after 3 epochs", metadata={"epoch": 3})
-        >>> [(record.name, record.kind) for record in log]
-        [('notes.txt', 'bytes')]
+        >>> for record in log:
+        ...     print(record.name, record.kind)
+        notes.txt bytes
         >>> log["notes.txt"].metadata["epoch"]
         3
 

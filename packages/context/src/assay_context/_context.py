@@ -204,7 +204,7 @@ class FrozenContext(Mapping[str, Any]):
         Example:
             >>> ctx = FrozenContext({})
             >>> ctx.record("loss", 0.5, tags={"epoch": 1, "split": "train"})
-            >>> ctx.metrics.get_tags("loss")[0]["split"]
+            >>> ctx.metrics.get_tags("loss")[0].get("split")
             'train'
 
         """

@@ -194,7 +194,7 @@ class FrozenDict(Mapping[_K, _V_co]):
 
     Example:
         >>> settings = FrozenDict({"optimizer": {"lr": 0.1}})
-        >>> settings["optimizer"]["lr"]
+        >>> settings["optimizer"].get("lr")
         0.1
         >>> settings == {"optimizer": {"lr": 0.1}}
         True

@@ -86,7 +86,7 @@ class FrozenMetrics:
         >>> metrics.add("loss", 0.5, tags={"epoch": 2})
         >>> metrics["loss"]
         (0.9, 0.5)
-        >>> metrics.get_tags("loss")[1]["epoch"]
+        >>> metrics.get_tags("loss")[1].get("epoch")
         2
 
     """

@@ -76,7 +76,7 @@ class Capture:
         >>> capture.metric("loss", 0.25, step=2)
         >>> capture.metrics.as_dict()["loss"]
         (0.5, 0.25)
-        >>> capture.metrics.get_tags("loss")[1]["step"]
+        >>> capture.metrics.get_tags("loss")[1].get("step")
         2
 
     """
