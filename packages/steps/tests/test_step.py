@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from assay_steps import BatchProtocolError, Cached, Chain, Func, Step, StepItems
-from steps_testkit import Add, Batched, Fail, Mult, Source, calls
+from steps_testkit import CALLS, Add, Batched, Fail, Mult, Source, calls
 
 
 def cached(folder: Path, **kwargs: Any) -> dict[str, Any]:
@@ -525,3 +526,25 @@ def test_func_with_local_function_refuses_to_cache(folder: Path) -> None:
 
 def test_func_with_stdlib_import_path() -> None:
     assert Func(function="math.sqrt").run(16.0) == math.sqrt(16.0)
+
+
+@pytest.mark.parametrize("misses_first", [0, 5, 40])
+def test_entries_after_a_run_of_misses_are_still_reused_not_recomputed(
+    folder: Path, misses_first: int
+) -> None:
+    # Past a run of misses the items go to the backend unchecked; their task checks each
+    # one under its lock, so cached results and cached errors are still reused.
+    cached_values = [100.0 + i for i in range(30)] + [-1.0, -2.0]
+    step = Fail(infra=cached(folder))
+    for value in cached_values:
+        with contextlib.suppress(ValueError):
+            step.run(value)
+    CALLS.clear()
+    fresh = [float(i) for i in range(misses_first)]
+    items = list(Fail(infra=cached(folder)).run_many([*fresh, *cached_values[:30]]))
+    assert items == [*fresh, *cached_values[:30]]
+    assert calls("Fail") == fresh
+    with pytest.raises(ValueError, match="boom -1"):
+        list(Fail(infra=cached(folder)).run_many([*[500.0 + i for i in range(40)], -1.0]))
+    assert calls("Fail") == [*fresh, *[500.0 + i for i in range(40)]]
+    assert list(step.lookup(0.0).paths.lock_folder.iterdir()) == []  # every lock released

@@ -189,3 +189,22 @@ def test_lookup_is_independent_of_the_number_of_entries(folder: Path) -> None:
     uid = step.lookup(7).uid
     assert opened
     assert all(uid in path for path in opened)
+
+
+SCALARS = ["text é", b"\x00bytes", 7, 2**80, -0.0, float("inf"), True, None, 1 + 2j]
+
+
+class Echo(Step):
+    def _run(self, value: int) -> Any:
+        return SCALARS[value]
+
+
+@pytest.mark.parametrize("index", range(len(SCALARS)))
+def test_builtin_scalar_results_come_back_with_their_type(folder: Path, index: int) -> None:
+    # Stored with the standard pickler (cloudpickle is for code and closures).
+    value = SCALARS[index]
+    Echo(infra=infra(folder)).run(index)
+    back = Echo(infra=infra(folder)).run(index)  # a new instance reads the entry from disk
+    assert type(back) is type(value)
+    assert back == value
+    assert str(back) == str(value)  # -0.0 stays -0.0

@@ -46,15 +46,15 @@ def write_atomic(
             the entry then replaces the lock in one rename, half the metadata operations).
 
     """
-    folder, name = os.path.split(path)
     if via is None:
         # Unique per process and call; O_EXCL below guards against any remaining clash.
+        folder, name = os.path.split(path)
         tmp = os.path.join(folder, f".{name}.{_TOKEN}{os.getpid()}-{next(_counter)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     else:
         tmp = via
         fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
-    if len(chunks) > 1 and sum(len(c) for c in chunks) < 2**16:
+    if len(chunks) > 1 and sum(map(len, chunks)) < 2**16:
         chunks = [b"".join(chunks)]  # one system call for small entries
     try:
         for chunk in chunks:
@@ -71,7 +71,7 @@ def write_atomic(
     os.close(fd)
     os.replace(tmp, path)
     if fsync:
-        sync_dir(folder)
+        sync_dir(os.path.dirname(path))
 
 
 def sync_dir(folder: str | Path) -> None:

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 POLL_SECONDS = 0.05
 _MAX_POLL_SECONDS = 1.0
 _NOINPUT_UID = "noinput"
+#: After this many consecutive misses, the remaining items of a call go to the backend
+#: unchecked (their task checks them under their lock, as it does every item).
+_PROBE_MISSES = 16
 #: Longest step class name: with "-<32 hex digits>" the folder name stays under 255 bytes.
 _MAX_CLASS_NAME = 120
 
@@ -548,15 +551,21 @@ def _dispatch(
     attempted = step._runtime.attempted.setdefault(store.paths.step_uid, set())
     pending: dict[str, Any] = {}
     memo = store.memo
+    misses = 0  # consecutive items found missing
     for uid, value in zip(uids, values, strict=True):
         if mode == "cached" and uid in memo:
             continue  # a hit this instance already verified
         if uid in pending:
             continue
-        if mode == "force" and uid not in attempted:
+        if (mode == "force" and uid not in attempted) or (
+            mode == "cached" and misses >= _PROBE_MISSES
+        ):
+            # A cold run: the task checks each item for an entry anyway, once it holds the
+            # item's lock, so checking here too would only double the lookups.
             pending[uid] = value
             continue
         status = _status(step, store, uid, mode)
+        misses = misses + 1 if status is None else 0
         if status is None or (status == "error" and mode == "retry" and uid not in attempted):
             pending[uid] = value
     if pending:

@@ -44,6 +44,7 @@ _SAMPLE = 256 * 2**10
 MEMO_BYTES = 64 * 2**10
 
 Status = Literal["success", "error"]
+_BUILTIN_SCALARS = frozenset({str, bytes, int, float, bool, complex, type(None)})
 
 
 class CorruptEntryError(RuntimeError):
@@ -313,7 +314,10 @@ class EntryStore:
                 self._drop_others(uid, "npy")
             self.forget(uid)
             return
-        payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if type(value) in _BUILTIN_SCALARS:  # e.g. a run record's text: cloudpickle adds nothing
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self._write_pickle(uid, "pkl", payload, via, replace)
 
     def write_error(
