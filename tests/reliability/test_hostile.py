@@ -124,7 +124,7 @@ def test_unicode_step_class_name_works(sandbox: Sandbox) -> None:
         Step._registry.pop(UNICODE, None)
 
 
-class CustomUid(Step):
+class ReliabilityCustomUid(Step):
     """A step keyed by a uid its input provides."""
 
     def item_uid(self, value: Any) -> str | None:
@@ -138,7 +138,7 @@ class CustomUid(Step):
 def test_hostile_item_uids_are_refused(sandbox: Sandbox, kind: str) -> None:
     name = hostile_names(sandbox)[kind]
     count("hostile inputs")
-    step = CustomUid(infra={"backend": "Cached", "folder": sandbox.folder})
+    step = ReliabilityCustomUid(infra={"backend": "Cached", "folder": sandbox.folder})
     with pytest.raises(ValueError, match="not a safe file name") as raised:
         step.run(name)
     assert _error_names(raised.value, name) or kind == "very-long"
