@@ -153,3 +153,25 @@ def test_results_load_reads_what_the_driver_wrote(tmp_path: Path, module: Any) -
     Experiment("fine", module.fine, grid(x=[4, 5]), folder=folder, progress=False).run()
     loaded = Results.load(folder)
     assert sorted(row.metrics["value"] for row in loaded.rows) == [4, 5]
+
+
+def test_records_computed_in_process_are_taken_once_and_only_for_their_text(
+    tmp_path: Path, module: Any
+) -> None:
+    import pickle
+
+    from assay._worker import ExperimentRun
+
+    step = ExperimentRun(operation=module.fine.ref, seed=0)
+    spec = {"run_id": "r1", "params": {"x": 2}, "replicate": 0, "runs": None}
+    text = step.run(spec)  # no cache: computed here
+    assert pickle.loads(pickle.dumps(step)).take_record("r1", text) is None  # not carried
+    assert step.take_record("r1", text + " ") is None  # another text: parsed, not taken
+    text = step.run(spec)
+    record = step.take_record("r1", text)
+    assert record is not None
+    assert record.metric("value") == 2
+    assert step.take_record("r1", text) is None  # taken once
+    step.run(spec)
+    step.drop_records()
+    assert step.take_record("r1", text) is None

@@ -286,12 +286,14 @@ class Experiment:
                     chunk = todo[pos : pos + size]
                     began = time.perf_counter()
                     batch = []
+                    take = self.step.take_record
                     for spec, text in zip(
                         chunk, self.step.run_many(self._items(chunk)), strict=True
                     ):
-                        outcome, ended = _outcome(spec, text)
+                        outcome, ended = _outcome(spec, text, take(spec.run_id, text))
                         batch.append(outcome)
                         bar.advance(outcome.status, cached=ended is not None and ended < session)
+                    self.step.drop_records()
                     index.store(batch)
                     stored.update(o.run_id for o in batch)
                     pos += len(chunk)
@@ -408,40 +410,66 @@ def _backend(backend: Backend | Mapping[str, Any] | None, cache: Path) -> Backen
     return built
 
 
-def _outcome(spec: RunSpec, text: str) -> tuple[Outcome, datetime.datetime | None]:
-    """Turn a worker's JSON into an index row, and when the run ended (None if unknown)."""
+def _outcome(
+    spec: RunSpec, text: str, record: RunRecord | None = None
+) -> tuple[Outcome, datetime.datetime | None]:
+    """Turn a worker's JSON into an index row, and when the run ended (None if unknown).
+
+    ``record`` is the run's record when this process computed it: then the JSON text is not
+    parsed again.
+    """
+    if record is not None:
+        lasts = {name: values[-1] for name, values in record.metrics.items() if values}
+        error = None if record.error is None else (record.error.type, record.error.message)
+        return _row(spec, text, record.status, lasts, record.duration, error,
+                    record.code_hash, record.ended_at)  # fmt: skip
     data = json.loads(text)
     if WORKER_ERROR in data:
-        error = data[WORKER_ERROR]
-        message = f"{error['type'].rpartition('.')[2]}: {error['message']}"
+        failure = data[WORKER_ERROR]
+        message = f"{failure['type'].rpartition('.')[2]}: {failure['message']}"
         return Outcome(spec.run_id, "failed", {}, None, message, None, text), None
     if data.get("format") != RECORD_FORMAT or not data.keys() >= _RECORD_KEYS:
         RunRecord.from_dict(data)  # raises the record's own error naming what is wrong
-    status = data["status"]
-    if status not in _FINAL:
-        raise ValueError(f"run record status = {status!r}; expected one of {_FINAL}")
     # Read from the JSON form directly: a RunRecord would be built only to be dropped.
     # Plain last values are the values themselves; tagged ones (numpy scalars, non-finite
     # floats, arrays) are decoded the record's way.
     decoded: RunRecord | None = None
-    metrics = {}
+    lasts = {}
     for name, values in data["metrics"].items():
         if values:
             last = values[-1]
             if type(last) not in _PLAIN:
                 decoded = decoded or RunRecord.from_dict(data)
                 last = decoded.metrics[name][-1]
-            last = _scalar(last)
-            if last is not None:
-                metrics[name] = last
-    error = data["error"]
-    if error is not None:
-        error = f"{error['type'].rpartition('.')[2]}: {error['message']}"
-    ended = datetime.datetime.fromisoformat(data["ended_at"])
+            lasts[name] = last
+    info = data["error"]
+    error = None if info is None else (info["type"], info["message"])
+    return _row(spec, text, data["status"], lasts, data["duration"], error,
+                data["code_hash"], data["ended_at"])  # fmt: skip
+
+
+def _row(
+    spec: RunSpec,
+    text: str,
+    status: str,
+    lasts: dict[str, Any],
+    duration: float,
+    error: tuple[str, str] | None,
+    code_hash: str,
+    ended_at: str,
+) -> tuple[Outcome, datetime.datetime]:
+    if status not in _FINAL:
+        raise ValueError(f"run record status = {status!r}; expected one of {_FINAL}")
+    metrics = {}
+    for name, last in lasts.items():
+        value = _scalar(last)
+        if value is not None:
+            metrics[name] = value
+    message = None if error is None else f"{error[0].rpartition('.')[2]}: {error[1]}"
+    ended = datetime.datetime.fromisoformat(ended_at)
     if ended.tzinfo is None:
         ended = ended.replace(tzinfo=datetime.timezone.utc)
-    duration, code_hash = data["duration"], data["code_hash"]
-    return Outcome(spec.run_id, status, metrics, duration, error, code_hash, text), ended
+    return Outcome(spec.run_id, status, metrics, duration, message, code_hash, text), ended
 
 
 _RECORD_KEYS = frozenset(RunRecord.__dataclass_fields__)

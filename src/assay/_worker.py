@@ -18,12 +18,14 @@ from typing import Any
 
 import pydantic
 from assay_context import FrozenContext
-from assay_ops import Capture, Runtime, SeedBundle, import_operation
+from assay_ops import Capture, RunRecord, Runtime, SeedBundle, import_operation
 from assay_scope import param_scope
 from assay_steps import Step
 
 #: Key of the JSON object a worker returns instead of a record when the run could not start.
 WORKER_ERROR = "assay.worker-error"
+#: Most records kept for the driver to take (a sweep's chunks are at most 4096 runs).
+_MAX_FRESH = 8192
 
 
 class ExperimentRun(Step):
@@ -44,13 +46,38 @@ class ExperimentRun(Step):
         """Key each run by its canonical run id (the same one the results index uses)."""
         return str(value["run_id"])
 
+    # Records computed in this process, by run id, with their text: the driver takes them
+    # instead of parsing the text again (a result read from the cache has none).
+    _fresh: dict[str, tuple[str, RunRecord]] = pydantic.PrivateAttr(default_factory=dict)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        private["_fresh"] = {}  # a copy sent to a worker does not carry the driver's records
+        return {**state, "__pydantic_private__": private}
+
     def _run(self, value: Any) -> str:
-        return self._runner().run(value)
+        return next(self._run_batch([value]))
 
     def _run_batch(self, values: Iterable[Any]) -> Iterator[str]:
         runner = self._runner()  # what every run shares is prepared once per batch
+        fresh = self._fresh
         for value in values:
-            yield runner.run(value)
+            text = runner.run(value)
+            if runner.record is not None:
+                if len(fresh) >= _MAX_FRESH:  # nobody takes them (the step used on its own)
+                    fresh.clear()
+                fresh[value["run_id"]] = (text, runner.record)
+            yield text
+
+    def take_record(self, run_id: str, text: str) -> RunRecord | None:
+        """Return the record of ``run_id`` if this process computed it and ``text`` is it."""
+        found = self._fresh.pop(run_id, None)
+        return found[1] if found is not None and found[0] == text else None
+
+    def drop_records(self) -> None:
+        """Forget the records computed in this process that were not taken."""
+        self._fresh.clear()
 
     def _runner(self) -> Runner:
         backend = "inline" if self.infra is None else type(self.infra).__name__
@@ -75,6 +102,8 @@ class Runner:
     ) -> None:
         self.ref, self.seed, self.scope, self.backend = ref, seed, scope, backend
         self.error: Exception | None = None
+        #: The record of the last run, None when it failed outside the operation.
+        self.record: RunRecord | None = None
         try:
             self.operation = import_operation(ref)
             # Shared by the runs: each gets its own child view of it (OperationWrapper.run).
@@ -90,6 +119,7 @@ class Runner:
         Ctrl-C (``KeyboardInterrupt``) propagates.
         """
         started = time.time()
+        self.record = None
         if self.error is not None:
             return _failure(self.ref, self.seed, spec, _iso(started), self.error)
         try:
@@ -112,7 +142,9 @@ class Runner:
             else:
                 record = self.operation.run(*args, run_id=run_id)
             # compact JSON: the C encoder is several times faster than indented output
-            return record.to_json(indent=None)
+            text = record.to_json(indent=None)
+            self.record = record
+            return text
         except Exception as error:
             return _failure(self.ref, self.seed, spec, _iso(started), error)
 
