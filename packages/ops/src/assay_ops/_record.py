@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from ._jsonvalue import from_json, to_json, write_atomic
@@ -212,6 +212,8 @@ class RunRecord:
 
 # The field names in declaration order, read once (dataclasses.fields costs more than a run).
 _FIELDS = tuple(field.name for field in dataclasses.fields(RunRecord))
+
+
 def _compact_encoder() -> Callable[[Any], str]:
     """Return a compact JSON encoder; the C one is made once instead of once per call."""
     encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
