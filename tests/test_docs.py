@@ -8,6 +8,7 @@ shown but not run (for example one that needs a Slurm cluster); a block preceded
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import re
 import sys
@@ -83,10 +84,15 @@ def test_documentation_code_blocks_run(
     monkeypatch.chdir(tmp_path)
     # Like a script run as __main__, the page is a module that can be imported by name while it
     # runs, so that operations defined on it resolve by their "module:name" ref in this process.
-    module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
+    # Every page is the same module, as every script is __main__: a class a page defines
+    # replaces the one of the same name an earlier page defined, instead of standing beside it.
+    module = types.ModuleType("docs_page")
     monkeypatch.setitem(sys.modules, module.__name__, module)
+    # A page may enter scopes or write top-level parameters, as a script would: it runs in its
+    # own copy of the context variables so that nothing it sets is seen by later tests.
+    context = contextvars.copy_context()
     for block in code_blocks(page):
         if block.skip_reason:
             continue
         source = compile(block.code, f"{page.relative_to(ROOT)}:{block.line + 1}", "exec")
-        exec(source, module.__dict__)
+        context.run(exec, source, module.__dict__)

@@ -10,7 +10,9 @@ from assay_scope import _state
 
 @pytest.fixture(autouse=True)
 def clean_scope_state() -> Iterator[None]:
+    # Start from an empty base even when code run earlier in this process called frozen().
     published = dict(_state.ROOT_VALUES)
+    _state.ROOT_VALUES.clear()
     token = _state.CURRENT.set(_state.ROOT)
     yield
     _state.CURRENT.reset(token)

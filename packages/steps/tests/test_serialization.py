@@ -109,3 +109,26 @@ def test_steps_pickle_without_their_runtime_state(folder: Path) -> None:
     assert copy._runtime.stores == {}
     assert copy.run(1.0) == 2.0
     assert calls("Mult") == [1.0]
+
+
+def test_a_short_name_shared_by_two_classes_is_refused_and_the_qualified_name_works() -> None:
+    def define() -> type[Step]:
+        class Twin(Step):
+            coeff: float = 1.0
+
+            def _run(self, value: float) -> float:
+                return value * self.coeff
+
+        return Twin
+
+    first = define()
+    namespace: dict[str, object] = {"Step": Step, "__name__": "other_module"}
+    exec(  # the same short name in another module
+        "class Twin(Step):\n    def _run(self, value):\n        return -value\n", namespace
+    )
+    with pytest.raises(ValueError, match=r"type='Twin' is ambiguous.*qualified name"):
+        Step.model_validate({"type": "Twin", "coeff": 2})
+    qualified = f"{first.__module__}.{first.__qualname__}"
+    step = Step.model_validate({"type": qualified, "coeff": 2})
+    assert type(step) is first
+    assert type(Step.model_validate({"type": "other_module.Twin"})) is namespace["Twin"]

@@ -118,7 +118,9 @@ class Step(pydantic.BaseModel):
     infra: Backend | None = None
 
     _runtime: _Runtime = pydantic.PrivateAttr(default_factory=_Runtime)
-    _registry: ClassVar[dict[str, type[Step]]] = {}
+    # Short class name -> {"module.qualname": class}: a config names a step by its short name,
+    # and two distinct classes sharing one must not be confused silently.
+    _registry: ClassVar[dict[str, dict[str, type[Step]]]] = {}
     _flags: ClassVar[frozenset[str]] = frozenset()
     _composite: ClassVar[bool] = False  # computes through sub-steps (needs all inputs at once)
 
@@ -127,7 +129,8 @@ class Step(pydantic.BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        Step._registry[cls.__name__] = cls
+        qualified = f"{cls.__module__}.{cls.__qualname__}"
+        Step._registry.setdefault(cls.__name__, {})[qualified] = cls
         flags = set()
         if (
             cls._run is not Step._run
@@ -165,7 +168,7 @@ class Step(pydantic.BaseModel):
         if isinstance(value, dict) and "type" in value:
             data = dict(value)
             name = data.pop("type")
-            target = Step._registry.get(name) if isinstance(name, str) else None
+            target = _registered_step(name) if isinstance(name, str) else None
             if target is None:
                 raise ValueError(
                     f"type={name!r} is not a registered Step subclass; expected one of "
@@ -666,3 +669,17 @@ def _read(step: Step, store: EntryStore, uid: str) -> Any:
     if status == "error":
         raise value.rebuild()
     return value
+
+
+def _registered_step(name: str) -> type[Step] | None:
+    """Find the Step subclass a config's ``type`` names (short name or ``module.qualname``)."""
+    if "." in name:
+        return Step._registry.get(name.rsplit(".", 1)[1], {}).get(name)
+    candidates = Step._registry.get(name, {})
+    if len(candidates) > 1:
+        qualified = sorted(candidates)
+        raise ValueError(
+            f"type={name!r} is ambiguous: the Step subclasses {qualified} share that name; "
+            f"give the qualified name instead, e.g. type={qualified[0]!r}"
+        )
+    return next(iter(candidates.values()), None)
