@@ -101,6 +101,25 @@ EXAMPLES: dict[str, Example] = {
             Run(args=("--window", "9"), expect=_steps_counts("0", "6", "6")),
         ),
     ),
+    "slurm_example.py": Example(
+        needs_slurm=True,
+        runs=(
+            Run(
+                args=("cache",),
+                expect=(
+                    r"^20 seeds on Slurm in \d+\.\d s$",
+                    r"^overall mean 0\.(4[89]|5[01])\d\d \(expected about 0\.5\)$",
+                    r"^seed 0 was computed by SlurmJob<job_id=\d+_\d+",
+                ),
+            ),
+            # the second run reads every result from the cache and submits nothing
+            Run(
+                args=("cache",),
+                expect=(r"^20 seeds on Slurm in 0\.\d s$",),
+                same_as_first=r"^overall mean ",
+            ),
+        ),
+    ),
 }
 
 
