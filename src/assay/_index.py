@@ -70,6 +70,26 @@ def _names_the_file(method: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
+_BUSY_SECONDS = 30.0
+
+
+def _retry_locked(statement: Callable[[], object]) -> None:
+    """Run ``statement``, retrying while another driver holds the database.
+
+    Switching a new database to WAL needs it to itself for a moment, and SQLite answers
+    "database is locked" at once, without waiting, when another process opens it then.
+    """
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 @dataclass(frozen=True)
 class RunRow:
     """One run as the index holds it: what tables, filters and plots need.
@@ -132,8 +152,8 @@ class ResultsIndex:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: transactions are opened explicitly around each batch
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_SECONDS)
+        _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
         # WAL + NORMAL never corrupts; a crash can only lose the last batch, still in the cache
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
