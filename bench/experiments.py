@@ -94,8 +94,9 @@ def file_system_floor(root: Path) -> float:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             os.write(fd, lock)
             os.close(fd)
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            fd = os.open(path, os.O_WRONLY)  # the entry is written over the lock's content
             os.write(fd, entry)
+            os.ftruncate(fd, len(entry))
             os.close(fd)
             os.replace(path, f"{cache}/{i:032x}.pkl")
 
