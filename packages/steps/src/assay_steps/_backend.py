@@ -319,6 +319,10 @@ class ItemTask:
         """Lock ``uid`` if it still needs computing; False if it is done or taken."""
         if not try_acquire(lock_folder, uid):
             return False  # a live process is computing it
+        if not store.exists(uid):  # the usual case, checked without raising and catching
+            absent.add(uid)
+            store.forget(uid)
+            return True
         try:
             found = store.peek(uid)
         except CorruptEntryError:

@@ -290,7 +290,8 @@ class EntryStore:
         """Return whether some entry file exists for ``uid`` (not verified)."""
         if uid in self._memo:
             return True
-        return any(os.path.exists(self._path(uid, ext)) for ext in ("pkl", "npy"))
+        exists = os.path.exists
+        return exists(f"{self._prefix}{uid}.pkl") or exists(f"{self._prefix}{uid}.npy")
 
     # ------------------------------------------------------------------ writing
 
