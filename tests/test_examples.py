@@ -101,6 +101,20 @@ EXAMPLES: dict[str, Example] = {
             Run(args=("--window", "9"), expect=_steps_counts("0", "6", "6")),
         ),
     ),
+    "estimate_pi.py": Example(
+        runs=(
+            Run(
+                expect=(
+                    r"^n_samples\s+replicate\s+pi_estimate\s+status$",
+                    r"^\s+1000\s+0\s+3\.\d{5}\s+success$",
+                    r"^\s+100000\s+2\s+3\.1\d{4}\s+success$",
+                ),
+                reject=(r"failed",),
+            ),
+            # every run has its own seeded stream: a second run prints the same table
+            Run(expect=(), same_as_first=r"^\s+\d+\s+\d\s+3\.\d{5}\s+success$"),
+        ),
+    ),
     "slurm_example.py": Example(
         needs_slurm=True,
         runs=(

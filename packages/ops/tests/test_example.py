@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "estimate_pi.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "estimate_pi.py"
 
 
 def run_example(capsys: pytest.CaptureFixture[str]) -> list[list[str]]:

@@ -1,7 +1,7 @@
 """Estimate pi by Monte Carlo: the reference library's example, with assay_ops names.
 
-Run it with ``python estimate_pi.py``: three sample sizes × three replicates, each with its own
-reproducible random stream, printed as a small table.
+Run it with ``python examples/estimate_pi.py``: three sample sizes × three replicates, each
+with its own reproducible random stream, printed as a small table.
 """
 
 from assay_ops import SeedBundle, operation
