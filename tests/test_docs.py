@@ -9,6 +9,7 @@ shown but not run (for example one that needs a Slurm cluster); a block preceded
 from __future__ import annotations
 
 import contextvars
+import importlib
 import importlib.util
 import re
 import sys
@@ -90,9 +91,16 @@ def test_documentation_code_blocks_run(
     monkeypatch.setitem(sys.modules, module.__name__, module)
     # A page may enter scopes or write top-level parameters, as a script would: it runs in its
     # own copy of the context variables so that nothing it sets is seen by later tests.
+    # The base that param_scope.frozen() publishes process-wide is put back as it was.
+    base = importlib.import_module("assay_scope._state").ROOT_VALUES
+    published = dict(base)
     context = contextvars.copy_context()
-    for block in code_blocks(page):
-        if block.skip_reason:
-            continue
-        source = compile(block.code, f"{page.relative_to(ROOT)}:{block.line + 1}", "exec")
-        context.run(exec, source, module.__dict__)
+    try:
+        for block in code_blocks(page):
+            if block.skip_reason:
+                continue
+            source = compile(block.code, f"{page.relative_to(ROOT)}:{block.line + 1}", "exec")
+            context.run(exec, source, module.__dict__)
+    finally:
+        base.clear()
+        base.update(published)
