@@ -49,6 +49,37 @@ def test_no_import_of_a_higher_layer_or_the_meta_package(layer: str) -> None:
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}, a higher layer"
 
 
+def private_imports(path: Path, own: str) -> set[str]:
+    """Private modules or names (a part starting with ``_``) of other assay packages imported."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            top, *rest = module.split(".")
+            if top.startswith("assay") and top != own and any(p.startswith("_") for p in rest):
+                found.add(module)
+    return found
+
+
+@pytest.mark.parametrize("layer", [*LAYERS, "meta"])
+def test_no_import_of_another_packages_private_parts(layer: str) -> None:
+    if layer == "meta":
+        own, paths = "assay", sorted((ROOT / "src").rglob("*.py"))
+    else:
+        own, paths = f"assay_{layer}", sources(layer)
+    for path in paths:
+        wrong = private_imports(path, own)
+        assert not wrong, (
+            f"{path.relative_to(ROOT)} imports {sorted(wrong)}, private to another package; "
+            "expected only its public API"
+        )
+
+
 @pytest.mark.parametrize("layer", LAYERS)
 def test_module_level_imports_are_declared(layer: str) -> None:
     package = PACKAGES[layer]

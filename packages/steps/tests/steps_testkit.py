@@ -88,3 +88,23 @@ class Slow(Step):
         with open(os.path.join(self.log_folder, f"{os.getpid()}.log"), "a") as log:
             log.write(f"{value}\n")
         return value * value
+
+
+class FailOnce(Step):
+    """Fail the first time an item is computed, succeed afterwards (a marker file remembers)."""
+
+    marker_folder: str = ""
+
+    @classmethod
+    def _exclude_from_cls_uid(cls) -> list[str]:
+        return ["marker_folder"]
+
+    def _run(self, value: int) -> int:
+        import os
+
+        marker = os.path.join(self.marker_folder, f"{value}.failed")
+        CALLS.append(("FailOnce", value))
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            raise ValueError(f"first attempt at {value}")
+        return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -10,8 +9,6 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-from assay_steps import ItemTask
 
 HOST = socket.gethostname()
 #: Longest pause between two polls of jobs that another process submitted.
@@ -23,15 +20,6 @@ class JobError(RuntimeError):
 
     The items it did not compute stay uncached, never half-written: run again to compute them.
     """
-
-
-def job_ref(task: ItemTask, uid: str) -> dict[str, Any] | None:
-    """Return the job reference attached to item ``uid`` of ``task``, if any."""
-    try:
-        ref = json.loads((task.paths.job_folder / f"{uid}.json").read_bytes())
-    except (OSError, ValueError):
-        return None
-    return ref if isinstance(ref, dict) else None
 
 
 def active_slurm_jobs() -> set[str] | None:

@@ -11,7 +11,7 @@ import pydantic
 from assay_steps import Backend, ItemTask
 
 from ._progress import ProgressBar, progress_enabled
-from ._tasks import dumps, forget_in_caller, item_count, loads, run_shard, shard
+from ._tasks import dumps, item_count, loads, run_shard, shard
 from ._workers import worker_count
 
 #: Shards per worker: small enough to keep per-shard overhead low, large enough that a slow
@@ -54,7 +54,6 @@ class _PoolBackend(Backend):
             # Every shard has ended (or an interrupt stops the rest): idle workers exit on
             # their own, so the results need not wait for them.
             pool.shutdown(wait=False, cancel_futures=True)
-            forget_in_caller(tasks)
 
     def _bar(self, tasks: list[ItemTask], n_items: int) -> ProgressBar:
         name = type(tasks[0].step).__name__ if tasks else "items"

@@ -12,12 +12,11 @@ from typing import Any, ClassVar
 import pydantic
 import submitit
 from assay_steps import Backend, ItemTask, StepPaths
-from assay_steps._locks import is_live
 
 from ._detect import require_slurm, slurm_available
-from ._jobs import HOST, ActiveJobs, JobError, job_ref, wait_until_inactive
+from ._jobs import HOST, ActiveJobs, JobError, wait_until_inactive
 from ._progress import ProgressBar, progress_enabled
-from ._tasks import dumps, forget_in_caller, item_count, loads, run_shard, shard
+from ._tasks import dumps, item_count, loads, run_shard, shard
 
 #: The most recent jobs submitted by this process, by (cluster, job id), so that
 #: ``LookupHandle.job()`` hands back the very object (a debug job cannot be rebuilt from its
@@ -128,7 +127,6 @@ class _SubmititBackend(Backend):
         finally:
             # Items of jobs that other processes submitted: wait for those jobs, not twice.
             wait_until_inactive(elsewhere)
-            forget_in_caller(tasks)
 
     def _run_jobs(self, cluster: str, tasks: list[ItemTask]) -> None:
         shards = shard(tasks, self.max_jobs, self.min_items_per_job)
@@ -202,14 +200,15 @@ def _skip_running(tasks: list[ItemTask]) -> tuple[list[ItemTask], list[dict[str,
     kept: list[ItemTask] = []
     elsewhere: list[dict[str, Any]] = []
     for task in tasks:
+        if task.force:  # force and retry recompute whatever is cached
+            kept.append(task)
+            continue
+        running = task.running_uids()  # the steps layer waits for locked items itself
         keep: list[int] = []
         for index, uid in enumerate(task.uids):
-            if task.force:
-                keep.append(index)  # force and retry recompute whatever is cached
+            if uid in running:
                 continue
-            if is_live(task.paths.lock_folder, uid):
-                continue  # the steps layer waits for locked items itself
-            ref = job_ref(task, uid)
+            ref = task.job_ref(uid)
             if ref is not None and checker.is_active(ref):
                 elsewhere.append(ref)
                 continue

@@ -68,14 +68,6 @@ def run_shard(shard: Sequence[ItemTask]) -> None:
         raise failure
 
 
-def forget_in_caller(tasks: Sequence[ItemTask]) -> None:
-    """Drop what the caller's stores remember of the tasks' items, written elsewhere meanwhile."""
-    for task in tasks:
-        if task.store is not None:
-            for uid in task.uids:
-                task.store.forget(uid)
-
-
 _registering = threading.Lock()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +11,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pydantic
 
-from ._durable import write_atomic
 from ._errors import BatchProtocolError
-from ._locks import lock_path, release, try_acquire
+from ._jobrefs import read_job_ref, write_job_refs
+from ._locks import is_live, lock_path, release, try_acquire
 from ._paths import StepPaths, check_name
 from ._store import CachedError, CorruptEntryError, EntryStore
 
@@ -48,6 +47,11 @@ class Backend(pydantic.BaseModel):
     - call ``task.attach_job({...})`` with a small JSON-able job reference (job id, ...)
       so that ``LookupHandle.job()`` can later find the job of an item, and override the
       classmethod ``_load_job(ref, paths)`` to turn such a reference into a job object.
+      ``task.job_ref(uid)`` reads a reference back (e.g. to wait for a job that another
+      process submitted instead of submitting its items twice), and
+      ``task.running_uids()`` names the items a live process is computing right now.
+    - once ``_execute`` returns, the steps layer reads the results from the cache, after
+      dropping what the caller's memory holds of items written in other processes.
     - subclasses register under their class name, so ``{"backend": "MyPool", ...}`` dicts
       validate to them.
 
@@ -215,10 +219,12 @@ class ItemTask:
     keep_in_ram: bool = False
     fsync: str = "batch"
     store: EntryStore | None = dataclasses.field(default=None, repr=False, compare=False)
+    # Set once this very object ran with the caller's store, which then saw every write.
+    _ran_with_store: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         # The in-memory store of the caller stays behind; the worker opens its own.
-        return {**self.__dict__, "store": None}
+        return {**self.__dict__, "store": None, "_ran_with_store": False}
 
     def __len__(self) -> int:
         return len(self.uids)
@@ -243,14 +249,52 @@ class ItemTask:
 
         """
         name = backend or type(self.step.infra).__name__
-        data = json.dumps({"backend": name, **ref}).encode()
-        self.paths.job_folder.mkdir(parents=True, exist_ok=True)
-        for uid in self.uids:
-            path = self.paths.job_folder / f"{check_name(uid, 'item uid')}.json"
-            write_atomic(path, [data], fsync=False)
+        write_job_refs(self.paths, self.uids, {"backend": name, **ref})
+
+    def job_ref(self, uid: str) -> dict[str, Any] | None:
+        """Return the job reference last attached to item ``uid`` (by any process), if any.
+
+        A backend uses it to find items whose job, submitted by another process, still runs,
+        so that they are waited for instead of submitted twice.
+
+        Args:
+            uid: An item uid (normally one of ``self.uids``).
+
+        Returns:
+            The reference as written by :meth:`attach_job` (with its ``"backend"`` key), or
+            None when the item has no (readable) reference.
+
+        Raises:
+            ValueError: ``uid`` is not a safe file name.
+
+        Example:
+            >>> task = ItemTask(None, (), StepPaths(Path("cache"), "Mult-0"), ["a"], [1])
+            >>> task.job_ref("a") is None
+            True
+
+        """
+        return read_job_ref(self.paths, uid)
+
+    def running_uids(self) -> set[str]:
+        """Return the uids of this task's items that a live process has locked right now.
+
+        Those items are being computed elsewhere: a backend need not run them (calling the
+        task skips them anyway, and the steps layer waits for their entries). A lock whose
+        process is gone does not count.
+
+        Example:
+            >>> task = ItemTask(None, (), StepPaths(Path("cache"), "Mult-0"), ["a"], [1])
+            >>> task.running_uids()
+            set()
+
+        """
+        folder = self.paths.lock_folder
+        return {uid for uid in self.uids if is_live(folder, uid)}
 
     def __call__(self) -> None:
         """Compute the items and write their entries (see the class docstring)."""
+        if self.store is not None:
+            self._ran_with_store = True
         store = self.store or EntryStore(self.paths, keep_in_ram=self.keep_in_ram, fsync=self.fsync)
         store.make_folders()
         lock_folder = str(self.paths.lock_folder)
@@ -314,6 +358,17 @@ class ItemTask:
             for uid in todo[written:]:
                 release(lock_folder, uid)
             store.sync()
+
+    def _forget_written_elsewhere(self) -> None:
+        """Drop what the caller's store remembers of items that other processes wrote.
+
+        Called by the steps layer once the backend's ``_execute`` returned: an entry that a
+        worker rewrote (mode ``"force"``) must not be served stale from memory. A task that
+        ran here, with the caller's store, updated that store as it wrote: nothing to drop.
+        """
+        if self.store is not None and not self._ran_with_store:
+            for uid in self.uids:
+                self.store.forget(uid)
 
     def _claim(self, store: EntryStore, lock_folder: str, uid: str, absent: set[str]) -> bool:
         """Lock ``uid`` if it still needs computing; False if it is done or taken."""

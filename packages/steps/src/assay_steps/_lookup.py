@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._jobrefs import read_job_ref
 from ._locks import is_live
 from ._paths import StepPaths
 from ._store import CorruptEntryError, EntryStore
@@ -96,10 +96,8 @@ class LookupHandle:
         """Return the job a backend attached to this item (live or last), else None."""
         if self._store is None:
             return None
-        path = self._store.paths.job_folder / f"{self.uid}.json"
-        try:
-            ref = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+        ref = read_job_ref(self._store.paths, self.uid)
+        if ref is None:
             return None
         from ._backend import Backend
 

@@ -627,7 +627,10 @@ def _compute(
             fsync=infra.fsync,
             store=store,
         )
-        infra._execute([task])
+        try:
+            infra._execute([task])
+        finally:
+            task._forget_written_elsewhere()
         todo = _wait_for_others(store, todo)
 
 
