@@ -1,20 +1,18 @@
-"""Canonical form of parameter values and the run ids derived from it.
+"""Parameter values as plain data, and the run ids derived from their canonical encoding.
 
 Parameters are JSON-like data (None, bools, ints, floats, strings, lists and string-keyed
 dicts) because they are stored in the results index, printed by the command line and compared
-across processes. The encoding is type-tagged so that ``1``, ``1.0`` and ``True`` give
-different run ids, and dict order does not matter.
+across processes. Run ids, like duplicate detection in the parameter spaces, use the
+type-tagged, versioned encoding of assay-ops (:func:`assay_ops.canonical_bytes`), the one seeds
+derive from: ``1``, ``1.0`` and ``True`` give different run ids, and dict order does not matter.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Mapping
 from typing import Any
 
-#: Bump when the encoding changes: run ids of existing folders would change with it.
-ENCODING_VERSION = 1
+from assay_ops import canonical_digest
 
 #: Length in hex digits of a run id (80 bits: no collision in any realistic sweep).
 RUN_ID_LENGTH = 20
@@ -62,35 +60,6 @@ def normalise(value: Any, where: str) -> Any:
     )
 
 
-def encode(value: Any) -> str:
-    """Return the canonical, type-tagged text of normalised data.
-
-    Example:
-        >>> encode({"b": 1, "a": [1.0, True]}) == encode({"a": [1.0, True], "b": 1})
-        True
-        >>> encode(1) == encode(1.0)
-        False
-
-    """
-    if value is None:
-        return "n"
-    if isinstance(value, bool):
-        return "b1" if value else "b0"
-    if isinstance(value, int):
-        return f"i{value};"
-    if isinstance(value, float):
-        # repr round-trips every float exactly; nan has a single spelling
-        return "fnan;" if math.isnan(value) else f"f{value!r};"
-    if isinstance(value, str):
-        return f"s{len(value)}:{value}"
-    if isinstance(value, list):
-        return "l[" + ",".join(encode(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = sorted(value.items())
-        return "d{" + ",".join(encode(k) + "=" + encode(v) for k, v in items) + "}"
-    raise TypeError(f"cannot encode {value!r} of type {type(value).__name__}")
-
-
 def run_id(params: Mapping[str, Any], replicate: int) -> str:
     """Return the run id of one (params, replicate) pair: a pure function of both.
 
@@ -101,5 +70,7 @@ def run_id(params: Mapping[str, Any], replicate: int) -> str:
         False
 
     """
-    text = f"assay-run/v{ENCODING_VERSION}|{encode(dict(params))}|r{replicate}"
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()[:RUN_ID_LENGTH]
+    # The ops digest includes the encoding's version: a deliberate change of the encoding
+    # changes every run id visibly instead of mixing old and new ids in one folder.
+    digest = canonical_digest({"params": dict(params), "replicate": replicate})
+    return digest[:RUN_ID_LENGTH]

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._canonical import encode, normalise
+from assay_ops import canonical_bytes
+
+from ._canonical import normalise
 
 Params = dict[str, Any]
 
@@ -143,9 +145,9 @@ def as_space(params: ParamSpace | Iterable[Mapping[str, Any]] | None) -> ParamSp
 
 
 def _unique(items: list[Params], where: str) -> list[Params]:
-    seen: dict[str, int] = {}
+    seen: dict[bytes, int] = {}
     for i, item in enumerate(items):
-        key = encode(item)
+        key = canonical_bytes(item)
         if key in seen:
             raise ValueError(
                 f"{where}: {item!r} appears twice (positions {seen[key]} and {i}); "
@@ -301,9 +303,9 @@ class _Random(ParamSpace):
         columns = {name: dist.sample(rng, self.n) for name, dist in self.dists}
         drawn = [{name: columns[name][i] for name, _ in self.dists} for i in range(self.n)]
         # discrete spaces can draw a combination twice: it is one run, not two
-        unique: dict[str, Params] = {}
+        unique: dict[bytes, Params] = {}
         for params in drawn:
-            unique.setdefault(encode(params), params)
+            unique.setdefault(canonical_bytes(params), params)
         return list(unique.values())
 
     def __len__(self) -> int:
