@@ -394,6 +394,49 @@ def test_progress_bar_and_summary_line(
     assert "shown: 2 runs: all from cache in" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("progress", "terminal"), [(None, False), (False, True)])
+def test_no_bar_and_no_summary_line_off_a_terminal_or_when_switched_off(
+    tmp_path: Path,
+    ops: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    progress: bool | None,
+    terminal: bool,
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    module = ops()
+    experiment = Experiment(
+        "quiet",
+        module.square,
+        grid(x=[1, 2]),
+        folder=tmp_path / "e",
+        context={"log_dir": str(tmp_path / "calls")},
+        progress=progress,
+    )
+    experiment.run()
+    assert capsys.readouterr().err == ""
+    assert experiment.last_summary is not None
+    assert experiment.last_summary.executed == 2  # counted all the same
+
+
+def test_automatic_progress_draws_on_a_terminal(
+    tmp_path: Path, ops: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    module = ops()
+    experiment = Experiment(
+        "auto",
+        module.square,
+        grid(x=[1, 2]),
+        folder=tmp_path / "e",
+        context={"log_dir": str(tmp_path / "calls")},
+    )
+    experiment.run()
+    err = capsys.readouterr().err
+    assert "2 done" in err
+    assert "auto: 2 runs: 2 ran, 0 from cache, 0 failed" in err
+
+
 def test_import_assay_reexports_every_layer() -> None:
     for layer in assay.LAYERS:
         for name in layer.__all__:

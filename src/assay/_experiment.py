@@ -255,6 +255,7 @@ class Experiment:
         return results
 
     def _show(self) -> bool:
+        # The one place that decides whether the bar and the summary line are drawn.
         return sys.stderr.isatty() if self.progress is None else self.progress
 
     def _items(self, specs: list[RunSpec]) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from types import TracebackType
 from typing import Any
@@ -11,17 +10,16 @@ from typing import Any
 class SweepProgress:
     """A rich progress bar over the runs of one ``Experiment.run()`` call.
 
-    Shown only on a terminal unless forced (``enabled=True``); when off, it still counts, so
-    the closing summary line is the same everywhere.
+    Drawn when ``enabled`` (the experiment decides: on a terminal unless told otherwise); when
+    off, it still counts, so the closing summary line is the same everywhere.
     """
 
-    def __init__(self, total: int, *, enabled: bool | None = None, label: str = "runs") -> None:
+    def __init__(self, total: int, *, enabled: bool, label: str = "runs") -> None:
         self.total = total
         self.done = self.failed = self.cached = 0
         self.started = time.perf_counter()
-        show = sys.stderr.isatty() if enabled is None else enabled
         self._bar: Any = None
-        if show and total:
+        if enabled and total:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
