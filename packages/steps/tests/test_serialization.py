@@ -132,3 +132,27 @@ def test_a_short_name_shared_by_two_classes_is_refused_and_the_qualified_name_wo
     step = Step.model_validate({"type": qualified, "coeff": 2})
     assert type(step) is first
     assert type(Step.model_validate({"type": "other_module.Twin"})) is namespace["Twin"]
+
+
+def test_a_class_sharing_its_short_name_still_validates_and_clones_itself() -> None:
+    def define(module: str) -> type[Step]:
+        namespace: dict[str, object] = {"Step": Step, "__name__": module}
+        exec(
+            "class Shared(Step):\n"
+            "    coeff: float = 1.0\n"
+            "    def _run(self, value):\n"
+            "        return value * self.coeff\n",
+            namespace,
+        )
+        cls = namespace["Shared"]
+        assert isinstance(cls, type)
+        return cls
+
+    first, second = define("first_module"), define("second_module")
+    step = first(coeff=2)
+    clone = step.clone(coeff=3)  # its dump names it "Shared": meant is its own class
+    assert type(clone) is first
+    assert clone.coeff == 3
+    assert type(second.model_validate(step.model_dump())) is second
+    with pytest.raises(ValueError, match=r"type='Shared' is ambiguous"):
+        Step.model_validate(step.model_dump())  # from the base class, the name is ambiguous

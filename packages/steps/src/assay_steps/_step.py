@@ -168,7 +168,10 @@ class Step(pydantic.BaseModel):
         if isinstance(value, dict) and "type" in value:
             data = dict(value)
             name = data.pop("type")
-            target = _registered_step(name) if isinstance(name, str) else None
+            if name in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
+                target: type[Step] | None = cls  # its own name: no other class is meant
+            else:
+                target = _registered_step(name) if isinstance(name, str) else None
             if target is None:
                 raise ValueError(
                     f"type={name!r} is not a registered Step subclass; expected one of "
