@@ -9,6 +9,7 @@ shown but not run (for example one that needs a Slurm cluster); a block preceded
 from __future__ import annotations
 
 import contextvars
+import gc
 import importlib
 import importlib.util
 import re
@@ -104,3 +105,6 @@ def test_documentation_code_blocks_run(
     finally:
         base.clear()
         base.update(published)
+        # What the page defined (a Step named like a test's) must not outlive it.
+        module.__dict__.clear()
+        gc.collect()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import doctest
+import gc
 import importlib
 from pathlib import Path
 
@@ -53,5 +54,7 @@ def test_docstring_examples_run(name: str, tmp_path: Path, monkeypatch: pytest.M
     finally:
         base.clear()
         base.update(published)
+        # Classes an example defined (a Step named like a test's) must not outlive it.
+        gc.collect()
     results = runner.summarize(verbose=False)
     assert results.failed == 0, f"{results.failed} docstring example(s) of {name} failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,13 @@ def test_a_class_sharing_its_short_name_still_validates_and_clones_itself() -> N
     assert type(second.model_validate(step.model_dump())) is second
     with pytest.raises(ValueError, match=r"type='Shared' is ambiguous"):
         Step.model_validate(step.model_dump())  # from the base class, the name is ambiguous
+
+
+def test_a_class_nothing_uses_any_more_does_not_make_its_name_ambiguous() -> None:
+    namespace: dict[str, object] = {"Step": Step, "__name__": "finished_script"}
+    exec("class Mult(Step):\n    def _run(self, value):\n        return value\n", namespace)
+    with pytest.raises(ValueError, match="ambiguous"):
+        Step.model_validate({"type": "Mult"})
+    namespace.clear()
+    gc.collect()
+    assert type(Step.model_validate({"type": "Mult", "coeff": 2})) is Mult

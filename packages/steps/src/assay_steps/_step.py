@@ -7,6 +7,7 @@ import inspect
 import json
 import pickle
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -119,8 +120,9 @@ class Step(pydantic.BaseModel):
 
     _runtime: _Runtime = pydantic.PrivateAttr(default_factory=_Runtime)
     # Short class name -> {"module.qualname": class}: a config names a step by its short name,
-    # and two distinct classes sharing one must not be confused silently.
-    _registry: ClassVar[dict[str, dict[str, type[Step]]]] = {}
+    # and two distinct classes sharing one must not be confused silently. Classes are held
+    # weakly: one that nothing uses any more (a script's or an example's) stops counting.
+    _registry: ClassVar[dict[str, weakref.WeakValueDictionary[str, type[Step]]]] = {}
     _flags: ClassVar[frozenset[str]] = frozenset()
     _composite: ClassVar[bool] = False  # computes through sub-steps (needs all inputs at once)
 
@@ -130,7 +132,7 @@ class Step(pydantic.BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         qualified = f"{cls.__module__}.{cls.__qualname__}"
-        Step._registry.setdefault(cls.__name__, {})[qualified] = cls
+        Step._registry.setdefault(cls.__name__, weakref.WeakValueDictionary())[qualified] = cls
         flags = set()
         if (
             cls._run is not Step._run
@@ -175,7 +177,7 @@ class Step(pydantic.BaseModel):
             if target is None:
                 raise ValueError(
                     f"type={name!r} is not a registered Step subclass; expected one of "
-                    f"{sorted(Step._registry)}"
+                    f"{sorted(short for short, live in Step._registry.items() if live)}"
                 )
             if not issubclass(target, cls):
                 raise ValueError(f"type={name!r} is not a subclass of {cls.__name__}")
@@ -680,8 +682,9 @@ def _read(step: Step, store: EntryStore, uid: str) -> Any:
 def _registered_step(name: str) -> type[Step] | None:
     """Find the Step subclass a config's ``type`` names (short name or ``module.qualname``)."""
     if "." in name:
-        return Step._registry.get(name.rsplit(".", 1)[1], {}).get(name)
-    candidates = Step._registry.get(name, {})
+        same_short_name = Step._registry.get(name.rsplit(".", 1)[1])
+        return None if same_short_name is None else same_short_name.get(name)
+    candidates = dict(Step._registry.get(name) or {})
     if len(candidates) > 1:
         qualified = sorted(candidates)
         raise ValueError(
