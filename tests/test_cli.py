@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import signal
 from pathlib import Path
 
 import pytest
 
+import assay._cli as assay_cli
 from assay._cli import main, parse_grid, parse_value
 from assay._index import Outcome, ResultsIndex
 from assay._runs import plan
@@ -167,3 +170,31 @@ def test_cache_clear_refuses_a_folder_that_is_not_an_experiment(
     assert main(["cache", "clear", str(tmp_path)]) == 1
     assert "has no results index" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_an_error_that_surfaces_after_ctrl_c_still_counts_as_the_interrupt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C reaches the workers too; a broken pool can surface before the driver's interrupt.
+    def interrupted_then_broken(args: object) -> int:
+        with contextlib.suppress(KeyboardInterrupt):  # swallowed while the pool broke
+            signal.raise_signal(signal.SIGINT)
+        raise RuntimeError("a process in the pool was terminated abruptly")
+
+    monkeypatch.setattr(assay_cli, "_cmd_status", interrupted_then_broken)
+    assert assay_cli.main(["status", "anywhere"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_an_error_without_ctrl_c_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(args: object) -> int:
+        raise RuntimeError("a process in the pool was terminated abruptly")
+
+    monkeypatch.setattr(assay_cli, "_cmd_status", broken)
+    assert assay_cli.main(["status", "anywhere"]) == 1
+    assert capsys.readouterr().err == (
+        "assay: error: RuntimeError: a process in the pool was terminated abruptly\n"
+    )

@@ -138,7 +138,7 @@ def test_ctrl_c_on_a_pool_sweep_keeps_completed_runs_and_resumes(tmp_path: Path)
         os.killpg(child.pid, signal.SIGKILL)
         child.communicate()
         pytest.fail("the interrupted sweep did not stop within 60 s")
-    assert child.returncode == 130
+    assert child.returncode == 130, err
     assert "interrupted" in err
     counts = Results.load(folder).counts()
     assert counts.get("success", 0) >= 10

@@ -11,8 +11,11 @@ import csv
 import io
 import json
 import math
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 from ._index import STATUSES, ResultsIndex
@@ -287,18 +290,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        status: int = args.func(args)
-    except KeyboardInterrupt:
-        print("assay: interrupted; completed runs are kept, run again to resume", file=sys.stderr)
-        return 130
-    except Exception as error:
-        if args.debug:
-            raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"assay: error: {type(error).__name__}: {message}", file=sys.stderr)
-        return 1
+    with _InterruptWatch() as watch:
+        try:
+            status: int = args.func(args)
+        except KeyboardInterrupt:
+            return _interrupted()
+        except Exception as error:
+            # Ctrl-C reaches the pool's workers too: the error a dying worker causes (a broken
+            # pool) can surface before the interrupt itself. It is still an interruption.
+            if watch.seen:
+                return _interrupted()
+            if args.debug:
+                raise
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            print(f"assay: error: {type(error).__name__}: {message}", file=sys.stderr)
+            return 1
     return status
+
+
+def _interrupted() -> int:
+    print("assay: interrupted; completed runs are kept, run again to resume", file=sys.stderr)
+    return 130
+
+
+class _InterruptWatch:
+    """Notes whether SIGINT arrived while a command ran; SIGINT still raises KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _InterruptWatch:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def entry_point() -> None:
