@@ -11,7 +11,6 @@ output the page shows.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._slurm import require_slurm_cluster
 from tests._workspace import ROOT
 
 #: Seconds one run of an example may take before the test fails.
@@ -137,17 +137,6 @@ EXAMPLES: dict[str, Example] = {
 }
 
 
-def slurm_cluster_answers() -> bool:
-    """Return True when ``sbatch`` is on PATH and ``sinfo`` answers."""
-    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
-        return False
-    try:
-        answer = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=15, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return answer.returncode == 0
-
-
 def example_files() -> list[Path]:
     return sorted((ROOT / "examples").glob("*.py"))
 
@@ -194,11 +183,8 @@ def test_example_runs_and_prints_what_it_promises(script: Path, tmp_path: Path) 
             f"examples/{script.name} has no entry in EXAMPLES of {Path(__file__).name}: "
             "add the command lines to run and the output they must show"
         )
-    if example.needs_slurm and not slurm_cluster_answers():
-        pytest.skip(
-            f"examples/{script.name} needs a Slurm cluster (sbatch on PATH and sinfo "
-            "answering); start one with: sudo bash scripts/slurm/start.sh"
-        )
+    if example.needs_slurm:
+        require_slurm_cluster(f"examples/{script.name}")
     first = ""
     for index, run in enumerate(example.runs):
         stdout = run_example(script, run, tmp_path)

@@ -9,6 +9,7 @@ import pytest
 
 from assay import Experiment, ProcessPool, Results, grid
 from assay._demo import SAMPLE_SIZES, run_demo
+from tests._slurm import require_slurm_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -149,19 +150,6 @@ def test_ctrl_c_on_a_pool_sweep_keeps_completed_runs_and_resumes(tmp_path: Path)
     assert again.counts() == {"success": 500}
 
 
-def _slurm_answers() -> bool:
-    import shutil
-    import subprocess
-
-    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
-        return False
-    try:
-        done = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=15, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 def test_submitit_local_processes_run_a_sweep(tmp_path: Path) -> None:
     space = grid(n_samples=[100, 1000])
     experiment = Experiment(
@@ -188,11 +176,7 @@ def test_submitit_local_processes_run_a_sweep(tmp_path: Path) -> None:
 
 
 def test_slurm_runs_a_sweep_and_a_rerun_comes_from_the_index(tmp_path: Path) -> None:
-    if not _slurm_answers():
-        pytest.skip(
-            "needs a Slurm cluster (sbatch on PATH and sinfo answering); "
-            "start one with: sudo bash scripts/slurm/start.sh"
-        )
+    require_slurm_cluster("a sweep on Slurm")
     backend = {"backend": "Slurm", "timeout_min": 5, "max_jobs": 2}
     make = lambda: Experiment(  # noqa: E731
         "pi",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -22,31 +21,16 @@ from audit import count, metrics_by_run
 from reliability_steps import HEAVY
 
 from assay import Experiment, Results, explicit
+from tests._slurm import require_slurm_cluster
 
 HERE = Path(__file__).resolve().parent
-
-
-def _slurm_problem() -> str | None:
-    if shutil.which("sinfo") is None:
-        return "no Slurm here ('sinfo' is not on PATH)"
-    try:
-        states = subprocess.run(
-            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.split()
-    except (OSError, subprocess.SubprocessError) as error:
-        return f"Slurm does not answer ({error})"
-    if not any(state.rstrip("*") in {"idle", "mix", "alloc"} for state in states):
-        return f"no Slurm node is up (sinfo states: {states})"
-    return None
 
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     if not HEAVY:
         pytest.skip("Slurm faults take minutes: they run with ASSAY_RELIABILITY_HEAVY=1")
-    problem = _slurm_problem()
-    if problem is not None:
-        pytest.skip(problem)
+    require_slurm_cluster("Slurm fault injection")
     # jobs import the operation by its ref: they need this folder on their path
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     # submitit waits 15 s for the result file of a job that ended without one
