@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import timeit
 from dataclasses import dataclass
 
@@ -60,6 +61,31 @@ def plain(a: int, b: int = 2) -> int:
     return a + b
 
 
+class EmptyScope(dict[str, object]):
+    """The least a scope written in Python can cost: built by dict's C code, and a ``with``
+    calling two Python methods that do nothing (no state saved, none restored)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> EmptyScope:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+FLOORS = {
+    "with EmptyScope(x=1): pass  (empty Python methods)": (
+        "with EmptyScope(x=1): pass",
+        {"EmptyScope": EmptyScope},
+    ),
+    "with lock: pass  (a prebuilt threading.Lock: C methods)": (
+        "with lock: pass",
+        {"lock": threading.Lock()},
+    ),
+}
+
+
 def seconds_per_op(library: object, case: Case) -> float:
     """Time ``case`` once (``case.number`` runs) with ``library``; seconds per operation."""
     param_scope = library.param_scope  # type: ignore[attr-defined]
@@ -95,6 +121,17 @@ def table(title: str, figures: dict[str, tuple[float, float]], plain_call: float
     return result
 
 
+def floors() -> Table:
+    """What any ``with`` costs in this interpreter, whatever the scope does inside it."""
+    result = Table(title="The interpreter's floor for `with` (µs per operation)")
+    result.add_column("statement")
+    result.add_column("µs", justify="right")
+    for name, (stmt, names) in FLOORS.items():
+        runs = timeit.repeat(stmt, number=10_000, repeat=ROUNDS, globals=names)
+        result.add_row(name, f"{min(runs) / 10_000 * 1e6:.3f}")
+    return result
+
+
 def python_backend_figures() -> dict[str, tuple[float, float]]:
     """Measure against hyperparameter's pure-Python backend, in a child process."""
     env = {**os.environ, "HYPERPARAMETER_BACKEND": "PYTHON"}
@@ -116,6 +153,11 @@ def main() -> None:
     console.print(table(title.format("", ROUNDS), rust, plain_call_s))
     python = python_backend_figures()
     console.print(table(title.format(", pure-Python backend", ROUNDS), python, plain_call_s))
+    console.print(floors())
+    print(
+        "A 10x speed-up on `with param_scope(x=1)` needs a tenth of hyperparameter's figure; "
+        "compare it with the floors: a `with` on an object that does nothing costs that much."
+    )
 
 
 if __name__ == "__main__":

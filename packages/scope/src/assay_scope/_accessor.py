@@ -21,6 +21,8 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+#: Marks a key absent from a dict in one lookup (None can be a stored value).
+_ABSENT: Any = object()
 
 
 def join(prefix: str, name: str) -> str:
@@ -65,11 +67,9 @@ class Accessor:
         key = self._key
         chain = self._chain
         # The chain holds the scope's own values first, then each enclosing scope's; the
-        # first dict is checked before the loop because most reads end there.
-        values = chain[0]
-        if key in values:
-            value = values[key]
-        else:
+        # first dict is read before the loop (one hash lookup) because most reads end there.
+        value = chain[0].get(key, _ABSENT)
+        if value is _ABSENT:
             for values in chain:
                 if key in values:
                     value = values[key]
