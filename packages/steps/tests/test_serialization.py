@@ -154,9 +154,15 @@ def test_a_class_sharing_its_short_name_still_validates_and_clones_itself() -> N
     clone = step.clone(coeff=3)  # its dump names it "Shared": meant is its own class
     assert type(clone) is first
     assert clone.coeff == 3
-    assert type(second.model_validate(step.model_dump())) is second
+    assert type(second.model_validate({"type": "Shared", "coeff": 2})) is second
     with pytest.raises(ValueError, match=r"type='Shared' is ambiguous"):
-        Step.model_validate(step.model_dump())  # from the base class, the name is ambiguous
+        Step.model_validate({"type": "Shared", "coeff": 2})  # from the base class it is
+    # The dump names the class by its qualified name: it validates back from the base class,
+    # and the other class of that short name does not take it for its own.
+    assert step.model_dump()["type"] == "first_module.Shared"
+    assert type(Step.model_validate(step.model_dump())) is first
+    with pytest.raises(ValueError, match=r"type='first_module.Shared' is not a subclass"):
+        second.model_validate(step.model_dump())
 
 
 def test_a_class_nothing_uses_any_more_does_not_make_its_name_ambiguous() -> None:

@@ -96,8 +96,10 @@ class Step(pydantic.BaseModel):
     or ``_resolve_step()`` to return an equivalent step (e.g. a :class:`Chain`).
 
     As a pydantic field of type ``Step``, a list or tuple becomes a :class:`Chain` and a dict
-    is dispatched on its ``"type"`` key to the Step subclass of that name, so that configs
-    round-trip through JSON and YAML with the same cache uids.
+    is dispatched on its ``"type"`` key to the Step subclass of that name (or of that
+    ``module.qualname``), so that configs round-trip through JSON and YAML with the same cache
+    uids. A dump names the class by its short name, or by its ``module.qualname`` while another
+    live class shares the short name.
 
     Args:
         infra: The backend that caches (and computes) this step's items; None runs inline
@@ -186,7 +188,7 @@ class Step(pydantic.BaseModel):
 
     @pydantic.model_serializer(mode="plain")
     def _dump_with_type(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, **self._dump_fields()}
+        return {"type": _type_name(type(self)), **self._dump_fields()}
 
     def _dump_fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in type(self).model_fields}
@@ -364,7 +366,7 @@ class Step(pydantic.BaseModel):
                 dumped.pop("infra", None)
                 steps.append(dumped)
             except Exception:  # not JSON-able: keep a readable trace of it anyway
-                steps.append({"type": type(step).__name__, "repr": repr(step)})
+                steps.append({"type": _type_name(type(step)), "repr": repr(step)})
         text = json.dumps({"step_uid": store.paths.step_uid, "steps": steps}, indent=2)
         store.paths.step_folder.mkdir(parents=True, exist_ok=True)
         write_atomic(path, [text.encode()], fsync=False)
@@ -677,6 +679,19 @@ def _read(step: Step, store: EntryStore, uid: str) -> Any:
     if status == "error":
         raise value.rebuild()
     return value
+
+
+def _type_name(cls: type[Step]) -> str:
+    """Name ``cls`` in a dump so that the dump validates back to ``cls``.
+
+    The short name when no other live class shares it (so configs look as they always did),
+    else ``module.qualname``, since the short name would be refused as ambiguous. Only the
+    dump depends on this: uids and cache folder names always use the short name.
+    """
+    name = cls.__name__
+    if len(Step._registry.get(name) or ()) > 1:
+        return f"{cls.__module__}.{cls.__qualname__}"
+    return name
 
 
 def _registered_step(name: str) -> type[Step] | None:
