@@ -33,7 +33,6 @@ def _assay_command() -> list[str]:
     return [sys.executable, "-I", "-c", "import sys; from assay._cli import main; sys.exit(main())"]
 
 
-@pytest.mark.xfail(strict=True, reason="the console script does not look in the current folder")
 @pytest.mark.parametrize("backend", ["inline", "process"])
 def test_run_imports_the_operation_from_the_current_folder(tmp_path: Path, backend: str) -> None:
     (tmp_path / "local_ops.py").write_text(OPERATION)

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -84,6 +85,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._experiment import Experiment
     from ._space import grid
 
+    _look_in_current_folder()
     operation = import_operation(args.operation)
     scope = dict(parse_assignment(d, "-D") for d in args.define)
     backend: dict[str, Any] = {"backend": BACKENDS[args.backend]}
@@ -101,6 +103,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     results = experiment.run(retry_failed=args.retry_failed, on_code_change=args.on_code_change)
     return 0 if not results.counts().get("failed") else 1
+
+
+def _look_in_current_folder() -> None:
+    """Let ``module:operation`` refs name modules of the current folder, as ``python -m`` does.
+
+    A console script starts with its own folder first on ``sys.path``, not the current one, so
+    ``assay run train:sweep`` next to ``train.py`` would not find it. Worker processes inherit
+    the path (pools) or start in the same folder with ``python -m`` (submitit, Slurm).
+    """
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
