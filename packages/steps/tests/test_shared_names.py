@@ -192,7 +192,6 @@ def test_chains_of_twins_round_trip_through_json(
     assert again.run(value) == chain.run(value)
 
 
-@pytest.mark.xfail(strict=True, reason="the uid encodes a class by its short name only")
 def test_classes_sharing_a_short_name_never_share_cache_entries(tmp_path: Path) -> None:
     # Same short name, same fields at the same values, one cache folder: still two steps.
     negate = {"__module__": "lib_negate", "__qualname__": "Twin", "_run": lambda s, v: -v}

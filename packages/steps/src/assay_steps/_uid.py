@@ -22,7 +22,8 @@ import pydantic
 import xxhash
 
 #: Bumped on any deliberate change of the encoding; it is hashed into every uid.
-ENCODING_VERSION = b"assay-uid-1;"
+#: 2: classes (models, enums) are named by module and qualified name, not by short name.
+ENCODING_VERSION = b"assay-uid-2;"
 
 _Encoder = Callable[[Any, str], bytes]
 
@@ -95,7 +96,7 @@ def _enc_scalar(value: np.generic, where: str) -> bytes:
 
 
 def _enc_enum(value: enum.Enum, where: str) -> bytes:
-    return b"e" + _enc_str(type(value).__qualname__, where) + encode(value.value, where)
+    return b"e" + _enc_str(class_name(type(value)), where) + encode(value.value, where)
 
 
 def _enc_model(value: pydantic.BaseModel, where: str) -> bytes:
@@ -105,7 +106,17 @@ def _enc_model(value: pydantic.BaseModel, where: str) -> bytes:
         fields() if fields is not None else {k: getattr(value, k) for k in type(value).model_fields}
     )
     body = _enc_dict(data, f"{where}.{type(value).__name__}")
-    return b"m" + _enc_str(type(value).__name__, where) + body
+    return b"m" + _enc_str(class_name(type(value)), where) + body
+
+
+def class_name(cls: type) -> str:
+    """Name a class in an encoding: its module and qualified name.
+
+    The short name alone is not enough: ``prep.Normalize`` and ``features.Normalize`` with the
+    same fields would share cache entries, and one would silently get the other's results.
+    Moving a class to another module therefore changes its uids (its items are recomputed).
+    """
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 _EXACT: dict[type, _Encoder] = {
