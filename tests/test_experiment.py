@@ -267,6 +267,26 @@ def test_changed_code_is_detected_and_needs_a_decision(tmp_path: Path, ops: Any)
     assert _calls(tmp_path) == 8
 
 
+def test_the_command_names_its_own_options_when_code_changed(
+    tmp_path: Path, ops: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from assay._cli import main
+
+    module = ops()
+    folder = str(tmp_path / "cli")
+    assert main(["run", module.scoped.ref, "--grid", "x=3", "--folder", folder]) == 0
+    module = ops(OPS_V1.replace("param_scope.x | -1", "param_scope.x | -2"))
+    capsys.readouterr()
+    assert main(["run", module.scoped.ref, "--grid", "x=3", "--folder", folder]) == 1
+    error = capsys.readouterr().err
+    assert "changed since 1 run was recorded" in error
+    assert "--on-code-change rerun" in error
+    assert "on_code_change=" not in error
+    assert len(error.strip().splitlines()) == 1
+    assert main(["run", module.scoped.ref, "--grid", "x=3", "--folder", folder,
+                 "--on-code-change", "rerun"]) == 0  # fmt: skip
+
+
 # ---------------------------------------------------------------- Ctrl-C
 
 

@@ -82,7 +82,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from assay_ops import import_operation
 
-    from ._experiment import Experiment
+    from ._experiment import CodeChangedError, Experiment
     from ._space import grid
 
     _look_in_current_folder()
@@ -101,7 +101,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         backend=backend,
         folder=args.folder,
     )
-    results = experiment.run(retry_failed=args.retry_failed, on_code_change=args.on_code_change)
+    try:
+        results = experiment.run(retry_failed=args.retry_failed, on_code_change=args.on_code_change)
+    except CodeChangedError as error:  # the same advice, in this command's option names
+        print(
+            f"assay: error: CodeChangedError: {error.what}; pass --on-code-change rerun to run "
+            "them again or --on-code-change keep to keep their results",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if not results.counts().get("failed") else 1
 
 

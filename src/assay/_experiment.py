@@ -60,7 +60,21 @@ class FolderConflictError(ValueError):
 
 
 class CodeChangedError(ValueError):
-    """The operation's code changed since runs in the folder were recorded."""
+    """The operation's code changed since runs in the folder were recorded.
+
+    Attributes:
+        what: What changed, e.g. ``"operation m:f changed since 4 runs were recorded (code
+            hash a -> b)"``, without the advice on what to do, so that the ``assay`` command
+            can give it with its own option names.
+
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what}; pass on_code_change='rerun' to run them again or "
+            "on_code_change='keep' to keep their results"
+        )
+        self.what = what
 
 
 @dataclass(frozen=True)
@@ -197,10 +211,10 @@ class Experiment:
         other = {rid: h for rid, h in index.other_code(current).items() if rid in ids}
         if other and policy == "error":
             old = next(iter(other.values()))
+            runs = "1 run was" if len(other) == 1 else f"{len(other)} runs were"
             raise CodeChangedError(
-                f"operation {self.operation.ref} changed since {len(other)} runs were recorded "
-                f"(code hash {old} -> {current}); pass on_code_change='rerun' to run them "
-                "again or on_code_change='keep' to keep their results"
+                f"operation {self.operation.ref} changed since {runs} recorded "
+                f"(code hash {old} -> {current})"
             )
         return list(other) if policy == "rerun" else []
 
