@@ -215,3 +215,20 @@ def test_builtin_scalar_results_come_back_with_their_type(folder: Path, index: i
     assert type(back) is type(value)
     assert back == value
     assert str(back) == str(value)  # -0.0 stays -0.0
+
+
+class MakeArray(Step):
+    def _run(self, value: Any) -> np.ndarray:
+        return np.asarray(value)
+
+
+@pytest.mark.xfail(strict=True, reason="np.ascontiguousarray turns a 0-d array into shape (1,)")
+@pytest.mark.parametrize("value", [1.5, 7, True, np.float32(2.5)])
+def test_zero_dimensional_array_results_keep_their_shape(folder: Path, value: Any) -> None:
+    expected = np.asarray(value)
+    first = MakeArray(infra=infra(folder)).run(value)
+    back = MakeArray(infra=infra(folder)).run(value)  # a new instance reads the entry from disk
+    for result in (first, back):
+        assert result.shape == expected.shape == ()
+        assert result.dtype == expected.dtype
+        assert result.item() == expected.item()
