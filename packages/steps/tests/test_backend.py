@@ -75,7 +75,6 @@ def test_backend_serializes_with_its_name(folder: Path) -> None:
     assert Backend.model_validate(data) == Cached(folder=folder, keep_in_ram=True)
 
 
-@pytest.mark.xfail(strict=True, reason="'Backend' is not registered: its own dump is refused")
 def test_infra_dict_without_backend_key_round_trips(folder: Path) -> None:
     # As in exca, an infra dict without "backend" is the base Backend (runs inline, caches).
     step = Mult(infra={"folder": str(folder)})
@@ -92,7 +91,6 @@ class _SharedBase(Backend):
     """A private base of executors (like the pools' common base in assay-backends)."""
 
 
-@pytest.mark.xfail(strict=True, reason="private base classes are listed as backend names")
 def test_unknown_backend_error_lists_only_public_names() -> None:
     with pytest.raises(ValueError, match="is not a known backend") as info:
         Mult(infra={"backend": "Cahced"})

@@ -222,7 +222,6 @@ class MakeArray(Step):
         return np.asarray(value)
 
 
-@pytest.mark.xfail(strict=True, reason="np.ascontiguousarray turns a 0-d array into shape (1,)")
 @pytest.mark.parametrize("value", [1.5, 7, True, np.float32(2.5)])
 def test_zero_dimensional_array_results_keep_their_shape(folder: Path, value: Any) -> None:
     expected = np.asarray(value)

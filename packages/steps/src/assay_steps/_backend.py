@@ -112,9 +112,10 @@ class Backend(pydantic.BaseModel):
                 ) from error
         found = Backend._registry.get(name)
         if found is None:
+            # Private bases (e.g. an executor family's common base) are not meant to be named.
+            known = {n for n in Backend._registry if not n.startswith("_")} | EXTERNAL_BACKENDS
             raise ValueError(
-                f"backend={name!r} is not a known backend; expected one of "
-                f"{sorted(set(Backend._registry) | EXTERNAL_BACKENDS)}"
+                f"backend={name!r} is not a known backend; expected one of {sorted(known)}"
             )
         if not issubclass(found, cls):
             raise ValueError(f"backend={name!r} is not a subclass of {cls.__name__}")
@@ -161,6 +162,11 @@ class Backend(pydantic.BaseModel):
     def _load_job(cls, ref: dict[str, Any], paths: StepPaths) -> Any | None:
         """Return the job object described by a reference written with ``attach_job``."""
         return None
+
+
+# The base class itself is what an infra dict without "backend" validates to (as in exca):
+# registered under its name, so that its dump validates back.
+Backend._registry["Backend"] = Backend
 
 
 class Cached(Backend):

@@ -91,7 +91,8 @@ def _digest(data: bytes | memoryview) -> bytes:
 
 
 def _npy_chunks(array: np.ndarray[Any, Any]) -> list[bytes]:
-    data = np.ascontiguousarray(array)
+    # ascontiguousarray returns at least one dimension: reshape, or a 0-d array comes back (1,).
+    data = np.ascontiguousarray(array).reshape(array.shape)
     header = io.BytesIO()
     np.lib.format.write_array_header_2_0(header, np.lib.format.header_data_from_array_1_0(data))
     head = header.getvalue()
