@@ -8,7 +8,6 @@ import pytest
 from assay_scope import ConversionError, MissingParameterError, param_scope
 
 
-@pytest.mark.xfail(strict=True, reason="ConversionError cannot be unpickled (needs 3 arguments)")
 def test_conversion_error_pickles_with_its_message_and_attributes() -> None:
     with pytest.raises(ConversionError) as caught:
         param_scope(epochs="abc").epochs(10)
@@ -19,7 +18,6 @@ def test_conversion_error_pickles_with_its_message_and_attributes() -> None:
     assert (copy.key, copy.value, copy.expected) == ("epochs", "abc", int)
 
 
-@pytest.mark.xfail(strict=True, reason="ConversionError cannot be unpickled (needs 3 arguments)")
 def test_conversion_error_with_a_reason_pickles_with_the_reason() -> None:
     with pytest.raises(ConversionError) as caught:
         param_scope(epochs=2.5).epochs(10)

@@ -61,3 +61,22 @@ class ConversionError(ValueError):
             f"(the type of its default {default!r})"
         )
         super().__init__(message + (f": {reason}" if reason else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pools and schedulers pickle a worker's exception back to the parent; the default
+        # reduction would call __init__ with the message alone and fail there, which breaks
+        # a process pool instead of reporting the bad value.
+        return (
+            _restore_conversion_error,
+            (type(self), str(self), self.key, self.value, self.expected),
+        )
+
+
+def _restore_conversion_error(
+    cls: type[ConversionError], message: str, key: str, value: Any, expected: type
+) -> ConversionError:
+    """Rebuild a pickled ``ConversionError`` with its message and attributes."""
+    error = cls.__new__(cls)
+    ValueError.__init__(error, message)
+    error.key, error.value, error.expected = key, value, expected
+    return error
