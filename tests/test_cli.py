@@ -150,7 +150,6 @@ def test_run_status_results_and_cache_end_to_end(
     assert "has no results index" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="without a terminal, assay run prints nothing")
 def test_run_says_what_it_did_without_a_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

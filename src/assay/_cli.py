@@ -110,6 +110,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if not experiment._show() and experiment.last_summary is not None:
+        # Without a terminal there is no bar and the library stays quiet; the command still
+        # says what it did (a batch job's log).
+        print(experiment.last_summary.line(experiment.name), file=sys.stderr)
     return 0 if not results.counts().get("failed") else 1
 
 

@@ -103,6 +103,21 @@ class RunSummary:
         """Runs completed without running the operation (index or cache hits)."""
         return self.skipped + self.cached
 
+    def line(self, name: str) -> str:
+        """Describe the call in one line, as printed after a sweep of experiment ``name``.
+
+        Example:
+            >>> RunSummary(4, 1, 3, 0, 1, 0.25).line("pi")
+            'pi: 4 runs: 3 ran, 1 from cache, 1 failed, in 0.25 s'
+
+        """
+        if self.from_cache == self.planned:
+            return f"{name}: {self.planned} runs: all from cache in {self.seconds:.3f} s"
+        return (
+            f"{name}: {self.planned} runs: {self.executed - self.cached} ran, "
+            f"{self.from_cache} from cache, {self.failed} failed, in {self.seconds:.2f} s"
+        )
+
 
 class Experiment:
     """An operation run over a parameter space × replicates, on any backend, resumable.
@@ -265,7 +280,7 @@ class Experiment:
             seconds=time.perf_counter() - start,
         )
         if self._show():
-            print(self._summary_line(self.last_summary), file=sys.stderr)
+            print(self.last_summary.line(self.name), file=sys.stderr)
         return results
 
     def _show(self) -> bool:
@@ -332,17 +347,6 @@ class Experiment:
             )
             raise KeyboardInterrupt
         return len(todo), bar.cached
-
-    def _summary_line(self, summary: RunSummary) -> str:
-        parts = [f"{summary.planned} runs"]
-        if summary.from_cache == summary.planned:
-            parts.append(f"all from cache in {summary.seconds:.3f} s")
-        else:
-            parts.append(
-                f"{summary.executed - summary.cached} ran, {summary.from_cache} from cache, "
-                f"{summary.failed} failed, in {summary.seconds:.2f} s"
-            )
-        return f"{self.name}: " + ": ".join(parts)
 
 
 # ---------------------------------------------------------------- helpers
