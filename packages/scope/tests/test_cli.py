@@ -193,3 +193,40 @@ def test_the_example_reports_a_bad_define_as_a_usage_error() -> None:
     assert done.returncode == 2
     assert "'train.epochs' = 'abc' cannot be converted to int" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# This module uses ``from __future__ import annotations``, as much modern code does: the
+# annotations below are strings until something resolves them.
+@auto_param
+def sweep(count: int, scale: float, name: str, lr: float = 0.1) -> tuple[Any, ...]:
+    return count, scale, name, lr
+
+
+@pytest.mark.xfail(strict=True, reason="string annotations leave required ints and floats as str")
+def test_required_parameters_convert_by_their_annotation_under_future_annotations() -> None:
+    assert launch(sweep, argv=["3", "0.5", "x", "--lr", "0.2"]) == (3, 0.5, "x", 0.2)
+
+
+@pytest.mark.xfail(strict=True, reason="string annotations leave required ints and floats as str")
+def test_a_required_int_that_does_not_parse_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        launch(sweep, argv=["three", "0.5", "x"])
+    assert exit_info.value.code == 2
+    assert "count" in capsys.readouterr().err
+
+
+@auto_param
+def positional(
+    count: int, offset: int = 0, /, scale: float = 1.0, *, lr: float = 0.1
+) -> tuple[Any, ...]:
+    return count, offset, scale, lr
+
+
+@pytest.mark.xfail(strict=True, reason="positional-only parameters are passed by keyword")
+def test_positional_only_parameters_are_passed_by_position() -> None:
+    assert launch(positional, argv=["3"]) == (3, 0, 1.0, 0.1)
+    assert launch(positional, argv=["3", "--offset", "4"]) == (3, 4, 1.0, 0.1)
+    argv = ["3", "--scale", "2", "--lr", "0.5"]
+    assert launch(positional, argv=argv) == (3, 0, 2.0, 0.5)
