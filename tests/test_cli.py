@@ -175,6 +175,14 @@ def test_run_reports_bad_input_in_one_line(
     assert not (tmp_path / "exp").exists()
 
 
+def test_errors_read_as_plain_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A KeyError's own str() is quoted; the command prints the message as written.
+    assert main(["plot", str(_folder(tmp_path)), "nope", "--x", "n"]) == 1
+    assert capsys.readouterr().err == (
+        "assay: error: KeyError: plot(): no metric 'nope'; the runs recorded ['err']\n"
+    )
+
+
 def test_cache_clear_refuses_a_folder_that_is_not_an_experiment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -169,6 +169,10 @@ def test_plot_writes_a_png_in_the_folder(tmp_path: Path) -> None:
     assert other.is_file()
     with pytest.raises(KeyError, match="no metric 'nope'"):
         results.plot("nope", x="n")
+    with pytest.raises(KeyError, match=r"plot\(\): x = 'size' is not a parameter"):
+        results.plot("err", x="size")
+    with pytest.raises(KeyError, match=r"plot\(\): hue = 'replicate' is not a parameter"):
+        results.plot("err", x="n", hue="replicate")
 
 
 def test_plot_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -328,7 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _interrupted()
             if args.debug:
                 raise
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            # str() of a KeyError is the repr of its message: quoted, escapes doubled
+            text = error.args[0] if isinstance(error, KeyError) and error.args else error
+            message = str(text).strip().splitlines()[0] if str(text).strip() else ""
             print(f"assay: error: {type(error).__name__}: {message}", file=sys.stderr)
             return 1
     return status

@@ -197,11 +197,7 @@ class Results:
         self._check_metric(metric, "summary()")
         keys = self.param_names if by is None else list(by)
         for name in keys:
-            if name not in self.param_names:
-                raise KeyError(
-                    f"summary(): by = {name!r} is not a parameter; the runs have "
-                    f"{self.param_names or 'none'}"
-                )
+            self._check_param(name, "summary(): by")
         groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
         for row in self._rows:
             if row.status != "success" or row.metrics.get(metric) is None:
@@ -223,6 +219,12 @@ class Results:
             }
             for point, values in groups.values()
         ]
+
+    def _check_param(self, name: str, where: str) -> None:
+        if name not in self.param_names:
+            raise KeyError(
+                f"{where} = {name!r} is not a parameter; the runs have {self.param_names or 'none'}"
+            )
 
     def _check_metric(self, metric: str, where: str) -> None:
         if metric not in self.metric_names:
@@ -270,6 +272,9 @@ class Results:
                 "Results.plot() needs matplotlib: pip install 'assay[plot]'"
             ) from error
         self._check_metric(metric, "plot()")
+        self._check_param(x, "plot(): x")
+        if hue is not None:
+            self._check_param(hue, "plot(): hue")
         by = [x] if hue is None else [hue, x]
         rows = self.summary(metric, by=by)
         target = self._plot_path(metric, x, path)
