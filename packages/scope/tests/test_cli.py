@@ -202,12 +202,10 @@ def sweep(count: int, scale: float, name: str, lr: float = 0.1) -> tuple[Any, ..
     return count, scale, name, lr
 
 
-@pytest.mark.xfail(strict=True, reason="string annotations leave required ints and floats as str")
 def test_required_parameters_convert_by_their_annotation_under_future_annotations() -> None:
     assert launch(sweep, argv=["3", "0.5", "x", "--lr", "0.2"]) == (3, 0.5, "x", 0.2)
 
 
-@pytest.mark.xfail(strict=True, reason="string annotations leave required ints and floats as str")
 def test_a_required_int_that_does_not_parse_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -224,7 +222,6 @@ def positional(
     return count, offset, scale, lr
 
 
-@pytest.mark.xfail(strict=True, reason="positional-only parameters are passed by keyword")
 def test_positional_only_parameters_are_passed_by_position() -> None:
     assert launch(positional, argv=["3"]) == (3, 0, 1.0, 0.1)
     assert launch(positional, argv=["3", "--offset", "4"]) == (3, 4, 1.0, 0.1)

@@ -114,7 +114,7 @@ def _parser(
         "-D", "--define", action="append", default=[], metavar="KEY=VALUE", help=_DEFINE_HELP
     )
     helps = param_help(func.__doc__)
-    for name, param in inspect.signature(func).parameters.items():
+    for name, param in _signature(func).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         described = helps.get(name, "")
@@ -130,6 +130,20 @@ def _parser(
                 help=f"{described} (default: {param.default!r})".strip(),
             )
     return parser
+
+
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    """Return the signature with string annotations resolved where possible.
+
+    Under ``from __future__ import annotations`` every annotation is a string, and ``"int"`` is
+    not ``int``: without resolving them, a required ``count: int`` would reach the function as
+    a string. An annotation that cannot be resolved (a name imported only for type checkers)
+    leaves all of them unresolved, and such arguments stay strings, as without annotations.
+    """
+    try:
+        return inspect.signature(func, eval_str=True)
+    except Exception:  # any error of the user's annotation expressions: NameError, TypeError...
+        return inspect.signature(func)
 
 
 def _prog(func: Callable[..., Any]) -> str:
@@ -161,9 +175,16 @@ def _call(func: Callable[..., Any], parser: argparse.ArgumentParser, args: list[
     for text in defines:
         if "=" not in text or not text.split("=", 1)[0].strip():
             parser.error(f"-D/--define expects KEY=VALUE, got {text!r}")
+    # Positional-only parameters cannot be passed by keyword: pass them in order, with the
+    # default of any that was not given (the scope never sets them, see auto_param).
+    positional = []
+    for name, param in _signature(func).parameters.items():
+        if param.kind is not param.POSITIONAL_ONLY:
+            break
+        positional.append(values.pop(name) if name in values else param.default)
     try:
         with param_scope(*defines):
-            return func(**values)
+            return func(*positional, **values)
     except ConversionError as error:
         # A bad -D value is a usage error, reported like argparse reports a bad option.
         if any(text.split("=", 1)[0].strip() == error.key for text in defines):
