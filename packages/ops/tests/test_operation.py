@@ -214,3 +214,22 @@ def test_coroutine_functions_are_refused_at_decoration_time() -> None:
 
     with pytest.raises(TypeError, match=r"'op'.*coroutine function"):
         operation(op)
+
+
+@pytest.mark.xfail(strict=True, reason="a generator function is accepted and its body never runs")
+def test_generator_functions_are_refused_at_decoration_time() -> None:
+    def op(capture: Capture) -> Any:
+        capture.metric("loss", 0.5)
+        yield
+
+    with pytest.raises(TypeError, match=r"'op'.*generator function"):
+        operation(op)
+
+
+@pytest.mark.xfail(strict=True, reason="an async generator function is accepted and never runs")
+def test_async_generator_functions_are_refused_at_decoration_time() -> None:
+    async def op(params: dict[str, Any]) -> Any:
+        yield params
+
+    with pytest.raises(TypeError, match=r"'op'.*generator function"):
+        operation(op)
