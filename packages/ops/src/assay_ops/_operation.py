@@ -40,6 +40,14 @@ def _injected(func: Callable[..., Any], name: str) -> tuple[str, ...]:
             f"operation {name!r}: {func!r} is a coroutine function; operations are plain "
             "functions (call asyncio.run(...) inside one to run async code)"
         )
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        # Calling one only creates a generator: the body would never run, yet the run
+        # would be recorded as a success.
+        raise TypeError(
+            f"operation {name!r}: {func!r} is a generator function, whose body runs only when "
+            "the generator is iterated; operations are plain functions (record results with "
+            "capture.metric or capture.artifact instead of yielding them)"
+        )
     asked = []
     for parameter in signature.parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
