@@ -311,7 +311,6 @@ ODD_NUMPY_SCALARS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="dates, durations and long doubles do not round-trip")
 @pytest.mark.parametrize("value", ODD_NUMPY_SCALARS, ids=repr)
 def test_numpy_dates_durations_and_long_doubles_round_trip(value: Any, tmp_path: Path) -> None:
     record = make_record(metrics={"m": [value]}, params={"p": value})

@@ -4,7 +4,8 @@ Plain JSON values (str, int, finite float, bool, None, lists, dicts with string 
 written as they are. Everything else is a one-key object whose key starts with ``$``:
 ``$tuple``, ``$set``, ``$frozenset``, ``$bytes`` (base64), ``$path``, ``$enum`` (class
 reference and member name), ``$float`` (``"nan"``,
-``"inf"``, ``"-inf"``), ``$complex``, ``$numpy`` (a numpy scalar with its dtype), ``$array``
+``"inf"``, ``"-inf"``), ``$complex``, ``$numpy`` (a numpy scalar with its dtype; dates and
+durations as their count of units, long doubles as exact text), ``$array``
 (a numpy array, inline as base64 ``.npy`` bytes or as a ``.npy`` file beside the record) and
 ``$dict`` (a dict whose keys are not all plain strings, as a list of pairs). A value of any
 other type is refused with a ``TypeError`` naming where it sits.
@@ -119,6 +120,40 @@ def _plain(value: Any) -> Any:
     raise _NotPlain
 
 
+def _scalar_value(value: np.generic, where: str) -> Any:
+    """Return the JSON form of a numpy scalar's value, exact for every dtype.
+
+    ``item()`` is not enough everywhere: dates and durations become ``date``, ``timedelta``,
+    a bare int (the unit lost) or None, and long doubles stay numpy scalars (a float would
+    round them). Dates and durations are written as their int64 count of units, long doubles
+    as the shortest text that reads back to the same value.
+    """
+    kind = value.dtype.kind
+    if kind in "mM":
+        return int(np.array(value).view(np.int64)[()])
+    item = value.item()
+    if isinstance(item, np.generic):  # long double and long complex: no Python equivalent
+        if kind == "c":
+            return [str(np.real(item)), str(np.imag(item))]
+        return str(item)
+    return to_json(item, where)
+
+
+def _load_scalar(spec: dict[str, Any]) -> Any:
+    # Scalars are in native byte order; so are the views below, wherever the record was written.
+    dtype = np.dtype(spec["dtype"]).newbyteorder("=")
+    value = from_json(spec["value"])
+    if dtype.kind in "mM":
+        if value is None:  # NaT, as records written before counts were stored hold it
+            return np.array("NaT", dtype=dtype)[()]
+        return np.array(value, dtype=np.int64).view(dtype)[()]
+    if dtype.kind == "c" and isinstance(value, list):
+        part = np.finfo(dtype).dtype  # the real type of each half: long double for long complex
+        halves = np.array([part.type(value[0]), part.type(value[1])], dtype=part)
+        return halves.view(dtype)[0]
+    return dtype.type(value)
+
+
 def to_json(value: Any, where: str = "value", array_dir: Path | None = None) -> Any:
     """Return a JSON-serialisable form of ``value`` that ``from_json`` turns back into it.
 
@@ -141,7 +176,7 @@ def to_json(value: Any, where: str = "value", array_dir: Path | None = None) -> 
     if isinstance(value, np.generic):
         if value.dtype.hasobject:
             raise TypeError(f"{where}: cannot store a numpy object scalar; expected {_SUPPORTED}")
-        return {"$numpy": {"dtype": value.dtype.str, "value": to_json(value.item(), where)}}
+        return {"$numpy": {"dtype": value.dtype.str, "value": _scalar_value(value, where)}}
     if isinstance(value, enum.Enum):
         cls = type(value)
         return {"$enum": {"class": f"{cls.__module__}:{cls.__qualname__}", "name": value.name}}
@@ -201,7 +236,7 @@ def _tagged(tag: str, body: Any, array_dir: Path | None) -> Any:
     if tag == "$complex":
         return complex(from_json(body[0]), from_json(body[1]))
     if tag == "$numpy":
-        return np.dtype(body["dtype"]).type(from_json(body["value"]))
+        return _load_scalar(body)
     if tag == "$array":
         return _load_array(body, array_dir)
     if tag == "$enum":
