@@ -120,6 +120,32 @@ def test_an_error_inside_a_job_surfaces_with_its_traceback(backend: str, tmp_pat
     assert step.run(3) == 3
 
 
+class ExitsAt(Step):
+    """Ends its process without a word (as a crash in native code would) at one input."""
+
+    at: int
+
+    def _run(self, value: int) -> int:
+        if value == self.at:
+            os._exit(3)
+        return value
+
+
+@pytest.mark.xfail(
+    strict=True, reason="the reason given is submitit's last log line ('Loading pickle: ...')"
+)
+def test_a_job_whose_process_exits_is_reported_with_its_exit_code(tmp_path: Path) -> None:
+    step = ExitsAt(at=2, infra={"backend": "LocalProcess", "folder": tmp_path, "max_jobs": 1})
+    with pytest.raises(JobError) as raised:
+        step.run_many([1, 2, 3])
+    message = str(raised.value)
+    assert "exit code 3" in message
+    assert "Loading pickle" not in message  # submitit's own log lines are no reason
+    assert "run again" in message
+    # The item computed before the crash is kept; the others stay uncached.
+    assert [step.lookup(v).status for v in (1, 2, 3)] == ["success", None, None]
+
+
 @pytest.mark.slow
 def test_a_killed_job_leaves_its_items_uncached_and_a_rerun_computes_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
