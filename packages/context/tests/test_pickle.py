@@ -7,7 +7,7 @@ import pickle
 from pathlib import Path
 
 import pytest
-from assay_context import ArtifactLog, ContextMutationError, FrozenContext, FrozenMetrics
+from assay_context import ArtifactLog, ContextMutationError, FrozenContext, FrozenMetrics, freeze
 
 
 class Box:
@@ -88,3 +88,13 @@ def test_a_worker_result_merges_back_into_the_parent() -> None:
     with pytest.raises(ContextMutationError, match="'box'"):
         run.merge({"box": Box([2])})  # a different value never overwrites through merge
     assert run["box"].items == [1]
+
+
+@pytest.mark.xfail(strict=True, reason="an unpickled Unfreezable wraps its own message as value")
+def test_the_error_of_freeze_pickles_with_its_message_and_value() -> None:
+    with pytest.raises(TypeError) as caught:
+        freeze({"model": Box([1])})
+    copy = roundtrip(caught.value)
+    assert type(copy) is type(caught.value)
+    assert str(copy) == str(caught.value)
+    assert isinstance(getattr(copy, "value", None), Box)
