@@ -90,7 +90,6 @@ def test_a_worker_result_merges_back_into_the_parent() -> None:
     assert run["box"].items == [1]
 
 
-@pytest.mark.xfail(strict=True, reason="an unpickled Unfreezable wraps its own message as value")
 def test_the_error_of_freeze_pickles_with_its_message_and_value() -> None:
     with pytest.raises(TypeError) as caught:
         freeze({"model": Box([1])})

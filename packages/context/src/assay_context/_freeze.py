@@ -65,6 +65,19 @@ class Unfreezable(TypeError):
         )
         self.value = value
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default reduction passes the message back to __init__ as the value, which
+        # wraps the message in a second one; keep the message and the value as they are.
+        return (_restore_unfreezable, (type(self), str(self), self.value))
+
+
+def _restore_unfreezable(cls: type[Unfreezable], message: str, value: object) -> Unfreezable:
+    """Rebuild a pickled ``Unfreezable`` with its message and value."""
+    error = cls.__new__(cls)
+    TypeError.__init__(error, message)
+    error.value = value
+    return error
+
 
 def _numpy() -> Any:
     """Return the numpy module if the program has imported it, else None.
