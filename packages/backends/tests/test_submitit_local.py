@@ -127,20 +127,19 @@ class ExitsAt(Step):
 
     def _run(self, value: int) -> int:
         if value == self.at:
+            print(f"giving up on {value}", file=sys.stderr, flush=True)
             os._exit(3)
         return value
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the reason given is submitit's last log line ('Loading pickle: ...')"
-)
-def test_a_job_whose_process_exits_is_reported_with_its_exit_code(tmp_path: Path) -> None:
+def test_a_job_whose_process_dies_is_reported_as_such_not_with_a_log_line(tmp_path: Path) -> None:
     step = ExitsAt(at=2, infra={"backend": "LocalProcess", "folder": tmp_path, "max_jobs": 1})
     with pytest.raises(JobError) as raised:
         step.run_many([1, 2, 3])
     message = str(raised.value)
-    assert "exit code 3" in message
+    assert "ended without writing a result" in message
     assert "Loading pickle" not in message  # submitit's own log lines are no reason
+    assert "giving up on 2" in message  # what the process said last
     assert "run again" in message
     # The item computed before the crash is kept; the others stay uncached.
     assert [step.lookup(v).status for v in (1, 2, 3)] == ["success", None, None]
@@ -350,3 +349,37 @@ def test_debug_jobs_run_from_a_thread_other_than_the_main_one(tmp_path: Path) ->
     worker.start()
     worker.join(30)
     assert [value for value, _ in results] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Job 12 (task: 0) with path /l/12_0_result.pkl\n"
+            "has not produced any output (state: CANCELLED)\nError stream produced:\n"
+            + "-"
+            * 40
+            + "\nsubmitit INFO (2026-01-01 00:00:00,000) - Starting with JobEnvironment()\n"
+            "slurmstepd: error: *** JOB 12 ON vm CANCELLED AT 2026-01-01T00:00:01 ***\n",
+            "slurmstepd: error: *** JOB 12 ON vm CANCELLED AT 2026-01-01T00:00:01 ***",
+        ),
+        (
+            "Job 7 (task: 0) with path /l/7_0_result.pkl\n"
+            "has not produced any output (state: FINISHED)\n"
+            "No error stream produced. Look at stdout: /l/7_0_log.out\n"
+            + "-" * 40
+            + "\nsubmitit INFO (2026-01-01 00:00:00,000) - Loading pickle: /l/7_submitted.pkl\n",
+            "its process ended without writing a result",
+        ),
+        (
+            "Job (task=0) failed during processing with trace:\n"
+            + "-" * 40
+            + "\nTraceback (most recent call last):\n  File 'x.py', line 1\nValueError: bad\n",
+            "ValueError: bad",
+        ),
+    ],
+)
+def test_the_reason_of_a_failed_job_is_its_telling_line(text: str, expected: str) -> None:
+    from assay_backends._submitit import _reason
+
+    assert _reason(submitit.core.utils.UncompletedJobError(text)) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import signal
 import time
 from collections import OrderedDict
@@ -228,6 +229,11 @@ def _subset(task: ItemTask, indices: list[int]) -> ItemTask:
 
 def _outcome(job: submitit.Job[Any], piece: list[ItemTask]) -> BaseException | None:
     """Return the exception to raise for a finished job, or None if it ran to its end."""
+    if isinstance(job, submitit.LocalJob):
+        # submitit waits up to 15 s for a result file that a slow network file system may not
+        # show yet. A local job's process wrote it before exiting, on this machine: once the
+        # job is done, a missing file will never come.
+        job._results_timeout_s = 0
     try:
         escaped = job.result()
     except (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError) as error:
@@ -256,14 +262,40 @@ def _state(job: submitit.Job[Any]) -> str:
 
 
 def _reason(error: BaseException) -> str:
-    """Return the telling line of a submitit error: Slurm's verdict, submitit's, or the last."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    """Return the telling line of a submitit error: Slurm's verdict, submitit's, or the last.
+
+    submitit's own log lines ("submitit INFO (...) - Loading pickle: ..."), which it copies
+    from the job's streams, and its separators are never the reason.
+    """
+    lines = [
+        line.strip()
+        for line in str(error).splitlines()
+        if line.strip() and not _SUBMITIT_LOG.match(line.strip()) and set(line.strip()) != {"-"}
+    ]
     # "*** JOB 12 ON node CANCELLED AT ... ***" (slurmstepd), "... not requeued because: ...".
     for marker in ("*** JOB", "because:", "Error:"):
         for line in reversed(lines):
             if marker in line:
                 return line
+    if "has not produced any output" in str(error):
+        # The process died without a word from Python (os._exit, a crash in native code, the
+        # out-of-memory killer): what it printed last, if anything, is the best clue.
+        said = [line for line in lines if not line.startswith(_SUBMITIT_HEADERS)]
+        ended = "its process ended without writing a result"
+        return f"{ended}; its last output: {said[-1]}" if said else ended
     return lines[-1] if lines else type(error).__name__
+
+
+#: A line that submitit's logger wrote into a job's streams.
+_SUBMITIT_LOG = re.compile(r"submitit (DEBUG|INFO|WARNING|ERROR|CRITICAL) \(")
+#: The lines submitit puts around a job's streams when the job wrote no result.
+_SUBMITIT_HEADERS = (
+    "Job ",
+    "has not produced any output",
+    "Error stream produced",
+    "No error stream produced",
+    "No output/error stream produced",
+)
 
 
 class LocalProcess(_SubmititBackend):
