@@ -440,7 +440,6 @@ class Flaky(Step):
         return value
 
 
-@pytest.mark.xfail(strict=True, reason="a chain's mode='retry' does not reach its steps")
 @pytest.mark.parametrize("steps_folder", ["same", "other"])
 def test_retry_on_a_chain_recomputes_the_cached_errors_of_its_steps(
     folder: Path, steps_folder: str

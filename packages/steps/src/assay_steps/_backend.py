@@ -212,6 +212,7 @@ class ItemTask:
         propagate_force: Force the sub-steps too (mode ``"force"``).
         keep_in_ram: Passed to the entry store.
         fsync: Passed to the entry store.
+        propagate_retry: Retry the cached errors of the sub-steps too (mode ``"retry"``).
 
     """
 
@@ -225,6 +226,8 @@ class ItemTask:
     keep_in_ram: bool = False
     fsync: str = "batch"
     store: EntryStore | None = dataclasses.field(default=None, repr=False, compare=False)
+    # Last, so that the positions of the fields above stay as they were.
+    propagate_retry: bool = False
     # Set once this very object ran with the caller's store, which then saw every write.
     _ran_with_store: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
 
@@ -325,7 +328,7 @@ class ItemTask:
             if getattr(self.step, "_composite", False):  # a Chain needs its whole input list
                 values = list(claimed())
                 results = self.step._compute_items(
-                    self.prefix, lambda: todo, values, self.propagate_force
+                    self.prefix, lambda: todo, values, self.propagate_force, self.propagate_retry
                 )
             else:
                 results = iter(self.step._run_batch(claimed()))

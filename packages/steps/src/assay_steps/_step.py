@@ -379,9 +379,18 @@ class Step(pydantic.BaseModel):
     # ------------------------------------------------------------------ running
 
     def _compute_items(
-        self, prefix: tuple[Step, ...], uids: UidSource, values: list[Any], forced: bool = False
+        self,
+        prefix: tuple[Step, ...],
+        uids: UidSource,
+        values: list[Any],
+        forced: bool = False,
+        retried: bool = False,
     ) -> Iterator[Any]:
-        """Compute items without this step's own cache (sub-steps use theirs)."""
+        """Compute items without this step's own cache (sub-steps use theirs).
+
+        ``forced`` and ``retried`` carry a mode ``"force"`` or ``"retry"`` of an enclosing
+        step down to the sub-steps, whose own cache would otherwise answer.
+        """
         return _checked(self, iter(self._run_batch(iter(values))), len(values))
 
     def run(self, value: Any = NOVALUE) -> Any:
@@ -501,10 +510,15 @@ class Chain(Step):
         )
 
     def _compute_items(
-        self, prefix: tuple[Step, ...], uids: UidSource, values: list[Any], forced: bool = False
+        self,
+        prefix: tuple[Step, ...],
+        uids: UidSource,
+        values: list[Any],
+        forced: bool = False,
+        retried: bool = False,
     ) -> Iterator[Any]:
         for step in self._resolved_steps():
-            values = list(_dispatch(step, prefix, uids, values, forced))
+            values = list(_dispatch(step, prefix, uids, values, forced, retried))
             forced = forced or step._forces()
             prefix = (*prefix, *step._uid_steps())
         return iter(values)
@@ -539,15 +553,30 @@ def _checked(step: Step, results: Iterator[Any], expected: int) -> Iterator[Any]
 
 
 def _dispatch(
-    step: Step, prefix: tuple[Step, ...], get_uids: UidSource, values: list[Any], forced: bool
+    step: Step,
+    prefix: tuple[Step, ...],
+    get_uids: UidSource,
+    values: list[Any],
+    forced: bool,
+    retried: bool = False,
 ) -> Iterator[Any]:
-    """Return the results of ``step`` over ``values``, computing and caching what is missing."""
+    """Return the results of ``step`` over ``values``, computing and caching what is missing.
+
+    ``forced`` / ``retried``: an enclosing chain (or a step before this one) is in mode
+    ``"force"`` / ``"retry"``, which then applies to this step too.
+    """
     infra = step.infra
     if infra is None:
-        return step._compute_items(prefix, get_uids, values, forced)
+        return step._compute_items(prefix, get_uids, values, forced, retried)
     if infra.mode != "read-only" and isinstance(step, Chain) and step._shares_last_cache():
         # The chain's entry is its last step's entry: computing the steps writes it.
-        return step._compute_items(prefix, get_uids, values, forced or infra.mode == "force")
+        return step._compute_items(
+            prefix,
+            get_uids,
+            values,
+            forced or infra.mode == "force",
+            retried or infra.mode == "retry",
+        )
     mode = infra.mode
     if forced or mode == "force":
         if mode == "read-only":
@@ -556,6 +585,8 @@ def _dispatch(
                 "its cached results would be stale"
             )
         mode = "force"
+    elif retried and mode == "cached":
+        mode = "retry"  # a chain retried as a whole retries the errors of its steps (as exca)
     store = step._store(prefix)
     uids = get_uids()
     attempted = step._runtime.attempted.setdefault(store.paths.step_uid, set())
@@ -630,6 +661,7 @@ def _compute(
             values=[pending[uid] for uid in todo],
             force=mode in ("force", "retry"),
             propagate_force=mode == "force",
+            propagate_retry=mode == "retry",
             keep_in_ram=infra.keep_in_ram,
             fsync=infra.fsync,
             store=store,
