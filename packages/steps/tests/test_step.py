@@ -69,7 +69,6 @@ class Verbose(Step):
         return value
 
 
-@pytest.mark.xfail(strict=True, reason="an unknown name in _exclude_from_cls_uid is ignored")
 def test_excluding_a_field_that_does_not_exist_is_a_clear_error(folder: Path) -> None:
     # As in exca: a typo would otherwise leave the field in the uid without a word.
     step = Verbose(verbose=True, infra=cached(folder))

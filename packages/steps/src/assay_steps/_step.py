@@ -296,8 +296,15 @@ class Step(pydantic.BaseModel):
         raise RuntimeError(f"{type(self).__name__}._resolve_step does not reach a fixed point")
 
     def _uid_fields(self) -> dict[str, Any]:
-        excluded = {"infra", *self._exclude_from_cls_uid()}
         fields = type(self).model_fields
+        excluded = {"infra", *self._exclude_from_cls_uid()}
+        unknown = excluded - set(fields)
+        if unknown:  # a typo would leave the intended field in the uid without a word
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}._exclude_from_cls_uid() names {sorted(unknown)}, which are not fields "
+                f"of {name}; expected some of {sorted(set(fields) - {'infra'})}"
+            )
         out = {}
         for name, info in fields.items():
             if name in excluded:
