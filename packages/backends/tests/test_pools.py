@@ -134,6 +134,37 @@ def test_a_broken_batch_protocol_propagates(backend: str, tmp_path: Path) -> Non
         list(step.run_many(range(8)))
 
 
+class DiesWhileFlag(Step):
+    """Ends its worker process at one input while a flag file exists (as a crash would)."""
+
+    at: int
+    flag: Path
+
+    @classmethod
+    def _exclude_from_cls_uid(cls) -> list[str]:
+        return ["flag"]
+
+    def _run(self, value: int) -> int:
+        if value == self.at and self.flag.exists():
+            os._exit(9)
+        return value
+
+
+@pytest.mark.xfail(strict=True, reason="a dead worker surfaces as a bare BrokenProcessPool")
+def test_a_dead_worker_process_is_a_job_error_naming_the_step(tmp_path: Path) -> None:
+    from assay_backends import JobError
+
+    flag = tmp_path / "crash"
+    flag.touch()
+    step = DiesWhileFlag(at=3, flag=flag, infra=ProcessPool(folder=tmp_path / "c", max_jobs=2))
+    with pytest.raises(JobError, match="DiesWhileFlag") as raised:
+        step.run_many(range(6))
+    assert "run again" in str(raised.value)
+    assert step.lookup(3).status != "error"  # the death is not the item's error
+    flag.unlink()
+    assert list(step.run_many(range(6))) == list(range(6))
+
+
 @pytest.mark.parametrize("backend", POOLS)
 def test_force_mode_recomputes_and_the_caller_sees_the_new_results(
     backend: str, tmp_path: Path
