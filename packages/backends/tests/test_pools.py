@@ -150,7 +150,6 @@ class DiesWhileFlag(Step):
         return value
 
 
-@pytest.mark.xfail(strict=True, reason="a dead worker surfaces as a bare BrokenProcessPool")
 def test_a_dead_worker_process_is_a_job_error_naming_the_step(tmp_path: Path) -> None:
     from assay_backends import JobError
 

@@ -18,6 +18,8 @@ MAX_POLL_SECONDS = 5.0
 class JobError(RuntimeError):
     """A job ended without computing its items (time limit, cancelled, killed, node failure).
 
+    Also raised when a worker process of a ``ProcessPool`` dies (killed, out of memory).
+
     The items it did not compute stay uncached, never half-written: run again to compute them.
     """
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import sys
 from concurrent import futures
+from concurrent.futures import BrokenExecutor
 from typing import Any, ClassVar, Literal
 
 import pydantic
 from assay_steps import Backend, ItemTask
 
+from ._jobs import JobError
 from ._progress import ProgressBar, progress_enabled
 from ._tasks import dumps, item_count, loads, run_shard, shard
 from ._workers import worker_count
@@ -43,11 +45,16 @@ class _PoolBackend(Backend):
             with self._bar(tasks, n_items) as bar:
                 running = {pool.submit(*self._call(piece)): piece for piece in shards}
                 failure: BaseException | None = None
+                unfinished = 0  # items of the shards a dead worker took down with it
                 for done in futures.as_completed(running):
                     bar.advance(item_count(running[done]))
                     error = done.exception()
+                    if isinstance(error, BrokenExecutor):
+                        unfinished += item_count(running[done])
                     if error is not None and failure is None:
                         failure = error
+                if isinstance(failure, BrokenExecutor):
+                    raise _worker_died(tasks, unfinished) from failure
                 if failure is not None:
                     raise failure
         finally:
@@ -133,6 +140,17 @@ class ProcessPool(_PoolBackend):
     def _call(self, piece: list[ItemTask]) -> tuple[Any, ...]:
         # cloudpickle, not pickle: steps and functions defined in __main__ or a notebook.
         return (_run_pickled, dumps(piece))
+
+
+def _worker_died(tasks: list[ItemTask], unfinished: int) -> JobError:
+    """Return the error for a pool whose worker process died (killed, out of memory, a crash)."""
+    steps = sorted({type(task.step).__name__ for task in tasks})
+    return JobError(
+        f"a worker process of the pool died (killed, out of memory, os._exit or a crash in "
+        f"native code) while computing items of {', '.join(steps)}: up to {unfinished} of the "
+        f"{item_count(tasks)} item(s) sent to the pool were not finished. Items it did not "
+        "finish stay uncached (never half-written); run again to compute them"
+    )
 
 
 def _methods() -> list[str]:
