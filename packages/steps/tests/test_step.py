@@ -345,7 +345,6 @@ def test_clone_updates_with_dicts_and_kwargs(folder: Path) -> None:
     assert chain.clone({"steps": [{"type": "Add", "x": 5}]}).run(1.0) == 6.0
 
 
-@pytest.mark.xfail(strict=True, reason="dotted clone keys cannot index a list of steps")
 def test_clone_dotted_keys_reach_the_steps_of_a_chain_by_index_and_name() -> None:
     # As in exca: "steps.0.coeff" reaches the first step of a chain given as a list.
     chain = Chain(steps=[Mult(coeff=2), Add(x=1)])

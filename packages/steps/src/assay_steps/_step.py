@@ -277,13 +277,15 @@ class Step(pydantic.BaseModel):
         data = self.model_dump()
         for update in (*dicts, kwargs):
             for key, value in update.items():
-                target = data
+                target: dict[str, Any] | list[Any] = data
                 *parents, last = key.split(".")
                 for part in parents:
-                    if not isinstance(target.get(part), dict):
+                    child = _clone_slot(target, part, key)[1]
+                    if not isinstance(child, (dict, list)):
                         raise KeyError(f"clone key {key!r}: {part!r} is not a nested config")
-                    target = target[part]
-                target[last] = value
+                    target = child
+                slot = _clone_slot(target, last, key)[0]
+                target[slot] = value
         return type(self).model_validate(data)
 
     def _resolved(self) -> Step:
@@ -539,6 +541,21 @@ class Chain(Step):
         own = super()._lookup(prefix, uid)
         store = own._store if own._store is not None else subs[-1]._store
         return LookupHandle(self, store, uid, tuple(subs))
+
+
+def _clone_slot(container: dict[str, Any] | list[Any], part: str, key: str) -> tuple[Any, Any]:
+    """Return where ``part`` of the dotted clone key ``key`` points in ``container``, and what.
+
+    A list (e.g. the steps of a chain) is indexed by number, as in exca (``"steps.0.coeff"``).
+    """
+    if isinstance(container, list):
+        if not (part.isdigit() and int(part) < len(container)):
+            raise KeyError(
+                f"clone key {key!r}: {part!r} is not an index of a list of {len(container)} "
+                f"item(s); expected a number below {len(container)}"
+            )
+        return int(part), container[int(part)]
+    return part, container.get(part)
 
 
 def _checked(step: Step, results: Iterator[Any], expected: int) -> Iterator[Any]:
