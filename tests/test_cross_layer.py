@@ -11,11 +11,6 @@ from assay_scope import auto_param, param_scope
 from assay_steps import Step
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an auto_param function sent by value cannot be pickled (its wrapper holds the "
-    "scope's ContextVar), so ProcessPool fails before running anything",
-)
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_a_step_from_a_script_calling_auto_param_runs_on_a_process_pool(
     tmp_path: Path, start_method: Any

@@ -16,12 +16,6 @@ from assay_scope import auto_param, param_scope
 
 cloudpickle = pytest.importorskip("cloudpickle")
 
-XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="the auto_param wrapper captures the scope's ContextVar: "
-    "cloudpickle raises TypeError: cannot pickle '_contextvars.ContextVar' object",
-)
-
 
 def _copy(obj: Any) -> Any:
     return cloudpickle.loads(cloudpickle.dumps(obj))
@@ -36,7 +30,6 @@ def _local_function() -> Any:
     return width
 
 
-@XFAIL
 def test_a_function_sent_by_value_reads_the_scope_where_it_is_called() -> None:
     width = _copy(_local_function())
     assert width() == (8, 2)
@@ -45,7 +38,6 @@ def test_a_function_sent_by_value_reads_the_scope_where_it_is_called() -> None:
         assert width(16) == (16, 3)
 
 
-@XFAIL
 def test_a_copy_sees_writes_made_after_its_first_call() -> None:
     # The copy must use the live write counter: a copy of it would keep a stale cached value.
     width = _copy(_local_function())
@@ -55,7 +47,6 @@ def test_a_copy_sees_writes_made_after_its_first_call() -> None:
         assert width() == (5, 2)
 
 
-@XFAIL
 def test_reads_of_a_copy_are_recorded() -> None:
     width = _copy(_local_function())
     with param_scope(**{"model.w": 4}), param_scope.record() as used:
@@ -64,7 +55,6 @@ def test_reads_of_a_copy_are_recorded() -> None:
     assert used.defaulted == {"model.depth"}
 
 
-@XFAIL
 def test_a_function_called_in_a_scope_with_unpicklable_values_still_pickles() -> None:
     # The per-function cache of resolved values holds the scope it resolved in; it must not
     # travel with the function.
@@ -75,7 +65,6 @@ def test_a_function_called_in_a_scope_with_unpicklable_values_still_pickles() ->
     assert copy() == (8, 2)
 
 
-@XFAIL
 def test_a_class_sent_by_value_reads_the_scope() -> None:
     @auto_param("net")
     class Net:

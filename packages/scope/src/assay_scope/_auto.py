@@ -8,9 +8,10 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from . import _state
 from ._convert import convert
 from ._errors import ConversionError
-from ._state import RECORDING, VERSION, get_current, note
+from ._state import note
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +29,23 @@ class _Fill:
         self.key = key
         self.default = default
         self.position = position
+
+
+class _Cache:
+    """The values one wrapper found in one scope: ``(scope, version, values)``.
+
+    A wrapper sent by value to another process (cloudpickle does that for a script's or a
+    notebook's functions) arrives with an empty cache: the scope it last resolved in belongs
+    to this process, and may hold values that cannot be pickled.
+    """
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[Any, int, tuple[tuple[str, int, Any], ...]] = (None, -1, ())
+
+    def __reduce__(self) -> tuple[type[_Cache], tuple[()]]:
+        return (_Cache, ())
 
 
 class _Failed:
@@ -115,10 +133,13 @@ def _wrap(func: Callable[..., Any], namespace: str) -> Callable[..., Any]:
     fills = _fills(func, namespace)
     # (scope, version, values found in it): valid while the same scope is current and nothing
     # was written anywhere; replaced as a whole, so threads never see half an update.
-    cache: list[tuple[Any, int, tuple[tuple[str, int, Any], ...]]] = [(None, -1, ())]
+    cache = _Cache()
+    # The shared state is reached through its module (``_state.VERSION``, not a name imported
+    # from it): a copy of these closures sent by value then uses the state of the process it
+    # runs in, not a frozen copy of the counters (or a ContextVar, which cannot be pickled).
 
     def resolve(scope: Any) -> tuple[tuple[str, int, Any], ...]:
-        version = VERSION[0]  # read first: a write during the look-up invalidates the result
+        version = _state.VERSION[0]  # read first: a write during the look-up invalidates it
         found = []
         for fill in fills:
             for values in scope._chain:
@@ -131,7 +152,7 @@ def _wrap(func: Callable[..., Any], namespace: str) -> Callable[..., Any]:
                     found.append((fill.name, fill.position, value))
                     break
         result = tuple(found)
-        cache[0] = (scope, version, result)
+        cache.entry = (scope, version, result)
         return result
 
     def record(args: tuple[Any, ...], kwargs: dict[str, Any], found: Any) -> None:
@@ -146,10 +167,12 @@ def _wrap(func: Callable[..., Any], namespace: str) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def inner(*args: Any, **kwargs: Any) -> Any:
-        scope = get_current()
-        cached = cache[0]
-        found = cached[2] if cached[0] is scope and cached[1] == VERSION[0] else resolve(scope)
-        if RECORDING[0]:
+        scope = _state.get_current()
+        cached = cache.entry
+        found = (
+            cached[2] if cached[0] is scope and cached[1] == _state.VERSION[0] else resolve(scope)
+        )
+        if _state.RECORDING[0]:
             record(args, kwargs, found)
         if found:
             given = len(args)
