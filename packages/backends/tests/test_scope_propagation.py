@@ -33,12 +33,7 @@ def _four_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ThreadPool runs items in threads that start with an empty context: they see the "
-    "caller's scope only when the pool has one worker and runs inline",
-)
-@pytest.mark.parametrize("max_jobs", [2, 4])
+@pytest.mark.parametrize("max_jobs", [1, 2, 4])
 def test_thread_pool_items_see_the_callers_scope_like_inline_items(
     tmp_path: Path, max_jobs: int
 ) -> None:

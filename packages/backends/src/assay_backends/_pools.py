@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import multiprocessing
 import sys
 from concurrent import futures
@@ -79,7 +80,8 @@ class ThreadPool(_PoolBackend):
     """Compute a step's missing items in a pool of threads of this process.
 
     Suits items that release the GIL (I/O, numpy, native code). The worker count is
-    ``min(max_jobs, items, os.cpu_count())``.
+    ``min(max_jobs, items, os.cpu_count())``. Items run in a copy of the caller's context, so
+    they see the ``param_scope`` values current around ``run_many``, as inline items do.
 
     Args:
         max_jobs: Most threads to run at once.
@@ -99,6 +101,12 @@ class ThreadPool(_PoolBackend):
 
     def _pool(self, workers: int) -> futures.Executor:
         return futures.ThreadPoolExecutor(workers, thread_name_prefix="assay-threadpool")
+
+    def _call(self, piece: list[ItemTask]) -> tuple[Any, ...]:
+        # A pool thread starts with an empty context; each shard runs in a copy of the
+        # caller's, so items see the caller's param_scope as inline items do (and scopes an
+        # item enters stay in its own copy).
+        return (contextvars.copy_context().run, run_shard, piece)
 
 
 class ProcessPool(_PoolBackend):
