@@ -29,7 +29,6 @@ def _run(folder: Path, **kwargs: object) -> Experiment:
     return experiment
 
 
-@pytest.mark.xfail(strict=True, reason="the folder identity compares repr() of sets")
 @pytest.mark.parametrize("label", ["context", "scope"])
 def test_equal_sets_are_the_same_experiment_whatever_their_order(
     tmp_path: Path, label: str
@@ -45,7 +44,6 @@ def test_equal_sets_are_the_same_experiment_whatever_their_order(
     assert again.last_summary.skipped == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the folder identity compares repr() of arrays")
 def test_another_large_array_in_the_context_is_another_experiment(tmp_path: Path) -> None:
     weights = np.zeros(5_000)
     _run(tmp_path, context={"weights": weights})
@@ -56,7 +54,6 @@ def test_another_large_array_in_the_context_is_another_experiment(tmp_path: Path
         _run(tmp_path, context={"weights": changed})
 
 
-@pytest.mark.xfail(strict=True, reason="an unkeyable context value fails in run(), folder kept")
 @pytest.mark.parametrize("label", ["context", "scope"])
 def test_a_value_the_cache_cannot_key_is_refused_before_the_folder_is_made(
     tmp_path: Path, label: str

@@ -187,6 +187,8 @@ class Experiment:
             scope=self.scope,
             infra=_backend(backend, self.folder / CACHE),
         )
+        # the folder's identity, compared as data (sets in any order, arrays in full)
+        self._config = _config_uid(self.step)
         self.last_summary: RunSummary | None = None
 
     def __repr__(self) -> str:
@@ -207,15 +209,21 @@ class Experiment:
 
     def _check_folder(self, index: ResultsIndex) -> None:
         stored = index.get_meta("experiment")
-        if stored is None:
+        if stored is None or stored.get("config") == self._config:
             return
-        mine = self._identity()
-        for key, value in mine.items():
+        # Another experiment: the printed identity names what differs. (Folders made before
+        # the identity held the step's uid are compared on the printed form alone.)
+        where = f"folder {str(self.folder)!r} belongs to experiment {stored.get('name')!r}"
+        for key, value in self._identity().items():
             if stored.get(key) != value:
                 raise FolderConflictError(
-                    f"folder {str(self.folder)!r} belongs to experiment {stored.get('name')!r} "
-                    f"with {key} = {stored.get(key)!r}, not {value!r}; use another folder"
+                    f"{where} with {key} = {stored.get(key)!r}, not {value!r}; use another folder"
                 )
+        if "config" in stored:
+            raise FolderConflictError(
+                f"{where}, whose operation, seed, context and scope print the same but differ "
+                "as data (a large array prints abbreviated, for instance); use another folder"
+            )
 
     def _stale(self, index: ResultsIndex, policy: CodeChange) -> list[str]:
         """Run ids recorded with another code hash; raise if that needs a decision."""
@@ -268,7 +276,8 @@ class Experiment:
             # failed and stale runs have a cache entry to drop; cancelled ones either finished
             # (their entry is kept and read back) or never wrote one
             self._forget([s for s in todo if statuses[s.run_id] == "failed" or s.run_id in stale])
-            index.set_meta("experiment", {"name": self.name, **self._identity()})
+            identity = {"name": self.name, **self._identity(), "config": self._config}
+            index.set_meta("experiment", identity)
             executed, cached = self._execute(index, todo)
             results = Results(index.rows({s.run_id for s in self.specs}), self.folder)
         self.last_summary = RunSummary(
@@ -397,6 +406,36 @@ def _mapping(label: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
         if not isinstance(key, str):
             raise TypeError(f"{label}: key {key!r} is a {type(key).__name__}; expected str")
     return dict(value)
+
+
+def _config_uid(step: ExperimentRun) -> str:
+    """Return the uid of the experiment's step: a canonical digest of what its runs share.
+
+    It hashes the operation's ref, the root seed, the context and the scope as data (the cache
+    keys its entries under it), so it is the folder's identity. A value it cannot hash is
+    refused here, naming its key, before the folder is made.
+    """
+    probe = {"run_id": "identity"}
+    try:
+        return step.lookup(probe).paths.step_uid
+    except TypeError as error:
+        for label in ("context", "scope"):
+            for key, value in getattr(step, label).items():
+                alone = step.model_copy(update={"context": {}, "scope": {}, label: {key: value}})
+                try:
+                    _ = alone.lookup(probe).paths.step_uid
+                except TypeError:
+                    raise TypeError(
+                        f"{label}[{key!r}] = {value!r:.80} is a {type(value).__name__}; "
+                        f"expected data the experiment can hash into its identity: {_KEYABLE}"
+                    ) from error
+        raise
+
+
+_KEYABLE = (
+    "None, bool, int, float, str, bytes, tuple, list, dict, set, frozenset, Path, Enum, "
+    "a numpy array or scalar, or a pydantic model"
+)
 
 
 def _jsonable(value: Any) -> Any:
