@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assay import Experiment, grid
 from assay_backends import ProcessPool
 from assay_context import ContextMutationError, FrozenContext
 from assay_ops import OperationWrapper, SeedBundle, import_operation
@@ -17,6 +16,8 @@ from assay_scope import auto_param, param_scope
 from assay_steps import Step
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from assay import Experiment, grid
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
