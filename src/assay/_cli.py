@@ -182,8 +182,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    # NaN (the std of a single run) is not JSON: write null
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+    # NaN (the std of a single run) and the infinities are not JSON (json.dumps would write
+    # NaN and Infinity, which strict parsers refuse): write null
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

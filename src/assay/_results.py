@@ -140,16 +140,25 @@ class Results:
     def table(self) -> list[dict[str, Any]]:
         """Return one flat dict per run: run id, params, metrics' last values, replicate, status.
 
-        A metric named like a parameter gets the column ``metric:<name>``.
+        A parameter named like a column of the run's own (``run_id``, ``replicate``,
+        ``status``, ``duration``, ``error``) gets the column ``param:<name>``; a metric named
+        like a parameter or one of those, ``metric:<name>``. No value is ever overwritten.
+
+        Example:
+            >>> from assay import RunRow
+            >>> row = RunRow("r0", {"duration": 10}, 0, "success", {"acc": 0.5}, 0.2, None, "h")
+            >>> flat = Results([row]).table()[0]
+            >>> flat["param:duration"], flat["duration"], flat["acc"]
+            (10, 0.2, 0.5)
+
         """
-        params = self.param_names
-        metrics = {
-            m: (f"metric:{m}" if m in params or m in _LAST else m) for m in self.metric_names
-        }
+        own = {*_FIRST, *_LAST}
+        params = {p: (f"param:{p}" if p in own else p) for p in self.param_names}
+        metrics = {m: (f"metric:{m}" if m in params or m in own else m) for m in self.metric_names}
         out = []
         for row in self._rows:
             flat: dict[str, Any] = {"run_id": row.run_id}
-            flat.update({p: row.params.get(p) for p in params})
+            flat.update({col: row.params.get(p) for p, col in params.items()})
             flat.update({col: row.metrics.get(m) for m, col in metrics.items()})
             flat.update(
                 replicate=row.replicate, status=row.status, duration=row.duration, error=row.error
@@ -170,20 +179,21 @@ class Results:
             raise ImportError(
                 "Results.to_dataframe() needs pandas: pip install 'assay[pandas]'"
             ) from error
-        columns = [*_FIRST, *self.param_names]
+        own = {*_FIRST, *_LAST}
+        columns = [*_FIRST, *(f"param:{p}" if p in own else p for p in self.param_names)]
         table = self.table()
         if table:
             columns = list(table[0])
         frame: pandas.DataFrame = pandas.DataFrame(table, columns=columns)
         return frame
 
-    def summary(self, metric: str, by: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def summary(self, metric: str, by: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Return mean, standard deviation and count of ``metric`` over the successful runs.
 
         Args:
             metric: a scalar metric's name.
-            by: the parameters to group by; default all parameters, i.e. one row per point of
-                the sweep, summarising its replicates.
+            by: the parameters to group by (a list, or one name); default all parameters,
+                i.e. one row per point of the sweep, summarising its replicates.
 
         Returns:
             One dict per group, in order of first appearance: the ``by`` values, then ``mean``,
@@ -195,7 +205,8 @@ class Results:
 
         """
         self._check_metric(metric, "summary()")
-        keys = self.param_names if by is None else list(by)
+        # one name is one parameter, as in pandas' groupby (not a list of its letters)
+        keys = self.param_names if by is None else [by] if isinstance(by, str) else list(by)
         for name in keys:
             self._check_param(name, "summary(): by")
         groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
