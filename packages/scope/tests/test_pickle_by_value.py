@@ -8,6 +8,7 @@ state: read the scopes current there, see later writes, be seen by ``record()``.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from typing import Any
 
@@ -77,14 +78,6 @@ def test_a_class_sent_by_value_reads_the_scope() -> None:
         assert copy(2).layers == 2
 
 
-ACCESSOR_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="unpickling an accessor sets its slots through its own __setattr__, which writes "
-    "a parameter: AttributeError: _scope",
-)
-
-
-@ACCESSOR_XFAIL
 def test_a_class_level_accessor_pickles_and_reads_the_scope_where_it_is_used() -> None:
     lr = _copy(param_scope.train.lr)
     assert lr(0.1) == 0.1
@@ -93,7 +86,6 @@ def test_a_class_level_accessor_pickles_and_reads_the_scope_where_it_is_used() -
         assert lr | 0.1 == 0.5
 
 
-@ACCESSOR_XFAIL
 def test_a_function_using_a_global_accessor_travels_by_value() -> None:
     # A script's ``LR = param_scope.train.lr`` at module level, read inside a step's _run.
     train = param_scope.train
@@ -107,9 +99,17 @@ def test_a_function_using_a_global_accessor_travels_by_value() -> None:
         assert copy() == 0.25
 
 
-@ACCESSOR_XFAIL
 def test_an_accessor_bound_to_a_scope_pickles_with_its_values() -> None:
     ps = param_scope(**{"train.lr": 0.5, "train.epochs": 3})
     train = _copy(ps.train)
     assert (train.lr(0.1), train.epochs(1)) == (0.5, 3)
     assert train.depth | 2 == 2
+
+
+def test_a_scope_that_was_read_pickles_with_every_value_it_sees() -> None:
+    with param_scope(outer=1), param_scope(**{"train.lr": 0.5}) as ps:
+        assert ps.train.lr() == 0.5  # caches an accessor in the scope
+        copy = pickle.loads(pickle.dumps(ps))
+    assert dict(copy) == {"outer": 1, "train.lr": 0.5}
+    with param_scope(outer=2), copy:
+        assert param_scope.outer() == 1  # the copy is detached: it chains to nothing

@@ -121,6 +121,12 @@ class Accessor:
 
     __setitem__ = __setattr__
 
+    def __reduce__(self) -> tuple[type[Accessor], tuple[Any, str]]:
+        # Rebuilt through __init__: the default slot-by-slot restore would go through
+        # __setattr__, which writes parameters. A class-level accessor (scope None) reads the
+        # current scope of the process it is unpickled in; a bound one carries its scope.
+        return (type(self), (self._scope, self._key))
+
     def __repr__(self) -> str:
         where = "the current param_scope" if self._scope is None else repr(self._scope)
         return f"<{self._key} in {where}>"

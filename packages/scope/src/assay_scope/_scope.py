@@ -241,6 +241,13 @@ class param_scope(metaclass=_ScopeType):
     def __repr__(self) -> str:
         return f"param_scope({self._own!r})"
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # Another process has its own scopes: a pickled scope arrives as a detached scope
+        # holding every value it saw (its own and the enclosing ones). Rebuilt through
+        # __init__, since the default slot-by-slot restore cannot order the accessors cached
+        # in the instance dict after the slots they read.
+        return (_unpickle_scope, (flatten(self._chain),))
+
     # ------------------------------------------------------------------ the reference's statics
 
     @staticmethod
@@ -311,6 +318,11 @@ class param_scope(metaclass=_ScopeType):
 
         """
         return Recording()
+
+
+def _unpickle_scope(values: dict[str, Any]) -> param_scope:
+    """Rebuild a pickled scope: detached, with the values it saw where it was pickled."""
+    return param_scope.empty(**values)
 
 
 _OWN = vars(param_scope)["_own"].__set__
