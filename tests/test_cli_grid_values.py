@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
-
 from assay._cli import parse_grid
 
 
-@pytest.mark.xfail(strict=True, reason="--grid splits on the commas inside a JSON list")
 def test_grid_values_may_be_json_lists_and_objects() -> None:
     axes = parse_grid(["layers=[64, 64],[128,128,128]", 'opt={"name": "sgd", "m": 0.9},"a,b"'])
     assert axes == {
         "layers": [[64, 64], [128, 128, 128]],
         "opt": [{"name": "sgd", "m": 0.9}, "a,b"],
     }
+
+
+def test_an_escaped_quote_does_not_end_a_quoted_value() -> None:
+    assert parse_grid(['s="x\\",y",z']) == {"s": ['x",y', "z"]}
 
 
 def test_grid_values_split_on_plain_commas() -> None:

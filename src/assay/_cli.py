@@ -62,6 +62,9 @@ def parse_assignment(text: str, option: str) -> tuple[str, str]:
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """Read ``--grid key=v1,v2`` options into grid axes.
 
+    Each value is read by :func:`parse_value`; commas inside a JSON list, object or string
+    belong to the value (``layers=[64, 64],[128]`` is two values).
+
     Example:
         >>> parse_grid(["n=1e3,1e4", "method=a,b"])
         {'n': [1000.0, 10000.0], 'method': ['a', 'b']}
@@ -72,8 +75,38 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         key, values = parse_assignment(item, "--grid")
         if key in axes:
             raise UsageError(f"--grid {item!r}: parameter {key!r} given twice")
-        axes[key] = [parse_value(v) for v in values.split(",")]
+        axes[key] = [parse_value(v) for v in _split_values(values)]
     return axes
+
+
+def _split_values(text: str) -> list[str]:
+    """Split ``text`` on the commas outside JSON brackets, braces and double-quoted strings.
+
+    Example:
+        >>> _split_values('a,[1, 2],{"k": 1},"x,y"')
+        ['a', '[1, 2]', '{"k": 1}', '"x,y"']
+
+    """
+    parts, depth, quoted, escaped, start = [], 0, False, False, 0
+    for i, char in enumerate(text):
+        if quoted:  # inside a JSON string: only its closing (unescaped) quote matters
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth = max(depth - 1, 0)  # a stray bracket is text, not a reason to fail
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 # ---------------------------------------------------------------- commands
