@@ -180,8 +180,16 @@ def test_a_run_sees_its_params_in_the_scope_and_leaves_the_callers_scope_as_it_w
     assert seen == expected
 
 
+# NaN aside: a context compares its values with ==, under which a copied NaN is unequal.
+_NO_NAN = st.recursive(
+    _SCALARS.filter(lambda value: value == value),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=6,
+)
+
+
 @settings(max_examples=30, deadline=None)
-@given(values=st.dictionaries(_KEYS, _VALUES, max_size=4))
+@given(values=st.dictionaries(_KEYS, _NO_NAN, max_size=4))
 def test_a_frozen_context_sent_to_a_worker_stays_frozen_and_equal(values: dict[str, Any]) -> None:
     context = FrozenContext(values)
     copy = pickle.loads(pickle.dumps(context))
