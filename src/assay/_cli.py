@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from ._index import STATUSES, ResultsIndex
+from ._interrupt import STOP_REQUESTED
 from ._results import Results
 
 #: Backend names accepted by ``assay run --backend``, mapped to the registered class names.
@@ -367,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = str(text).strip().splitlines()[0] if str(text).strip() else ""
             print(f"assay: error: {type(error).__name__}: {message}", file=sys.stderr)
             return 1
+    if watch.seen:  # the interrupt was swallowed and the command ran to its end anyway
+        return _interrupted()
     return status
 
 
@@ -384,9 +387,11 @@ class _InterruptWatch:
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self.seen = True
+        STOP_REQUESTED.set()  # in case this exception is swallowed (see _interrupt)
         raise KeyboardInterrupt
 
     def __enter__(self) -> _InterruptWatch:
+        STOP_REQUESTED.clear()
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
         return self
@@ -394,6 +399,7 @@ class _InterruptWatch:
     def __exit__(self, *exc_info: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+        STOP_REQUESTED.clear()
 
 
 def entry_point() -> None:

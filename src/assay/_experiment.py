@@ -29,6 +29,7 @@ from assay_steps import Backend
 
 from ._folder import CACHE, RUNS
 from ._index import STATUSES, Outcome, ResultsIndex
+from ._interrupt import STOP_REQUESTED
 from ._progress import SweepProgress
 from ._results import Results
 from ._runs import RunSpec, plan
@@ -325,6 +326,8 @@ class Experiment:
             try:
                 pos = 0
                 while pos < len(todo):
+                    if STOP_REQUESTED.is_set():  # a Ctrl-C whose exception was swallowed
+                        raise KeyboardInterrupt
                     chunk = todo[pos : pos + size]
                     began = time.perf_counter()
                     batch = []
