@@ -350,6 +350,22 @@ def test_a_ctrl_c_whose_exception_is_swallowed_still_stops_the_command(
     assert Results.load(folder).counts() == {"success": 8, "cancelled": 12}
 
 
+@pytest.mark.xfail(strict=True, reason="records() reads a worker's error as a run record")
+def test_records_skip_runs_that_failed_before_their_operation_started(
+    tmp_path: Path, ops: Any
+) -> None:
+    module = ops()
+    experiment = _experiment(tmp_path, module.square, grid(x=[1, 2]))
+    # the workers cannot import the operation any more (a module missing on a cluster node)
+    Path(module.__file__).unlink()
+    sys.modules.pop(module.__name__)
+    importlib.invalidate_caches()
+    results = experiment.run()
+    assert results.counts() == {"failed": 4}
+    assert all("ModuleNotFoundError" in (row.error or "") for row in results)
+    assert results.records() == []  # no run got as far as its operation: no record
+
+
 # ---------------------------------------------------------------- bad input
 
 
