@@ -95,3 +95,20 @@ def test_run_dir_is_recorded_as_pathlib_prints_it(text: str) -> None:
 def test_run_dir_of_a_wrong_type_is_refused() -> None:
     with pytest.raises(TypeError, match=r"run_dir=3: expected a str or Path"):
         Runtime(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(strict=True, reason="reading scratch_dir after the run makes a new folder")
+@pytest.mark.parametrize("used", [True, False], ids=["scratch-used", "scratch-unused"])
+def test_scratch_dir_after_the_run_makes_no_folder(tmp_path: Path, used: bool) -> None:
+    from assay_ops import operation
+
+    @operation
+    def work(runtime: Runtime) -> None:
+        if used:
+            (runtime.scratch_dir / "f.txt").write_text("x")
+
+    runtime = Runtime(scratch_root=tmp_path)
+    work.run(runtime=runtime)
+    with pytest.raises(RuntimeError, match="scratch"):
+        _ = runtime.scratch_dir
+    assert list(tmp_path.iterdir()) == []  # nothing left behind, nothing made again
