@@ -350,7 +350,6 @@ def test_a_ctrl_c_whose_exception_is_swallowed_still_stops_the_command(
     assert Results.load(folder).counts() == {"success": 8, "cancelled": 12}
 
 
-@pytest.mark.xfail(strict=True, reason="records() reads a worker's error as a run record")
 def test_records_skip_runs_that_failed_before_their_operation_started(
     tmp_path: Path, ops: Any
 ) -> None:

@@ -31,7 +31,7 @@ from ._folder import CACHE, RUNS
 from ._index import STATUSES, Outcome, ResultsIndex
 from ._interrupt import STOP_REQUESTED
 from ._progress import SweepProgress
-from ._results import Results
+from ._results import Results, count_runs
 from ._runs import RunSpec, plan
 from ._space import ParamSpace, as_space
 from ._worker import WORKER_ERROR, ExperimentRun
@@ -110,12 +110,14 @@ class RunSummary:
         Example:
             >>> RunSummary(4, 1, 3, 0, 1, 0.25).line("pi")
             'pi: 4 runs: 3 ran, 1 from cache, 1 failed, in 0.25 s'
+            >>> RunSummary(1, 1, 0, 0, 0, 0.002).line("pi")
+            'pi: 1 run: all from cache in 0.002 s'
 
         """
         if self.from_cache == self.planned:
-            return f"{name}: {self.planned} runs: all from cache in {self.seconds:.3f} s"
+            return f"{name}: {count_runs(self.planned)}: all from cache in {self.seconds:.3f} s"
         return (
-            f"{name}: {self.planned} runs: {self.executed - self.cached} ran, "
+            f"{name}: {count_runs(self.planned)}: {self.executed - self.cached} ran, "
             f"{self.from_cache} from cache, {self.failed} failed, in {self.seconds:.2f} s"
         )
 

@@ -59,7 +59,7 @@ class Results:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
-        return f"Results({len(self)} runs: {counts or 'none'})"
+        return f"Results({count_runs(len(self))}: {counts or 'none'})"
 
     @property
     def rows(self) -> list[RunRow]:
@@ -121,7 +121,10 @@ class Results:
         return Results([row for row in self._rows if row.status == "failed"], self.folder)
 
     def records(self) -> list[Any]:
-        """Return the full ``RunRecord`` of every finished run (pending runs have none).
+        """Return the full ``RunRecord`` of every finished run.
+
+        Pending runs have none, and neither do runs that failed before their operation
+        started (a worker that could not import it): their error is in ``failed()``.
 
         Raises:
             ValueError: these results were not read from an experiment folder.
@@ -131,9 +134,17 @@ class Results:
             raise ValueError("records(): these results have no experiment folder to read from")
         from assay_ops import RunRecord  # imported on use: tables need no operation layer
 
+        from ._worker import WORKER_ERROR
+
         with ResultsIndex(self.folder, create=False) as index:
             texts = index.records([row.run_id for row in self._rows])
-        return [RunRecord.from_json(text) for text in texts if text is not None]
+        # A worker's own error is a JSON object under one key, never a record.
+        marker = f'{{"{WORKER_ERROR}":'
+        return [
+            RunRecord.from_json(text)
+            for text in texts
+            if text is not None and not text.startswith(marker)
+        ]
 
     # -------------------------------------------------------------- tables
 
@@ -349,3 +360,14 @@ def _wide(rows: list[dict[str, Any]], x: str) -> bool:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "metric"
+
+
+def count_runs(n: int) -> str:
+    """Return ``"1 run"`` or ``"<n> runs"``.
+
+    Example:
+        >>> count_runs(1), count_runs(3)
+        ('1 run', '3 runs')
+
+    """
+    return "1 run" if n == 1 else f"{n} runs"
