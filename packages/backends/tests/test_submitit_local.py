@@ -100,6 +100,22 @@ def test_local_jobs_keep_their_logs_under_the_step_folder_and_lookup_finds_the_j
     assert str(rebuilt.job_id) == str(job.job_id)
 
 
+@pytest.mark.xfail(
+    strict=True, reason="submitit's local job controller creates the folder template logs/%j"
+)
+def test_local_jobs_leave_one_log_folder_per_job_and_no_template_folder(tmp_path: Path) -> None:
+    step = Pid(infra={"backend": "LocalProcess", "folder": tmp_path, "max_jobs": 2})
+    list(step.run_many(range(4)))
+    handle = step.lookup(0)
+    logs = handle.paths.step_folder / "logs"
+    ids = job_ids(handle.paths.step_folder)
+    assert len(ids) == 2
+    # Each job keeps its own folder of logs, named by its id; nothing else is left there.
+    assert {p.name for p in logs.iterdir()} == ids
+    for job_id in ids:
+        assert (logs / job_id / f"{job_id}_0_log.out").exists()
+
+
 def test_lookup_job_of_an_inline_backend_is_none(tmp_path: Path) -> None:
     step = Pid(infra={"backend": "Cached", "folder": tmp_path})
     step.run(1)
