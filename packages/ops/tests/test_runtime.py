@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,16 @@ def test_scratch_is_created_on_demand_and_removed(tmp_path: Path) -> None:
     runtime.cleanup()
     runtime.cleanup()  # twice is fine
     assert not scratch.exists()
-    again = runtime.scratch_dir  # a reused runtime gets a fresh folder
-    assert again.is_dir()
-    runtime.cleanup()
+    with pytest.raises(
+        RuntimeError, match=rf"scratch folder {re.escape(str(scratch))} was removed"
+    ):
+        _ = runtime.scratch_dir  # the run is over: no new folder that nothing would remove
+    assert list(tmp_path.iterdir()) == []
+    with runtime:  # entered again: a fresh folder for the new use
+        again = runtime.scratch_dir
+        assert again.is_dir()
+        assert again != scratch
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_context_manager_cleans_up(tmp_path: Path) -> None:
@@ -36,6 +44,12 @@ def test_keep_scratch(tmp_path: Path) -> None:
     scratch = runtime.scratch_dir
     runtime.cleanup()
     assert scratch.is_dir()
+    assert runtime.scratch_dir == scratch  # still readable, for inspection
+    unused = Runtime(scratch_root=tmp_path / "unused", keep_scratch=True)
+    unused.cleanup()
+    with pytest.raises(RuntimeError, match=r"made no scratch folder.*keep_scratch=True"):
+        _ = unused.scratch_dir  # keeping is not making one after the run
+    assert not (tmp_path / "unused").exists()
 
 
 def test_run_dir_is_created_on_first_use(tmp_path: Path) -> None:
@@ -97,7 +111,6 @@ def test_run_dir_of_a_wrong_type_is_refused() -> None:
         Runtime(3)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="reading scratch_dir after the run makes a new folder")
 @pytest.mark.parametrize("used", [True, False], ids=["scratch-used", "scratch-unused"])
 def test_scratch_dir_after_the_run_makes_no_folder(tmp_path: Path, used: bool) -> None:
     from assay_ops import operation
@@ -112,3 +125,20 @@ def test_scratch_dir_after_the_run_makes_no_folder(tmp_path: Path, used: bool) -
     with pytest.raises(RuntimeError, match="scratch"):
         _ = runtime.scratch_dir
     assert list(tmp_path.iterdir()) == []  # nothing left behind, nothing made again
+
+
+def test_a_runtime_passed_to_several_runs_gets_a_scratch_folder_in_each(tmp_path: Path) -> None:
+    from assay_ops import operation
+
+    seen: list[Path] = []
+
+    @operation
+    def work(runtime: Runtime) -> None:
+        seen.append(runtime.scratch_dir)
+        (runtime.scratch_dir / "f.txt").write_text("x")
+
+    runtime = Runtime(scratch_root=tmp_path)
+    assert work.run(runtime=runtime).ok
+    assert work.run(runtime=runtime).ok  # not refused: a new run opens the runtime again
+    assert len(set(seen)) == 2
+    assert list(tmp_path.iterdir()) == []

@@ -241,7 +241,10 @@ class OperationWrapper:
         if seeds is None:
             seeds = SeedBundle(params=values)
             digest = seeds.params_digest  # the same params: no need to encode them twice
-        runtime = Runtime() if runtime is None else runtime
+        if runtime is None:
+            runtime = Runtime()
+        else:
+            runtime._reopen()  # a runtime passed to several runs gets a scratch folder in each
         if capture is None:
             folder = runtime.run_dir / "artifacts" if runtime.has_run_dir else None
             capture = Capture(artifact_dir=folder)

@@ -37,6 +37,12 @@ class Runtime:
     ``OperationWrapper.run`` calls when the run ends, success or failure) unless
     ``keep_scratch`` is set.
 
+    After ``cleanup()`` the runtime makes no folder again: reading ``scratch_dir`` raises
+    ``RuntimeError`` (it returns the kept folder when ``keep_scratch`` is set and the run made
+    one), so a look at it after the run cannot leave an empty temporary folder behind. Passing
+    the runtime to another run, or entering it with ``with``, opens it again with a fresh
+    scratch folder.
+
     Args:
         run_dir: The run's own directory for outputs that must outlive it; created on first use.
         scratch_root: Where to create the scratch directory (default: the system temp folder).
@@ -73,6 +79,9 @@ class Runtime:
         self._run_dir: Path | None = None
         self._scratch_root = None if scratch_root is None else Path(scratch_root)
         self._scratch: Path | None = None
+        # Set by cleanup(): the run is over, so no scratch folder may be made any more.
+        self._closed = False
+        self._removed: Path | None = None  # the scratch folder cleanup() removed, for errors
         self.keep_scratch = bool(keep_scratch)
         self.cpus = _check_count("cpus", cpus, 1)
         self.gpus = _check_count("gpus", gpus, 0)
@@ -83,10 +92,39 @@ class Runtime:
 
     @property
     def scratch_dir(self) -> Path:
-        """A private temporary directory, created on first use and removed after the run."""
+        """A private temporary directory, created on first use and removed after the run.
+
+        Raises:
+            RuntimeError: When read after ``cleanup()`` (the run has ended), unless
+                ``keep_scratch`` kept a folder the run made.
+
+        """
+        if self._closed:
+            if self._scratch is not None and self._scratch.is_dir():
+                return self._scratch  # kept by keep_scratch=True
+            raise RuntimeError(self._closed_message())
         if self._scratch is None or not self._scratch.is_dir():
             self._scratch = Path(tempfile.mkdtemp(prefix="assay-scratch-", dir=self._scratch_root))
         return self._scratch
+
+    def _closed_message(self) -> str:
+        made = (
+            f"its scratch folder {self._removed} was removed"
+            if self._removed is not None
+            else "it made no scratch folder"
+        )
+        return (
+            f"this Runtime's run has ended and {made}; a scratch folder is not made after "
+            "cleanup() (it would never be removed). Use runtime.scratch_dir inside the "
+            "operation, or build the Runtime with keep_scratch=True to inspect the folder "
+            "after the run"
+        )
+
+    def _reopen(self) -> None:
+        # OperationWrapper.run and `with runtime:` call this, so a runtime passed to several
+        # runs gets a fresh scratch folder in each.
+        self._closed = False
+        self._removed = None
 
     @property
     def has_run_dir(self) -> bool:
@@ -112,10 +150,14 @@ class Runtime:
         return self._run_dir
 
     def cleanup(self) -> None:
-        """Remove the scratch directory, unless ``keep_scratch`` is set. Safe to call twice."""
+        """End the run: remove the scratch directory, unless ``keep_scratch`` is set.
+
+        Safe to call twice. Afterwards ``scratch_dir`` makes no new folder (see the class).
+        """
         if self._scratch is not None and not self.keep_scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+            self._removed, self._scratch = self._scratch, None
+        self._closed = True
 
     def to_dict(self) -> dict[str, Any]:
         """Return the resource hints and directories as a JSON-serialisable dict."""
@@ -128,6 +170,7 @@ class Runtime:
         }
 
     def __enter__(self) -> Runtime:
+        self._reopen()
         return self
 
     def __exit__(
