@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import assay
-from assay import Experiment, Results, grid, loguniform, random
+from assay import Experiment, Results, grid, loguniform, operation, random
 from assay._experiment import CodeChangedError, FolderConflictError
 
 OPS_V1 = """
@@ -366,6 +366,25 @@ def test_records_skip_runs_that_failed_before_their_operation_started(
 
 
 # ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.xfail(strict=True, reason="every run fails in the jobs instead")
+@pytest.mark.parametrize("backend", ["LocalProcess", "Slurm", "Auto"])
+def test_an_operation_of_the_running_script_is_refused_for_job_backends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    # A job starts a new interpreter whose __main__ is not the script: it cannot import
+    # "__main__:name". Said before anything runs, with what to do.
+    def square(params: dict[str, int], capture: Any) -> None:
+        capture.metric("value", params["x"] ** 2)
+
+    square.__module__, square.__qualname__ = "__main__", "square_from_script"
+    op = operation(square)
+    monkeypatch.setattr(sys.modules["__main__"], "square_from_script", op, raising=False)
+    with pytest.raises(ValueError, match=r"defined in the script being run.*own module"):
+        _experiment(tmp_path, op, grid(x=[1]), backend={"backend": backend})
+    assert not (tmp_path / "exp").exists()
+    _experiment(tmp_path, op, grid(x=[1]), backend={"backend": "ProcessPool"})  # forks: fine
 
 
 def test_a_folder_of_another_experiment_is_refused(tmp_path: Path, ops: Any) -> None:
