@@ -100,9 +100,6 @@ def test_local_jobs_keep_their_logs_under_the_step_folder_and_lookup_finds_the_j
     assert str(rebuilt.job_id) == str(job.job_id)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="submitit's local job controller creates the folder template logs/%j"
-)
 def test_local_jobs_leave_one_log_folder_per_job_and_no_template_folder(tmp_path: Path) -> None:
     step = Pid(infra={"backend": "LocalProcess", "folder": tmp_path, "max_jobs": 2})
     list(step.run_many(range(4)))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import signal
 import time
 from collections import OrderedDict
+from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -146,7 +148,10 @@ class _SubmititBackend(Backend):
             ref = {"cluster": cluster, "job_id": str(job.job_id), "folder": str(logs), "host": HOST}
             for task in piece:
                 task.attach_job(ref)
-        self._wait(jobs, shards, tasks)
+        try:
+            self._wait(jobs, shards, tasks)
+        finally:
+            _drop_template_folder(logs)
 
     def _wait(
         self, jobs: list[submitit.Job[Any]], shards: list[list[ItemTask]], tasks: list[ItemTask]
@@ -190,6 +195,16 @@ class _SubmititBackend(Backend):
         if cluster == "local":
             return submitit.LocalJob(folder=folder, job_id=job_id)
         return None  # a debug job lives only in the process that ran it
+
+
+def _drop_template_folder(folder: Path) -> None:
+    """Remove the empty folder named by the template itself (``logs/%j``), if any.
+
+    submitit's local job controller makes its folder argument, the unformatted template,
+    before it makes the job's own folder (``logs/<job id>``), which keeps the logs.
+    """
+    with contextlib.suppress(OSError):  # absent, or not empty: then it is not ours to remove
+        folder.rmdir()
 
 
 def _skip_running(tasks: list[ItemTask]) -> tuple[list[ItemTask], list[dict[str, Any]]]:
