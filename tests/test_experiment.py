@@ -368,7 +368,6 @@ def test_records_skip_runs_that_failed_before_their_operation_started(
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.xfail(strict=True, reason="every run fails in the jobs instead")
 @pytest.mark.parametrize("backend", ["LocalProcess", "Slurm", "Auto"])
 def test_an_operation_of_the_running_script_is_refused_for_job_backends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str

@@ -190,6 +190,7 @@ class Experiment:
             scope=self.scope,
             infra=_backend(backend, self.folder / CACHE),
         )
+        _check_importable_in_jobs(self.operation, self.step.infra)
         # the folder's identity, compared as data (sets in any order, arrays in full)
         self._config = _config_uid(self.step)
         self.last_summary: RunSummary | None = None
@@ -381,6 +382,22 @@ def _resolve(operation: OperationWrapper | str) -> OperationWrapper:
             f"({error}); define it at module level of an importable module"
         ) from error
     return operation
+
+
+#: Backends whose items run in a new interpreter (submitit jobs): there ``__main__`` is
+#: submitit's own module, so an operation of the running script cannot be imported by its ref.
+#: Pools fork, or spawn with the script as ``__main__`` again, and find it.
+_NEW_INTERPRETER = frozenset({"LocalProcess", "Slurm", "Auto"})
+
+
+def _check_importable_in_jobs(operation: OperationWrapper, backend: Any) -> None:
+    if operation.ref.startswith("__main__:") and type(backend).__name__ in _NEW_INTERPRETER:
+        raise ValueError(
+            f"operation {operation.name!r} is defined in the script being run (__main__), and "
+            f"{type(backend).__name__} jobs import it by its ref in a new interpreter where "
+            "that script is not __main__; move the operation into its own module (e.g. "
+            "my_ops.py next to the script), import it from there, and run from that folder"
+        )
 
 
 def _folder_name(name: str) -> str:
