@@ -100,7 +100,10 @@ class Accessor:
     def __getattr__(self, name: str) -> Accessor:
         if name.startswith("_"):
             # Keeps tools that probe for __array__, _repr_html_ and the like working.
-            raise AttributeError(name)
+            raise AttributeError(
+                f"{name!r}: a name starting with '_' is not read as a parameter in attribute "
+                f"syntax; read the key as accessor[{name!r}]"
+            )
         return self[name]
 
     def __getitem__(self, name: str) -> Accessor:

@@ -25,19 +25,33 @@ from ._state import (
 _DYNAMIC: dict[str, CurrentAccessor] = {}
 
 
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+def _private_read(name: str, where: str) -> str:
+    """Return the message of a read of ``ps._name``: such names stay Python's protocols'."""
+    return (
+        f"{name!r}: a name starting with '_' is not read as a parameter in attribute syntax "
+        f"(copy, pickle and notebooks probe such names); read the key as {where}[{name!r}]"
+    )
+
+
 class _ScopeType(type):
     """Metaclass giving the class itself ``param_scope.x | 1`` and ``param_scope.x = 1``."""
 
     def __getattr__(cls, name: str) -> CurrentAccessor:
         if name.startswith("_"):
-            raise AttributeError(name)
+            raise AttributeError(_private_read(name, "param_scope.current()"))
         accessor = _DYNAMIC.get(name)
         if accessor is None:
             accessor = _DYNAMIC[name] = CurrentAccessor(None, name)
         return accessor
 
     def __setattr__(cls, name: str, value: Any) -> None:
-        if name.startswith("_") or name in cls.__dict__:
+        # Only dunders and existing class attributes are Python's: ``param_scope._seed = 1``
+        # is a parameter, as in the reference, not a class attribute every scope would see.
+        if _is_dunder(name) or name in cls.__dict__:
             type.__setattr__(cls, name, value)
         else:
             get_current()._writable().put(name, value)
@@ -158,7 +172,7 @@ class param_scope(metaclass=_ScopeType):
                 return chain
             if name == "_owner":
                 return None
-            raise AttributeError(name)
+            raise AttributeError(_private_read(name, "ps"))
         # Cached in the instance dict: the next ``ps.name`` is a plain attribute hit.
         accessor = self.__dict__[name] = Accessor(self, name)
         return accessor
@@ -209,7 +223,9 @@ class param_scope(metaclass=_ScopeType):
     # ------------------------------------------------------------------ writing
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_"):
+        # The internal slots are set through their descriptors; any other name but a dunder
+        # is a parameter (``ps._secret = 1``), as in the reference.
+        if _is_dunder(name) or name in _SLOTS:
             object.__setattr__(self, name, value)
         else:
             self.put(name, value)
@@ -325,6 +341,7 @@ def _unpickle_scope(values: dict[str, Any]) -> param_scope:
     return param_scope.empty(**values)
 
 
+_SLOTS = frozenset(param_scope.__slots__)
 _OWN = vars(param_scope)["_own"].__set__
 _PREV = vars(param_scope)["_prev"].__set__
 _CHAIN = vars(param_scope)["_chain"].__set__
