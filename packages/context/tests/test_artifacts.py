@@ -155,7 +155,6 @@ def test_extend_adds_records_and_refuses_clashes_atomically() -> None:
     assert main.names() == ("a", "b")
 
 
-@pytest.mark.xfail(strict=True, reason="artifact records compare by identity")
 def test_records_compare_by_value_as_in_the_reference() -> None:
     np = pytest.importorskip("numpy")
     from assay_context import ArtifactRecord

@@ -59,7 +59,8 @@ class ArtifactRecord:
             writer how to save ``data``.
         metadata: Read-only mapping of what was recorded with the artifact.
 
-    Records compare by identity; compare whole logs (``log_a == log_b``) to compare by value.
+    Records compare by value, as the reference's dataclass records do: every field, with
+    arrays compared by dtype, shape and content. Like those, they cannot be hashed.
 
     """
 
@@ -68,6 +69,14 @@ class ArtifactRecord:
     step_name: str = ""
     kind: ArtifactKind = "bytes"
     metadata: Mapping[str, Any] = field(default_factory=FrozenDict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ArtifactRecord):
+            return NotImplemented
+        # The generated __eq__ would compare arrays element-wise, whose truth is ambiguous.
+        return _row(self) == _row(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _prepare(name: str, data: Any) -> tuple[ArtifactKind, Any]:
@@ -242,12 +251,14 @@ def _freeze_metadata(name: str, metadata: Mapping[str, Any] | None) -> FrozenDic
     return frozen
 
 
+def _row(record: ArtifactRecord) -> tuple[Any, ...]:
+    """Return a record as a tuple, an array turned into bytes, so that it compares by value."""
+    data = record.data
+    if hasattr(data, "tobytes") and hasattr(data, "dtype"):
+        data = (data.dtype.str, data.shape, data.tobytes())
+    return (record.name, record.kind, record.step_name, record.metadata, data)
+
+
 def _comparable(log: ArtifactLog) -> list[tuple[Any, ...]]:
-    """Return the records as tuples, arrays turned into bytes, so that logs compare by value."""
-    rows = []
-    for record in log:
-        data = record.data
-        if hasattr(data, "tobytes") and hasattr(data, "dtype"):
-            data = (data.dtype.str, data.shape, data.tobytes())
-        rows.append((record.name, record.kind, record.step_name, record.metadata, data))
-    return rows
+    """Return the records as tuples, so that logs compare by value."""
+    return [_row(record) for record in log]
