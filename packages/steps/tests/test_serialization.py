@@ -9,6 +9,8 @@ from typing import Any
 import pydantic
 import pytest
 from assay_steps import Chain, Func, Step
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from steps_testkit import Add, Mult, calls
 
 
@@ -177,21 +179,17 @@ def test_a_class_nothing_uses_any_more_does_not_make_its_name_ambiguous() -> Non
 
 # ---------------------------------------------------------------- pydantic dump options
 
-_DUMP_OPTIONS_IGNORED = "Step and Backend dumps ignore pydantic's dump options"
-
 
 def cached(folder: Path, **fields: Any) -> dict[str, Any]:
     return {"backend": "Cached", "folder": folder, **fields}
 
 
-@pytest.mark.xfail(strict=True, reason=_DUMP_OPTIONS_IGNORED)
 def test_exclude_defaults_keeps_only_the_type_and_the_fields_set_to_other_values() -> None:
     assert Mult(coeff=3).model_dump(exclude_defaults=True) == {"type": "Mult", "coeff": 3.0}
     assert Mult().model_dump(exclude_defaults=True) == {"type": "Mult"}
     assert type(Step.model_validate(Mult().model_dump(exclude_defaults=True))) is Mult
 
 
-@pytest.mark.xfail(strict=True, reason=_DUMP_OPTIONS_IGNORED)
 def test_exclude_defaults_reaches_the_infra_and_nested_steps_and_keeps_uids(
     folder: Path,
 ) -> None:
@@ -215,7 +213,6 @@ def test_exclude_defaults_reaches_the_infra_and_nested_steps_and_keeps_uids(
     assert exp.model_dump(exclude_defaults=True) == {"pipeline": {"type": "Mult", "coeff": 4.0}}
 
 
-@pytest.mark.xfail(strict=True, reason=_DUMP_OPTIONS_IGNORED)
 def test_exclude_none_leaves_out_none_fields_of_steps_and_backends(folder: Path) -> None:
     assert Add(x=2).model_dump(exclude_none=True) == {"type": "Add", "x": 2.0}
     step = Add(infra={"backend": "Cached"})
@@ -225,7 +222,6 @@ def test_exclude_none_leaves_out_none_fields_of_steps_and_backends(folder: Path)
     assert Step.model_validate(dumped) == step
 
 
-@pytest.mark.xfail(strict=True, reason=_DUMP_OPTIONS_IGNORED)
 def test_exclude_unset_keeps_only_the_fields_given(folder: Path) -> None:
     step = Chain(steps=[Mult(coeff=2.0), Add(infra=cached(folder))])
     assert step.model_dump(exclude_unset=True) == {
@@ -237,7 +233,6 @@ def test_exclude_unset_keeps_only_the_fields_given(folder: Path) -> None:
     }
 
 
-@pytest.mark.xfail(strict=True, reason=_DUMP_OPTIONS_IGNORED)
 def test_include_and_exclude_select_fields_at_every_level_and_keep_the_type(
     folder: Path,
 ) -> None:
@@ -259,7 +254,6 @@ def test_include_and_exclude_select_fields_at_every_level_and_keep_the_type(
     }
 
 
-@pytest.mark.xfail(strict=True, reason=_DUMP_OPTIONS_IGNORED)
 def test_dump_options_apply_to_func_and_json_dumps(folder: Path) -> None:
     step = Func(function="math.pow", y=2, input_param="x")
     assert step.model_dump(exclude_defaults=True) == {
@@ -275,3 +269,28 @@ def test_dump_options_apply_to_func_and_json_dumps(folder: Path) -> None:
     again = Step.model_validate_json(text)
     assert step_uids(again, 3.0) == step_uids(chain, 3.0)
     assert again.run(3.0) == 45.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    coeff=st.floats(allow_nan=False, allow_infinity=False),
+    x=st.floats(allow_nan=False, allow_infinity=False),
+    options=st.fixed_dictionaries(
+        {
+            "exclude_defaults": st.booleans(),
+            "exclude_none": st.booleans(),
+            "exclude_unset": st.booleans(),
+        }
+    ),
+    mode=st.sampled_from(["python", "json"]),
+)
+def test_any_dump_options_validate_back_to_an_equal_step_with_the_same_uid(
+    coeff: float, x: float, options: dict[str, bool], mode: str
+) -> None:
+    chain = Chain(steps=[Mult(coeff=coeff), Add(x=x)], infra={"backend": "Cached"})
+    dumped = chain.model_dump(mode=mode, **options)
+    assert dumped["type"] == "Chain"
+    assert dumped["infra"]["backend"] == "Cached"
+    again = Step.model_validate(dumped)
+    assert again == chain
+    assert again._step_uid(()) == chain._step_uid(())

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pydantic
 
+from ._dump import dump_tagged
 from ._errors import BatchProtocolError
 from ._jobrefs import read_job_ref, write_job_refs
 from ._locks import is_live, lock_path, release, try_acquire
@@ -146,12 +147,12 @@ class Backend(pydantic.BaseModel):
             )
         return self
 
-    @pydantic.model_serializer(mode="plain")
-    def _dump_with_backend_key(self) -> dict[str, Any]:
-        return {
-            "backend": type(self).__name__,
-            **{k: getattr(self, k) for k in type(self).model_fields},
-        }
+    @pydantic.model_serializer(mode="wrap")
+    def _dump_with_backend_key(
+        self, handler: pydantic.SerializerFunctionWrapHandler, info: pydantic.SerializationInfo
+    ) -> Any:
+        # The dump options of pydantic apply; the "backend" key stays, to validate it back.
+        return dump_tagged(self, handler, info, "backend", type(self).__name__)
 
     def _execute(self, tasks: list[ItemTask]) -> None:
         """Run every task; the base class runs them inline, in order."""

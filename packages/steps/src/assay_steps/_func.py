@@ -106,13 +106,10 @@ class Func(Step):
                     ) from error
         super().model_post_init(context)
 
-    def _dump_fields(self) -> dict[str, Any]:
-        return {
-            "infra": self.infra,
-            "function": _import_path(self.function),
-            "input_param": self.input_param,
-            **(self.model_extra or {}),
-        }
+    @pydantic.field_serializer("function")
+    def _dump_function(self, function: Callable[..., Any]) -> str:
+        # Its import path, in every mode: what validates back to the same function.
+        return _import_path(function)
 
     def _uid_fields(self) -> dict[str, Any]:
         path = _import_path(self.function)

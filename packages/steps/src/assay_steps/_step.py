@@ -17,6 +17,7 @@ import pydantic
 import xxhash
 
 from ._backend import Backend, ItemTask
+from ._dump import dump_tagged
 from ._durable import write_atomic
 from ._errors import BatchProtocolError
 from ._items import StepItems
@@ -186,12 +187,12 @@ class Step(pydantic.BaseModel):
             return handler(data) if target is cls else target.model_validate(data)
         return handler(value)
 
-    @pydantic.model_serializer(mode="plain")
-    def _dump_with_type(self) -> dict[str, Any]:
-        return {"type": _type_name(type(self)), **self._dump_fields()}
-
-    def _dump_fields(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in type(self).model_fields}
+    @pydantic.model_serializer(mode="wrap")
+    def _dump_with_type(
+        self, handler: pydantic.SerializerFunctionWrapHandler, info: pydantic.SerializationInfo
+    ) -> Any:
+        # The dump options of pydantic apply; the "type" key stays, to validate the dump back.
+        return dump_tagged(self, handler, info, "type", _type_name(type(self)))
 
     def model_post_init(self, context: Any, /) -> None:
         """Check that the step can run, and give sub-steps this step's cache folder."""
