@@ -346,3 +346,26 @@ def test_guarded_copies_stay_guarded_however_they_arrive() -> None:
     proxy.add("box", Box([1]))
     assert_guarded(proxy, "box")
     assert_guarded(proxy.inner, "box")
+
+
+@pytest.mark.xfail(strict=True, reason="a value that contains itself crashes with RecursionError")
+def test_a_value_that_contains_itself_is_kept_as_a_guarded_copy() -> None:
+    from assay_context import freeze
+
+    loop: list[Any] = [1]
+    loop.append(loop)
+    ctx = FrozenContext({"loop": loop})  # crystallize stores it (its reads are deep copies)
+    read = ctx["loop"]
+    assert read[0] == 1
+    assert read[1] is read  # the cycle survives, in a private copy
+    read.append(2)
+    assert len(ctx["loop"]) == 2  # copied on every read, like other unfreezable objects
+    with pytest.raises(TypeError, match="contains itself"):
+        freeze(loop)
+    with pytest.raises(TypeError, match=r"metric 'loss'.*contains itself"):
+        ctx.record("loss", 0.5, tags={"loop": loop})
+    deep: list[Any] = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(TypeError, match=r"context key 'deep'.*neither frozen nor copied"):
+        ctx.add("deep", deep)  # too deep to copy: a clear error naming the key
