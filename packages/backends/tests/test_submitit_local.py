@@ -297,6 +297,9 @@ def test_unknown_fields_are_rejected() -> None:
         LocalProcess.model_validate({"partition": "gpu"})
 
 
+@pytest.mark.xfail(
+    strict=True, reason="an item whose job elsewhere ended without a result is not computed"
+)
 def test_an_item_whose_job_is_still_queued_elsewhere_is_waited_for_not_resubmitted(
     tmp_path: Path,
 ) -> None:
@@ -310,12 +313,16 @@ def test_an_item_whose_job_is_still_queued_elsewhere_is_waited_for_not_resubmitt
     handle.paths.job_folder.mkdir(parents=True)
     (handle.paths.job_folder / f"{handle.uid}.json").write_text(json.dumps(ref))
     start = time.monotonic()
-    with pytest.raises(RuntimeError, match="was not computed"):
-        step.run(5)
+    try:
+        # Once that job has ended without the item's entry, the waiter computes the item.
+        assert step.run(5) == (5, os.getpid())
+    finally:
+        queued.wait()
     assert time.monotonic() - start >= 1.0, "it waited for the other job to end"
-    assert json.loads((handle.paths.job_folder / f"{handle.uid}.json").read_text()) == ref
-    queued.wait()
-    assert step.run(5) == (5, os.getpid()), "once that job is gone, a rerun computes the item"
+    assert (
+        json.loads((handle.paths.job_folder / f"{handle.uid}.json").read_text())["job_id"]
+        != (ref["job_id"])
+    ), "the item's job is now the waiter's own"
 
 
 def test_a_step_defined_in_a_module_made_at_run_time_runs_in_a_job(

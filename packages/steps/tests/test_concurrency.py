@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from assay_steps import _locks
-from steps_testkit import Mult, Slow, calls
+from assay_steps import Step, _locks
+from steps_testkit import CALLS, Mult, Slow, calls
 
 TESTS = Path(__file__).parent
 
@@ -105,6 +108,132 @@ def test_waits_for_an_item_another_process_computes(folder: Path) -> None:
     finally:
         other.wait(timeout=30)
     assert calls("Mult") == []
+
+
+class LetGo(Step):
+    """Times ten; at input ``trigger`` it ends another process's hold on an item's lock.
+
+    The owner process ``owner`` is killed (and reaped), or with ``owner=0`` the lock file is
+    removed as its owner releases it without an entry (an earlier item of its own failed).
+    """
+
+    trigger: int = 0
+    held_lock: str = ""
+    owner: int = 0
+    broken: bool = False  # every input fails (to cache errors under the same uids)
+
+    @classmethod
+    def _exclude_from_cls_uid(cls) -> list[str]:
+        return ["trigger", "held_lock", "owner", "broken"]
+
+    def _run(self, value: int) -> int:
+        CALLS.append(("LetGo", value))
+        if value == self.trigger and self.held_lock:
+            if self.owner:
+                os.kill(self.owner, signal.SIGKILL)
+                os.waitpid(self.owner, 0)
+            else:
+                os.unlink(self.held_lock)
+        if value < 0 or self.broken:
+            raise ValueError(f"bad input {value}")
+        return value * 10
+
+
+@pytest.fixture
+def owner() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process that stands for another process holding a lock."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield process
+    process.kill()
+    process.wait()  # already reaped by the step: then returns at once
+
+
+def hold(folder: Path, value: int, pid: int) -> Path:
+    """Write the lock of item ``value`` of LetGo, owned by ``pid``."""
+    handle = LetGo(infra=infra(folder)).lookup(value)
+    return write_lock(handle.paths.lock_folder, handle.uid, pid)
+
+
+_LOST = "an item whose lock owner is gone before the wait starts is neither waited for nor computed"
+
+
+@pytest.mark.xfail(strict=True, reason=_LOST)
+def test_an_item_whose_owner_dies_before_the_wait_is_computed_once_by_the_waiter(
+    folder: Path, owner: subprocess.Popen[bytes]
+) -> None:
+    lock = hold(folder, 1, owner.pid)
+    step = LetGo(trigger=2, held_lock=str(lock), owner=owner.pid, infra=infra(folder))
+    assert list(step.run_many([1, 2])) == [10, 20]
+    # Item 1 was skipped while its owner lived, then computed here exactly once.
+    assert calls("LetGo") == [2, 1]
+    assert not lock.exists()
+
+
+@pytest.mark.xfail(strict=True, reason=_LOST)
+def test_an_item_released_without_an_entry_is_computed_once_by_the_waiter(folder: Path) -> None:
+    lock = hold(folder, 1, os.getpid())  # held by a live process (this one, as another thread)
+    step = LetGo(trigger=2, held_lock=str(lock), infra=infra(folder))
+    assert list(step.run_many([1, 2, 3])) == [10, 20, 30]
+    assert calls("LetGo") == [2, 3, 1]
+
+
+@pytest.mark.xfail(strict=True, reason=_LOST)
+def test_a_lost_item_before_a_failing_one_is_computed_and_the_items_after_it_are_not(
+    folder: Path,
+) -> None:
+    lock = hold(folder, 1, os.getpid())
+    step = LetGo(trigger=2, held_lock=str(lock), infra=infra(folder))
+    with pytest.raises(ValueError, match="bad input -3"):
+        list(step.run_many([1, 2, -3, 4]))
+    assert calls("LetGo") == [2, -3, 1]
+    assert [step.lookup(v).status for v in (1, 2, -3, 4)] == ["success", "success", "error", None]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="force and retry do not wait for a locked item that has an entry"
+)
+@pytest.mark.parametrize("mode", ["force", "retry"])
+def test_force_and_retry_recompute_an_item_whose_owner_died_instead_of_serving_the_old_entry(
+    folder: Path, owner: subprocess.Popen[bytes], mode: str
+) -> None:
+    old = LetGo(broken=mode == "retry", infra=infra(folder))
+    with (
+        pytest.raises(ValueError, match="bad input 1")
+        if mode == "retry"
+        else contextlib.nullcontext()
+    ):
+        old.run(1)
+    CALLS.clear()
+    lock = hold(folder, 1, owner.pid)
+    step = LetGo(
+        trigger=2, held_lock=str(lock), owner=owner.pid, infra={**infra(folder), "mode": mode}
+    )
+    assert list(step.run_many([1, 2])) == [10, 20]
+    assert calls("LetGo") == [2, 1]
+
+
+@pytest.mark.xfail(strict=True, reason="a zombie owner counts as alive: its lock blocks the item")
+def test_a_lock_whose_owner_ended_unreaped_is_stale(tmp_path: Path) -> None:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        # Not reaped: the process stays a zombie, which signals still reach.
+        while _proc_state(ended.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _proc_state(ended.pid) == "Z"
+        write_lock(tmp_path, "item", ended.pid)
+        assert not _locks.is_live(tmp_path, "item")
+        assert _locks.try_acquire(tmp_path, "item")
+        _locks.release(tmp_path, "item")
+    finally:
+        ended.wait()
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return "?"
 
 
 @pytest.mark.slow
