@@ -10,7 +10,7 @@ from typing import Any
 
 from ._artifacts import ArtifactLog
 from ._errors import ContextMutationError
-from ._freeze import FrozenDict, Unfreezable, _numpy, freeze_value
+from ._freeze import FrozenDict, Unfreezable, _numpy, freeze_value, safe_repr
 from ._metrics import FrozenMetrics
 
 _DEFAULT_LOGGER = "assay.context"
@@ -44,8 +44,8 @@ def _store(key: str, value: Any, *, copy_arrays: bool = True) -> Any:
         return _CopyOnRead(copy.deepcopy(value))
     except Exception as error:
         raise TypeError(
-            f"context key {key!r}: value {value!r} of type {type(value).__qualname__} can be "
-            f"neither frozen nor copied ({error}); expected a freezable value (numbers, "
+            f"context key {key!r}: value {safe_repr(value)} of type {type(value).__qualname__} "
+            f"can be neither frozen nor copied ({error}); expected a freezable value (numbers, "
             "strings, mappings, sequences, sets, numpy arrays) or a deep-copyable object"
         ) from error
 

@@ -14,6 +14,7 @@ import decimal
 import enum
 import fractions
 import pathlib
+import reprlib
 import sys
 import types
 import uuid
@@ -54,14 +55,27 @@ _IMMUTABLE: tuple[type, ...] = (
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
+_EXPECTED = (
+    "expected None, a number, a string, bytes, a path, a date, an enum member, a mapping, a "
+    "list, tuple or set of those, or a numpy array without object dtype"
+)
+
+
+def safe_repr(value: object) -> str:
+    """Return ``repr(value)``, shortened when the value is nested too deeply to print."""
+    try:
+        return repr(value)
+    except RecursionError:
+        return reprlib.repr(value)
+
+
 class Unfreezable(TypeError):
     """Raised inside the freezer for a value whose mutability it cannot vouch for."""
 
-    def __init__(self, value: object) -> None:
+    def __init__(self, value: object, problem: str | None = None) -> None:
+        reason = problem or _EXPECTED
         super().__init__(
-            f"cannot freeze {value!r} of type {type(value).__qualname__}: expected None, a number, "
-            "a string, bytes, a path, a date, an enum member, a mapping, a list, tuple or set of "
-            "those, or a numpy array without object dtype"
+            f"cannot freeze {safe_repr(value)} of type {type(value).__qualname__}: {reason}"
         )
         self.value = value
 
@@ -105,36 +119,41 @@ def freeze_value(value: Any, *, copy_arrays: bool = True) -> Any:
     """Freeze ``value`` deeply, raising `Unfreezable` for an object of unknown mutability.
 
     ``copy_arrays=False`` is for values that nobody else holds (fresh from unpickling): their
-    arrays are locked in place instead of copied.
+    arrays are locked in place instead of copied. A value that contains itself cannot be
+    frozen (a tuple cannot hold itself): the recursion it causes is reported as `Unfreezable`.
     """
+    try:
+        return _freeze(value, copy_arrays)
+    except RecursionError:
+        # Caught once here rather than tracking the path on every call: stores stay fast.
+        raise Unfreezable(value, "it contains itself, or is nested too deeply to freeze") from None
+
+
+def _freeze(value: Any, copy_arrays: bool) -> Any:
     # Exact-type checks first: they are what config values and tags nearly always are, and they
     # are much cheaper than isinstance against the ABCs below.
     cls = type(value)
     if cls in _SCALARS:
         return value
     if cls is dict:
-        return FrozenDict._wrap(
-            {key: freeze_value(item, copy_arrays=copy_arrays) for key, item in value.items()}
-        )
+        return FrozenDict._wrap({key: _freeze(item, copy_arrays) for key, item in value.items()})
     if cls is list or cls is tuple:
-        return tuple([freeze_value(item, copy_arrays=copy_arrays) for item in value])
+        return tuple([_freeze(item, copy_arrays) for item in value])
     if isinstance(value, _IMMUTABLE):
         return value
     if isinstance(value, FrozenDict):
         return value  # built frozen, never changed afterwards
     if isinstance(value, Mapping):
-        return FrozenDict._wrap(
-            {key: freeze_value(item, copy_arrays=copy_arrays) for key, item in value.items()}
-        )
+        return FrozenDict._wrap({key: _freeze(item, copy_arrays) for key, item in value.items()})
     if isinstance(value, tuple):
-        items = tuple(freeze_value(item, copy_arrays=copy_arrays) for item in value)
+        items = tuple(_freeze(item, copy_arrays) for item in value)
         if type(value) is tuple:
             return items
         if hasattr(type(value), "_fields"):  # a namedtuple keeps its type and field names
             return type(value)(*items)
         raise Unfreezable(value)
     if isinstance(value, (list, collections.deque)):
-        return tuple(freeze_value(item, copy_arrays=copy_arrays) for item in value)
+        return tuple(_freeze(item, copy_arrays) for item in value)
     if isinstance(value, (set, frozenset)):
         # Set elements are hashable, hence already immutable for all practical purposes.
         return frozenset(value)

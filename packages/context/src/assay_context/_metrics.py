@@ -7,7 +7,15 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._freeze import _SCALARS, FrozenDict, Unfreezable, _numpy, freeze_array, freeze_value
+from ._freeze import (
+    _SCALARS,
+    FrozenDict,
+    Unfreezable,
+    _numpy,
+    freeze_array,
+    freeze_value,
+    safe_repr,
+)
 
 # Words of letters, digits and underscores joined by '.' or '-', not starting with a digit:
 # "loss", "val.loss", "top-1_acc". Such names are safe as column names, file names and CLI keys.
@@ -70,7 +78,7 @@ def check_tags(name: str, tags: object) -> FrozenDict[str, Any]:
     try:
         frozen: FrozenDict[str, Any] = freeze_value(tags)
     except Unfreezable as error:
-        raise TypeError(f"metric {name!r}: tags {tags!r}: {error}") from None
+        raise TypeError(f"metric {name!r}: tags {safe_repr(tags)}: {error}") from None
     return frozen
 
 
