@@ -297,9 +297,6 @@ def test_unknown_fields_are_rejected() -> None:
         LocalProcess.model_validate({"partition": "gpu"})
 
 
-@pytest.mark.xfail(
-    strict=True, reason="an item whose job elsewhere ended without a result is not computed"
-)
 def test_an_item_whose_job_is_still_queued_elsewhere_is_waited_for_not_resubmitted(
     tmp_path: Path,
 ) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from assay_steps import Step, _locks
+from assay_steps import Backend, ItemTask, Step, _locks
 from steps_testkit import CALLS, Mult, Slow, calls
 
 TESTS = Path(__file__).parent
@@ -154,10 +154,6 @@ def hold(folder: Path, value: int, pid: int) -> Path:
     return write_lock(handle.paths.lock_folder, handle.uid, pid)
 
 
-_LOST = "an item whose lock owner is gone before the wait starts is neither waited for nor computed"
-
-
-@pytest.mark.xfail(strict=True, reason=_LOST)
 def test_an_item_whose_owner_dies_before_the_wait_is_computed_once_by_the_waiter(
     folder: Path, owner: subprocess.Popen[bytes]
 ) -> None:
@@ -169,7 +165,6 @@ def test_an_item_whose_owner_dies_before_the_wait_is_computed_once_by_the_waiter
     assert not lock.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=_LOST)
 def test_an_item_released_without_an_entry_is_computed_once_by_the_waiter(folder: Path) -> None:
     lock = hold(folder, 1, os.getpid())  # held by a live process (this one, as another thread)
     step = LetGo(trigger=2, held_lock=str(lock), infra=infra(folder))
@@ -177,7 +172,6 @@ def test_an_item_released_without_an_entry_is_computed_once_by_the_waiter(folder
     assert calls("LetGo") == [2, 3, 1]
 
 
-@pytest.mark.xfail(strict=True, reason=_LOST)
 def test_a_lost_item_before_a_failing_one_is_computed_and_the_items_after_it_are_not(
     folder: Path,
 ) -> None:
@@ -189,9 +183,6 @@ def test_a_lost_item_before_a_failing_one_is_computed_and_the_items_after_it_are
     assert [step.lookup(v).status for v in (1, 2, -3, 4)] == ["success", "success", "error", None]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="force and retry do not wait for a locked item that has an entry"
-)
 @pytest.mark.parametrize("mode", ["force", "retry"])
 def test_force_and_retry_recompute_an_item_whose_owner_died_instead_of_serving_the_old_entry(
     folder: Path, owner: subprocess.Popen[bytes], mode: str
@@ -212,7 +203,43 @@ def test_force_and_retry_recompute_an_item_whose_owner_died_instead_of_serving_t
     assert calls("LetGo") == [2, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="a zombie owner counts as alive: its lock blocks the item")
+class ReleasesAfterRunning(Backend):
+    """Runs the tasks inline, then removes the lock files left in its step folders.
+
+    It stands for another process that held an item and released it without an entry
+    after the task skipped it, but before the steps layer looked for what it must wait for.
+    """
+
+    def _execute(self, tasks: list[ItemTask]) -> None:
+        for task in tasks:
+            task()
+            for lock in task.paths.lock_folder.glob("*.lock"):
+                lock.unlink()
+
+
+class RunsNothing(Backend):
+    """A broken backend: returns without running the tasks."""
+
+    def _execute(self, tasks: list[ItemTask]) -> None:
+        return None
+
+
+def test_a_single_item_released_elsewhere_after_the_task_skipped_it_is_computed(
+    folder: Path,
+) -> None:
+    hold(folder, 7, os.getpid())
+    step = LetGo(infra={"backend": "ReleasesAfterRunning", "folder": folder})
+    assert step.run(7) == 70
+    assert calls("LetGo") == [7]
+
+
+def test_a_backend_that_runs_nothing_reports_the_items_as_not_computed(folder: Path) -> None:
+    step = LetGo(infra={"backend": "RunsNothing", "folder": folder})
+    with pytest.raises(RuntimeError, match="was not computed"):
+        step.run(1)
+    assert calls("LetGo") == []
+
+
 def test_a_lock_whose_owner_ended_unreaped_is_stale(tmp_path: Path) -> None:
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     try:

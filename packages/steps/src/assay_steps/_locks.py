@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Literal
 
 HEARTBEAT_SECONDS = 20.0
 STALE_SECONDS = 120.0
@@ -73,8 +74,15 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except (PermissionError, OSError):  # exists but belongs to someone else
+        pass
+    # A zombie has ended (killed, say) and only waits for its parent to collect it, which a
+    # parent busy waiting for this very item would never do.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:  # no /proc here: trust the signal test
         return True
-    return True
+    return stat.rsplit(b")", 1)[-1].split()[:1] not in ([b"Z"], [b"X"])
 
 
 def is_stale(path: str) -> bool:
@@ -92,10 +100,23 @@ def is_stale(path: str) -> bool:
     return owner.get("host") == HOST and isinstance(pid, int) and not _pid_alive(pid)
 
 
+def lock_state(lock_folder: str | Path, uid: str) -> Literal["live", "stale"] | None:
+    """Return ``"live"`` if a process holds item ``uid``, ``"stale"`` if its owner is gone.
+
+    None when there is no lock file (never taken, or released: with or without an entry).
+    """
+    path = lock_path(lock_folder, uid)
+    if not os.path.exists(path):
+        return None
+    if is_stale(path):
+        return "stale"
+    # Released between the two looks: no lock any more, rather than a live one.
+    return "live" if os.path.exists(path) else None
+
+
 def is_live(lock_folder: str | Path, uid: str) -> bool:
     """Return whether some process holds a live lock on item ``uid``."""
-    path = lock_path(lock_folder, uid)
-    return os.path.exists(path) and not is_stale(path)
+    return lock_state(lock_folder, uid) == "live"
 
 
 def try_acquire(lock_folder: str | Path, uid: str) -> bool:
@@ -103,11 +124,14 @@ def try_acquire(lock_folder: str | Path, uid: str) -> bool:
     path = lock_path(lock_folder, uid)
     # Formatted by hand: json.dumps would cost more than the file creation itself.
     content = f'{{"host": {_HOST_JSON}, "pid": {os.getpid()}, "time": {time.time()}}}'.encode()
-    for _ in range(2):  # second attempt after removing a stale lock
+    for _ in range(3):  # again after a stale lock was moved away, or the lock was released
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            if not is_stale(path):
+            state = lock_state(lock_folder, uid)
+            if state is None:
+                continue  # released since: take it now
+            if state == "live":
                 return False
             # Move the stale lock away; only one recovering process wins the rename.
             folder, name = os.path.split(path)

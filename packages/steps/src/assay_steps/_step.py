@@ -21,7 +21,7 @@ from ._dump import dump_tagged
 from ._durable import write_atomic
 from ._errors import BatchProtocolError
 from ._items import StepItems
-from ._locks import is_live
+from ._locks import lock_state
 from ._lookup import LookupHandle
 from ._paths import StepPaths, check_name
 from ._store import CorruptEntryError, EntryStore
@@ -677,7 +677,9 @@ def _compute(
     infra = step.infra
     assert infra is not None
     todo = list(pending)
+    stalled = 0  # rounds in a row that computed none of the items sent, none held elsewhere
     while todo:
+        sent = todo
         task = ItemTask(
             step=step,
             prefix=prefix,
@@ -695,29 +697,76 @@ def _compute(
             infra._execute([task])
         finally:
             task._forget_written_elsewhere()
-        todo = _wait_for_others(store, todo)
+        # Items that other processes held are waited for; those they lost come round again,
+        # now claimed here (force and retry still apply: they rewrite what they find).
+        todo, waited = _wait_for_others(store, todo, rewrite=mode in ("force", "retry"))
+        stalled = stalled + 1 if todo == sent and not waited else 0
+        if stalled >= 2:
+            # Sent twice, held by nobody, computed by nobody: the backend does not run the
+            # task. Another round would do the same; reading reports them as not computed.
+            break
 
 
-def _wait_for_others(store: EntryStore, uids: list[str]) -> list[str]:
-    """Wait for items another process is computing; return those it gave up on."""
+def _wait_for_others(
+    store: EntryStore, uids: list[str], rewrite: bool = False
+) -> tuple[list[str], bool]:
+    """Wait for the items other processes are computing; return the items to compute here.
+
+    Called once the backend ran every task over ``uids``: every lock still held is another
+    process's. An item is done when it has an entry and no live lock (with ``rewrite``, in
+    mode force or retry, an entry that was there before does not count while another process
+    holds the item, nor when that process died). Any other item is lost: its owner died
+    (stale lock), or released it without an entry, perhaps before the task even looked at it.
+    Lost items are returned, to be claimed and computed here, except those after the first
+    item that ended as an error: the task itself leaves the items after an item that fails
+    uncomputed, and reading the results stops at that error anyway.
+
+    Returns:
+        The items to compute here, in order, and whether any item was waited for.
+
+    """
     locks = str(store.paths.lock_folder)
-    waiting = [uid for uid in uids if not store.exists(uid) and is_live(locks, uid)]
-    given_up: list[str] = []
+    waiting: list[str] = []
+    lost: set[str] = set()
+    for uid in uids:
+        state = _state_after_run(store, locks, uid, rewrite)
+        if state == "live":
+            waiting.append(uid)
+        elif state == "lost":
+            lost.add(uid)
+    waited = bool(waiting)
     delay = POLL_SECONDS
     while waiting:
         time.sleep(delay)
         delay = min(delay * 2, _MAX_POLL_SECONDS)
         still = []
         for uid in waiting:
-            store.forget(uid)
-            if store.exists(uid):
-                continue
-            if is_live(locks, uid):
+            store.forget(uid)  # its entry may have been rewritten meanwhile
+            state = _state_after_run(store, locks, uid, rewrite)
+            if state == "live":
                 still.append(uid)
-            else:
-                given_up.append(uid)  # its process died: compute it here
+            elif state == "lost":
+                lost.add(uid)
         waiting = still
-    return given_up
+    kept: list[str] = []
+    for uid in uids:
+        if len(kept) == len(lost):
+            break
+        if uid in lost:
+            kept.append(uid)
+        elif store.holds_error(uid):
+            break
+    return kept, waited
+
+
+def _state_after_run(store: EntryStore, locks: str, uid: str, rewrite: bool) -> str:
+    """Return ``"live"`` (held elsewhere), ``"lost"`` (to compute here) or ``"done"``."""
+    state = lock_state(locks, uid)
+    if state is None:
+        return "done" if store.exists(uid) else "lost"
+    if not rewrite and store.exists(uid):
+        return "done"  # another process rewrites an entry that is valid meanwhile
+    return "live" if state == "live" else "lost"
 
 
 def _read(step: Step, store: EntryStore, uid: str) -> Any:

@@ -294,6 +294,21 @@ class EntryStore:
         exists = os.path.exists
         return exists(f"{self._prefix}{uid}.pkl") or exists(f"{self._prefix}{uid}.npy")
 
+    def holds_error(self, uid: str) -> bool:
+        """Return whether the entry of ``uid`` is a cached error, from its magic alone.
+
+        Cheap (eight bytes read, nothing verified): an array entry is never an error, and a
+        corrupt error entry stops a reader as an error does.
+        """
+        memo = self._memo.get(uid)
+        if memo is not None:
+            return memo[0] == "err"
+        try:
+            with open(self._path(uid, "pkl"), "rb") as f:
+                return f.read(len(ERROR_MAGIC)) == ERROR_MAGIC
+        except OSError:
+            return False
+
     # ------------------------------------------------------------------ writing
 
     def write_result(
