@@ -761,11 +761,12 @@ def _wait_for_others(
 
 def _state_after_run(store: EntryStore, locks: str, uid: str, rewrite: bool) -> str:
     """Return ``"live"`` (held elsewhere), ``"lost"`` (to compute here) or ``"done"``."""
+    exists = store.exists(uid)
+    if exists and not rewrite:
+        return "done"  # even while another process rewrites it: the entry is valid meanwhile
     state = lock_state(locks, uid)
     if state is None:
-        return "done" if store.exists(uid) else "lost"
-    if not rewrite and store.exists(uid):
-        return "done"  # another process rewrites an entry that is valid meanwhile
+        return "done" if exists else "lost"
     return "live" if state == "live" else "lost"
 
 
