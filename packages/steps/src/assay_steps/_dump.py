@@ -13,7 +13,11 @@ _own_class_dump: contextvars.ContextVar[object | None] = contextvars.ContextVar(
 )
 
 # Options of ``to_python`` that older pydantic versions lack: passed on only when set.
-_OPTIONAL = {"serialize_as_any": False, "exclude_computed_fields": False}
+_OPTIONAL: dict[str, Any] = {
+    "context": None,
+    "serialize_as_any": False,
+    "exclude_computed_fields": False,
+}
 
 
 def dump_tagged(
@@ -43,7 +47,6 @@ def dump_tagged(
         "exclude_defaults": info.exclude_defaults,
         "exclude_none": info.exclude_none,
         "round_trip": info.round_trip,
-        "context": info.context,
     }
     for option, default in _OPTIONAL.items():
         value = getattr(info, option, default)
