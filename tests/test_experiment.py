@@ -283,7 +283,6 @@ def test_changed_code_is_detected_and_needs_a_decision(tmp_path: Path, ops: Any)
     assert _calls(tmp_path) == 8
 
 
-@pytest.mark.xfail(strict=True, reason="keep is forgotten: the next run asks again")
 def test_keep_is_remembered_for_the_code_it_was_given_for(tmp_path: Path, ops: Any) -> None:
     module = ops()
     _experiment(tmp_path, module.square, grid(x=[1, 2])).run()

@@ -230,12 +230,23 @@ class Experiment:
             )
 
     def _stale(self, index: ResultsIndex, policy: CodeChange) -> list[str]:
-        """Run ids recorded with another code hash; raise if that needs a decision."""
+        """Run ids recorded with another code hash; raise if that needs a decision.
+
+        A decision to keep such runs holds for the current code: later runs of it do not ask
+        again (``"rerun"`` still reruns them), while code that changes again asks about every
+        run of other code.
+        """
         current = self.operation.code_hash
         if not current:  # source unavailable: nothing to compare
             return []
         ids = {s.run_id for s in self.specs}
         other = {rid: h for rid, h in index.other_code(current).items() if rid in ids}
+        # hashes whose results were kept for this very code: "keep" is decided once per code
+        kept = index.get_meta("kept_code", {}).get(current, [])
+        if other and policy == "keep":
+            index.set_meta("kept_code", {current: sorted({*kept, *other.values()})})
+        if policy == "error":
+            other = {rid: h for rid, h in other.items() if h not in kept}
         if other and policy == "error":
             old = next(iter(other.values()))
             runs = "1 run was" if len(other) == 1 else f"{len(other)} runs were"
