@@ -137,6 +137,12 @@ def array_write_read(cls: type, scratch: Scratch, **options: Any) -> tuple[float
     return statistics.median(writes), statistics.median(reads)
 
 
+def _ratio(exca: float, assay: float) -> str:
+    if exca >= assay:
+        return f"{exca / assay:,.1f}× faster"
+    return f"{assay / exca:,.1f}× slower"
+
+
 def main() -> None:
     console = Console()
     scratch = Scratch()
@@ -145,7 +151,7 @@ def main() -> None:
 
         def add(name: str, exca: float | None, assay: float, unit: str, scale: float) -> None:
             ex = "—" if exca is None else f"{exca * scale:,.2f} {unit}"
-            ratio = "—" if exca is None else f"{exca / assay:,.1f}× faster"
+            ratio = "—" if exca is None else _ratio(exca, assay)
             rows.append((name, ex, f"{assay * scale:,.2f} {unit}", ratio))
             console.log(f"{name}: exca {ex}, assay {assay * scale:,.3f} {unit}")
 
