@@ -296,7 +296,6 @@ def test_any_dump_options_validate_back_to_an_equal_step_with_the_same_uid(
     assert again._step_uid(()) == chain._step_uid(())
 
 
-@pytest.mark.xfail(strict=True, reason="capture_logs of an exca dump is refused")
 def test_a_config_dumped_by_exca_validates_with_capture_logs_off(folder: Path) -> None:
     # exca writes capture_logs=False into every dump of a Cached infra: such a config loads,
     # while capture_logs=True (logs captured to files, which assay does not do) is refused.

@@ -451,7 +451,6 @@ def test_chain_with_only_chain_infra_caches_the_final_result(folder: Path) -> No
     assert calls("Mult") == [1.0, 1.0]
 
 
-@pytest.mark.xfail(strict=True, reason="a chain recomputes its first steps for cached items")
 def test_chain_whose_result_is_cached_computes_none_of_its_steps(folder: Path) -> None:
     # As in exca: the chain's entry (its last step's) answers before any step runs, even
     # when an earlier step has a cache of its own that lacks the item.

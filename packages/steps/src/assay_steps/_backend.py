@@ -179,6 +179,21 @@ class Cached(Backend):
 
     """
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _accept_exca_capture_logs(cls, value: Any) -> Any:
+        # exca writes capture_logs=False into every dump of a Cached infra: such configs load.
+        # capture_logs=True (each run's output copied to files) has no counterpart here.
+        if isinstance(value, dict) and "capture_logs" in value:
+            value = dict(value)
+            flag = value.pop("capture_logs")
+            if flag is not False:
+                raise ValueError(
+                    f"capture_logs={flag!r}: capturing the output of runs to log files is not "
+                    "supported; expected capture_logs=False or no capture_logs key"
+                )
+        return value
+
 
 def _format_error(error: BaseException) -> CachedError:
     import cloudpickle  # type: ignore[import-untyped]  # only needed when an item fails

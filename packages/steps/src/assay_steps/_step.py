@@ -595,6 +595,8 @@ def _dispatch(
         return step._compute_items(prefix, get_uids, values, forced, retried)
     if infra.mode != "read-only" and isinstance(step, Chain) and step._shares_last_cache():
         # The chain's entry is its last step's entry: computing the steps writes it.
+        if infra.mode == "cached" and not (forced or retried):
+            return _run_chain_missing(step, prefix, get_uids, values)
         return step._compute_items(
             prefix,
             get_uids,
@@ -640,6 +642,35 @@ def _dispatch(
         if mode in ("force", "retry"):
             attempted.update(pending)
     return _read_all(step, store, uids)
+
+
+def _run_chain_missing(
+    chain: Chain, prefix: tuple[Step, ...], get_uids: UidSource, values: list[Any]
+) -> Iterator[Any]:
+    """Run ``chain`` (in mode cached) over the items its shared entry lacks, then read all.
+
+    As in exca, an item with a chain entry runs none of the steps, even when an earlier step
+    has a cache of its own without the item: a success is read, a cached error re-raised.
+    Missing and corrupt entries go through the steps.
+    """
+    store = chain._store(prefix)
+    uids = get_uids()
+    todo: dict[str, Any] = {}
+    for uid, value in zip(uids, values, strict=True):
+        if uid in store.memo or uid in todo:
+            continue
+        try:
+            found = store.peek(uid)
+        except CorruptEntryError:
+            found = None  # recomputed and overwritten
+        if found is None:
+            todo[uid] = value
+    if todo:
+        missing = list(todo)
+        # Consumed here: the steps write the chain's entries as they go.
+        for _ in chain._compute_items(prefix, lambda: missing, list(todo.values())):
+            pass
+    return _read_all(chain, store, uids)
 
 
 def _read_all(step: Step, store: EntryStore, uids: list[str]) -> Iterator[Any]:
