@@ -64,12 +64,6 @@ ON_RUN: dict[int, Callable[[], None]] = {}
 # --- An empty lock: its creator died before writing its owner line ---------------------
 
 
-EMPTY_BEFORE_FIX = pytest.mark.xfail(
-    strict=True, reason="an empty lock is stale only after two missed heartbeats (40 s)"
-)
-
-
-@EMPTY_BEFORE_FIX
 def test_an_empty_lock_three_seconds_old_is_taken_over_at_once(tmp_path: Path) -> None:
     lock = plant(tmp_path, "item", b"", age=3.0)
     assert _locks.lock_state(tmp_path, "item") == "stale"
@@ -97,7 +91,6 @@ def test_a_partial_lock_three_seconds_old_is_live(tmp_path: Path) -> None:
     assert not _locks.try_acquire(tmp_path, "item")
 
 
-@EMPTY_BEFORE_FIX
 def test_a_step_computes_an_item_whose_empty_lock_is_past_the_grace(tmp_path: Path) -> None:
     step = Once(infra={"backend": "Cached", "folder": tmp_path})
     handle = step.lookup(4)
@@ -114,12 +107,6 @@ def wait(event: threading.Event, what: str) -> None:
     assert event.wait(PATIENCE), f"the other thread never {what}"
 
 
-TAKEOVER_BEFORE_FIX = pytest.mark.xfail(
-    strict=True, reason="the late recoverer renames away the lock the first one just took"
-)
-
-
-@TAKEOVER_BEFORE_FIX
 def test_two_recoverers_of_one_stale_lock_one_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,7 +148,6 @@ def test_two_recoverers_of_one_stale_lock_one_wins(
     assert os.listdir(tmp_path) == []  # nothing left behind: no moved-away lock, no guard
 
 
-@TAKEOVER_BEFORE_FIX
 def test_two_steps_recovering_one_stale_item_compute_it_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,3 +204,45 @@ def test_two_steps_recovering_one_stale_item_compute_it_once(
     ON_RUN.clear()
     assert calls("Once") == [3]  # computed once, by the process that won the takeover
     assert results == {"first": 30, "late": 30}
+
+
+def test_a_lock_being_taken_over_is_live_and_left_alone(tmp_path: Path) -> None:
+    # Another recoverer holds the guard: it is replacing the stale lock by its own.
+    lock = plant(tmp_path, "item", json.dumps({"host": _locks.HOST, "pid": dead_pid()}).encode())
+    guard = tmp_path / f".{lock.name}.takeover"
+    guard.touch()
+    assert _locks.lock_state(tmp_path, "item") == "live"
+    assert not _locks.try_acquire(tmp_path, "item")
+    assert guard.exists()
+    assert lock.exists()
+
+
+def test_the_guard_of_a_dead_recoverer_is_broken_once_old(tmp_path: Path) -> None:
+    lock = plant(tmp_path, "item", json.dumps({"host": _locks.HOST, "pid": dead_pid()}).encode())
+    guard = tmp_path / f".{lock.name}.takeover"
+    guard.touch()
+    then = time.time() - _locks.TAKEOVER_SECONDS - 1
+    os.utime(guard, (then, then))
+    assert _locks.lock_state(tmp_path, "item") == "stale"
+    assert _locks.try_acquire(tmp_path, "item")
+    try:
+        assert owner_of(lock)["pid"] == os.getpid()
+    finally:
+        _locks.release(tmp_path, "item")
+    assert os.listdir(tmp_path) == []
+
+
+def test_breaking_a_guard_that_turned_fresh_puts_it_back(tmp_path: Path) -> None:
+    # Judged stale, but broken and retaken by another process before this one moved it.
+    guard = tmp_path / ".item.lock.takeover"
+    guard.touch()
+    _locks._break_guard(str(guard))
+    assert os.listdir(tmp_path) == [guard.name]
+
+
+def test_a_stale_lock_is_recovered_with_the_guard_left_behind_by_nobody(tmp_path: Path) -> None:
+    lock = plant(tmp_path, "item", json.dumps({"host": _locks.HOST, "pid": dead_pid()}).encode())
+    assert _locks.try_acquire(tmp_path, "item")
+    assert owner_of(lock)["pid"] == os.getpid()
+    assert os.listdir(tmp_path) == [lock.name]
+    _locks.release(tmp_path, "item")

@@ -4,10 +4,17 @@ A lock is ``locks/<uid>.lock``, created exclusively (``O_EXCL``) and holding the
 and the time. While held, a daemon thread refreshes its modification time every
 ``HEARTBEAT_SECONDS``. A lock is stale, and may be taken over, when its process is gone
 (same host, pid not alive) or its heartbeat is older than ``STALE_SECONDS`` (another host
-that died). A lock whose content does not name its owner (its worker died after creating it,
-or while writing the entry into it) is stale once it missed ``MISSED_HEARTBEATS`` heartbeats.
-Takeover renames the stale file away first, so two recovering processes cannot
-both believe they hold the item.
+that died). An empty lock (its creator died between creating it and writing its owner line) is
+stale after ``EMPTY_GRACE_SECONDS``; a lock holding part of an entry (its worker died while
+writing the entry into it) once it missed ``MISSED_HEARTBEATS`` heartbeats.
+
+Taking over a stale lock is exclusive: recoverers of one item are serialised by a guard file,
+``.<uid>.lock.takeover``, created with ``O_EXCL``. Under it the recoverer looks again whether
+the lock is stale (another recoverer may have replaced it meanwhile by a fresh lock of its
+own), removes it and creates its own lock, then removes the guard. Locks are removed only
+by their owner or under the guard, so two processes never both hold an item. A guard whose
+recoverer died (within a few system calls) is broken once older than ``TAKEOVER_SECONDS``.
+The normal path (no stale lock) never touches the guard.
 """
 
 from __future__ import annotations
@@ -28,6 +35,15 @@ STALE_SECONDS = 120.0
 #: while writing the entry into it) is stale once it missed this many heartbeats: a live
 #: owner refreshes it every ``HEARTBEAT_SECONDS``, even while it writes the entry.
 MISSED_HEARTBEATS = 2
+#: An empty lock exists only between its creation and the write of its owner line, one system
+#: call later: an entry written over a lock is never empty (it starts with a magic, and is
+#: written over the owner line, then cut to its length). An empty lock older than this
+#: belongs to a process that died in between (a broken process pool terminating its workers).
+EMPTY_GRACE_SECONDS = 2.0
+#: A takeover guard is held for a few system calls (a stat, a read, an unlink, the creation
+#: of the new lock). One older than this was left by a recoverer that died: it is broken.
+#: Far longer than the section, so that a recoverer merely descheduled keeps its guard.
+TAKEOVER_SECONDS = 10.0
 HOST = socket.gethostname()
 _HOST_JSON = json.dumps(HOST)
 
@@ -88,11 +104,14 @@ def _pid_alive(pid: int) -> bool:
 def is_stale(path: str) -> bool:
     """Return whether the lock at ``path`` exists but its owner is gone."""
     try:
-        age = time.time() - os.stat(path).st_mtime
+        stat = os.stat(path)
     except FileNotFoundError:
         return False
+    age = time.time() - stat.st_mtime
     if age > STALE_SECONDS:
         return True
+    if stat.st_size == 0:  # its creator died before writing its owner line, or is writing it
+        return age > EMPTY_GRACE_SECONDS
     owner = read_owner(path)
     if owner is None:  # being written, or holding a partial entry: trust the heartbeat age
         return age > MISSED_HEARTBEATS * HEARTBEAT_SECONDS
@@ -109,7 +128,8 @@ def lock_state(lock_folder: str | Path, uid: str) -> Literal["live", "stale"] | 
     if not os.path.exists(path):
         return None
     if is_stale(path):
-        return "stale"
+        # Another process taking it over right now will hold it in a moment.
+        return "live" if _guard_held(_guard_path(path)) else "stale"
     # Released between the two looks: no lock any more, rather than a live one.
     return "live" if os.path.exists(path) else None
 
@@ -119,42 +139,113 @@ def is_live(lock_folder: str | Path, uid: str) -> bool:
     return lock_state(lock_folder, uid) == "live"
 
 
+def _guard_path(path: str) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.takeover")
+
+
+def _guard_held(guard: str) -> bool:
+    """Return whether a live recoverer holds the takeover guard ``guard``."""
+    try:
+        return time.time() - os.stat(guard).st_mtime <= TAKEOVER_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def _break_guard(guard: str) -> None:
+    """Remove the guard ``guard`` if it is still the stale one (its recoverer died).
+
+    Renamed away first, then checked: had another process broken the stale guard and taken a
+    fresh one meanwhile, the fresh guard is what was moved, and it is put back.
+    """
+    moved = f"{guard}.{uuid.uuid4().hex[:8]}.stale"
+    try:
+        os.rename(guard, moved)
+    except FileNotFoundError:
+        return
+    try:
+        fresh = time.time() - os.stat(moved).st_mtime <= TAKEOVER_SECONDS
+        if fresh:
+            with contextlib.suppress(FileExistsError):
+                os.link(moved, guard)
+    finally:
+        os.unlink(moved)
+
+
+def _create(path: str, content: bytes) -> bool:
+    """Create the lock file ``path`` exclusively with ``content``; False if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, content)
+    except BaseException:  # e.g. a full disk: leave no ownerless lock behind
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(fd)
+    return True
+
+
+def _take_over(path: str, content: bytes) -> bool | None:
+    """Replace the stale lock ``path`` by a lock of ours, exclusively.
+
+    Returns:
+        True if this process now holds the lock; False if another process holds it or is
+        taking it over; None if the caller should look again (the lock or a dead
+        recoverer's guard went away).
+
+    """
+    guard = _guard_path(path)
+    try:
+        fd = os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        if _guard_held(guard):
+            return False  # another process is taking it over: it will hold it in a moment
+        _break_guard(guard)
+        return None
+    os.close(fd)
+    try:
+        # Judged stale before the guard was ours: another recoverer may have taken the item
+        # over since, its fresh lock now standing where the stale one was.
+        if not is_stale(path):
+            return None if not os.path.exists(path) else False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        # False if a process that never saw the stale lock created its lock meanwhile.
+        return _create(path, content)
+    finally:
+        with contextlib.suppress(FileNotFoundError):  # broken, had this process stalled
+            os.unlink(guard)
+
+
 def try_acquire(lock_folder: str | Path, uid: str) -> bool:
     """Take the lock of item ``uid``; False if a live process holds it."""
     path = lock_path(lock_folder, uid)
     # Formatted by hand: json.dumps would cost more than the file creation itself.
     content = f'{{"host": {_HOST_JSON}, "pid": {os.getpid()}, "time": {time.time()}}}'.encode()
-    for _ in range(3):  # again after a stale lock was moved away, or the lock was released
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            state = lock_state(lock_folder, uid)
-            if state is None:
-                continue  # released since: take it now
-            if state == "live":
-                return False
-            # Move the stale lock away; only one recovering process wins the rename.
-            folder, name = os.path.split(path)
-            try:
-                os.replace(path, os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.stale"))
-            except FileNotFoundError:
-                continue
-            for leftover in Path(folder).glob(f".{name}.*.stale"):
-                leftover.unlink(missing_ok=True)
+    for _ in range(3):  # again after the lock was released, or a dead recoverer's guard broken
+        if _create(path, content):
+            break
+        state = lock_state(lock_folder, uid)
+        if state is None:
+            continue  # released since: take it now
+        if state == "live":
+            return False
+        taken = _take_over(path, content)
+        if taken is None:
             continue
-        try:
-            os.write(fd, content)
-        except BaseException:  # e.g. a full disk: leave no ownerless lock behind
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
-        os.close(fd)
-        with _held_guard:
-            _held.add(path)
-        _start_heartbeat()
-        return True
-    return False
+        if not taken:
+            return False
+        break
+    else:
+        return False
+    with _held_guard:
+        _held.add(path)
+    _start_heartbeat()
+    return True
 
 
 def release(lock_folder: str | Path, uid: str, *, renamed: bool = False) -> None:
