@@ -204,7 +204,6 @@ def test_an_error_in_run_many_stops_at_the_failing_item(folder: Path) -> None:
     assert step.lookup(3).status is None  # not computed after the failure
 
 
-@pytest.mark.xfail(strict=True, reason="the error is cached under the chain's first item")
 def test_an_error_in_a_chain_is_cached_under_the_item_that_failed(folder: Path) -> None:
     chain = Chain(steps=[Add(x=0), Fail()], infra=cached(folder))
     with pytest.raises(ValueError, match="boom -2"):
@@ -218,7 +217,6 @@ def test_an_error_in_a_chain_is_cached_under_the_item_that_failed(folder: Path) 
     assert [late.lookup(v).status for v in (5, -3, -4)] == ["success", "error", None]
 
 
-@pytest.mark.xfail(strict=True, reason="run_many raises an item's error only when iterated")
 def test_run_many_with_a_cache_raises_an_item_error_before_returning(folder: Path) -> None:
     # As in exca: a run for effect (results not read) still fails loudly.
     step = Fail(infra=cached(folder))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import json
 import pickle
 import time
@@ -420,7 +421,9 @@ class Step(pydantic.BaseModel):
         """Run over many inputs, one cache entry per input; results come in input order.
 
         Missing items are computed (through the backend) before this returns; the returned
-        :class:`StepItems` reads the results back lazily.
+        :class:`StepItems` reads the results back lazily. With a cache, an item's error is
+        raised by this call (as in exca): a cached error before anything is computed, a new
+        one once the backend ran. Without a cache, items are computed as they are read.
         """
         step = self._resolved()
         values = list(values)
@@ -431,7 +434,10 @@ class Step(pydantic.BaseModel):
             uids = _memo(lambda: [_NOINPUT_UID if v is NOVALUE else uid_of(v) for v in values])
         else:
             uids = _memo(lambda: [step._item_uid(v) for v in values])
-        return StepItems(_dispatch(step, (), uids, values, forced=False), len(values))
+        results = _dispatch(step, (), uids, values, forced=False, top=True)
+        if step.infra is not None and step.infra.folder is not None:
+            results = _raise_now(step, uids(), results)
+        return StepItems(results, len(values))
 
     def lookup(self, value: Any = NOVALUE) -> LookupHandle:
         """Return a handle on the cache entry of ``value`` (status, result, clear, job)."""
@@ -527,11 +533,7 @@ class Chain(Step):
         forced: bool = False,
         retried: bool = False,
     ) -> Iterator[Any]:
-        for step in self._resolved_steps():
-            values = list(_dispatch(step, prefix, uids, values, forced, retried))
-            forced = forced or step._forces()
-            prefix = (*prefix, *step._uid_steps())
-        return iter(values)
+        return _chain_results(self, prefix, uids, values, forced, retried)
 
     def _lookup(self, prefix: tuple[Step, ...], uid: str) -> LookupHandle:
         subs = []
@@ -584,11 +586,14 @@ def _dispatch(
     values: list[Any],
     forced: bool,
     retried: bool = False,
+    top: bool = False,
 ) -> Iterator[Any]:
     """Return the results of ``step`` over ``values``, computing and caching what is missing.
 
     ``forced`` / ``retried``: an enclosing chain (or a step before this one) is in mode
-    ``"force"`` / ``"retry"``, which then applies to this step too.
+    ``"force"`` / ``"retry"``, which then applies to this step too. ``top``: the run itself,
+    which raises a cached error before computing anything, as exca does (inside a chain,
+    the reader raises it in turn, so that the chain's task caches it under the right item).
     """
     infra = step.infra
     if infra is None:
@@ -596,7 +601,7 @@ def _dispatch(
     if infra.mode != "read-only" and isinstance(step, Chain) and step._shares_last_cache():
         # The chain's entry is its last step's entry: computing the steps writes it.
         if infra.mode == "cached" and not (forced or retried):
-            return _run_chain_missing(step, prefix, get_uids, values)
+            return _run_chain_missing(step, prefix, get_uids, values, top)
         return step._compute_items(
             prefix,
             get_uids,
@@ -621,8 +626,12 @@ def _dispatch(
     memo = store.memo
     misses = 0  # consecutive items found missing
     for uid, value in zip(uids, values, strict=True):
-        if mode == "cached" and uid in memo:
-            continue  # a hit this instance already verified
+        if mode == "cached":
+            found = memo.get(uid)
+            if found is not None:  # a hit this instance already verified
+                if top and found[0] == "err":
+                    _read(step, store, uid)
+                continue
         if uid in pending:
             continue
         if (mode == "force" and uid not in attempted) or (
@@ -636,6 +645,8 @@ def _dispatch(
         misses = misses + 1 if status is None else 0
         if status is None or (status == "error" and mode == "retry" and uid not in attempted):
             pending[uid] = value
+        elif top and status == "error":
+            _read(step, store, uid)
     if pending:
         step._write_config(store, prefix)
         _compute(step, prefix, store, pending, mode)
@@ -644,8 +655,47 @@ def _dispatch(
     return _read_all(step, store, uids)
 
 
+def _chain_results(
+    chain: Chain,
+    prefix: tuple[Step, ...],
+    uids: UidSource,
+    values: list[Any],
+    forced: bool,
+    retried: bool,
+) -> Iterator[Any]:
+    """Yield the results of ``chain``'s steps in turn, then raise the first item's error.
+
+    Each step needs its whole input list, so a failure surfaces while a step's results are
+    gathered. The items before the failing one go on through the remaining steps and are
+    yielded before the error is raised: whoever consumes the results (the task that writes
+    the chain's entries) then caches each success under its item and the error under the
+    item that failed, not under the first item.
+    """
+    failure: Exception | None = None
+    for step in chain._resolved_steps():
+        done: list[Any] = []
+        try:
+            for result in _dispatch(
+                step, prefix, _first(uids, len(values)), values, forced, retried
+            ):
+                done.append(result)
+        except Exception as error:
+            failure = error  # an earlier item than any previous failure: it is the one raised
+        values = done
+        forced = forced or step._forces()
+        prefix = (*prefix, *step._uid_steps())
+    yield from values
+    if failure is not None:
+        raise failure
+
+
+def _first(uids: UidSource, count: int) -> UidSource:
+    """Return the uids of the first ``count`` items (those still going through a chain)."""
+    return lambda: uids()[:count]
+
+
 def _run_chain_missing(
-    chain: Chain, prefix: tuple[Step, ...], get_uids: UidSource, values: list[Any]
+    chain: Chain, prefix: tuple[Step, ...], get_uids: UidSource, values: list[Any], top: bool
 ) -> Iterator[Any]:
     """Run ``chain`` (in mode cached) over the items its shared entry lacks, then read all.
 
@@ -657,20 +707,54 @@ def _run_chain_missing(
     uids = get_uids()
     todo: dict[str, Any] = {}
     for uid, value in zip(uids, values, strict=True):
-        if uid in store.memo or uid in todo:
+        if uid in todo:
             continue
         try:
-            found = store.peek(uid)
+            found = store.peek(uid)  # from memory when this instance verified it before
         except CorruptEntryError:
             found = None  # recomputed and overwritten
         if found is None:
             todo[uid] = value
+        elif top and found == "error":
+            _read(chain, store, uid)
+    failure: Exception | None = None
     if todo:
         missing = list(todo)
-        # Consumed here: the steps write the chain's entries as they go.
-        for _ in chain._compute_items(prefix, lambda: missing, list(todo.values())):
-            pass
-    return _read_all(chain, store, uids)
+        try:
+            # Consumed here: the steps write the chain's entries as they go.
+            for _ in chain._compute_items(prefix, lambda: missing, list(todo.values())):
+                pass
+        except Exception as error:
+            failure = error
+    reader = _read_all(chain, store, uids)
+    return reader if failure is None else _reads_until(reader, failure)
+
+
+def _reads_until(reader: Iterator[Any], failure: Exception) -> Iterator[Any]:
+    """Yield what ``reader`` reads, raising ``failure`` at the first item it cannot read.
+
+    The items before the failing one are read as usual, so that an enclosing task caches
+    them and the error under the item that failed.
+    """
+    try:
+        yield from reader
+    except Exception:
+        raise failure from None
+
+
+def _raise_now(step: Step, uids: list[str], results: Iterator[Any]) -> Iterator[Any]:
+    """Raise the error of the first item that failed (or was not computed), else pass on.
+
+    As in exca, a run with a cache fails at once, not only when its results are read: a run
+    for effect (results left unread) must not end quietly. The check reads no entry: errors
+    are told by their magic, and only the failing item is decoded (by the reader).
+    """
+    store = step._store(())
+    for index, uid in enumerate(uids):
+        if not store.exists(uid) or store.holds_error(uid):
+            read = list(itertools.islice(results, index + 1))  # raises the item's error
+            return itertools.chain(read, results)  # it was written meanwhile after all
+    return results
 
 
 def _read_all(step: Step, store: EntryStore, uids: list[str]) -> Iterator[Any]:
