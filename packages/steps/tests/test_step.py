@@ -217,7 +217,6 @@ def test_an_error_in_a_chain_is_cached_under_the_item_that_failed(folder: Path) 
     assert [late.lookup(v).status for v in (5, -3, -4)] == ["success", "error", None]
 
 
-@pytest.mark.xfail(strict=True, reason="the error of an uncached first step is not cached")
 def test_an_error_before_a_chain_shared_last_step_is_cached_for_the_chain(folder: Path) -> None:
     # The chain's entry is its last step's; the first step, without a cache, fails.
     def chain(mode: str = "cached") -> Chain:

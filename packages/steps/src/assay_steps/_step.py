@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pydantic
 import xxhash
 
-from ._backend import Backend, ItemTask
+from ._backend import Backend, ItemTask, _format_error
 from ._dump import dump_tagged
 from ._durable import write_atomic
 from ._errors import BatchProtocolError
@@ -726,8 +726,27 @@ def _run_chain_missing(
                 pass
         except Exception as error:
             failure = error
+            if not isinstance(error, BatchProtocolError):
+                _cache_chain_error(store, missing, error)
     reader = _read_all(chain, store, uids)
     return reader if failure is None else _reads_until(reader, failure)
+
+
+def _cache_chain_error(store: EntryStore, uids: list[str], error: Exception) -> None:
+    """Cache ``error`` under the failing item of a chain whose entry is its last step's.
+
+    Items go through the steps in order, and the last step wrote an entry for each item
+    before the failing one. When a step before the last one failed, no step cached the
+    error: it goes under the first item without an entry, as exca caches a chain's error.
+    An error entry already there means the last step failed and cached it itself.
+    """
+    for uid in uids:
+        if store.holds_error(uid):
+            return
+        if not store.exists(uid):
+            store.write_error(uid, _format_error(error))
+            store.sync()
+            return
 
 
 def _reads_until(reader: Iterator[Any], failure: Exception) -> Iterator[Any]:
