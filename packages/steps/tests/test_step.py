@@ -230,7 +230,6 @@ def test_an_error_before_a_chain_shared_last_step_is_cached_for_the_chain(folder
     assert calls("Fail") == [1, -2]
 
 
-@pytest.mark.xfail(strict=True, reason="retry recomputes the uncached steps of cached items")
 def test_retrying_a_chain_computes_nothing_for_its_cached_successes(folder: Path) -> None:
     def chain(mode: str) -> Chain:
         return Chain(steps=[Mult(), Add(x=1, infra=Cached())], infra=cached(folder, mode=mode))

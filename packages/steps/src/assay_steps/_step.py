@@ -600,8 +600,9 @@ def _dispatch(
         return step._compute_items(prefix, get_uids, values, forced, retried)
     if infra.mode != "read-only" and isinstance(step, Chain) and step._shares_last_cache():
         # The chain's entry is its last step's entry: computing the steps writes it.
-        if infra.mode == "cached" and not (forced or retried):
-            return _run_chain_missing(step, prefix, get_uids, values, top)
+        if infra.mode in ("cached", "retry") and not forced:
+            retry = retried or infra.mode == "retry"
+            return _run_chain_missing(step, prefix, get_uids, values, top, retry)
         return step._compute_items(
             prefix,
             get_uids,
@@ -695,13 +696,18 @@ def _first(uids: UidSource, count: int) -> UidSource:
 
 
 def _run_chain_missing(
-    chain: Chain, prefix: tuple[Step, ...], get_uids: UidSource, values: list[Any], top: bool
+    chain: Chain,
+    prefix: tuple[Step, ...],
+    get_uids: UidSource,
+    values: list[Any],
+    top: bool,
+    retry: bool,
 ) -> Iterator[Any]:
-    """Run ``chain`` (in mode cached) over the items its shared entry lacks, then read all.
+    """Run ``chain`` over the items its shared entry lacks (or, in retry, has as an error).
 
     As in exca, an item with a chain entry runs none of the steps, even when an earlier step
-    has a cache of its own without the item: a success is read, a cached error re-raised.
-    Missing and corrupt entries go through the steps.
+    has a cache of its own without the item: a success is read, a cached error re-raised
+    (with ``retry``, computed again). Missing and corrupt entries go through the steps.
     """
     store = chain._store(prefix)
     uids = get_uids()
@@ -713,7 +719,7 @@ def _run_chain_missing(
             found = store.peek(uid)  # from memory when this instance verified it before
         except CorruptEntryError:
             found = None  # recomputed and overwritten
-        if found is None:
+        if found is None or (retry and found == "error"):
             todo[uid] = value
         elif top and found == "error":
             _read(chain, store, uid)
@@ -722,12 +728,17 @@ def _run_chain_missing(
         missing = list(todo)
         try:
             # Consumed here: the steps write the chain's entries as they go.
-            for _ in chain._compute_items(prefix, lambda: missing, list(todo.values())):
+            computed = chain._compute_items(
+                prefix, lambda: missing, list(todo.values()), retried=retry
+            )
+            for _ in computed:
                 pass
         except Exception as error:
             failure = error
-            if not isinstance(error, BatchProtocolError):
-                _cache_chain_error(store, missing, error)
+        for uid in missing:
+            store.forget(uid)  # the steps' own stores wrote them: what this one holds is old
+        if failure is not None and not isinstance(failure, BatchProtocolError):
+            _cache_chain_error(store, missing, failure)
     reader = _read_all(chain, store, uids)
     return reader if failure is None else _reads_until(reader, failure)
 
