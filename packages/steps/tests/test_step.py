@@ -239,6 +239,13 @@ def test_retrying_a_chain_computes_nothing_for_its_cached_successes(folder: Path
     assert calls("Mult") == [1.0]
 
 
+@pytest.mark.xfail(strict=True, reason="a forced chain computes a repeated input twice")
+def test_forcing_a_chain_computes_a_repeated_input_once(folder: Path) -> None:
+    chain = Chain(steps=[Mult(), Add(x=1, infra=Cached())], infra=cached(folder, mode="force"))
+    assert list(chain.run_many([1.0, 1.0, 2.0])) == [3.0, 3.0, 5.0]
+    assert calls("Mult") == [1.0, 2.0]  # as exca: one computation per distinct input
+
+
 def test_run_many_with_a_cache_raises_an_item_error_before_returning(folder: Path) -> None:
     # As in exca: a run for effect (results not read) still fails loudly.
     step = Fail(infra=cached(folder))
