@@ -239,7 +239,6 @@ def test_retrying_a_chain_computes_nothing_for_its_cached_successes(folder: Path
     assert calls("Mult") == [1.0]
 
 
-@pytest.mark.xfail(strict=True, reason="a forced chain computes a repeated input twice")
 def test_forcing_a_chain_computes_a_repeated_input_once(folder: Path) -> None:
     chain = Chain(steps=[Mult(), Add(x=1, infra=Cached())], infra=cached(folder, mode="force"))
     assert list(chain.run_many([1.0, 1.0, 2.0])) == [3.0, 3.0, 5.0]

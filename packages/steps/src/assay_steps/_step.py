@@ -600,16 +600,9 @@ def _dispatch(
         return step._compute_items(prefix, get_uids, values, forced, retried)
     if infra.mode != "read-only" and isinstance(step, Chain) and step._shares_last_cache():
         # The chain's entry is its last step's entry: computing the steps writes it.
-        if infra.mode in ("cached", "retry") and not forced:
-            retry = retried or infra.mode == "retry"
-            return _run_chain_missing(step, prefix, get_uids, values, top, retry)
-        return step._compute_items(
-            prefix,
-            get_uids,
-            values,
-            forced or infra.mode == "force",
-            retried or infra.mode == "retry",
-        )
+        force = forced or infra.mode == "force"
+        retry = retried or infra.mode == "retry"
+        return _run_chain_missing(step, prefix, get_uids, values, top, force, retry)
     mode = infra.mode
     if forced or mode == "force":
         if mode == "read-only":
@@ -701,19 +694,25 @@ def _run_chain_missing(
     get_uids: UidSource,
     values: list[Any],
     top: bool,
+    force: bool,
     retry: bool,
 ) -> Iterator[Any]:
     """Run ``chain`` over the items its shared entry lacks (or, in retry, has as an error).
 
     As in exca, an item with a chain entry runs none of the steps, even when an earlier step
     has a cache of its own without the item: a success is read, a cached error re-raised
-    (with ``retry``, computed again). Missing and corrupt entries go through the steps.
+    (with ``retry``, computed again). Missing and corrupt entries go through the steps; with
+    ``force``, every item does. Each item goes through the steps once, however many times
+    it is given.
     """
     store = chain._store(prefix)
     uids = get_uids()
     todo: dict[str, Any] = {}
     for uid, value in zip(uids, values, strict=True):
         if uid in todo:
+            continue
+        if force:
+            todo[uid] = value
             continue
         try:
             found = store.peek(uid)  # from memory when this instance verified it before
@@ -729,7 +728,7 @@ def _run_chain_missing(
         try:
             # Consumed here: the steps write the chain's entries as they go.
             computed = chain._compute_items(
-                prefix, lambda: missing, list(todo.values()), retried=retry
+                prefix, lambda: missing, list(todo.values()), force, retry
             )
             for _ in computed:
                 pass
