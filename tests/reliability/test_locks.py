@@ -1,19 +1,34 @@
-"""Locks left by killed workers are taken over; a live worker's lock never is."""
+"""Locks left by killed workers are taken over; a live worker's lock never is.
+
+Several processes recovering the same stale locks at once compute each item exactly once.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from assay_steps import _locks
-from audit import audit_steps
-from reliability_steps import ReliabilityPayload, run_forked
+from audit import audit_steps, count
+from reliability_steps import (
+    HEAVY,
+    ItemFailed,
+    ReliabilityPayload,
+    computations,
+    expected,
+    fails,
+    run_forked,
+    same,
+)
 
 ITEMS = list(range(6))
 
@@ -74,20 +89,35 @@ def test_the_lock_of_a_killed_worker_is_taken_over_at_once(tmp_path: Path) -> No
     assert audit_steps(tmp_path, ITEMS).complete == len(ITEMS)
 
 
-@pytest.mark.parametrize(
-    "kill",
-    [partial(killed_at_replace, number=2), killed_after_lock_creation],
-    ids=["killed-while-writing-the-entry", "killed-after-creating-the-lock"],
-)
-def test_a_lock_without_owner_is_stale_after_two_missed_heartbeats(
-    tmp_path: Path, kill: Callable[[Path], None]
-) -> None:
-    assert run_forked(partial(kill, tmp_path)) == -signal.SIGKILL
+def test_a_lock_without_owner_is_stale_after_two_missed_heartbeats(tmp_path: Path) -> None:
+    # Killed while writing the entry into its lock: the lock holds part of an entry, and a live
+    # owner refreshes it every HEARTBEAT_SECONDS, however long the entry takes to write.
+    assert run_forked(partial(killed_at_replace, tmp_path, 2)) == -signal.SIGKILL
     locks = list(tmp_path.glob("*/locks/*.lock"))
     assert len(locks) == 1
+    assert locks[0].stat().st_size > 0
     step = ReliabilityPayload(infra={"backend": "Cached", "folder": tmp_path})
-    # A live owner refreshes its lock every HEARTBEAT_SECONDS, even while it writes the entry.
+    age(locks[0], 1.5 * _locks.HEARTBEAT_SECONDS)
+    assert step.lookup(0).status == "running"
     age(locks[0], 2.5 * _locks.HEARTBEAT_SECONDS)
+    assert step.lookup(0).status is None
+    step.run_many(ITEMS)
+    assert audit_steps(tmp_path, ITEMS).complete == len(ITEMS)
+
+
+def test_an_empty_lock_of_a_worker_killed_after_creating_it_is_stale_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    # Killed between creating its lock and writing its owner line: the lock is empty, which
+    # a lock is for one system call only; past a short grace, nobody owns it.
+    assert run_forked(partial(killed_after_lock_creation, tmp_path)) == -signal.SIGKILL
+    locks = list(tmp_path.glob("*/locks/*.lock"))
+    assert len(locks) == 1
+    assert locks[0].stat().st_size == 0
+    step = ReliabilityPayload(infra={"backend": "Cached", "folder": tmp_path})
+    age(locks[0], 0.0)
+    assert step.lookup(0).status == "running"  # its creator may be writing the owner line
+    age(locks[0], 3.0)
     assert step.lookup(0).status is None
     step.run_many(ITEMS)
     assert audit_steps(tmp_path, ITEMS).complete == len(ITEMS)
@@ -103,3 +133,73 @@ def test_a_live_lock_is_never_taken_over(tmp_path: Path) -> None:
     age(lock, 0.5 * _locks.HEARTBEAT_SECONDS)
     assert step.lookup(0).status == "running"
     assert _locks.try_acquire(paths.lock_folder, step.lookup(0).uid) is False
+
+
+RECOVERED = list(range(24))
+
+
+def dead_pid() -> int:
+    """The pid of a process that ended and was reaped."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def plant_stale_locks(folder: Path) -> None:
+    """Leave a stale lock on every item: a dead owner's, or an empty one past the grace."""
+    step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder})
+    pid = dead_pid()
+    for i in RECOVERED:
+        handle = step.lookup(i)
+        handle.paths.lock_folder.mkdir(parents=True, exist_ok=True)
+        lock = handle.paths.lock_folder / f"{handle.uid}.lock"
+        if i % 2:
+            lock.write_bytes(b"")
+            age(lock, 3.0)
+        else:
+            lock.write_text(json.dumps({"host": _locks.HOST, "pid": pid, "time": time.time()}))
+
+
+def recoverer(folder: Path, side: Path, start: float, reverse: bool) -> None:
+    """Run the sweep once the common start time is reached, then check every result."""
+    items = RECOVERED[::-1] if reverse else RECOVERED
+    step = ReliabilityPayload(side_effects=str(side), infra={"backend": "Cached", "folder": folder})
+    time.sleep(max(0.0, start - time.time()))
+    for _ in range(sum(map(fails, items)) + 1):  # an item that raises ends its batch
+        with contextlib.suppress(ItemFailed):
+            list(step.run_many(items))
+    for i in items:
+        try:
+            value = step.run(i)
+        except ItemFailed:
+            assert fails(i), f"item {i} raised"
+        else:
+            assert same(value, expected(i)), f"item {i}: wrong value {value!r:.60}"
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_processes_recovering_the_same_stale_locks_compute_each_item_once(
+    tmp_path: Path, processes: int
+) -> None:
+    for repeat in range(6 if HEAVY else 2):
+        folder, side = tmp_path / f"run{repeat}" / "cache", tmp_path / f"run{repeat}" / "side"
+        side.mkdir(parents=True)
+        plant_stale_locks(folder)
+        start = time.time() + 0.3  # lets every process be forked before any starts
+        with ThreadPoolExecutor(processes) as pool:
+            jobs = [partial(recoverer, folder, side, start, k % 2 == 1) for k in range(processes)]
+            statuses = list(pool.map(run_forked, jobs))
+        assert statuses == [0] * processes, "a recoverer raised (traceback on stderr)"
+        found = audit_steps(folder, RECOVERED)
+        assert (found.complete, found.wrong) == (len(RECOVERED), [])
+        counts = computations(side)
+        count("stale locks recovered concurrently", len(RECOVERED))
+        count(
+            "duplicate computations after a concurrent recovery",
+            sum(counts.values()) - len(RECOVERED),
+        )
+        assert counts == dict.fromkeys(RECOVERED, 1)
+        assert not list(folder.rglob("*.lock")), "a lock was left behind"
+        assert not list(folder.rglob(".*")), "a guard or a moved-away lock was left behind"
