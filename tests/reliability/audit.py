@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from reliability_steps import ItemFailed, ReliabilityPayload, expected, fails, same
+from reliability_steps import ItemFailed, ReliabilityPayload, expected, fails, same, segments
 
 from assay import Results
 
@@ -81,15 +81,21 @@ def check_items_from_run_many(folder: Path, items: list[int]) -> list[str]:
     """Read every item through ``run_many`` in read-only mode; describe each wrong value."""
     step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder, "mode": "read-only"})
     wrong = []
-    results = iter(step.run_many(items))
-    for i in items:
+    for segment in segments(items):
         try:
-            value = next(results)
-        except ItemFailed:
-            if not fails(i):
-                wrong.append(f"item {i}: raised ItemFailed")
-            results = iter(step.run_many(items[items.index(i) + 1 :]))
+            values = list(step.run_many(segment))
+        except ItemFailed:  # normally the segment's last item: read one at a time to know
+            for i in segment:
+                try:
+                    (value,) = step.run_many([i])
+                except ItemFailed:
+                    if not fails(i):
+                        wrong.append(f"item {i}: raised ItemFailed")
+                    continue
+                if fails(i) or not same(value, expected(i)):
+                    wrong.append(f"item {i}: {value!r:.80}")
             continue
-        if fails(i) or not same(value, expected(i)):
-            wrong.append(f"item {i}: {value!r:.80}")
+        for i, value in zip(segment, values, strict=True):
+            if fails(i) or not same(value, expected(i)):
+                wrong.append(f"item {i}: {value!r:.80}")
     return wrong

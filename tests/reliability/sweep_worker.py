@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from reliability_steps import ReliabilityPayload, fails
+from reliability_steps import ReliabilityPayload, sweep_all
 
 
 def main() -> None:
@@ -18,8 +18,7 @@ def main() -> None:
     if backend != "Cached":
         infra.update({"max_jobs": 2, "progress": False})
     step = ReliabilityPayload(infra=infra)
-    for _ in range(sum(map(fails, range(count))) + 1):  # an item that raises ends its batch
-        step.run_many(range(count))
+    sweep_all(step, list(range(count)))
 
 
 if __name__ == "__main__":

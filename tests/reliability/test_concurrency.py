@@ -22,6 +22,7 @@ from reliability_steps import (
     fails,
     run_forked,
     same,
+    sweep_all,
 )
 
 from assay import Experiment, explicit
@@ -39,8 +40,7 @@ def writer(folder: Path, side: Path, start: float, reverse: bool) -> None:
         side_effects=str(side), delay=0.002, infra={"backend": "Cached", "folder": folder}
     )
     time.sleep(max(0.0, start - time.time()))
-    for _ in range(sum(map(fails, items)) + 1):  # an item that raises ends its batch
-        step.run_many(items)
+    sweep_all(step, items)
     for i in items:
         try:
             value = step.run(i)

@@ -25,6 +25,7 @@ from reliability_steps import (
     expected,
     fails,
     same,
+    sweep_all,
 )
 
 from assay import Experiment, Results, explicit
@@ -38,8 +39,7 @@ def sweep(folder: Path, side: Path | None = None, mode: str = "cached") -> Relia
         side_effects="" if side is None else str(side),
         infra={"backend": "Cached", "folder": folder, "mode": mode},
     )
-    for _ in range(sum(map(fails, ITEMS)) + 1):  # an item that raises ends its batch
-        step.run_many(ITEMS)
+    sweep_all(step, ITEMS)
     return step
 
 

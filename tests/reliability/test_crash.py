@@ -29,9 +29,9 @@ from reliability_steps import (
     HEAVY,
     ReliabilityPayload,
     count_calls,
-    fails,
     kill_at_call,
     run_forked,
+    sweep_all,
 )
 
 from assay import Experiment, Results, explicit
@@ -45,9 +45,8 @@ def sweep(folder: Path, items: list[int] = ITEMS) -> None:
     """Compute every item into ``folder`` (the worker's job)."""
     step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder})
     # run_many computes and writes the missing entries before returning; an item that raises
-    # ends its batch (the items after it stay missing), so a sweep calls it until none is.
-    for _ in range(sum(map(fails, items)) + 1):
-        step.run_many(items)
+    # ends its batch (the items after it stay missing), so a sweep runs one segment at a time.
+    sweep_all(step, items)
 
 
 def sweep_killed_at(folder: Path, number: int) -> None:

@@ -5,7 +5,6 @@ Several processes recovering the same stale locks at once compute each item exac
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -28,6 +27,7 @@ from reliability_steps import (
     fails,
     run_forked,
     same,
+    sweep_all,
 )
 
 ITEMS = list(range(6))
@@ -167,9 +167,7 @@ def recoverer(folder: Path, side: Path, start: float, reverse: bool) -> None:
     items = RECOVERED[::-1] if reverse else RECOVERED
     step = ReliabilityPayload(side_effects=str(side), infra={"backend": "Cached", "folder": folder})
     time.sleep(max(0.0, start - time.time()))
-    for _ in range(sum(map(fails, items)) + 1):  # an item that raises ends its batch
-        with contextlib.suppress(ItemFailed):
-            list(step.run_many(items))
+    sweep_all(step, items)
     for i in items:
         try:
             value = step.run(i)

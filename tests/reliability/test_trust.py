@@ -14,7 +14,7 @@ import numpy as np
 import pydantic
 import pytest
 from assay_steps import _store
-from reliability_steps import ReliabilityPayload, expected, fails, same
+from reliability_steps import ReliabilityPayload, expected, same, sweep_all
 
 from assay import Experiment, Results, explicit
 
@@ -41,8 +41,7 @@ def plant(entry: Path, marker: Path, magic: bytes = _store.PICKLE_MAGIC) -> None
 
 def sweep(folder: Path) -> None:
     step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder})
-    for _ in range(sum(map(fails, ITEMS)) + 1):
-        step.run_many(ITEMS)
+    sweep_all(step, ITEMS)
 
 
 def entry(folder: Path, item: int) -> Path:
