@@ -245,7 +245,6 @@ def test_forcing_a_chain_computes_a_repeated_input_once(folder: Path) -> None:
     assert calls("Mult") == [1.0, 2.0]  # as exca: one computation per distinct input
 
 
-@pytest.mark.xfail(strict=True, reason="the results of run_many can be read only once")
 def test_the_results_of_run_many_can_be_read_again(folder: Path) -> None:
     # As exca's StepItems: each iteration reads the results again (recomputes them without
     # a cache), instead of a second pass silently finding nothing.

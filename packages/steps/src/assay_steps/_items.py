@@ -1,33 +1,47 @@
-"""The iterator of results that ``Step.run_many`` returns."""
+"""The iterable of results that ``Step.run_many`` returns."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
 class StepItems:
-    """Results of ``run_many``: an iterator yielding one result per input, in input order.
+    """Results of ``run_many``: one result per input, in input order.
 
     Missing items are computed (and cached) before ``run_many`` returns; iterating reads
     the results back one at a time, so a large run does not hold every result in memory.
-    A cached error is re-raised when iteration reaches its item.
+    Each new iteration reads them again, as exca's ``StepItems`` does (from the cache, or
+    by computing them again for a step without one). ``next(items)`` steps through the
+    first pass. A cached error is re-raised when iteration reaches its item.
 
     Example:
-        >>> items = StepItems(iter([1, 2]), 2)
-        >>> len(items), list(items)
-        (2, [1, 2])
+        >>> items = StepItems(iter([1, 2]), 2, again=lambda: iter([1, 2]))
+        >>> len(items), list(items), list(items)
+        (2, [1, 2], [1, 2])
 
     """
 
-    def __init__(self, results: Iterator[Any], length: int) -> None:
+    def __init__(
+        self,
+        results: Iterator[Any],
+        length: int,
+        again: Callable[[], Iterator[Any]] | None = None,
+    ) -> None:
         self._results = results
         self._length = length
+        # Without ``again``, a single pass: later iterations continue the first one.
+        self._again = again
+        self._started = False
 
     def __iter__(self) -> Iterator[Any]:
-        return self
+        if self._started and self._again is not None:
+            return self._again()
+        self._started = True
+        return self._results
 
     def __next__(self) -> Any:
+        self._started = True
         return next(self._results)
 
     def __len__(self) -> int:

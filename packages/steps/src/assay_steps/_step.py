@@ -434,10 +434,15 @@ class Step(pydantic.BaseModel):
             uids = _memo(lambda: [_NOINPUT_UID if v is NOVALUE else uid_of(v) for v in values])
         else:
             uids = _memo(lambda: [step._item_uid(v) for v in values])
-        results = _dispatch(step, (), uids, values, forced=False, top=True)
-        if step.infra is not None and step.infra.folder is not None:
-            results = _raise_now(step, uids(), results)
-        return StepItems(results, len(values))
+
+        def dispatch() -> Iterator[Any]:
+            results = _dispatch(step, (), uids, values, forced=False, top=True)
+            if step.infra is not None and step.infra.folder is not None:
+                results = _raise_now(step, uids(), results)
+            return results
+
+        # Iterating again runs again: reads from the cache, or computes without one (as exca).
+        return StepItems(dispatch(), len(values), again=dispatch)
 
     def lookup(self, value: Any = NOVALUE) -> LookupHandle:
         """Return a handle on the cache entry of ``value`` (status, result, clear, job)."""
