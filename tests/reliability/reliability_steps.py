@@ -68,8 +68,12 @@ def segments(items: list[int]) -> list[list[int]]:
 def sweep_all(step: Step, items: list[int]) -> None:
     """Compute every item of ``items`` with ``run_many``, one segment at a time."""
     for segment in segments(items):
-        with contextlib.suppress(ItemFailed):
+        try:
             list(step.run_many(segment))
+        except ItemFailed:
+            # Raised before computing when the error was already cached: the items before it
+            # may still be missing (left to a worker that was killed since).
+            list(step.run_many(segment[:-1]))
 
 
 def same(a: Any, b: Any) -> bool:
