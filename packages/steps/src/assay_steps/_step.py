@@ -435,14 +435,15 @@ class Step(pydantic.BaseModel):
         else:
             uids = _memo(lambda: [step._item_uid(v) for v in values])
 
-        def dispatch() -> Iterator[Any]:
-            results = _dispatch(step, (), uids, values, forced=False, top=True)
-            if step.infra is not None and step.infra.folder is not None:
-                results = _raise_now(step, uids(), results)
-            return results
-
-        # Iterating again runs again: reads from the cache, or computes without one (as exca).
-        return StepItems(dispatch(), len(values), again=dispatch)
+        results = _dispatch(step, (), uids, values, forced=False, top=True)
+        if step.infra is None or step.infra.folder is None:
+            # Iterating again computes again, as in exca.
+            again = lambda: _dispatch(step, (), uids, values, forced=False)  # noqa: E731
+            return StepItems(results, len(values), again=again)
+        store = step._store(())
+        results = _raise_now(step, uids(), results)
+        # Iterating again reads the entries again, as in exca (whatever the mode).
+        return StepItems(results, len(values), again=lambda: _read_all(step, store, uids()))
 
     def lookup(self, value: Any = NOVALUE) -> LookupHandle:
         """Return a handle on the cache entry of ``value`` (status, result, clear, job)."""
