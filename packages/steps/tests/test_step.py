@@ -256,7 +256,6 @@ def test_the_results_of_run_many_can_be_read_again(folder: Path) -> None:
     assert calls("Mult") == [1.0, 2.0, 3.0, 3.0]
 
 
-@pytest.mark.xfail(strict=True, reason="a chain caches results of a broken batch")
 def test_a_broken_batch_in_a_chain_caches_nothing(folder: Path) -> None:
     chain = Chain(steps=[Batched(extra=-1), Add(x=1)], infra=cached(folder))
     with pytest.raises(BatchProtocolError):

@@ -679,6 +679,8 @@ def _chain_results(
                 step, prefix, _first(uids, len(values)), values, forced, retried
             ):
                 done.append(result)
+        except BatchProtocolError:
+            raise  # which input a result belongs to is unknown: none goes on, none is cached
         except Exception as error:
             failure = error  # an earlier item than any previous failure: it is the one raised
         values = done
