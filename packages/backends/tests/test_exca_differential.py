@@ -52,7 +52,13 @@ def _classes(lib: str, base: Any) -> dict[str, type[Any]]:
                 CALLS[(lib, "Batch", value)] += 1
                 yield -value
 
-    return {"Scale": DiffScale, "Risky": DiffRisky, "Batch": DiffBatch}
+    class DiffBroken(base):  # type: ignore[misc]
+        """Breaks the batch protocol: one result too few."""
+
+        def _run_batch(self, values: Iterable[int]) -> Iterator[int]:
+            yield from list(values)[:-1]
+
+    return {"Scale": DiffScale, "Risky": DiffRisky, "Batch": DiffBatch, "Broken": DiffBroken}
 
 
 ASSAY = _classes("assay", assay_steps.Step)
@@ -76,6 +82,9 @@ PIPELINES: dict[str, Builder] = {
     "risky-then-scale": lambda c, chain, infra: chain(
         steps=[c["Risky"](every=4), c["Scale"](coeff=5, infra={"backend": "Cached"})],
         infra=infra,
+    ),
+    "broken-batch-chain": lambda c, chain, infra: chain(
+        steps=[c["Broken"](), c["Scale"]()], infra=infra
     ),
     "named-chain": lambda c, chain, infra: chain(
         steps={"a": c["Batch"](), "b": c["Scale"](coeff=7)}, infra=infra
