@@ -180,22 +180,15 @@ _WATCHED = ("open", "write", "close", "replace", "unlink", "rename", "fsync", "u
 
 
 @contextlib.contextmanager
-def kill_at_call(number: int) -> Iterator[None]:
-    """SIGKILL this process at its ``number``-th file-system call among :data:`_WATCHED`.
-
-    Used in a forked child: it enumerates crash points through the write path (lock
-    creation, entry writes, renames, lock release) deterministically.
-    """
-    count = [0]
+def _watching(on_call: Callable[[], None]) -> Iterator[None]:
+    """Call ``on_call`` before each file-system call among :data:`_WATCHED` of this process."""
     originals = {name: getattr(os, name) for name in _WATCHED}
 
     def wrap(name: str) -> Callable[..., Any]:
         original = originals[name]
 
         def watched(*args: Any, **kwargs: Any) -> Any:
-            count[0] += 1
-            if count[0] == number:
-                os.kill(os.getpid(), signal.SIGKILL)
+            on_call()
             return original(*args, **kwargs)
 
         return watched
@@ -209,6 +202,24 @@ def kill_at_call(number: int) -> Iterator[None]:
             setattr(os, name, original)
 
 
+@contextlib.contextmanager
+def kill_at_call(number: int) -> Iterator[None]:
+    """SIGKILL this process at its ``number``-th file-system call among :data:`_WATCHED`.
+
+    Used in a forked child: it enumerates crash points through the write path (lock
+    creation, entry writes, renames, lock release) deterministically.
+    """
+    count = [0]
+
+    def on_call() -> None:
+        count[0] += 1
+        if count[0] == number:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    with _watching(on_call):
+        yield
+
+
 def count_calls(target: Callable[[], None]) -> int:
     """Return how many watched file-system calls ``target`` makes (run in a forked child)."""
     read, write = os.pipe()
@@ -218,22 +229,8 @@ def count_calls(target: Callable[[], None]) -> int:
         try:
             os.close(read)
             count = [0]
-            originals = {name: getattr(os, name) for name in _WATCHED}
-
-            def wrap(name: str) -> Callable[..., Any]:
-                original = originals[name]
-
-                def watched(*args: Any, **kwargs: Any) -> Any:
-                    count[0] += 1
-                    return original(*args, **kwargs)
-
-                return watched
-
-            for name in _WATCHED:
-                setattr(os, name, wrap(name))
-            target()
-            for name, original in originals.items():
-                setattr(os, name, original)
+            with _watching(lambda: count.__setitem__(0, count[0] + 1)):
+                target()
             os.write(write, str(count[0]).encode())
             code = 0
         except BaseException:
