@@ -325,35 +325,6 @@ def test_the_command_names_its_own_options_when_code_changed(
 def test_ctrl_c_keeps_completed_runs_and_a_rerun_resumes(
     tmp_path: Path, ops: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("assay._experiment._MIN_CHUNK", 8)
-    module = ops()
-    (tmp_path / "stop").touch()
-    space = grid(x=list(range(20)))
-    with pytest.raises(KeyboardInterrupt):
-        _experiment(
-            tmp_path, module.interrupted, space, replicates=1, context={"stop_at": 10}
-        ).run()
-    assert "interrupted" in capsys.readouterr().err
-    status = Results.load(tmp_path / "exp").counts()
-    assert status == {"success": 8, "cancelled": 12}  # the first chunk was recorded
-    assert _calls(tmp_path) == 10  # x = 0..9 ran; 8 and 9 sit in the cache, not yet in the index
-
-    (tmp_path / "stop").unlink()
-    experiment = _experiment(
-        tmp_path, module.interrupted, space, replicates=1, context={"stop_at": 10}
-    )
-    results = experiment.run()
-    assert results.counts() == {"success": 20}
-    assert experiment.last_summary is not None
-    assert experiment.last_summary.executed == 12
-    assert experiment.last_summary.cached == 2
-    assert _calls(tmp_path) == 20  # each run ran exactly once
-
-
-@pytest.mark.xfail(strict=True, reason="runs of the interrupted chunk stay out of the index")
-def test_ctrl_c_records_the_completed_runs_of_the_interrupted_chunk(
-    tmp_path: Path, ops: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
     # x = 8 and 9 completed (their cache entries are written) in the chunk that Ctrl-C stopped:
     # the index and the message count them as kept, not as cancelled
     monkeypatch.setattr("assay._experiment._MIN_CHUNK", 8)

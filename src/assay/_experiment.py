@@ -332,6 +332,7 @@ class Experiment:
         """
         if not todo:
             return 0, 0
+        chunk: list[RunSpec] = []
         session = datetime.datetime.now(datetime.timezone.utc)
         stored: set[str] = set()
         cancelled: list[str] = []
@@ -358,11 +359,13 @@ class Experiment:
                     pos += len(chunk)
                     size = _next_size(size, time.perf_counter() - began)
             except KeyboardInterrupt:
+                stored.update(self._salvage(index, chunk, stored))
                 cancelled = [s.run_id for s in todo if s.run_id not in stored]
                 index.mark(cancelled, "cancelled")
             except Exception:
                 # The backend failed (a worker killed, a job cancelled or timed out): the
                 # unfinished runs are not still to start; record them like an interruption.
+                stored.update(self._salvage(index, chunk, stored))
                 index.mark([s.run_id for s in todo if s.run_id not in stored], "cancelled")
                 raise
         if cancelled:  # said after the bar has stopped, so the line stays readable
@@ -373,6 +376,26 @@ class Experiment:
             )
             raise KeyboardInterrupt
         return len(todo), bar.cached
+
+    def _salvage(self, index: ResultsIndex, chunk: list[RunSpec], stored: set[str]) -> list[str]:
+        """Index the runs of an interrupted chunk that completed; return their run ids.
+
+        The backend wrote their cache entries before the chunk was stopped, so they are kept
+        (and counted as kept) rather than marked cancelled and read back on the next run.
+        """
+        outcomes = []
+        for spec, item in zip(chunk, self._items(chunk), strict=True):
+            handle = self.step.lookup(item)
+            if spec.run_id in stored or handle.status != "success":
+                continue
+            try:
+                text = handle.result()
+                outcomes.append(_outcome(spec, text, self.step.take_record(spec.run_id, text))[0])
+            except (RuntimeError, ValueError, KeyError, TypeError):
+                continue  # unreadable: left to the next run, which recomputes or rereads it
+        self.step.drop_records()
+        index.store(outcomes)
+        return [o.run_id for o in outcomes]
 
 
 # ---------------------------------------------------------------- helpers
