@@ -101,22 +101,23 @@ class Runner:
         backend: str = "inline",
     ) -> None:
         self.ref, self.seed, self.scope, self.backend = ref, seed, scope, backend
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
         #: The record of the last run, None when it failed outside the operation.
         self.record: RunRecord | None = None
         try:
             self.operation = import_operation(ref)
             # Shared by the runs: each gets its own child view of it (OperationWrapper.run).
             self.context = FrozenContext(context)
-        except Exception as error:
+        except (Exception, SystemExit) as error:
+            # SystemExit too: a module that parses its command line at import exits.
             self.error = error
 
     def run(self, spec: dict[str, Any]) -> str:
         """Run one spec and return its record as JSON text.
 
-        Never raises an ``Exception``: an error outside the operation (its import, a bad
-        context) becomes a ``failed`` record too, so that one broken run cannot stop a sweep.
-        Ctrl-C (``KeyboardInterrupt``) propagates.
+        Never raises an ``Exception`` nor ``SystemExit``: an error outside the operation (its
+        import, a bad context) becomes a ``failed`` record too, so that one broken run cannot
+        stop a sweep. Ctrl-C (``KeyboardInterrupt``) propagates.
         """
         started = time.time()
         self.record = None
@@ -145,7 +146,7 @@ class Runner:
             text = record.to_json(indent=None)
             self.record = record
             return text
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             return _failure(self.ref, self.seed, spec, _iso(started), error)
 
 
@@ -169,7 +170,7 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
-def _failure(ref: str, seed: int, spec: dict[str, Any], started: str, error: Exception) -> str:
+def _failure(ref: str, seed: int, spec: dict[str, Any], started: str, error: BaseException) -> str:
     """Describe an error raised outside the operation (importing it, building its context)."""
     return json.dumps(
         {

@@ -12,10 +12,6 @@ from assay_ops import Capture, RunRecord, Runtime, operation
 from hypothesis import given
 from hypothesis import strategies as st
 
-XFAIL = pytest.mark.xfail(
-    strict=True, reason="SystemExit escapes OperationWrapper.run without a record"
-)
-
 
 @operation
 def exits(params: dict[str, Any], runtime: Runtime, capture: Capture) -> None:
@@ -31,7 +27,6 @@ def parses(params: dict[str, Any], capture: Capture) -> None:
     capture.metric("epochs", parser.parse_args(params["argv"]).epochs)
 
 
-@XFAIL
 def test_sys_exit_gives_a_failed_record_naming_systemexit_and_its_code(tmp_path: Path) -> None:
     record = exits.run(params={"code": 3}, runtime=Runtime(scratch_root=tmp_path))
     assert record.status == "failed"
@@ -47,7 +42,6 @@ def test_sys_exit_gives_a_failed_record_naming_systemexit_and_its_code(tmp_path:
     assert RunRecord.from_json(record.to_json()) == record
 
 
-@XFAIL
 def test_an_argparse_error_inside_the_operation_fails_the_run_with_code_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -60,7 +54,6 @@ def test_an_argparse_error_inside_the_operation_fails_the_run_with_code_2(
     assert parses.run(params={"argv": ["--epochs", "4"]}).metric("epochs") == 4
 
 
-@XFAIL
 @given(code=st.none() | st.integers(min_value=-(2**31), max_value=2**31) | st.text(max_size=20))
 def test_every_exit_code_fails_the_run_and_is_named(code: Any) -> None:
     # sys.exit(0) and sys.exit() too: the body did not run to its end, so it is no success.
@@ -70,7 +63,6 @@ def test_every_exit_code_fails_the_run_and_is_named(code: Any) -> None:
     assert f"code {code!r}" in record.error.message
 
 
-@XFAIL
 def test_a_run_after_a_system_exit_runs_normally() -> None:
     exits.run(params={"code": 1})
 

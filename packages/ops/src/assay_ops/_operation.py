@@ -117,11 +117,18 @@ def _now() -> str:
     return _clock(_UTC).isoformat()  # names bound once: twice per run, it shows
 
 
-def _error(err: BaseException) -> ErrorInfo:
+def _error(err: BaseException, operation: str) -> ErrorInfo:
     cls = type(err)
+    message = str(err)
+    if isinstance(err, SystemExit):
+        # str(SystemExit(2)) is just "2": say what happened and where.
+        message = (
+            f"operation {operation!r} raised SystemExit with code {err.code!r} "
+            "(sys.exit() or an argparse error inside the operation)"
+        )
     return ErrorInfo(
         type=f"{cls.__module__}.{cls.__qualname__}",
-        message=str(err),
+        message=message,
         traceback="".join(traceback.format_exception(cls, err, err.__traceback__)),
     )
 
@@ -220,9 +227,13 @@ class OperationWrapper:
         was.
 
         An exception raised by the function gives a ``failed`` record carrying the error and
-        the metrics captured before it. ``KeyboardInterrupt`` gives a ``cancelled`` record,
-        attached to the exception as ``run_record``, and is re-raised. The scratch directory
-        is removed in every case (unless the runtime keeps it).
+        the metrics captured before it. So does ``SystemExit`` (``sys.exit()`` in a library,
+        ``argparse`` refusing its arguments), whatever its code, ``0`` and ``None`` included:
+        the body did not run to its end. It is not re-raised, so one run that exits cannot end
+        a sweep; the record's error names the operation and the exit code.
+        ``KeyboardInterrupt`` gives a ``cancelled`` record, attached to the exception as
+        ``run_record``, and is re-raised: Ctrl-C stops a sweep. The scratch directory is
+        removed in every case (unless the runtime keeps it).
 
         Args:
             context: Shared read-only state of the experiment: a ``FrozenContext`` (a
@@ -259,6 +270,10 @@ class OperationWrapper:
             status, error = "cancelled", err
         except Exception as err:
             status, error = "failed", err
+        except SystemExit as err:
+            # A library's sys.exit() or argparse refusing its arguments ends this run, not the
+            # process: like any error it gives a failed record and is not re-raised.
+            status, error = "failed", err
         finally:
             metrics, tags = capture.metric_series()
             artifacts = capture.artifact_descriptions()
@@ -278,7 +293,7 @@ class OperationWrapper:
             started_at=started,
             ended_at=_now(),
             duration=time.perf_counter() - clock,
-            error=None if error is None else _error(error),
+            error=None if error is None else _error(error, self._name),
             provenance=provenance(self._source()),
             runtime=runtime.to_dict(),
         )
