@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import gc
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +310,31 @@ def test_a_config_dumped_by_exca_validates_with_capture_logs_off(folder: Path) -
     assert "capture_logs" not in step.model_dump()["infra"]
     with pytest.raises(pydantic.ValidationError, match="capture_logs=True"):
         Step.model_validate({"type": "Mult", "infra": {**infra, "capture_logs": True}})
+
+
+class Dated(Step):
+    """A step configured by a date, a duration, an amount and an id (as exca users write)."""
+
+    start: datetime.date
+    window: datetime.timedelta = datetime.timedelta(hours=1)
+    budget: decimal.Decimal = decimal.Decimal("0.1")
+    ident: uuid.UUID | None = None
+
+    def _run(self, value: int) -> str:
+        return f"{self.start}+{self.window}x{value}"
+
+
+@pytest.mark.xfail(strict=True, reason="date, timedelta, Decimal and UUID fields are refused")
+def test_date_decimal_and_uuid_fields_cache_and_round_trip(folder: Path) -> None:
+    ident = uuid.UUID(int=7)
+    step = Dated(start=datetime.date(2026, 1, 2), ident=ident, infra={"folder": folder})
+    assert list(step.run_many([1])) == ["2026-01-02+1:00:00x1"]
+    # through JSON and back: the same step, so the same folder and a cache hit
+    again = Step.model_validate_json(step.model_dump_json())
+    assert isinstance(again, Dated)
+    assert again.ident == ident
+    assert step_uids(again, 1) == step_uids(step, 1)
+    assert again.lookup(1).cached()
+    # another date is another configuration
+    later = step.clone(start=datetime.date(2026, 1, 3))
+    assert step_uids(later, 1) != step_uids(step, 1)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import datetime
+import decimal
 import enum
+import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -178,3 +182,38 @@ def test_uid_is_stable_across_releases() -> None:
     import xxhash
 
     assert uid_of((1, "a")) == xxhash.xxh3_128_hexdigest(ENCODING_VERSION + b"t2:i1:1s1:a")
+
+
+# Types pydantic writes as JSON that step configurations of exca users hold (exca accepts them).
+_EXTRA = [
+    datetime.date(2026, 1, 2),
+    datetime.datetime(2026, 1, 2, 3, 4, 5, 6),
+    datetime.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc),
+    datetime.time(3, 4, 5),
+    datetime.timedelta(days=1, seconds=2, microseconds=3),
+    decimal.Decimal("0.1"),
+    uuid.UUID("12345678123456781234567812345678"),
+    complex(1, 2),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="dates, durations, Decimal, UUID and complex are refused")
+@pytest.mark.parametrize("value", _EXTRA, ids=lambda v: type(v).__name__)
+def test_dates_decimals_uuids_and_complex_numbers_have_uids(value: Any) -> None:
+    assert uid_of(value) == uid_of(copy.deepcopy(value))
+    assert uid_of(value) != uid_of(str(value))  # typed: never the text it prints as
+    others = [uid_of(v) for v in _EXTRA if v is not value]
+    assert uid_of(value) not in others
+
+
+@pytest.mark.xfail(strict=True, reason="dates, durations, Decimal, UUID and complex are refused")
+def test_close_dates_and_amounts_have_different_uids() -> None:
+    day = datetime.date(2026, 1, 2)
+    assert uid_of(day) != uid_of(day + datetime.timedelta(days=1))
+    assert uid_of(datetime.datetime(2026, 1, 2)) != uid_of(day)  # a datetime is not its date
+    naive = datetime.datetime(2026, 1, 2, 3)
+    assert uid_of(naive) != uid_of(naive.replace(tzinfo=datetime.timezone.utc))
+    assert uid_of(decimal.Decimal("0.1")) != uid_of(decimal.Decimal("0.2"))
+    assert uid_of(decimal.Decimal("0.1")) != uid_of(0.1)
+    assert uid_of(complex(1, 2)) != uid_of(complex(2, 1))
+    assert uid_of(datetime.timedelta(seconds=1)) != uid_of(datetime.timedelta(microseconds=1))
