@@ -31,6 +31,14 @@ def exits(params, capture):
 @operation
 def stops(params):
     raise KeyboardInterrupt
+
+
+@operation
+def returns(params, capture):
+    capture.metric("accuracy", 0.5)
+    if params["x"] == 2:
+        return [params["x"]]  # not a mapping: refused
+    return {"accuracy": params["x"] / 10, "squared": params["x"] ** 2}
 """
 
 
@@ -99,3 +107,23 @@ def test_ctrl_c_in_an_operation_still_stops_the_sweep(tmp_path: Path, module: An
     )
     with pytest.raises(KeyboardInterrupt):
         experiment.run()
+
+
+# ---------------------------------------------------------------- returned metrics
+
+
+@pytest.mark.xfail(strict=True, reason="an operation's return value is discarded")
+def test_metrics_returned_by_the_operation_reach_the_results_of_a_sweep(
+    tmp_path: Path, module: Any
+) -> None:
+    results = Experiment(
+        "returns", module.returns, grid(x=[1, 2, 3]), folder=tmp_path / "exp", progress=False
+    ).run()
+    assert results.counts() == {"success": 2, "failed": 1}
+    rows = {row.params["x"]: row for row in results.rows}
+    for x in (1, 3):
+        assert rows[x].metrics == {"accuracy": x / 10, "squared": x**2}  # the last values
+    assert rows[2].error is not None
+    assert rows[2].error.startswith("TypeError: operation 'returns' returned a list")
+    summary = {row["x"]: row for row in results.summary("squared", by="x")}
+    assert summary[3]["mean"] == 9
