@@ -489,8 +489,8 @@ def _config_uid(step: ExperimentRun) -> str:
 
 
 _KEYABLE = (
-    "None, bool, int, float, str, bytes, tuple, list, dict, set, frozenset, Path, Enum, "
-    "a numpy array or scalar, or a pydantic model"
+    "None, bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset, Path, "
+    "Enum, date/time/timedelta, Decimal, UUID, a numpy array or scalar, or a pydantic model"
 )
 
 

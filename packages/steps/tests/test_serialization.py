@@ -324,7 +324,6 @@ class Dated(Step):
         return f"{self.start}+{self.window}x{value}"
 
 
-@pytest.mark.xfail(strict=True, reason="date, timedelta, Decimal and UUID fields are refused")
 def test_date_decimal_and_uuid_fields_cache_and_round_trip(folder: Path) -> None:
     ident = uuid.UUID(int=7)
     step = Dated(start=datetime.date(2026, 1, 2), ident=ident, infra={"folder": folder})

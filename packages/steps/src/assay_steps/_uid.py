@@ -10,9 +10,12 @@ large array costs one pass over its buffer and no copy (when it is contiguous).
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import enum
 import math
 import struct
+import uuid
 from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
@@ -73,6 +76,27 @@ def _enc_dict(value: dict[Any, Any], where: str) -> bytes:
     return b"d%d:%s" % (len(parts), b"".join(parts))
 
 
+def _enc_complex(value: complex, where: str) -> bytes:
+    return b"c" + _enc_float(value.real, where) + _enc_float(value.imag, where)
+
+
+def _enc_text(tag: bytes) -> _Encoder:
+    # Values whose standard text is exact and one-to-one within their type: ISO 8601 dates and
+    # times (with their UTC offset, so a naive time differs from an aware one), Decimal's str
+    # (its precision counts: 0.10 and 0.1 are kept apart) and a UUID's hex digits.
+    def encode_text(value: Any, _where: str) -> bytes:
+        text = value.hex if isinstance(value, uuid.UUID) else str(value)
+        if isinstance(value, (datetime.date, datetime.time)):
+            text = value.isoformat()
+        return _atom(tag, text.encode())
+
+    return encode_text
+
+
+def _enc_timedelta(value: datetime.timedelta, _where: str) -> bytes:
+    return _atom(b"k", b"%d:%d:%d" % (value.days, value.seconds, value.microseconds))
+
+
 def _enc_path(value: PurePath, _where: str) -> bytes:
     return _atom(b"p", value.as_posix().encode("utf-8", "surrogatepass"))
 
@@ -131,6 +155,13 @@ _EXACT: dict[type, _Encoder] = {
     dict: _enc_dict,
     set: _enc_unordered(b"S"),
     frozenset: _enc_unordered(b"Z"),
+    complex: _enc_complex,
+    datetime.datetime: _enc_text(b"w"),
+    datetime.date: _enc_text(b"y"),
+    datetime.time: _enc_text(b"h"),
+    datetime.timedelta: _enc_timedelta,
+    decimal.Decimal: _enc_text(b"q"),
+    uuid.UUID: _enc_text(b"u"),
 }
 
 # Checked in order for subclasses; bool before int so that True never encodes like 1.
@@ -150,6 +181,13 @@ _BASES: list[tuple[type, _Encoder]] = [
     (dict, _enc_dict),
     (frozenset, _EXACT[frozenset]),
     (set, _EXACT[set]),
+    (complex, _enc_complex),
+    (datetime.datetime, _EXACT[datetime.datetime]),  # before date, which it subclasses
+    (datetime.date, _EXACT[datetime.date]),
+    (datetime.time, _EXACT[datetime.time]),
+    (datetime.timedelta, _enc_timedelta),
+    (decimal.Decimal, _EXACT[decimal.Decimal]),
+    (uuid.UUID, _EXACT[uuid.UUID]),
 ]
 
 
@@ -157,8 +195,9 @@ def encode(value: Any, where: str = "value") -> bytes:
     """Return the canonical encoding of ``value``.
 
     Args:
-        value: A supported value: None, bool, int, float, str, bytes, tuple, list, dict, set,
-            frozenset, pathlib paths, enums, numpy arrays and scalars, pydantic models.
+        value: A supported value: None, bool, int, float, complex, str, bytes, tuple, list,
+            dict, set, frozenset, pathlib paths, enums, dates, times and durations
+            (``datetime``), ``Decimal``, ``UUID``, numpy arrays and scalars, pydantic models.
         where: Name of the value, used in error messages.
 
     Raises:
@@ -177,9 +216,9 @@ def encode(value: Any, where: str = "value") -> bytes:
             return encoder(value, where)
     raise TypeError(
         f"cannot compute a cache uid for {where}={value!r:.80} of type "
-        f"{type(value).__qualname__}; expected None, bool, int, float, str, bytes, tuple, "
-        "list, dict, set, frozenset, Path, Enum, numpy array/scalar or pydantic model "
-        "(or override item_uid)"
+        f"{type(value).__qualname__}; expected None, bool, int, float, complex, str, bytes, "
+        "tuple, list, dict, set, frozenset, Path, Enum, date/time/timedelta, Decimal, UUID, "
+        "numpy array/scalar or pydantic model (or override item_uid)"
     )
 
 
