@@ -112,7 +112,6 @@ def test_ctrl_c_in_an_operation_still_stops_the_sweep(tmp_path: Path, module: An
 # ---------------------------------------------------------------- returned metrics
 
 
-@pytest.mark.xfail(strict=True, reason="an operation's return value is discarded")
 def test_metrics_returned_by_the_operation_reach_the_results_of_a_sweep(
     tmp_path: Path, module: Any
 ) -> None:

@@ -11,8 +11,6 @@ from assay_ops import Capture, RunRecord, operation
 from hypothesis import given
 from hypothesis import strategies as st
 
-XFAIL = pytest.mark.xfail(strict=True, reason="an operation's return value is discarded")
-
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8})?", fullmatch=True)
 VALUES = st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=10)
 
@@ -28,7 +26,6 @@ def returning(value: Any) -> Any:
     return train
 
 
-@XFAIL
 def test_a_returned_mapping_is_recorded_as_metrics() -> None:
     record = returning({"accuracy": 0.9, "epochs": 3}).run()
     assert record.status == "success"
@@ -37,7 +34,6 @@ def test_a_returned_mapping_is_recorded_as_metrics() -> None:
     assert RunRecord.from_json(record.to_json()) == record
 
 
-@XFAIL
 @given(returned=st.dictionaries(NAMES, VALUES, max_size=5))
 def test_every_returned_value_is_the_last_value_of_its_metric(returned: dict[str, Any]) -> None:
     record = returning(returned).run()
@@ -49,7 +45,6 @@ def test_every_returned_value_is_the_last_value_of_its_metric(returned: dict[str
     assert set(record.metrics) == {"loss", *returned}
 
 
-@XFAIL
 def test_a_metric_captured_and_returned_gets_the_returned_value_appended_last() -> None:
     @operation
     def train(capture: Capture) -> dict[str, float]:
@@ -63,7 +58,6 @@ def test_a_metric_captured_and_returned_gets_the_returned_value_appended_last() 
     assert record.metric("accuracy") == 0.9
 
 
-@XFAIL
 def test_numpy_values_and_mappings_other_than_dict_are_accepted() -> None:
     from types import MappingProxyType
 
@@ -79,7 +73,6 @@ def test_returning_none_records_nothing_more() -> None:
     assert record.metrics == {"loss": [0.5]}
 
 
-@XFAIL
 @pytest.mark.parametrize(
     ("returned", "kind"),
     [
@@ -105,7 +98,6 @@ def test_another_returned_value_fails_the_run_naming_operation_and_type(
     assert record.metrics == {"loss": [0.5]}  # what it captured is kept
 
 
-@XFAIL
 @pytest.mark.parametrize(
     ("returned", "error", "words"),
     [
@@ -128,7 +120,6 @@ def test_a_returned_mapping_is_validated_as_capture_metric_does(
     assert record.metrics == {"loss": [0.5]}
 
 
-@XFAIL
 def test_a_returned_nan_is_kept() -> None:
     record = returning({"score": float("nan")}).run()
     assert math.isnan(record.metric("score"))

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import importlib
 import inspect
+import reprlib
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -226,6 +227,15 @@ class OperationWrapper:
         records through either lands in this run's record and the shared context stays as it
         was.
 
+        What the function returns is recorded too: a mapping of metric names to values (the
+        ``return {"accuracy": 0.9}`` of a crystallize step) as if ``capture.metric(name,
+        value)`` had been called for each item after the function returned, with the same
+        checks; a metric also captured during the run gets the returned value appended as
+        its last value. If one item is refused, none is recorded and the run fails. ``None``
+        records nothing. Any other value gives a ``failed`` record whose ``TypeError`` names
+        the operation and the returned type, since a value that would be silently dropped is
+        most likely a result the user meant to keep.
+
         An exception raised by the function gives a ``failed`` record carrying the error and
         the metrics captured before it. So does ``SystemExit`` (``sys.exit()`` in a library,
         ``argparse`` refusing its arguments), whatever its code, ``0`` and ``None`` included:
@@ -265,7 +275,9 @@ class OperationWrapper:
         error: BaseException | None = None
         try:
             with param_scope(**values):
-                self._func(**kwargs)
+                returned = self._func(**kwargs)
+            if returned is not None:
+                self._record_returned(returned, capture)
         except KeyboardInterrupt as err:
             status, error = "cancelled", err
         except Exception as err:
@@ -303,6 +315,26 @@ class OperationWrapper:
         return record
 
     __call__ = run
+
+    def _record_returned(self, returned: Any, capture: Capture) -> None:
+        """Record a returned mapping as metrics, as ``capture.metric`` at the end of the run."""
+        if not isinstance(returned, Mapping):
+            raise TypeError(
+                f"operation {self._name!r} returned a {type(returned).__qualname__} "
+                f"({reprlib.repr(returned)}); expected a mapping of metric names to values "
+                "(recorded as metrics) or None"
+            )
+        # Checked on a scratch capture first: one refused entry records none of them, so the
+        # failed record does not hold half of what was returned.
+        check = Capture()
+        for name, value in returned.items():
+            try:
+                check.metric(name, value)
+            except (TypeError, ValueError) as err:
+                cls = ValueError if isinstance(err, ValueError) else TypeError
+                raise cls(f"operation {self._name!r} returned a refused metric: {err}") from err
+        for name, value in returned.items():
+            capture.metric(name, value)
 
     def _arguments(
         self,
