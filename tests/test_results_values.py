@@ -1,0 +1,122 @@
+"""Results over odd but legal values: NaN and infinite metrics, parameters of mixed kinds."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assay._cli import main
+from assay._index import Outcome, ResultsIndex, RunRow
+from assay._results import Results
+from assay._runs import RunSpec
+
+
+def _rows(values: list[float], groups: int = 1) -> list[RunRow]:
+    """Runs of one parameter ``g`` (``groups`` values, round robin) with metric ``loss``."""
+    return [
+        RunRow(f"r{i}", {"g": i % groups}, i // groups, "success", {"loss": v}, 0.1, None, "h")
+        for i, v in enumerate(values)
+    ]
+
+
+def _same(got: float, want: float) -> bool:
+    if math.isnan(want):
+        return math.isnan(got)
+    return got == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+# ---------------------------------------------------------------- summary with non-finite values
+
+
+@pytest.mark.xfail(strict=True, reason="a NaN metric crashes summary() inside statistics.stdev")
+def test_summary_skips_nan_values_as_pandas_does() -> None:
+    (row,) = Results(_rows([1.0, math.nan, 3.0])).summary("loss", by=[])
+    assert row["count"] == 2
+    assert row["mean"] == 2.0
+    assert row["std"] == pytest.approx(math.sqrt(2.0))
+
+
+@pytest.mark.xfail(strict=True, reason="a NaN metric crashes summary() inside statistics.stdev")
+def test_summary_of_a_group_of_nan_values_has_count_zero() -> None:
+    # a diverged point stays visible in the summary instead of vanishing or crashing it
+    rows = _rows([1.0, math.nan, 2.0, math.nan], groups=2)
+    summary = {row["g"]: row for row in Results(rows).summary("loss", by="g")}
+    assert list(summary) == [0, 1]
+    assert summary[0]["count"] == 2
+    assert summary[1]["count"] == 0
+    assert math.isnan(summary[1]["mean"])
+    assert math.isnan(summary[1]["std"])
+
+
+@pytest.mark.xfail(strict=True, reason="an infinite metric crashes summary()")
+@pytest.mark.parametrize(
+    ("values", "mean"),
+    [
+        ([math.inf, 1.0], math.inf),
+        ([-math.inf, 1.0, 2.0], -math.inf),
+        ([math.inf, -math.inf], None),
+    ],
+)
+def test_summary_of_infinite_values_is_infinite_with_nan_std(
+    values: list[float], mean: float | None
+) -> None:
+    (row,) = Results(_rows(values)).summary("loss", by=[])
+    assert row["count"] == len(values)
+    assert math.isnan(row["mean"]) if mean is None else row["mean"] == mean
+    assert math.isnan(row["std"])
+
+
+_VALUE = st.one_of(
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+)
+
+
+@pytest.mark.xfail(strict=True, reason="a non-finite metric crashes summary()")
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(_VALUE, min_size=1, max_size=12), groups=st.integers(1, 3))
+def test_summary_agrees_with_pandas_groupby_agg(values: list[float], groups: int) -> None:
+    pandas = pytest.importorskip("pandas")
+    rows = _rows(values, groups)
+    frame = pandas.DataFrame({"g": [r.params["g"] for r in rows], "loss": values})
+    with warnings.catch_warnings():  # pandas warns about inf - inf, and answers NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = frame.groupby("g", sort=False)["loss"].agg(["mean", "std", "count"])
+    got = Results(rows).summary("loss", by="g")
+    assert [row["g"] for row in got] == list(want.index)
+    for row in got:
+        expected = want.loc[row["g"]]
+        assert row["count"] == expected["count"]
+        assert _same(row["mean"], float(expected["mean"]))
+        assert _same(row["std"], float(expected["std"]))
+
+
+@pytest.mark.xfail(strict=True, reason="a NaN metric crashes `assay results --summary`")
+def test_cli_summary_of_a_metric_with_nan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    specs = [RunSpec.of({"n": n}, rep) for n in (1, 2) for rep in (0, 1)]
+    with ResultsIndex(tmp_path) as index:
+        index.plan(specs)
+        index.store(
+            Outcome(
+                s.run_id,
+                "success",
+                {"loss": math.nan if s.params["n"] == 2 else 0.5},
+                0.1,
+                None,
+                "h",
+                None,
+            )
+            for s in specs
+        )
+    assert main(["results", str(tmp_path), "--summary", "loss", "--by", "n", "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "n,mean,std,count"
+    assert lines[1] == "1,0.5,0.0,2"
+    assert lines[2] == "2,nan,nan,0"
