@@ -245,6 +245,11 @@ class OperationWrapper:
         ``run_record``, and is re-raised: Ctrl-C stops a sweep. The scratch directory is
         removed in every case (unless the runtime keeps it).
 
+        ``param_scope.frozen()`` called by the function publishes the run's values as the base
+        of the whole process, which later runs and threads still see: the scope layer offers no
+        way yet to read and restore that base. Hand the run's scope to its threads with
+        ``ScopedThread`` or ``bind_scope`` instead.
+
         Args:
             context: Shared read-only state of the experiment: a ``FrozenContext`` (a
                 ``LoggingContext`` keeps recording which keys the run read) or a mapping.
@@ -254,6 +259,19 @@ class OperationWrapper:
             capture: Where metrics, messages and artifacts go.
             run_id: Identifier of the run; by default a hash of the operation's ref and code
                 hash, the params digest and the seed key, so the same run gets the same id.
+
+        Example:
+            >>> @operation
+            ... def train(capture):
+            ...     capture.metric("accuracy", 0.5)
+            ...     return {"accuracy": 0.9}
+            >>> train.run().metrics
+            {'accuracy': [0.5, 0.9]}
+            >>> @operation
+            ... def exits():
+            ...     raise SystemExit(2)
+            >>> exits.run().status
+            'failed'
 
         """
         values = _check_params(params)
