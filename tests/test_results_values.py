@@ -33,7 +33,6 @@ def _same(got: float, want: float) -> bool:
 # ---------------------------------------------------------------- summary with non-finite values
 
 
-@pytest.mark.xfail(strict=True, reason="a NaN metric crashes summary() inside statistics.stdev")
 def test_summary_skips_nan_values_as_pandas_does() -> None:
     (row,) = Results(_rows([1.0, math.nan, 3.0])).summary("loss", by=[])
     assert row["count"] == 2
@@ -41,7 +40,6 @@ def test_summary_skips_nan_values_as_pandas_does() -> None:
     assert row["std"] == pytest.approx(math.sqrt(2.0))
 
 
-@pytest.mark.xfail(strict=True, reason="a NaN metric crashes summary() inside statistics.stdev")
 def test_summary_of_a_group_of_nan_values_has_count_zero() -> None:
     # a diverged point stays visible in the summary instead of vanishing or crashing it
     rows = _rows([1.0, math.nan, 2.0, math.nan], groups=2)
@@ -53,7 +51,6 @@ def test_summary_of_a_group_of_nan_values_has_count_zero() -> None:
     assert math.isnan(summary[1]["std"])
 
 
-@pytest.mark.xfail(strict=True, reason="an infinite metric crashes summary()")
 @pytest.mark.parametrize(
     ("values", "mean"),
     [
@@ -77,7 +74,6 @@ _VALUE = st.one_of(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="a non-finite metric crashes summary()")
 @settings(max_examples=60, deadline=None)
 @given(values=st.lists(_VALUE, min_size=1, max_size=12), groups=st.integers(1, 3))
 def test_summary_agrees_with_pandas_groupby_agg(values: list[float], groups: int) -> None:
@@ -96,7 +92,6 @@ def test_summary_agrees_with_pandas_groupby_agg(values: list[float], groups: int
         assert _same(row["std"], float(expected["std"]))
 
 
-@pytest.mark.xfail(strict=True, reason="a NaN metric crashes `assay results --summary`")
 def test_cli_summary_of_a_metric_with_nan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -208,7 +208,10 @@ class Results:
 
         Returns:
             One dict per group, in order of first appearance: the ``by`` values, then ``mean``,
-            ``std`` (sample standard deviation, NaN for a single run) and ``count``.
+            ``std`` (sample standard deviation, NaN for a single run) and ``count``. As in
+            pandas' ``groupby(...).agg(["mean", "std", "count"])``, NaN values are skipped (a
+            group of NaN only has count 0 and NaN mean), and an infinite value gives an
+            infinite mean and a NaN std.
 
         Raises:
             KeyError: unknown metric or parameter name.
@@ -232,15 +235,7 @@ class Results:
                 )
             point = {k: row.params.get(k) for k in keys}
             groups.setdefault(json.dumps(point, sort_keys=True), (point, []))[1].append(value)
-        return [
-            {
-                **point,
-                "mean": statistics.fmean(values),
-                "std": statistics.stdev(values) if len(values) > 1 else math.nan,
-                "count": len(values),
-            }
-            for point, values in groups.values()
-        ]
+        return [{**point, **_describe(values)} for point, values in groups.values()]
 
     def _check_param(self, name: str, where: str) -> None:
         if name not in self.param_names:
@@ -344,6 +339,25 @@ class Results:
             return Path(path)
         base = self.folder / "plots" if self.folder is not None else Path.cwd()
         return base / f"{_safe(metric)}_by_{_safe(x)}.png"
+
+
+def _describe(values: list[float]) -> dict[str, Any]:
+    """Return mean, sample std and count of ``values`` as pandas' ``agg`` does: NaN skipped.
+
+    A group whose values are all NaN keeps its row (count 0, mean and std NaN), so a point of
+    the sweep where every replicate diverged stays visible. An infinite value makes the mean
+    infinite (NaN for inf - inf) and the spread unknown (NaN).
+    """
+    kept = [v for v in values if not math.isnan(v)]
+    count = len(kept)
+    if not count:
+        return {"mean": math.nan, "std": math.nan, "count": 0}
+    if all(math.isfinite(v) for v in kept):
+        mean = statistics.fmean(kept)
+        std = statistics.stdev(kept) if count > 1 else math.nan
+    else:  # fmean and stdev refuse infinities: plain float arithmetic gives pandas' answer
+        mean, std = sum(kept) / count, math.nan
+    return {"mean": mean, "std": std, "count": count}
 
 
 def _split(rows: list[dict[str, Any]], hue: str | None) -> dict[str, list[dict[str, Any]]]:
