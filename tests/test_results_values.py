@@ -149,9 +149,6 @@ def _ticks(figure: Any) -> list[str]:
     return [label.get_text() for label in axes.get_xticklabels()]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a raw TypeError (sorting mixed x values) or ValueError (numpy on lists)"
-)
 @pytest.mark.parametrize(
     ("xs", "ticks"),
     [
@@ -171,7 +168,6 @@ def test_plot_draws_parameters_of_other_kinds_as_categories(
     assert figure.axes[0].get_xscale() == "linear"
 
 
-@pytest.mark.xfail(strict=True, reason="booleans are drawn as 0 and 1 on a numeric axis")
 def test_plot_draws_booleans_as_categories(tmp_path: Path, drawn: list[Any]) -> None:
     # assay keeps True and 1 apart everywhere else (run ids, filters): the axis does too
     Results(_plot_rows([True, False])).plot("m", x="x", path=tmp_path / "p.png")
@@ -179,7 +175,6 @@ def test_plot_draws_booleans_as_categories(tmp_path: Path, drawn: list[Any]) -> 
     assert _ticks(figure) == ["False", "True"]
 
 
-@pytest.mark.xfail(strict=True, reason="sorting the x values raises a raw TypeError")
 def test_plot_refuses_runs_without_the_x_parameter(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     results = Results(_plot_rows([..., 1, 2]))

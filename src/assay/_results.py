@@ -266,10 +266,13 @@ class Results:
 
         Args:
             metric: a scalar metric.
-            x: the parameter on the horizontal axis (numeric).
+            x: the parameter on the horizontal axis: a numeric axis when all its values are
+                numbers, else a categorical one, whose values (strings, booleans, None, lists,
+                dicts) are written as text and sorted.
             hue: a parameter whose values get a line each.
             path: where to save; default ``<folder>/plots/<metric>_by_<x>.png``.
-            logx: log scale on x; default when positive values span more than two decades.
+            logx: log scale on a numeric x; default when positive values span more than two
+                decades.
 
         Returns:
             The path of the PNG.
@@ -277,6 +280,7 @@ class Results:
         Raises:
             ImportError: matplotlib is not installed (the message names ``assay[plot]``).
             KeyError: unknown metric or parameter.
+            ValueError: some runs with a value of the metric have no parameter ``x``.
 
         """
         try:
@@ -294,20 +298,21 @@ class Results:
             self._check_param(hue, "plot(): hue")
         by = [x] if hue is None else [hue, x]
         rows = self.summary(metric, by=by)
+        numeric = self._numeric_axis(metric, x)
         target = self._plot_path(metric, x, path)
         figure, axes = plt.subplots(figsize=(6, 4))
         try:
             for label, points in _split(rows, hue).items():
-                points.sort(key=lambda p: p[x])
-                xs = [p[x] for p in points]
+                points.sort(key=lambda p: _position(p[x], numeric))
+                xs = [_position(p[x], numeric) for p in points]
                 means = [p["mean"] for p in points]
                 stds = [0.0 if math.isnan(p["std"]) else p["std"] for p in points]
                 line = axes.plot(xs, means, marker="o", label=label)[0]
                 low = [m - s for m, s in zip(means, stds, strict=True)]
                 high = [m + s for m, s in zip(means, stds, strict=True)]
                 axes.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
-                self._dots(axes, metric, x, hue, label, line.get_color())
-            if logx if logx is not None else _wide(rows, x):
+                self._dots(axes, metric, (x, numeric), hue, label, line.get_color())
+            if numeric and (logx if logx is not None else _wide(rows, x)):
                 axes.set_xscale("log")
             axes.set_xlabel(x)
             axes.set_ylabel(metric)
@@ -322,17 +327,47 @@ class Results:
         return target
 
     def _dots(
-        self, axes: Any, metric: str, x: str, hue: str | None, label: Any, color: Any
+        self,
+        axes: Any,
+        metric: str,
+        x: tuple[str, bool],
+        hue: str | None,
+        label: Any,
+        color: Any,
     ) -> None:
+        name, numeric = x
         xs, ys = [], []
-        for row in self._rows:
-            if row.status != "success" or row.metrics.get(metric) is None:
-                continue
+        for row in self._plotted(metric):
             if hue is not None and str(row.params.get(hue)) != label:
                 continue
-            xs.append(row.params.get(x))
+            xs.append(_position(row.params[name], numeric))
             ys.append(row.metrics[metric])
         axes.scatter(xs, ys, s=10, color=color, alpha=0.5)
+
+    def _plotted(self, metric: str) -> Iterator[RunRow]:
+        """Yield the runs a plot of ``metric`` draws: successful, with a value of the metric."""
+        return (
+            r for r in self._rows if r.status == "success" and r.metrics.get(metric) is not None
+        )
+
+    def _numeric_axis(self, metric: str, x: str) -> bool:
+        """Whether ``x`` gets a numeric axis (all numbers) or a categorical one (anything else).
+
+        Raises:
+            ValueError: some plotted runs have no parameter ``x`` (explicit lists of dicts with
+                different keys): they have no place on the axis.
+
+        """
+        missing = [row.run_id for row in self._plotted(metric) if x not in row.params]
+        if missing:
+            raise ValueError(
+                f"plot(): x = {x!r}: {count_runs(len(missing))} ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}) {'has' if len(missing) == 1 else 'have'} "
+                "no such parameter; expected it in "
+                f"every run with a value of {metric!r}: plot the runs that have it with "
+                f"results.filter({x}=lambda value: True).plot(...)"
+            )
+        return all(_is_number(row.params[x]) for row in self._plotted(metric))
 
     def _plot_path(self, metric: str, x: str, path: str | Path | None) -> Path:
         if path is not None:
@@ -365,6 +400,16 @@ def _split(rows: list[dict[str, Any]], hue: str | None) -> dict[str, list[dict[s
     for row in rows:
         out.setdefault("all" if hue is None else str(row[hue]), []).append(row)
     return out
+
+
+def _is_number(value: Any) -> bool:
+    # booleans are categories: True and 1 are different parameter values in assay
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _position(value: Any, numeric: bool) -> Any:
+    """Return where a value goes on the x axis: itself, or its text on a categorical axis."""
+    return value if numeric or isinstance(value, str) else str(value)
 
 
 def _wide(rows: list[dict[str, Any]], x: str) -> bool:
