@@ -160,6 +160,28 @@ def test_random_rejects_bad_distributions_naming_the_parameter(
         random(3, **kwargs)
 
 
+@pytest.mark.xfail(strict=True, reason="numpy's raw 'out of bounds for int64' at expand()")
+@pytest.mark.parametrize(
+    ("low", "high", "label"),
+    [(0, 2**63 + 1, "high"), (-(2**63) - 1, 0, "low"), (0, 10**30, "high")],
+)
+def test_randint_bounds_beyond_int64_are_refused_when_built(
+    low: int, high: int, label: str
+) -> None:
+    # numpy draws 64-bit integers: a bound beyond them is an error of the space, found at once
+    with pytest.raises(ValueError, match=rf"parameter 'k': randint\(.*\): {label} must be"):
+        random(3, k=randint(low, high))
+
+
+def test_randint_draws_over_the_whole_int64_range() -> None:
+    drawn = [p["k"] for p in random(50, k=randint(-(2**63), 2**63)).expand(0)]
+    assert len(drawn) == 50
+    assert all(type(k) is int and -(2**63) <= k < 2**63 for k in drawn)
+    # spread over the range, not clipped
+    assert min(drawn) < -(2**60)
+    assert max(drawn) > 2**60
+
+
 @pytest.mark.parametrize("n", [0, -1, 2.5, True])
 def test_random_rejects_bad_n(n: object) -> None:
     with pytest.raises(ValueError, match=f"n = {n!r}"):
