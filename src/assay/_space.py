@@ -244,10 +244,15 @@ class randint(Distribution):
     high: int
 
     def validate(self, name: str) -> None:
-        """Check that both are ints and ``low < high``."""
+        """Check that both are ints numpy can draw between (64-bit) and ``low < high``."""
         for label, value in (("low", self.low), ("high", self.high)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"random(): parameter {name!r}: {self!r}: {label} must be an int")
+        # numpy draws int64: caught here, before anything runs, not at expand() in a sweep
+        if self.low < -(2**63):
+            raise ValueError(f"random(): parameter {name!r}: {self!r}: low must be at least -2**63")
+        if self.high > 2**63:
+            raise ValueError(f"random(): parameter {name!r}: {self!r}: high must be at most 2**63")
         if not self.low < self.high:
             raise ValueError(f"random(): parameter {name!r}: {self!r} needs low < high")
 
