@@ -193,3 +193,20 @@ def test_plot_keeps_a_numeric_axis_for_numbers(tmp_path: Path, drawn: list[Any])
     line = axes.get_lines()[0]
     assert list(line.get_xdata()) == [1e-4, 1e-2, 1]
     assert list(line.get_ydata()) == [0.5, 1.5, 2.5]
+
+
+@pytest.mark.xfail(strict=True, reason="the plot with hue overwrites the one without it")
+def test_plots_with_and_without_hue_go_to_different_files(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = [
+        RunRow(f"r{n}{opt}", {"n": n, "opt": opt}, 0, "success", {"m": n}, 0.1, None, "h")
+        for n in (1, 2)
+        for opt in ("adam", "sgd")
+    ]
+    results = Results(rows, tmp_path)
+    plain = results.plot("m", x="n")
+    per_opt = results.plot("m", x="n", hue="opt")
+    assert plain == tmp_path / "plots" / "m_by_n.png"
+    assert per_opt == tmp_path / "plots" / "m_by_n_per_opt.png"
+    assert plain.is_file()
+    assert per_opt.is_file()
