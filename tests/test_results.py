@@ -163,7 +163,7 @@ def test_plot_writes_a_png_in_the_folder(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     results = _make(tmp_path, _values())
     path = results.plot("err", x="n", hue="method")
-    assert path == tmp_path / "plots" / "err_by_n.png"
+    assert path == tmp_path / "plots" / "err_by_n_per_method.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     other = results.plot("err", x="n", path=tmp_path / "custom.png")
     assert other.is_file()

@@ -195,7 +195,6 @@ def test_plot_keeps_a_numeric_axis_for_numbers(tmp_path: Path, drawn: list[Any])
     assert list(line.get_ydata()) == [0.5, 1.5, 2.5]
 
 
-@pytest.mark.xfail(strict=True, reason="the plot with hue overwrites the one without it")
 def test_plots_with_and_without_hue_go_to_different_files(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     rows = [

@@ -270,7 +270,8 @@ class Results:
                 numbers, else a categorical one, whose values (strings, booleans, None, lists,
                 dicts) are written as text and sorted.
             hue: a parameter whose values get a line each.
-            path: where to save; default ``<folder>/plots/<metric>_by_<x>.png``.
+            path: where to save; default ``<folder>/plots/<metric>_by_<x>.png``, or
+                ``<metric>_by_<x>_per_<hue>.png`` with a hue.
             logx: log scale on a numeric x; default when positive values span more than two
                 decades.
 
@@ -299,7 +300,7 @@ class Results:
         by = [x] if hue is None else [hue, x]
         rows = self.summary(metric, by=by)
         numeric = self._numeric_axis(metric, x)
-        target = self._plot_path(metric, x, path)
+        target = self._plot_path(metric, x, hue, path)
         figure, axes = plt.subplots(figsize=(6, 4))
         try:
             for label, points in _split(rows, hue).items():
@@ -369,11 +370,13 @@ class Results:
             )
         return all(_is_number(row.params[x]) for row in self._plotted(metric))
 
-    def _plot_path(self, metric: str, x: str, path: str | Path | None) -> Path:
+    def _plot_path(self, metric: str, x: str, hue: str | None, path: str | Path | None) -> Path:
         if path is not None:
             return Path(path)
         base = self.folder / "plots" if self.folder is not None else Path.cwd()
-        return base / f"{_safe(metric)}_by_{_safe(x)}.png"
+        # the hue is in the name: a plot per hue must not overwrite the plot without one
+        per = "" if hue is None else f"_per_{_safe(hue)}"
+        return base / f"{_safe(metric)}_by_{_safe(x)}{per}.png"
 
 
 def _describe(values: list[float]) -> dict[str, Any]:
