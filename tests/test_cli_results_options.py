@@ -26,7 +26,6 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.xfail(strict=True, reason="--by without --summary is ignored: the full table prints")
 def test_by_without_summary_is_a_usage_error(
     folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

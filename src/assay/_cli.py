@@ -176,6 +176,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    if args.by and not args.summary:  # silently printing the whole table would hide the typo
+        raise UsageError(
+            f"--by {args.by[0]} needs --summary METRIC: it groups the summary of a metric"
+        )
     results = Results.load(args.folder)
     rows = results.summary(args.summary, by=args.by or None) if args.summary else results.table()
     if args.json:
@@ -317,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print JSON")
     results.add_argument("--summary", metavar="METRIC", help="mean/std/count of METRIC per point")
     results.add_argument(
-        "--by", action="append", metavar="PARAM", help="group the summary by PARAM"
+        "--by", action="append", metavar="PARAM", help="group the summary by PARAM (with --summary)"
     )
     results.set_defaults(func=_cmd_results)
 
