@@ -49,9 +49,6 @@ def slurm(folder: Path, **fields: Any) -> dict[str, Any]:
     return {"backend": "Slurm", "folder": folder, **fields}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="sacct does not know the array's tasks yet: submitit says UNKNOWN"
-)
 def test_the_job_of_an_item_just_computed_reports_its_state_while_sacct_lags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,9 +67,6 @@ def test_the_job_of_an_item_just_computed_reports_its_state_while_sacct_lags(
         assert job.state in ENDING, f"job {job.job_id}: {job.state}"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the run waits for submitit's next sacct call, up to 10 minutes apart"
-)
 def test_a_job_that_ended_long_after_submission_is_noticed_without_submitits_next_look(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,6 +42,29 @@ def active_slurm_jobs() -> set[str] | None:
     return set(listing.split())
 
 
+def controller_state(job_id: str) -> str | None:
+    """Return the state Slurm's controller holds for ``job_id`` (``"COMPLETED"``, ...).
+
+    The controller answers at once, ended jobs included for ``MinJobAge`` (300 s by default)
+    after their end; returns None when it does not know the job (any more) or does not answer.
+    """
+    try:
+        listing = subprocess.run(
+            ["squeue", "--noheader", "--states=all", "--format=%i %T", f"--jobs={job_id}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):  # an expired job id fails too
+        return None
+    for line in listing.splitlines():
+        found = line.split()
+        if len(found) == 2 and found[0] == job_id:
+            return found[1]
+    return None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

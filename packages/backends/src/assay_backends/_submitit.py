@@ -17,8 +17,9 @@ import submitit
 from assay_steps import Backend, ItemTask, StepPaths
 
 from ._detect import require_slurm, slurm_available
-from ._jobs import HOST, ActiveJobs, JobError, wait_until_inactive
+from ._jobs import HOST, ActiveJobs, JobError, active_slurm_jobs, wait_until_inactive
 from ._progress import ProgressBar, progress_enabled
+from ._slurm_job import ControllerSlurmJob, with_controller_state
 from ._tasks import dumps, item_count, loads, run_shard, shard
 
 #: The most recent jobs submitted by this process, by (cluster, job id), so that
@@ -28,6 +29,9 @@ _SUBMITTED: OrderedDict[tuple[str, str], submitit.Job[Any]] = OrderedDict()
 _KEEP_JOBS = 4096
 #: Pause between two looks at the jobs of a submission during its first minute.
 POLL_SECONDS = 0.2
+#: Pause between two looks at Slurm's queue for jobs that ended without a result. submitit
+#: asks ``sacct`` ever more rarely (up to every 10 minutes); ``squeue`` is cheap.
+QUEUE_POLL_SECONDS = 5.0
 
 
 def _remember(cluster: str, job: submitit.Job[Any]) -> None:
@@ -143,6 +147,10 @@ class _SubmititBackend(Backend):
         # clean_env: a submission from inside a Slurm job must not inherit that job's settings.
         with submitit.helpers.clean_env(), executor.batch():
             jobs = [executor.submit(_job_main_pickled, dumps(piece)) for piece in shards]
+        if cluster == "slurm":
+            # submitit makes the tasks of an array as plain SlurmJobs: the same jobs, whose
+            # state does not say UNKNOWN while accounting lags behind.
+            jobs = [with_controller_state(job, str(logs)) for job in jobs]
         for job, piece in zip(jobs, shards, strict=True):
             _remember(cluster, job)
             ref = {"cluster": cluster, "job_id": str(job.job_id), "folder": str(logs), "host": HOST}
@@ -161,8 +169,12 @@ class _SubmititBackend(Backend):
         with ProgressBar(item_count(tasks), name, progress_enabled(self.progress)) as bar:
             waiting = dict(zip(jobs, shards, strict=True))
             delay, start = 0.05, time.monotonic()
+            next_queue_look = start + QUEUE_POLL_SECONDS
             while waiting:
                 finished = [job for job in waiting if job.done()]
+                if not finished and time.monotonic() >= next_queue_look:
+                    finished = _ended_without_result(list(waiting))
+                    next_queue_look = time.monotonic() + QUEUE_POLL_SECONDS
                 for job in finished:
                     piece = waiting.pop(job)
                     failure = _outcome(job, piece)
@@ -191,10 +203,32 @@ class _SubmititBackend(Backend):
             return own
         folder = str(ref.get("folder") or paths.logs_folder / "%j")
         if cluster == "slurm":
-            return submitit.SlurmJob(folder=folder, job_id=job_id)
+            return ControllerSlurmJob(folder=folder, job_id=job_id)
         if cluster == "local":
             return submitit.LocalJob(folder=folder, job_id=job_id)
         return None  # a debug job lives only in the process that ran it
+
+
+def _ended_without_result(jobs: list[submitit.Job[Any]]) -> list[submitit.Job[Any]]:
+    """Return the Slurm jobs among ``jobs`` that left the queue and that accounting says ended.
+
+    ``job.done()`` sees a result file at once, but a job that ended without one (cancelled,
+    killed) only at submitit's next ``sacct`` call, which late in a sweep is up to 10 minutes
+    away. One ``squeue`` tells which jobs left the queue; for those, ``sacct`` is asked now
+    (once for all). A job that accounting does not know to have ended yet is looked at again
+    on the next call.
+    """
+    slurm_jobs = [job for job in jobs if isinstance(job, submitit.SlurmJob)]
+    if not slurm_jobs:
+        return []
+    queued = active_slurm_jobs()
+    if queued is None:  # Slurm does not answer: leave it to submitit
+        return []
+    gone = [job for job in slurm_jobs if str(job.job_id) not in queued]
+    if not gone:
+        return []
+    gone[0].watcher.update()  # one sacct call updates every job it watches
+    return [job for job in gone if job.done()]
 
 
 def _drop_template_folder(folder: Path) -> None:
