@@ -110,3 +110,19 @@ def test_a_job_that_ended_long_after_submission_is_noticed_without_submitits_nex
     assert isinstance(error, JobError), outcome
     assert "CANCELLED" in str(error)
     assert step.lookup(1).status is None
+
+
+@pytest.mark.xfail(strict=True, reason="submitit's FailedJobError escapes, naming no field")
+def test_a_submission_that_slurm_refuses_raises_a_job_error_naming_the_fields(
+    tmp_path: Path,
+) -> None:
+    step = Square(infra=slurm(tmp_path, partition="no-such-partition", timeout_min=5))
+    with pytest.raises(JobError) as raised:
+        list(step.run_many([1, 2]))
+    message = str(raised.value)
+    assert "invalid partition" in message.lower()  # Slurm's own reason
+    assert "partition='no-such-partition'" in message  # the field and its value
+    assert "timeout_min=5" in message
+    assert "Square" in message
+    assert step.lookup(1).status is None
+    assert step.lookup(1).job() is None, "no job was attached to an item never submitted"
