@@ -112,7 +112,6 @@ def test_a_job_that_ended_long_after_submission_is_noticed_without_submitits_nex
     assert step.lookup(1).status is None
 
 
-@pytest.mark.xfail(strict=True, reason="submitit's FailedJobError escapes, naming no field")
 def test_a_submission_that_slurm_refuses_raises_a_job_error_naming_the_fields(
     tmp_path: Path,
 ) -> None:

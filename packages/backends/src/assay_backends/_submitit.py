@@ -145,8 +145,13 @@ class _SubmititBackend(Backend):
             params["slurm_array_parallelism"] = len(shards)
         executor.update_parameters(**params)
         # clean_env: a submission from inside a Slurm job must not inherit that job's settings.
-        with submitit.helpers.clean_env(), executor.batch():
-            jobs = [executor.submit(_job_main_pickled, dumps(piece)) for piece in shards]
+        try:
+            with submitit.helpers.clean_env(), executor.batch():
+                jobs = [executor.submit(_job_main_pickled, dumps(piece)) for piece in shards]
+        except submitit.core.utils.FailedJobError as error:
+            # The scheduler refused the submission (sbatch's error, from submitit): say which
+            # fields asked for what, since Slurm names its own option at best.
+            raise self._refused(shards, error) from error
         if cluster == "slurm":
             # submitit makes the tasks of an array as plain SlurmJobs: the same jobs, whose
             # state does not say UNKNOWN while accounting lags behind.
@@ -193,6 +198,23 @@ class _SubmititBackend(Backend):
                     delay = min(2 * delay, cap)
         if failures:
             raise failures[0]
+
+    def _refused(self, shards: list[list[ItemTask]], error: BaseException) -> JobError:
+        """Return the error for a submission of ``shards`` that the scheduler refused."""
+        tasks = [task for piece in shards for task in piece]
+        steps = ", ".join(sorted({type(task.step).__name__ for task in tasks}))
+        said = [line.strip() for line in str(error).splitlines() if line.strip()]
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in ("job_name", *_GENERIC, *_SLURM_ONLY)
+            if getattr(self, name, None) is not None
+        )
+        return JobError(
+            f"{type(self).__name__} could not submit {len(shards)} job(s) for the "
+            f"{item_count(tasks)} item(s) of {steps}: {'; '.join(said) or type(error).__name__}. "
+            f"Nothing was submitted and nothing is cached; check the job fields "
+            f"({fields or 'all defaults'}) and run again."
+        )
 
     @classmethod
     def _load_job(cls, ref: dict[str, Any], paths: StepPaths) -> Any | None:
