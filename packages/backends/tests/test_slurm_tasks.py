@@ -22,7 +22,6 @@ class TaskOf(Step):
         return value, os.environ.get("SLURM_PROCID")
 
 
-@pytest.mark.xfail(strict=True, reason="submitit's result() refuses a job of several tasks")
 def test_a_job_of_two_tasks_computes_each_item_once_and_returns(tmp_path: Path) -> None:
     infra = {"backend": "Slurm", "folder": tmp_path, "tasks_per_node": 2, "max_jobs": 1}
     step = TaskOf(infra=infra)
@@ -31,3 +30,20 @@ def test_a_job_of_two_tasks_computes_each_item_once_and_returns(tmp_path: Path) 
     # Each task runs the job's items; the items' locks let only one compute each.
     assert {task for _, task in results} <= {"0", "1"}
     assert all(step.lookup(value).status == "success" for value in (1, 2, 3))
+
+
+class Fails(Step):
+    def _run(self, value: int) -> int:
+        if value == 2:
+            raise ZeroDivisionError(f"item {value} divides by zero")
+        return value
+
+
+def test_an_item_error_in_a_job_of_two_tasks_surfaces_and_the_others_are_kept(
+    tmp_path: Path,
+) -> None:
+    infra = {"backend": "Slurm", "folder": tmp_path, "tasks_per_node": 2, "max_jobs": 1}
+    step = Fails(infra=infra)
+    with pytest.raises(ZeroDivisionError, match="item 2 divides by zero"):
+        list(step.run_many([1, 2, 3]))
+    assert [step.lookup(value).status for value in (1, 2, 3)] == ["success", "error", "success"]

@@ -306,7 +306,8 @@ def _outcome(job: submitit.Job[Any], piece: list[ItemTask]) -> BaseException | N
         # job is done, a missing file will never come.
         job._results_timeout_s = 0
     try:
-        escaped = job.result()
+        # One return per task (``tasks_per_node``): every task runs the shard's items.
+        returned = job.results()
     except (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError) as error:
         n_items = item_count(piece)
         steps = sorted({type(task.step).__name__ for task in piece})
@@ -318,7 +319,8 @@ def _outcome(job: submitit.Job[Any], piece: list[ItemTask]) -> BaseException | N
         )
         failure.__cause__ = error
         return failure
-    if isinstance(escaped, BaseException):
+    escaped = next((value for value in returned if isinstance(value, BaseException)), None)
+    if escaped is not None:
         if hasattr(escaped, "add_note"):
             escaped.add_note(f"raised in job {job.job_id}; logs: {job.paths.stderr}")
         return escaped
