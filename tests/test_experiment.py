@@ -554,3 +554,23 @@ def test_experiment_meta_is_in_the_index(tmp_path: Path, ops: Any) -> None:
     db = sqlite3.connect(tmp_path / "exp" / "index.sqlite")
     (value,) = db.execute("SELECT value FROM meta WHERE key = 'experiment'").fetchone()
     assert json.loads(value)["operation"] == module.square.ref
+
+
+@pytest.mark.xfail(strict=True, reason="records do not say which job ran them")
+def test_a_run_in_a_slurm_job_records_the_job_and_its_cpus(
+    tmp_path: Path, ops: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = ops()
+    plain = _experiment(tmp_path / "plain", module.square, grid(x=[1])).run().records()[0]
+    assert (plain.runtime["job"], plain.runtime["cpus"]) == (None, 1)
+    # as in a task of a Slurm job array given 4 CPUs (a driver submitted with sbatch, too)
+    monkeypatch.setenv("SLURM_JOB_ID", "80")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    record = _experiment(tmp_path / "job", module.square, grid(x=[1])).run().records()[0]
+    assert (record.runtime["job"], record.runtime["cpus"]) == ("77_3", 4)
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID")
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    record = _experiment(tmp_path / "single", module.square, grid(x=[1])).run().records()[0]
+    assert record.runtime["job"] == "80"
