@@ -556,7 +556,6 @@ def test_experiment_meta_is_in_the_index(tmp_path: Path, ops: Any) -> None:
     assert json.loads(value)["operation"] == module.square.ref
 
 
-@pytest.mark.xfail(strict=True, reason="records do not say which job ran them")
 def test_a_run_in_a_slurm_job_records_the_job_and_its_cpus(
     tmp_path: Path, ops: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

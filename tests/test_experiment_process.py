@@ -175,7 +175,6 @@ def test_submitit_local_processes_run_a_sweep(tmp_path: Path) -> None:
     assert {rec.runtime["backend"] for rec in results.records()} == {"LocalProcess"}
 
 
-@pytest.mark.xfail(strict=True, reason="records do not say which job ran them")
 def test_a_record_names_the_local_job_that_ran_it(tmp_path: Path) -> None:
     experiment = Experiment(
         "pi",
@@ -208,6 +207,10 @@ def test_slurm_runs_a_sweep_and_a_rerun_comes_from_the_index(tmp_path: Path) -> 
     results = experiment.run()
     assert results.counts() == {"success": 6}
     assert {rec.runtime["backend"] for rec in results.records()} == {"Slurm"}
+    # each record names its Slurm job (array job and task), where its logs are found
+    for spec, record in zip(experiment.specs, results.records(), strict=True):
+        job = experiment.step.lookup(experiment._items([spec])[0]).job()
+        assert record.runtime["job"] == str(job.job_id)
     again = make()
     again.run()
     assert again.last_summary is not None

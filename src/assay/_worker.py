@@ -13,7 +13,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pydantic
@@ -101,6 +101,7 @@ class Runner:
         backend: str = "inline",
     ) -> None:
         self.ref, self.seed, self.scope, self.backend = ref, seed, scope, backend
+        self.job, self.cpus = batch_job()
         self.error: BaseException | None = None
         #: The record of the last run, None when it failed outside the operation.
         self.record: RunRecord | None = None
@@ -134,7 +135,7 @@ class Runner:
                 self.context,
                 params,
                 SeedBundle(self.seed, params, replicate=spec["replicate"]),
-                Runtime(run_dir, backend=self.backend),
+                Runtime(run_dir, backend=self.backend, job=self.job, cpus=self.cpus),
                 Capture(artifact_dir=artifacts),
             )
             if self.scope:
@@ -160,6 +161,32 @@ def execute(
 ) -> str:
     """Run one spec of an experiment and return its record as JSON text (see ``Runner.run``)."""
     return Runner(ref, seed, context, scope, backend).run(spec)
+
+
+def batch_job(environ: Mapping[str, str] = os.environ) -> tuple[str | None, int]:
+    """Return the batch job this process runs in and the CPUs it was given, from its environment.
+
+    The job is what its logs are named after: a Slurm array task ``"<array job>_<task>"``, a
+    Slurm job, or the process id of a submitit local job; ``None`` outside a job. CPUs are
+    Slurm's ``--cpus-per-task`` (1 when not set).
+
+    Example:
+        >>> batch_job({"SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "9"})
+        ('7_3', 1)
+        >>> batch_job({"SLURM_JOB_ID": "80", "SLURM_CPUS_PER_TASK": "4"})
+        ('80', 4)
+        >>> batch_job({})
+        (None, 1)
+
+    """
+    array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
+    job = (
+        f"{array}_{task}"
+        if array and task
+        else environ.get("SLURM_JOB_ID") or environ.get("SUBMITIT_LOCAL_JOB_ID") or None
+    )
+    cpus = environ.get("SLURM_CPUS_PER_TASK", "")
+    return job, int(cpus) if cpus.isdigit() and int(cpus) >= 1 else 1
 
 
 def _iso(seconds: float) -> str:

@@ -69,15 +69,17 @@ def test_no_run_dir_is_a_clear_error() -> None:
 
 
 def test_resource_hints_and_backend() -> None:
-    runtime = Runtime(cpus=4, gpus=1, memory=16000, backend="slurm")
+    runtime = Runtime(cpus=4, gpus=1, memory=16000, backend="slurm", job="1234_5")
     assert runtime.to_dict() == {
         "backend": "slurm",
+        "job": "1234_5",
         "cpus": 4,
         "gpus": 1,
         "memory": 16000,
         "run_dir": None,
     }
     assert Runtime().to_dict()["backend"] == "inline"
+    assert Runtime().to_dict()["job"] is None
     assert "cpus=4" in repr(runtime)
     assert pickle.loads(pickle.dumps(runtime)).to_dict() == runtime.to_dict()
 
@@ -142,3 +144,9 @@ def test_a_runtime_passed_to_several_runs_gets_a_scratch_folder_in_each(tmp_path
     assert work.run(runtime=runtime).ok  # not refused: a new run opens the runtime again
     assert len(set(seen)) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("job", ["", 1234])
+def test_a_job_must_be_a_non_empty_identifier(job: object) -> None:
+    with pytest.raises(ValueError, match=rf"job={job!r}: expected a non-empty job identifier"):
+        Runtime(job=job)  # type: ignore[arg-type]

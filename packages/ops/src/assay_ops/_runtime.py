@@ -51,6 +51,9 @@ class Runtime:
         gpus: GPUs given to the run (int >= 0).
         memory: Memory given to the run in megabytes, or ``None`` when unknown.
         backend: Name of the backend executing the run (``"inline"`` when called directly).
+        job: Identifier of the batch job the run ran in (a Slurm job ``"1234"`` or array task
+            ``"1234_5"``, a local job's process id), where its logs are found; ``None`` outside
+            a job.
 
     Example:
         >>> with Runtime(cpus=2) as runtime:
@@ -71,6 +74,7 @@ class Runtime:
         gpus: int = 0,
         memory: int | None = None,
         backend: str = "inline",
+        job: str | None = None,
     ) -> None:
         if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
             raise TypeError(f"run_dir={run_dir!r}: expected a str or Path, or None")
@@ -89,6 +93,9 @@ class Runtime:
         if not isinstance(backend, str) or not backend:
             raise ValueError(f"backend={backend!r}: expected a non-empty backend name")
         self.backend = backend
+        if job is not None and (not isinstance(job, str) or not job):
+            raise ValueError(f"job={job!r}: expected a non-empty job identifier or None")
+        self.job = job
 
     @property
     def scratch_dir(self) -> Path:
@@ -163,6 +170,7 @@ class Runtime:
         """Return the resource hints and directories as a JSON-serialisable dict."""
         return {
             "backend": self.backend,
+            "job": self.job,
             "cpus": self.cpus,
             "gpus": self.gpus,
             "memory": self.memory,
