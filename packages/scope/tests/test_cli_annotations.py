@@ -15,14 +15,12 @@ def job(name: str, dry_run: bool, limit: int | None = None, verbose: bool | None
     return name, dry_run, limit, verbose
 
 
-@pytest.mark.xfail(strict=True, reason="a required bool reaches the function as the string")
 @pytest.mark.parametrize(("word", "expected"), [("false", False), ("no", False), ("1", True)])
 def test_a_required_bool_converts_like_a_bool_default(word: str, expected: bool) -> None:
     # "false" as a string is truthy: the function would do what the user said not to.
     assert launch(job, argv=["j", word])[1] is expected
 
 
-@pytest.mark.xfail(strict=True, reason="a required bool reaches the function as the string")
 def test_a_required_bool_that_is_not_a_boolean_word_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -42,7 +40,6 @@ def test_a_none_default_converts_nothing_whatever_the_annotation() -> None:
     assert launch(job, argv=["j", "no", "-D", "job.limit=5"])[2] == "5"
 
 
-@pytest.mark.xfail(strict=True, reason="usage of launch(f) names f as if it were a subcommand")
 def test_the_usage_of_one_function_shows_the_command_line_that_works(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._convert import convert
+from ._convert import FALSE_WORDS, TRUE_WORDS, convert
 from ._docstring import param_help, summary
 from ._errors import ConversionError
 from ._scope import param_scope
@@ -119,7 +119,7 @@ def _parser(
             continue
         described = helps.get(name, "")
         if param.default is param.empty:
-            parser.add_argument(name, type=_required_type(param), help=described or None)
+            parser.add_argument(name, type=_required_type(name, param), help=described or None)
         else:
             parser.add_argument(
                 f"--{name.replace('_', '-')}",
@@ -147,15 +147,34 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature:
 
 
 def _prog(func: Callable[..., Any]) -> str:
+    # The script alone: the function is not a subcommand (launch(f) refuses its name), so a
+    # usage line "script f ..." would show a command line that fails.
     script = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else ""
-    return f"{script} {func.__name__}".strip() if script else func.__name__
+    return script or func.__name__
 
 
-def _required_type(param: inspect.Parameter) -> Callable[[str], Any]:
+def _required_type(name: str, param: inspect.Parameter) -> Callable[[str], Any]:
     annotation = param.annotation
+    if annotation is bool:
+        # bool("false") is True: a required flag takes the words a bool default takes.
+        return _to_bool(name)
     if annotation in (int, float, str):
         return annotation  # type: ignore[no-any-return]
     return str
+
+
+def _to_bool(name: str) -> Callable[[str], bool]:
+    def parse(text: str) -> bool:
+        word = text.strip().lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise argparse.ArgumentTypeError(
+            f"parameter {name!r} = {text!r} cannot be converted to bool (its annotation): "
+            "expected true/false, yes/no, 1/0 or on/off"
+        )
+
+    parse.__name__ = "bool"
+    return parse
 
 
 def _converter(name: str, default: Any) -> Callable[[str], Any]:
