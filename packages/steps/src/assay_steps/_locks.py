@@ -6,7 +6,9 @@ and the time. While held, a daemon thread refreshes its modification time every
 (same host, pid not alive) or its heartbeat is older than ``STALE_SECONDS`` (another host
 that died). An empty lock (its creator died between creating it and writing its owner line) is
 stale after ``EMPTY_GRACE_SECONDS``; a lock holding part of an entry (its worker died while
-writing the entry into it) once it missed ``MISSED_HEARTBEATS`` heartbeats.
+writing the entry into it) once it missed ``MISSED_HEARTBEATS`` heartbeats. A lock or guard
+dated further ahead than ``STALE_SECONDS`` was copied from a machine whose clock runs ahead
+(``rsync -a`` keeps times): it counts as old, not as fresh until that time comes.
 
 Taking over a stale lock is exclusive: recoverers of one item are serialised by a guard file,
 ``.<uid>.lock.takeover``, created with ``O_EXCL``. Under it the recoverer looks again whether
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import threading
@@ -101,13 +104,26 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(b")", 1)[-1].split()[:1] not in ([b"Z"], [b"X"])
 
 
+def _age(mtime: float) -> float:
+    """Seconds since ``mtime``; infinite for a time further ahead than clocks may disagree.
+
+    A heartbeat stamps its lock with the clock of the file system's writer, which agrees with
+    ours within ``STALE_SECONDS`` (the staleness limit assumes as much). A time further ahead
+    was not stamped here: a lock or guard copied with its times kept (``rsync -a``, ``cp -a``)
+    from a machine whose clock runs ahead. Taken as it is, it would hold its item until our
+    clock caught up with that machine's, however long that takes.
+    """
+    age = time.time() - mtime
+    return math.inf if age < -STALE_SECONDS else age
+
+
 def is_stale(path: str) -> bool:
     """Return whether the lock at ``path`` exists but its owner is gone."""
     try:
         stat = os.stat(path)
     except FileNotFoundError:
         return False
-    age = time.time() - stat.st_mtime
+    age = _age(stat.st_mtime)
     if age > STALE_SECONDS:
         return True
     if stat.st_size == 0:  # its creator died before writing its owner line, or is writing it
@@ -147,7 +163,7 @@ def _guard_path(path: str) -> str:
 def _guard_held(guard: str) -> bool:
     """Return whether a live recoverer holds the takeover guard ``guard``."""
     try:
-        return time.time() - os.stat(guard).st_mtime <= TAKEOVER_SECONDS
+        return _age(os.stat(guard).st_mtime) <= TAKEOVER_SECONDS
     except FileNotFoundError:
         return False
 
@@ -164,7 +180,7 @@ def _break_guard(guard: str) -> None:
     except FileNotFoundError:
         return
     try:
-        fresh = time.time() - os.stat(moved).st_mtime <= TAKEOVER_SECONDS
+        fresh = _age(os.stat(moved).st_mtime) <= TAKEOVER_SECONDS
         if fresh:
             with contextlib.suppress(FileExistsError):
                 os.link(moved, guard)
