@@ -68,10 +68,6 @@ def test_a_cache_copied_alone_rebuilds_the_index_without_running(tmp_path: Path,
     assert again.last_summary.cached == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="records keep the absolute artifact paths and run_dir of the folder's first place",
-)
 def test_records_of_a_moved_experiment_point_into_the_new_folder(tmp_path: Path, ops: Any) -> None:
     laptop, cluster = tmp_path / "laptop" / "exp", tmp_path / "scratch" / "exp"
     _sweep(laptop, ops).run()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import statistics
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._folder import RUNS
 from ._index import STATUSES, ResultsIndex, RunRow
 
 if TYPE_CHECKING:  # pragma: no cover - only for annotations
     import pandas
+    from assay_ops import RunRecord
 
 #: Column order of the flat table of runs (params and metrics go in between).
 _FIRST = ("run_id",)
@@ -140,8 +144,9 @@ class Results:
             texts = index.records([row.run_id for row in self._rows])
         # A worker's own error is a JSON object under one key, never a record.
         marker = f'{{"{WORKER_ERROR}":'
+        runs = str((self.folder / RUNS).resolve())
         return [
-            RunRecord.from_json(text)
+            _moved(RunRecord.from_json(text), runs)
             for text in texts
             if text is not None and not text.startswith(marker)
         ]
@@ -433,3 +438,27 @@ def count_runs(n: int) -> str:
 
     """
     return "1 run" if n == 1 else f"{n} runs"
+
+
+def _moved(record: RunRecord, runs: str) -> RunRecord:
+    """Point a record's run folder and artifact paths into ``runs``, where the run is now.
+
+    A run records the absolute path of its folder, ``<experiment>/runs/<run id>``; after the
+    experiment folder was moved or copied (laptop to cluster), the recorded paths lead to the
+    old place, where an old copy may still sit. The run's folder is the anchor: paths inside
+    it are moved along; anything else is kept as recorded.
+    """
+    recorded = record.runtime.get("run_dir")
+    here = f"{runs}{os.sep}{record.run_id}"
+    tail = f"{os.sep}{RUNS}{os.sep}{record.run_id}"
+    if not isinstance(recorded, str) or recorded == here or not recorded.endswith(tail):
+        return record
+    inside = recorded + os.sep
+    artifacts = [
+        {**artifact, "path": here + artifact["path"][len(recorded) :]}
+        if isinstance(artifact.get("path"), str) and artifact["path"].startswith(inside)
+        else artifact
+        for artifact in record.artifacts
+    ]
+    runtime = {**record.runtime, "run_dir": here}
+    return dataclasses.replace(record, runtime=runtime, artifacts=artifacts)
