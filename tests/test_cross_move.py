@@ -89,10 +89,6 @@ class Double(Step):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job reference keeps the absolute logs folder of the cache's first place",
-)
 def test_the_job_of_a_moved_cache_reads_its_logs_from_the_new_folder(tmp_path: Path) -> None:
     laptop, cluster = tmp_path / "laptop", tmp_path / "scratch"
     step = Double(infra={"backend": "LocalProcess", "folder": laptop})

@@ -220,10 +220,13 @@ class _SubmititBackend(Backend):
     def _load_job(cls, ref: dict[str, Any], paths: StepPaths) -> Any | None:
         """Return the job of a reference: this process's own, or one rebuilt from its folder."""
         cluster, job_id = str(ref.get("cluster")), str(ref.get("job_id"))
+        # The logs are in this step folder, wherever it is now: the folder recorded at
+        # submission is where the cache was then (it may have been moved or copied since).
+        logs = paths.logs_folder.absolute()
         own = _SUBMITTED.get((cluster, job_id))
-        if own is not None:
+        if own is not None and Path(own.paths.folder).parent == logs:
             return own
-        folder = str(ref.get("folder") or paths.logs_folder / "%j")
+        folder = str(logs / "%j")
         if cluster == "slurm":
             return ControllerSlurmJob(folder=folder, job_id=job_id)
         if cluster == "local":
