@@ -1,0 +1,176 @@
+"""The ``assay`` command's contract: every subcommand, its options, and one-line errors."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from assay import ProcessPool, Results
+from assay._cli import entry_point, main
+from assay._demo import SAMPLE_SIZES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+OPS = """
+import os
+
+from assay_ops import operation
+from assay_scope import param_scope
+
+
+@operation
+def scoped(params, seeds, capture):
+    capture.metric("width", param_scope.model.width | 0)
+    capture.metric("pid", os.getpid())
+    capture.metric("noise", float(seeds.numpy().random()))
+"""
+
+
+@pytest.fixture
+def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The name of an importable module holding the operation ``scoped``."""
+    name = f"assay_contract_cli_{uuid.uuid4().hex[:8]}"
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / f"{name}.py").write_text(OPS)
+    monkeypatch.syspath_prepend(str(source))
+    importlib.invalidate_caches()
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_run_with_grid_replicates_process_backend_and_defines(
+    tmp_path: Path, ops: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = str(tmp_path / "runs")
+    command = ["run", f"{ops}:scoped", "--grid", "x=1,2", "--replicates", "5"]
+    command += ["--backend", "process", "--max-jobs", "2", "--folder", folder]
+    assert main([*command, "-D", "model.width=32"]) == 0
+    assert main(["results", folder, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted((r["x"], r["replicate"]) for r in rows) == [
+        (x, r) for x in (1, 2) for r in range(5)
+    ]
+    assert {r["status"] for r in rows} == {"success"}
+    assert {r["width"] for r in rows} == {32}  # -D reached the operation in the workers
+    assert os.getpid() not in {r["pid"] for r in rows}
+    assert len({r["noise"] for r in rows}) == 10  # each replicate its own stream
+
+
+def test_results_prints_csv_or_json_not_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = str(tmp_path / "exp")
+    assert (
+        main(["run", "assay._demo:estimate_pi", "--grid", "n_samples=50,60", "--folder", folder])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["results", folder, "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split(",")
+    assert {"n_samples", "status", "pi_estimate", "abs_error", "duration"} <= set(header)
+    assert len(lines) == 3
+    assert main(["results", folder, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["n_samples"] for row in rows] == [50, 60]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["results", folder, "--csv", "--json"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["run", "no_such_module_zz:op", "--folder", "{tmp}/r"], ModuleNotFoundError),
+        (
+            ["run", "assay._demo:estimate_pi", "--grid", "n_samples=1,1", "--folder", "{tmp}/r"],
+            ValueError,
+        ),
+        (
+            ["run", "assay._demo:estimate_pi", "--replicates", "0", "--folder", "{tmp}/r"],
+            ValueError,
+        ),
+        (["status", "{tmp}/missing"], FileNotFoundError),
+        (["results", "{tmp}/missing", "--csv"], FileNotFoundError),
+        (["results", "{tmp}/exp", "--summary", "nope"], KeyError),
+        (["plot", "{tmp}/exp", "nope", "--x", "n_samples"], KeyError),
+        (["plot", "{tmp}/exp", "pi_estimate", "--x", "nope"], KeyError),
+        (["cache", "info", "{tmp}/missing"], FileNotFoundError),
+        (["cache", "clear", "{tmp}/missing"], FileNotFoundError),
+        (["demo", "--folder", "{tmp}/d", "--replicates", "0"], ValueError),
+    ],
+    ids=lambda v: " ".join(v[:2]) if isinstance(v, list) else v.__name__,
+)
+def test_every_subcommand_reports_an_error_in_one_line_unless_debug(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], error: type[Exception]
+) -> None:
+    pytest.importorskip("matplotlib")
+    folder = str(tmp_path / "exp")
+    assert (
+        main(["run", "assay._demo:estimate_pi", "--grid", "n_samples=50", "--folder", folder]) == 0
+    )
+    capsys.readouterr()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"assay: error: {error.__name__}: ")
+    assert captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err + captured.out
+    with pytest.raises(error):
+        main(["--debug", *args])
+    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_console_script_is_the_assay_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, name = scripts["assay"].partition(":")
+    assert getattr(importlib.import_module(module), name) is entry_point
+    monkeypatch.setattr(sys, "argv", ["assay", "status", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        entry_point()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("assay: error: FileNotFoundError:")
+
+
+def test_the_demo_command_runs_then_completes_from_cache_without_starting_a_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "demo"
+    argv = ["demo", "--folder", str(folder), "--replicates", "2", "--max-jobs", "2"]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    runs = 2 * len(SAMPLE_SIZES)
+    assert f"pi: {runs} runs: {runs} ran, 0 from cache, 0 failed" in first.err
+    for column in ("n_samples", "mean estimate", "std estimate", "mean |error|", "std |error|"):
+        assert column in first.out
+    assert "run the demo again" in first.out
+    pytest.importorskip("matplotlib")
+    assert (folder / "plots" / "abs_error_by_n_samples.png").is_file()
+
+    # the second time nothing is computed: not even a worker process is started
+    def no_pool(self: object, workers: int) -> None:
+        raise AssertionError("the second demo started a process pool")
+
+    monkeypatch.setattr(ProcessPool, "_pool", no_pool)
+    assert main(argv) == 0
+    second = capsys.readouterr()
+    assert re.search(rf"all {runs} runs came from the cache in \d+\.\d+ s", second.out)
+    assert f"pi: {runs} runs: all from cache in" in second.err
+    assert Results.load(folder).counts() == {"success": runs}
