@@ -15,7 +15,6 @@ def _masked(mask: list[bool]) -> Any:
     return np.ma.masked_array([1.0, 2.0, 3.0], mask=mask)
 
 
-@pytest.mark.xfail(strict=True, reason="the canonical encoding ignores the mask")
 def test_a_masked_param_is_refused_naming_where_it_sits() -> None:
     params = {"model": {"sst": _masked([False, True, False])}}
     with pytest.raises(TypeError, match=r"params\['model'\]\['sst'\].*masked"):
@@ -31,7 +30,6 @@ def test_arrays_differing_in_data_still_differ() -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="a masked artifact is written as .npy without its mask")
 def test_a_masked_artifact_file_reads_back_with_its_mask(tmp_path: Path) -> None:
     capture = Capture(artifact_dir=tmp_path)
     description = capture.artifact("sst.pkl", _masked([False, True, False]))
@@ -48,7 +46,6 @@ def _mean_of_nothing(capture: Capture) -> None:
     capture.metric("sst.mean", sst.mean())  # numpy returns np.ma.masked, not a number
 
 
-@pytest.mark.xfail(strict=True, reason="a masked metric is saved as 0.0")
 def test_a_fully_masked_metric_fails_the_run_instead_of_saving_a_number(tmp_path: Path) -> None:
     record = _mean_of_nothing.run(runtime=Runtime(tmp_path / "run"))
     assert record.status == "failed"

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._errors import ContextMutationError
-from ._freeze import FrozenDict, Unfreezable, _numpy, freeze_array, freeze_value
+from ._freeze import (
+    FrozenDict,
+    Unfreezable,
+    _numpy,
+    freeze_array,
+    freeze_value,
+    is_masked,
+)
 
 ArtifactKind = Literal["bytes", "text", "path", "array", "object"]
 
@@ -94,7 +101,9 @@ def _prepare(name: str, data: Any) -> tuple[ArtifactKind, Any]:
             )
         return "path", path
     np = _numpy()
-    if np is not None and isinstance(data, np.ndarray) and not data.dtype.hasobject:
+    # .npy keeps no mask: a masked array is kept (and written) as a pickled object instead.
+    plain = np is not None and isinstance(data, np.ndarray) and not is_masked(data)
+    if plain and not data.dtype.hasobject:
         return "array", freeze_array(data)
     try:
         # One round trip proves the object can ship to other processes, and leaves us a copy

@@ -102,6 +102,18 @@ def _numpy() -> Any:
     return sys.modules.get("numpy")
 
 
+_MASKED = (
+    "a numpy masked array's mask and fill value cannot be made read-only; store the data and "
+    "the mask as two arrays, or value.filled(np.nan)"
+)
+
+
+def is_masked(value: Any) -> bool:
+    """Whether ``value`` is a numpy masked array (``np.ma.masked`` included)."""
+    np = _numpy()
+    return np is not None and isinstance(value, np.ma.MaskedArray)
+
+
 def freeze_array(array: Any, *, copy: bool = True) -> Any:
     """Return a read-only version of a numpy array (a copy unless ``copy`` is False).
 
@@ -110,6 +122,10 @@ def freeze_array(array: Any, *, copy: bool = True) -> Any:
     if array.dtype.hasobject:
         # The elements of an object array are arbitrary Python objects, mutable through the array.
         raise Unfreezable(array)
+    if is_masked(array):
+        # Its mask and fill value are separate state that a read-only flag on the data leaves
+        # changeable, so a reader could unmask a value for every later reader.
+        raise Unfreezable(array, _MASKED)
     base = array.copy() if copy else array
     base.flags.writeable = False
     return base.view()

@@ -14,6 +14,7 @@ from ._freeze import (
     _numpy,
     freeze_array,
     freeze_value,
+    is_masked,
     safe_repr,
 )
 
@@ -46,6 +47,15 @@ def check_metric_value(name: str, value: object) -> Any:
         return value
     np = _numpy()
     if np is not None:
+        if is_masked(value):
+            # Writers keep an array's data only: masked-out (invalid) values would come back as
+            # real ones, and np.ma.masked (the mean of nothing) as 0.0.
+            raise TypeError(
+                f"metric {name!r}: value {safe_repr(value)} is a numpy masked array, which is "
+                "not accepted: its mask would be lost when the record is saved; record "
+                "value.filled(np.nan) (masked values become NaN) or value.compressed() (the "
+                "values not masked)"
+            )
         if isinstance(value, np.generic) and value.dtype.kind in "biufcUS":
             return value
         if isinstance(value, np.ndarray) and value.dtype.kind in "biufcUS":

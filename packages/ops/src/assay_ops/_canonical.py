@@ -28,6 +28,9 @@ numpy scalar        g     dtype string (little-endian), then the value's bytes
 numpy array         a     dtype string (little-endian), shape, then the C-order bytes
 ==================  ====  ====================================================================
 
+A numpy masked array is refused: its bytes are its data alone, so arrays differing only in
+their mask would share an encoding.
+
 Lengths and counts are unsigned 64-bit big-endian integers. Mappings and sets are sorted by
 encoding, so insertion order never matters. Any other type is refused with a ``TypeError``
 naming where in the parameters it sits; silently hashing ``repr()`` would make seeds depend on
@@ -83,7 +86,9 @@ def _little_endian(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 
 def _numpy(value: np.generic | np.ndarray[Any, Any]) -> bytes:
-    if value.dtype.hasobject:
+    if value.dtype.hasobject or isinstance(value, np.ma.MaskedArray):
+        # A masked array's bytes are its data alone: arrays differing only in their mask
+        # would share seeds and run ids.
         raise _Unsupported(value)
     dtype = _little_endian(value.dtype)
     array = np.ascontiguousarray(value, dtype=dtype)
@@ -185,11 +190,15 @@ def _encode(value: Any, name: str) -> bytes:
         return _enc(value)
     except _Unsupported as err:
         bad = err.value
-        what = (
-            "a numpy value of object dtype"
-            if hasattr(bad, "dtype")
-            else (f"value {bad!r} of type {type(bad).__qualname__}")
-        )
+        if isinstance(bad, np.ma.MaskedArray):
+            what = (
+                "a numpy masked array (its mask would not count; pass the data and the mask "
+                "as two arrays, or value.filled(...))"
+            )
+        elif hasattr(bad, "dtype"):
+            what = "a numpy value of object dtype"
+        else:
+            what = f"value {bad!r} of type {type(bad).__qualname__}"
         raise TypeError(f"{name}{err.where}: cannot encode {what}; expected {_SUPPORTED}") from None
 
 
