@@ -6,7 +6,6 @@ import pytest
 from assay_scope import param_scope
 
 
-@pytest.mark.xfail(strict=True, reason="init hands bad params to dict(); its error says nothing")
 @pytest.mark.parametrize(
     ("params", "shown"),
     [([1], "[1]"), ("lr=0.5", "'lr=0.5'"), ({1: 2}, "1"), (3, "3")],

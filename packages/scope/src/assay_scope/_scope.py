@@ -299,8 +299,30 @@ class param_scope(metaclass=_ScopeType):
 
     @staticmethod
     def init(params: Mapping[str, Any] | None = None) -> None:
-        """Enter, for the rest of this thread or task, a scope holding ``params``."""
-        param_scope(**dict(params or {})).__enter__()
+        """Enter, for the rest of this thread or task, a scope holding ``params``.
+
+        Example:
+            >>> import threading
+            >>> seen = []
+            >>> def worker():
+            ...     param_scope.init({"lr": 0.5})
+            ...     seen.append(param_scope.lr(0.1))
+            >>> thread = threading.Thread(target=worker)
+            >>> thread.start(); thread.join()
+            >>> seen
+            [0.5]
+
+        """
+        if params is None:
+            params = {}
+        # Checked here: dict() and ** would fail with messages naming neither the call nor
+        # what it expects ("dictionary update sequence element #0...").
+        if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+            raise TypeError(
+                f"param_scope.init(params={params!r}): expected a mapping from str keys "
+                "(dotted names such as 'model.width') to values, or None"
+            )
+        param_scope(**params).__enter__()
 
     @staticmethod
     def frozen() -> None:
