@@ -56,6 +56,12 @@ def run_cli(func: Callable[..., Any] | None = None, *, argv: Sequence[str] | Non
 def _launch(
     func: Callable[..., Any] | None, caller: Mapping[str, Any], argv: Sequence[str] | None
 ) -> Any:
+    if isinstance(argv, str):
+        # A str is a Sequence[str]: argparse would read "--lr 0.5" as "-", "-", "l", ...
+        raise TypeError(
+            f"argv={argv!r} is a str; expected a list of str such as {argv.split()!r}, or "
+            "None for sys.argv[1:]"
+        )
     args = list(sys.argv[1:] if argv is None else argv)
     if func is not None:
         if not isinstance(getattr(func, "_auto_param_namespace", None), str):

@@ -241,6 +241,10 @@ class param_scope(metaclass=_ScopeType):
 
     def update(self, values: Mapping[str, Any]) -> param_scope:
         """Set several keys in this scope (nested dicts become dotted keys); return the scope."""
+        if not isinstance(values, Mapping):
+            raise TypeError(
+                f"param_scope.update({values!r}): expected a mapping from str keys to values"
+            )
         items = _flat_items(values)
         with LOCK:
             self._own.update(items)
