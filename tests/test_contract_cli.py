@@ -187,7 +187,6 @@ EXITS_AT_IMPORT = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="SystemExit at import escapes the command's error line")
 @pytest.mark.parametrize("kind", sorted(EXITS_AT_IMPORT))
 def test_an_operation_module_exiting_at_import_is_a_one_line_error(
     tmp_path: Path,
@@ -214,7 +213,6 @@ def test_an_operation_module_exiting_at_import_is_a_one_line_error(
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="only the first line of a ValidationError is printed")
 def test_a_backend_refusing_an_option_is_one_line_naming_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

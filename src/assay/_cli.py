@@ -120,7 +120,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._space import grid
 
     _look_in_current_folder()
-    operation = import_operation(args.operation)
+    try:
+        operation = import_operation(args.operation)
+    except SystemExit as exit_:
+        # a script that parses its command line (or exits) at import: SystemExit would end the
+        # command with the script's own usage line, as if the assay command had printed it
+        module = args.operation.partition(":")[0]
+        raise ImportError(
+            f"importing module {module!r} of operation {args.operation!r} exited "
+            f"(SystemExit: {exit_.code!r}); expected a module that defines the operation "
+            "without exiting: keep command-line parsing under `if __name__ == '__main__':`"
+        ) from exit_
     scope = dict(parse_assignment(d, "-D") for d in args.define)
     backend: dict[str, Any] = {"backend": BACKENDS[args.backend]}
     if args.max_jobs is not None:
@@ -367,14 +377,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _interrupted()
             if args.debug:
                 raise
-            # str() of a KeyError is the repr of its message: quoted, escapes doubled
-            text = error.args[0] if isinstance(error, KeyError) and error.args else error
-            message = str(text).strip().splitlines()[0] if str(text).strip() else ""
-            print(f"assay: error: {type(error).__name__}: {message}", file=sys.stderr)
+            print(f"assay: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
             return 1
     if watch.seen:  # the interrupt was swallowed and the command ran to its end anyway
         return _interrupted()
     return status
+
+
+def one_line(error: BaseException) -> str:
+    """Return the message of ``error`` as one line that still says what was wrong.
+
+    A pydantic validation error's first line only counts the errors ("1 validation error for
+    Backend"); its errors are listed field by field instead. Other messages keep their first
+    line.
+
+    Example:
+        >>> one_line(KeyError("no metric 'loss'"))
+        "no metric 'loss'"
+
+    """
+    errors = getattr(error, "errors", None)
+    if type(error).__name__ == "ValidationError" and callable(errors):
+        parts = []
+        for item in errors():
+            where = ".".join(str(part) for part in item.get("loc", ()))
+            got = repr(item.get("input"))
+            got = got if len(got) <= 80 else got[:77] + "..."
+            parts.append(f"{where + ': ' if where else ''}{item.get('msg')} (got {got})")
+        return f"{getattr(error, 'title', 'value')}: " + "; ".join(parts)
+    # str() of a KeyError is the repr of its message: quoted, escapes doubled
+    text = str(error.args[0] if isinstance(error, KeyError) and error.args else error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _interrupted() -> int:
