@@ -357,3 +357,26 @@ def test_plot_draws_every_replicate_and_a_band_of_one_std_around_the_mean(
         assert std > 0
         assert min(ys) == pytest.approx(mean - std)
         assert max(ys) == pytest.approx(mean + std)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="import_operation lets the module's SystemExit out of Experiment(); see the report",
+)
+def test_an_operation_ref_whose_module_exits_at_import_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a training script that parses its command line at import, named as the operation's module
+    name = f"assay_contract_exits_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text('raise SystemExit("usage: train.py --data DIR")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(Exception, match=name) as error:  # not SystemExit: it ends the caller
+            Experiment("exits", f"{name}:op", folder=tmp_path / "exp")
+    finally:
+        sys.modules.pop(name, None)
+    assert isinstance(error.value, ImportError)
+    assert not (tmp_path / "exp").exists()
