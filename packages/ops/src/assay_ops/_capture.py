@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import pickle
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from assay_context import ArtifactLog, FrozenMetrics
-
-from ._jsonvalue import write_atomic
 
 _LOGGER = logging.getLogger("assay_ops.capture")
 _LEVELS = {
@@ -40,19 +36,65 @@ def thaw(value: Any) -> Any:
     return value
 
 
-def _payload(kind: str, data: Any) -> bytes:
-    """Return the bytes an artifact is stored as, by kind."""
+# Files are read in chunks of this size, so a checkpoint is never held in memory whole.
+_CHUNK = 1 << 20
+
+
+class _Sink:
+    """A write-only file object that hashes and counts what passes through it.
+
+    With a ``handle``, it also forwards every write there: an artifact is serialised once,
+    straight into its file and its digest, rather than into an in-memory copy for each.
+    """
+
+    def __init__(self, handle: BinaryIO | None = None) -> None:
+        self._hash = hashlib.sha256()
+        self._handle = handle
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")  # numpy and pickle hand over bytes or buffers
+        self._hash.update(view)
+        if self._handle is not None:
+            self._handle.write(view)
+        self.size += len(view)
+        return len(view)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _stream(kind: str, data: Any, sink: _Sink) -> None:
+    """Write the bytes an artifact is stored as, by kind, into ``sink``."""
     if kind == "bytes":
-        return bytes(data)
-    if kind == "text":
-        return str(data).encode("utf-8")
-    if kind == "path":
-        return Path(data).read_bytes()
-    if kind == "array":
-        buffer = io.BytesIO()
-        np.save(buffer, data, allow_pickle=False)
-        return buffer.getvalue()
-    return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        sink.write(data)
+    elif kind == "text":
+        sink.write(str(data).encode("utf-8"))
+    elif kind == "path":
+        with open(data, "rb") as source:
+            while chunk := source.read(_CHUNK):
+                sink.write(chunk)
+    elif kind == "array":
+        np.save(sink, data, allow_pickle=False)
+    else:
+        pickle.dump(data, sink, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _write(kind: str, data: Any, target: Path) -> _Sink:
+    """Write an artifact to ``target`` atomically (temporary name, flush, rename); hash it."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            sink = _Sink(handle)
+            _stream(kind, data, sink)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # no half-written file left beside the artifacts
+        raise
+    return sink
 
 
 class Capture:
@@ -191,16 +233,15 @@ class Capture:
         """
         self.artifacts.add(name, obj, metadata)
         record = self.artifacts[name]
-        description = self._describe(record)
         folder = self.artifact_dir
-        if folder is not None:
+        if folder is None:
+            description = self._describe(record)
+        else:
             target = folder / name
             folder.mkdir(parents=True, exist_ok=True)
-            if record.kind == "path":
-                # Copied, so a file made in the scratch folder survives the run.
-                shutil.copyfile(record.data, target)
-            else:
-                write_atomic(target, _payload(record.kind, record.data))
+            # One pass writes and hashes; a file is copied, so a file made in the scratch folder
+            # survives the run.
+            description = self._describe(record, _write(record.kind, record.data, target))
             description["path"] = str(target)
         self._written[name] = description
         return dict(description)
@@ -212,17 +253,20 @@ class Capture:
         return self.artifact(name, Path(path), metadata)
 
     @staticmethod
-    def _describe(record: Any) -> dict[str, Any]:
-        try:
-            payload: bytes | None = _payload(record.kind, record.data)
-        except OSError:
-            payload = None  # a file kept by reference that has gone since
+    def _describe(record: Any, written: _Sink | None = None) -> dict[str, Any]:
+        sink = written
+        if sink is None:
+            try:
+                sink = _Sink()
+                _stream(record.kind, record.data, sink)
+            except OSError:
+                sink = None  # a file kept by reference that has gone since
         description: dict[str, Any] = {
             "name": record.name,
             "kind": record.kind,
             "format": _FORMATS.get(record.kind, record.kind),
-            "size": None if payload is None else len(payload),
-            "sha256": None if payload is None else hashlib.sha256(payload).hexdigest(),
+            "size": None if sink is None else sink.size,
+            "sha256": None if sink is None else sink.sha256,
             "metadata": thaw(record.metadata),
         }
         if record.kind == "path":
