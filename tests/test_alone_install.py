@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._workspace import LAYERS, PACKAGES, canonical
+from tests._workspace import LAYERS, PACKAGES, ROOT, canonical
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,7 +28,9 @@ _BLOCK = re.compile(
     r"(?P<skip><!--\s*no-run\s*-->\s*\n)?^```python[^\n]*\n(?P<code>.*?)^```",
     re.MULTILINE | re.DOTALL,
 )
-_PIP_INSTALL = re.compile(r"^pip install (?P<spec>\S+)", re.MULTILINE)
+_PIP_INSTALL = re.compile(r"^pip install (?!packages/)(?P<spec>\S+)", re.MULTILINE)
+# The command for a checkout: the package's folder and those of the layers it builds on.
+_FROM_CHECKOUT = re.compile(r"pip install (?P<folders>packages/\w+(?: packages/\w+)*)")
 _SPEC = re.compile(r"^[\"']?(?P<name>[A-Za-z0-9._-]+)(?:\[(?P<extras>[^\]]*)\])?[\"']?$")
 
 
@@ -71,6 +73,34 @@ def test_readme_install_lines_name_the_package_and_its_extras(layer: str) -> Non
         )
 
 
+def closure(layer: str) -> set[str]:
+    """The layer and every assay layer it depends on, directly or not."""
+    found = {layer}
+    for dependency in PACKAGES[layer].local_requires:
+        found |= closure(dependency.removeprefix("assay-"))
+    return found
+
+
+def checkout_folders(layer: str) -> list[str]:
+    """The folders the README's checkout command installs."""
+    commands = [m["folders"].split() for m in _FROM_CHECKOUT.finditer(readme(layer))]
+    assert len(commands) == 1, (
+        f"packages/{layer}/README.md should give one 'pip install packages/...' command for a "
+        f"checkout; found {commands}"
+    )
+    return commands[0]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_readme_checkout_command_names_every_layer_needed_and_no_other(layer: str) -> None:
+    # pip install packages/ops alone looks assay-scope up on the index, and fails.
+    named = {folder.removeprefix("packages/") for folder in checkout_folders(layer)}
+    assert named == closure(layer), (
+        f"packages/{layer}/README.md installs {sorted(named)} from a checkout; "
+        f"expected {sorted(closure(layer))}"
+    )
+
+
 def uv(*args: str | Path) -> None:
     command = [sys.executable, "-m", "uv", *map(str, args)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -78,20 +108,12 @@ def uv(*args: str | Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Wheels of the five packages, built once for the module."""
-    out = tmp_path_factory.mktemp("wheelhouse")
-    for layer in LAYERS:
-        uv("build", "--wheel", "--quiet", "--out-dir", out, PACKAGES[layer].path)
-    return out
-
-
-@pytest.fixture(scope="module")
-def alone(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+def alone(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Return the python of a venv holding one package and ``tools``, made once per pair.
 
-    Tools get their own venv: mypy's dependencies (typing_extensions...) must not hide an
-    undeclared import of the package.
+    The package is installed as its README says to from a checkout (its folder and those of
+    the layers below), so that command is checked too. Tools get their own venv: mypy's
+    dependencies (typing_extensions...) must not hide an undeclared import of the package.
     """
     made: dict[tuple[str, tuple[str, ...]], Path] = {}
 
@@ -100,8 +122,8 @@ def alone(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Callabl
             venv = tmp_path_factory.mktemp(f"alone-{layer}") / "venv"
             uv("venv", "--quiet", venv)
             python = venv / "bin" / "python"
-            dist = PACKAGES[layer].dist
-            uv("pip", "install", "--quiet", "--python", python, "--find-links", wheelhouse, dist)
+            folders = [ROOT / folder for folder in checkout_folders(layer)]
+            uv("pip", "install", "--quiet", "--python", python, *folders)
             if tools:
                 uv("pip", "install", "--quiet", "--python", python, *tools)
             made[layer, tools] = python
