@@ -217,7 +217,6 @@ def test_close_dates_and_amounts_have_different_uids() -> None:
     assert uid_of(datetime.timedelta(seconds=1)) != uid_of(datetime.timedelta(microseconds=1))
 
 
-@pytest.mark.xfail(strict=True, reason="the mask of a masked array is not part of its uid")
 def test_masked_arrays_are_keyed_by_their_mask_too() -> None:
     data = np.arange(4.0)
     one = np.ma.masked_array(data, mask=[False, True, False, False])

@@ -113,6 +113,13 @@ def _enc_array(value: np.ndarray[Any, Any], where: str) -> bytes:
     return b"a" + header + digest
 
 
+def _enc_masked(value: np.ma.MaskedArray[Any, Any], where: str) -> bytes:
+    # Its data (masked entries included: filled() shows them) and its mask: two arrays that
+    # differ only in what they mask are different inputs.
+    data = _enc_array(np.ma.getdata(value), where)
+    return b"M" + data + _enc_array(np.ma.getmaskarray(value), f"{where}.mask")
+
+
 def _enc_scalar(value: np.generic, where: str) -> bytes:
     if isinstance(value, np.object_):
         raise TypeError(f"cannot compute a cache uid for {where}: numpy object scalar")
@@ -166,6 +173,7 @@ _EXACT: dict[type, _Encoder] = {
 
 # Checked in order for subclasses; bool before int so that True never encodes like 1.
 _BASES: list[tuple[type, _Encoder]] = [
+    (np.ma.MaskedArray, _enc_masked),  # before ndarray, which it subclasses
     (np.ndarray, _enc_array),
     (np.generic, _enc_scalar),
     (enum.Enum, _enc_enum),
