@@ -362,10 +362,6 @@ def test_plot_draws_every_replicate_and_a_band_of_one_std_around_the_mean(
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="import_operation lets the module's SystemExit out of Experiment(); see the report",
-)
 def test_an_operation_ref_whose_module_exits_at_import_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -120,17 +120,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._space import grid
 
     _look_in_current_folder()
-    try:
-        operation = import_operation(args.operation)
-    except SystemExit as exit_:
-        # a script that parses its command line (or exits) at import: SystemExit would end the
-        # command with the script's own usage line, as if the assay command had printed it
-        module = args.operation.partition(":")[0]
-        raise ImportError(
-            f"importing module {module!r} of operation {args.operation!r} exited "
-            f"(SystemExit: {exit_.code!r}); expected a module that defines the operation "
-            "without exiting: keep command-line parsing under `if __name__ == '__main__':`"
-        ) from exit_
+    operation = import_operation(args.operation)  # a module exiting at import: ImportError
     scope = dict(parse_assignment(d, "-D") for d in args.define)
     backend: dict[str, Any] = {"backend": BACKENDS[args.backend]}
     if args.max_jobs is not None:

@@ -102,15 +102,14 @@ class Runner:
     ) -> None:
         self.ref, self.seed, self.scope, self.backend = ref, seed, scope, backend
         self.job, self.cpus = batch_job()
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         #: The record of the last run, None when it failed outside the operation.
         self.record: RunRecord | None = None
         try:
             self.operation = import_operation(ref)
             # Shared by the runs: each gets its own child view of it (OperationWrapper.run).
             self.context = FrozenContext(context)
-        except (Exception, SystemExit) as error:
-            # SystemExit too: a module that parses its command line at import exits.
+        except Exception as error:  # a module exiting at import too: an ImportError
             self.error = error
 
     def run(self, spec: dict[str, Any]) -> str:

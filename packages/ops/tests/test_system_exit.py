@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assay_ops import Capture, RunRecord, Runtime, operation
+from assay_ops import Capture, RunRecord, Runtime, import_operation, operation
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -82,3 +82,13 @@ def test_keyboard_interrupt_is_still_re_raised_with_a_cancelled_record() -> None
     with pytest.raises(KeyboardInterrupt) as caught:
         stopped.run()
     assert caught.value.run_record.status == "cancelled"  # type: ignore[attr-defined]
+
+
+def test_a_module_exiting_at_import_is_an_import_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "exits_at_import.py").write_text("import sys\nsys.exit(2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "exits_at_import", raising=False)
+    with pytest.raises(ImportError, match=r"'exits_at_import' .* exited \(SystemExit: 2\)"):
+        import_operation("exits_at_import:train")

@@ -435,7 +435,8 @@ def import_operation(ref: str) -> OperationWrapper:
 
     Raises:
         ValueError: When ``ref`` is not a string of the form ``"module:qualname"``.
-        ImportError: When the module cannot be imported.
+        ImportError: When the module cannot be imported, or exits while it is imported
+            (``SystemExit``: a script parsing its command line at import).
         AttributeError: When the module has no such name.
         TypeError: When the name is not an operation.
 
@@ -452,7 +453,16 @@ def import_operation(ref: str) -> OperationWrapper:
     module_name, qualname = ref.split(":")
     if not module_name or not qualname:
         raise ValueError(f"operation reference {ref!r}: module and name must both be non-empty")
-    target: Any = importlib.import_module(module_name)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except SystemExit as exit_:
+        # A script that parses its command line (or exits) at import would end the caller's
+        # program, a sweep's driver or a worker, with the script's own usage line.
+        raise ImportError(
+            f"importing module {module_name!r} of operation {ref!r} exited (SystemExit: "
+            f"{exit_.code!r}); expected a module that defines the operation without exiting: "
+            "keep command-line parsing under `if __name__ == '__main__':`"
+        ) from exit_
     for part in qualname.split("."):
         try:
             target = getattr(target, part)
