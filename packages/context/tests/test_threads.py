@@ -61,7 +61,6 @@ def race(work: Callable[[int], None]) -> tuple[list[int], list[int]]:
     return succeeded, refused
 
 
-@pytest.mark.xfail(strict=True, reason="every thread passes the check before any stores")
 @pytest.mark.parametrize("through_logging_context", [False, True])
 def test_one_thread_sets_a_key_the_others_are_refused(through_logging_context: bool) -> None:
     ctx = FrozenContext({})
@@ -73,7 +72,6 @@ def test_one_thread_sets_a_key_the_others_are_refused(through_logging_context: b
     assert ctx["model"].tag == succeeded[0]
 
 
-@pytest.mark.xfail(strict=True, reason="every thread passes the check before any stores")
 def test_one_thread_adds_an_artifact_name_the_others_are_refused() -> None:
     ctx = FrozenContext({})
     succeeded, refused = race(lambda i: ctx.artifacts.add("model.pkl", SlowToCopy(i)))
@@ -82,7 +80,6 @@ def test_one_thread_adds_an_artifact_name_the_others_are_refused() -> None:
     assert [record.data.tag for record in ctx.artifacts] == succeeded
 
 
-@pytest.mark.xfail(strict=True, reason="threads recording a new metric replace each other's series")
 @pytest.mark.usefixtures("fast_switching")
 def test_metrics_recorded_from_threads_are_all_kept_with_their_own_tags() -> None:
     metrics = FrozenMetrics()

@@ -117,6 +117,10 @@ def _prepare(name: str, data: Any) -> tuple[ArtifactKind, Any]:
         ) from error
 
 
+def _already_added(name: str) -> ContextMutationError:
+    return ContextMutationError(f"artifact {name!r} was already added to this log; use a new name")
+
+
 class ArtifactLog:
     """Named artifacts produced by a run, in the order they were added.
 
@@ -167,17 +171,19 @@ class ArtifactLog:
         """
         check_artifact_name(name)
         if name in self._records:
-            raise ContextMutationError(
-                f"artifact {name!r} was already added to this log; use a new name"
-            )
+            raise _already_added(name)
         kind, value = _prepare(name, data)
-        self._records[name] = ArtifactRecord(
+        record = ArtifactRecord(
             name=name,
             data=value,
             step_name=step_name,
             kind=kind,
             metadata=_freeze_metadata(name, metadata),
         )
+        # Pickling the data can take a while, and another thread may have added the name
+        # meanwhile: setdefault adds only if it is still absent, atomically.
+        if self._records.setdefault(name, record) is not record:
+            raise _already_added(name)
 
     def get(self, name: str) -> ArtifactRecord | None:
         """Return the record named ``name``, or None if there is none."""

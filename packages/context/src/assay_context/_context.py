@@ -28,6 +28,13 @@ class _CopyOnRead:
         return (_CopyOnRead, (self.value,))
 
 
+def _already_set(key: str, present: Any) -> ContextMutationError:
+    return ContextMutationError(
+        f"context key {key!r} is already set to {present!r}; a value set once "
+        "cannot be changed: add a new key instead"
+    )
+
+
 def _check_key(key: object) -> str:
     if not isinstance(key, str):
         raise TypeError(f"context key {key!r} has type {type(key).__qualname__}; expected a str")
@@ -187,11 +194,14 @@ class FrozenContext(Mapping[str, Any]):
 
         """
         if _check_key(key) in self._data:
-            raise ContextMutationError(
-                f"context key {key!r} is already set to {self._data[key]!r}; a value set once "
-                "cannot be changed: add a new key instead"
-            )
-        stored = self._data[key] = _store(key, value)
+            raise _already_set(key, self._data[key])
+        stored = _store(key, value)
+        # Freezing or copying can take a while, and another thread may have set the key
+        # meanwhile: setdefault stores only if it is still absent, atomically, so exactly one
+        # thread sets it and the others are refused (a LoggingContext shares this dict).
+        present = self._data.setdefault(key, stored)
+        if present is not stored:
+            raise _already_set(key, present)
         if type(stored) is _CopyOnRead:
             self._copies = True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -109,11 +110,14 @@ class FrozenMetrics:
 
     """
 
-    __slots__ = ("_tags", "_values")
+    __slots__ = ("_lock", "_tags", "_values")
 
     def __init__(self) -> None:
         self._values: dict[str, list[Any]] = {}
         self._tags: dict[str, list[FrozenDict[str, Any]]] = {}
+        # Threads of one run record into the same metrics: a value and its tags are appended
+        # together, and a new series is created once, under this lock.
+        self._lock = threading.Lock()
 
     def add(self, key: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
         """Append ``value`` to the series of metric ``key``, with optional ``tags``.
@@ -137,11 +141,13 @@ class FrozenMetrics:
         if type(value) not in _FAST_VALUE_TYPES:
             value = check_metric_value(key, value)
         frozen_tags = _NO_TAGS if tags is None else check_tags(key, tags)
-        if series is None:
-            series = self._values[key] = []
-            self._tags[key] = []
-        series.append(value)
-        self._tags[key].append(frozen_tags)
+        with self._lock:
+            series = self._values.get(key)
+            if series is None:
+                series = self._values[key] = []
+                self._tags[key] = []
+            series.append(value)
+            self._tags[key].append(frozen_tags)
 
     def __getitem__(self, key: str) -> tuple[Any, ...]:
         """Return the values of ``key`` in recording order; ``()`` if it was never recorded."""
@@ -163,12 +169,17 @@ class FrozenMetrics:
 
         Useful to gather the metrics a worker process recorded back into the parent's record.
         """
-        for key, series in other._values.items():
-            if key not in self._values:
-                self._values[key] = []
-                self._tags[key] = []
-            self._values[key].extend(series)
-            self._tags[key].extend(other._tags[key])
+        with other._lock:
+            incoming = [
+                (key, list(series), list(other._tags[key])) for key, series in other._values.items()
+            ]
+        with self._lock:
+            for key, series, tags in incoming:
+                if key not in self._values:
+                    self._values[key] = []
+                    self._tags[key] = []
+                self._values[key].extend(series)
+                self._tags[key].extend(tags)
 
     def __contains__(self, key: object) -> bool:
         return key in self._values
@@ -208,3 +219,4 @@ class FrozenMetrics:
                         series[index] = freeze_array(value, copy=False)
         self._values = values
         self._tags = tags
+        self._lock = threading.Lock()
