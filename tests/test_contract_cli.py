@@ -176,7 +176,6 @@ def test_the_demo_command_runs_then_completes_from_cache_without_starting_a_pool
     assert Results.load(folder).counts() == {"success": runs}
 
 
-@pytest.mark.xfail(strict=True, reason="the second demo draws the unchanged plot again (~1 s)")
 def test_the_second_demo_keeps_the_plot_of_the_same_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

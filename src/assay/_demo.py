@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import sys
 from pathlib import Path
@@ -81,7 +83,7 @@ def run_demo(
 
     print_table(pi_table(results), title="Monte Carlo estimate of π")
     try:
-        path = results.plot("abs_error", x="n_samples")
+        path = _plot(results, Path(folder) / "plots" / "abs_error_by_n_samples.png")
         print(f"plot of the error against the sample size: {path}")
     except ImportError as error:
         print(f"no plot: {error}", file=sys.stderr)
@@ -94,3 +96,24 @@ def run_demo(
     else:
         print(f"results are kept in {folder}/; run the demo again to get them from the cache")
     return results
+
+
+def _plot(results: Results, path: Path) -> Path:
+    """Plot the error against the sample size, unless ``path`` already holds that very plot.
+
+    Drawing costs about a second (matplotlib's import and rendering): the demo run again from
+    the cache keeps the plot of the same runs. A stamp beside it names the runs plotted and the
+    PNG's own digest, so a plot of other runs, or a replaced or removed file, is drawn again.
+    """
+    stamp = path.with_name(f".{path.name}.stamp")
+    runs = json.dumps([[r.run_id, r.status, r.metrics.get("abs_error")] for r in results.rows])
+    if path.is_file() and stamp.is_file() and stamp.read_text() == _stamp(runs, path):
+        return path
+    drawn = results.plot("abs_error", x="n_samples", path=path)
+    stamp.write_text(_stamp(runs, drawn))
+    return drawn
+
+
+def _stamp(runs: str, png: Path) -> str:
+    plotted, drawn = hashlib.sha256(runs.encode()), hashlib.sha256(png.read_bytes())
+    return f"{plotted.hexdigest()} {drawn.hexdigest()}"
