@@ -50,3 +50,36 @@ def test_the_usage_of_one_function_shows_the_command_line_that_works(
     assert usage.startswith("usage: tool.py [-h]"), usage
     # What the usage line shows runs: the function is not named on the command line.
     assert launch(job, argv=["j", "no"]) == ("j", False, None, None)
+
+
+TOOLS = """
+from assay_scope import auto_param, launch
+
+
+@auto_param("fit")
+def fit(lr=0.1):
+    return lr
+
+
+@auto_param("score")
+def score(split="test"):
+    return split
+
+
+def main(argv):
+    return launch(argv=argv)
+"""
+
+
+def test_errors_of_a_subcommand_show_its_usage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["tool.py"])
+    namespace: dict[str, Any] = {"__name__": "tools_under_test"}
+    exec(compile(TOOLS, "tools_under_test.py", "exec"), namespace)
+    # A bad -D is reported after the subcommand was chosen: its usage names the subcommand.
+    with pytest.raises(SystemExit):
+        namespace["main"](["fit", "-D", "nokey"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: tool.py fit [-h]"), err
+    assert "tool.py fit: error: -D/--define expects KEY=VALUE" in err

@@ -85,7 +85,8 @@ def _launch(
         first_line = summary(command.__doc__).split("\n", 1)[0]
         _parser(command, subparsers.add_parser(name, help=first_line, **_parser_options(command)))
     chosen = parser.parse_args(args).command
-    return _call(commands[chosen], _parser(commands[chosen], None), args[1:])
+    command_parser = _parser(commands[chosen], None, prog=f"{parser.prog} {chosen}")
+    return _call(commands[chosen], command_parser, args[1:])
 
 
 def _module_functions(caller: Mapping[str, Any]) -> dict[str, Callable[..., Any]]:
@@ -112,10 +113,11 @@ def _parser_options(func: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _parser(
-    func: Callable[..., Any], parser: argparse.ArgumentParser | None
+    func: Callable[..., Any], parser: argparse.ArgumentParser | None, prog: str | None = None
 ) -> argparse.ArgumentParser:
     if parser is None:
-        parser = argparse.ArgumentParser(prog=_prog(func), **_parser_options(func))
+        prog = _prog(func) if prog is None else prog
+        parser = argparse.ArgumentParser(prog=prog, **_parser_options(func))
     parser.add_argument(
         "-D", "--define", action="append", default=[], metavar="KEY=VALUE", help=_DEFINE_HELP
     )
