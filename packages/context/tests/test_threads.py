@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sys
 import threading
 import time
@@ -97,3 +98,39 @@ def test_metrics_recorded_from_threads_are_all_kept_with_their_own_tags() -> Non
             values, tags = metrics[name], metrics.get_tags(name)
             assert len(values) == THREADS * per_thread // names, name
             assert [tag["value"] for tag in tags] == list(values), name
+
+
+class Opaque:
+    """An instance of an arbitrary class: stored as a private copy, copied again on each read."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+@pytest.mark.xfail(strict=True, reason="snapshots iterate the live dict another thread grows")
+@pytest.mark.usefixtures("fast_switching")
+def test_snapshots_and_pickles_taken_while_another_thread_records_do_not_fail() -> None:
+    ctx = FrozenContext({"model": Opaque(0)})
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                ctx.as_dict()
+                ctx.metrics.as_dict()
+                pickle.dumps(ctx)
+            except RuntimeError as error:  # dictionary changed size during iteration
+                errors.append(error)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for index in range(5000):
+            ctx.add(f"key{index}", Opaque(index))
+            ctx.record(f"metric{index}", index)
+    finally:
+        done.set()
+        reader.join()
+    assert errors == []
