@@ -107,7 +107,6 @@ class Opaque:
         self.value = value
 
 
-@pytest.mark.xfail(strict=True, reason="snapshots iterate the live dict another thread grows")
 @pytest.mark.usefixtures("fast_switching")
 def test_snapshots_and_pickles_taken_while_another_thread_records_do_not_fail() -> None:
     ctx = FrozenContext({"model": Opaque(0)})

@@ -238,7 +238,7 @@ class ArtifactLog:
         return f"ArtifactLog({[(r.name, r.kind) for r in self._records.values()]!r})"
 
     def __getstate__(self) -> dict[str, ArtifactRecord]:
-        return self._records
+        return self._records.copy()  # a copy: another thread may add records while pickling
 
     def __setstate__(self, state: dict[str, ArtifactRecord]) -> None:
         np = _numpy()

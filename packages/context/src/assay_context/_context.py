@@ -176,10 +176,12 @@ class FrozenContext(Mapping[str, Any]):
 
         Keys added later do not appear in the snapshot.
         """
+        # dict.copy() takes the items at once, running no Python code (iterating the live dict
+        # while values are deep-copied would let another thread's add end it in RuntimeError).
         return FrozenDict._wrap(
             {
                 key: copy.deepcopy(value.value) if type(value) is _CopyOnRead else value
-                for key, value in self._data.items()
+                for key, value in self._data.copy().items()
             }
         )
 
@@ -283,7 +285,7 @@ class FrozenContext(Mapping[str, Any]):
 
     def __getstate__(self) -> dict[str, Any]:
         return {
-            "data": self._data,
+            "data": self._data.copy(),  # a copy: another thread may add keys while pickling
             "metrics": self.metrics,
             "artifacts": self.artifacts,
             "logger": self.logger,

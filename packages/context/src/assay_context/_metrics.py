@@ -162,7 +162,8 @@ class FrozenMetrics:
 
     def as_dict(self) -> Mapping[str, tuple[Any, ...]]:
         """Return a read-only snapshot: metric name → tuple of values, in recording order."""
-        return FrozenDict._wrap({key: tuple(series) for key, series in self._values.items()})
+        with self._lock:
+            return FrozenDict._wrap({key: tuple(series) for key, series in self._values.items()})
 
     def extend(self, other: FrozenMetrics) -> None:
         """Append every value and tags of ``other`` after the values recorded here.
@@ -204,7 +205,11 @@ class FrozenMetrics:
         return f"FrozenMetrics({series!r})"
 
     def __getstate__(self) -> tuple[dict[str, list[Any]], dict[str, list[FrozenDict[str, Any]]]]:
-        return (self._values, self._tags)
+        # Copies taken under the lock: pickling iterates them while other threads may record.
+        with self._lock:
+            values = {key: list(series) for key, series in self._values.items()}
+            tags = {key: list(series) for key, series in self._tags.items()}
+        return (values, tags)
 
     def __setstate__(
         self, state: tuple[dict[str, list[Any]], dict[str, list[FrozenDict[str, Any]]]]
