@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numbers
+import operator
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -24,6 +24,8 @@ from ._freeze import (
 _NAME = re.compile(r"[^\W\d]\w*(?:[.-]\w+)*")
 
 _NO_TAGS: FrozenDict[str, Any] = FrozenDict()
+_VALUE = operator.itemgetter(0)  # of a (value, tags) pair
+_TAGS = operator.itemgetter(1)
 
 # Exact types accepted without further checks: the common case of record() stays fast.
 _FAST_VALUE_TYPES = frozenset({int, float, str})
@@ -110,14 +112,13 @@ class FrozenMetrics:
 
     """
 
-    __slots__ = ("_lock", "_tags", "_values")
+    __slots__ = ("_series",)
 
     def __init__(self) -> None:
-        self._values: dict[str, list[Any]] = {}
-        self._tags: dict[str, list[FrozenDict[str, Any]]] = {}
-        # Threads of one run record into the same metrics: a value and its tags are appended
-        # together, and a new series is created once, under this lock.
-        self._lock = threading.Lock()
+        # Each value is kept with its tags in one (value, tags) pair, so that a series grows by
+        # one list append, atomic between threads: threads of one run recording at once lose
+        # nothing and never pair a value with another's tags, at no cost to the common case.
+        self._series: dict[str, list[tuple[Any, FrozenDict[str, Any]]]] = {}
 
     def add(self, key: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
         """Append ``value`` to the series of metric ``key``, with optional ``tags``.
@@ -135,80 +136,69 @@ class FrozenMetrics:
 
         """
         # A non-str key is refused by the name check, with a clearer message than dict.get's.
-        series = self._values.get(key) if type(key) is str else None
+        series = self._series.get(key) if type(key) is str else None
         if series is None:
             check_metric_name(key)
         if type(value) not in _FAST_VALUE_TYPES:
             value = check_metric_value(key, value)
         frozen_tags = _NO_TAGS if tags is None else check_tags(key, tags)
-        with self._lock:
-            series = self._values.get(key)
-            if series is None:
-                series = self._values[key] = []
-                self._tags[key] = []
-            series.append(value)
-            self._tags[key].append(frozen_tags)
+        if series is None:
+            # setdefault: of two threads creating the series at once, both get the same list.
+            series = self._series.setdefault(key, [])
+        series.append((value, frozen_tags))
 
     def __getitem__(self, key: str) -> tuple[Any, ...]:
         """Return the values of ``key`` in recording order; ``()`` if it was never recorded."""
         # Like the reference an unknown metric reads as empty, but reading never creates it.
-        series = self._values.get(key)
-        return () if series is None else tuple(series)
+        series = self._series.get(key)
+        return () if series is None else tuple(map(_VALUE, series))
 
     def get_tags(self, key: str) -> tuple[Mapping[str, Any], ...]:
         """Return the tags recorded with each value of ``key`` (an empty mapping if none)."""
-        tags = self._tags.get(key)
-        return () if tags is None else tuple(tags)
+        series = self._series.get(key)
+        return () if series is None else tuple(map(_TAGS, series))
 
     def as_dict(self) -> Mapping[str, tuple[Any, ...]]:
         """Return a read-only snapshot: metric name → tuple of values, in recording order."""
-        with self._lock:
-            return FrozenDict._wrap({key: tuple(series) for key, series in self._values.items()})
+        # dict.copy() takes the names at once: another thread may add a metric meanwhile.
+        return FrozenDict._wrap(
+            {key: tuple(map(_VALUE, series)) for key, series in self._series.copy().items()}
+        )
 
     def extend(self, other: FrozenMetrics) -> None:
         """Append every value and tags of ``other`` after the values recorded here.
 
         Useful to gather the metrics a worker process recorded back into the parent's record.
         """
-        with other._lock:
-            incoming = [
-                (key, list(series), list(other._tags[key])) for key, series in other._values.items()
-            ]
-        with self._lock:
-            for key, series, tags in incoming:
-                if key not in self._values:
-                    self._values[key] = []
-                    self._tags[key] = []
-                self._values[key].extend(series)
-                self._tags[key].extend(tags)
+        for key, series in other._series.copy().items():
+            self._series.setdefault(key, []).extend(list(series))
 
     def __contains__(self, key: object) -> bool:
-        return key in self._values
+        return key in self._series
 
     def __iter__(self) -> Iterator[str]:
         """Iterate over metric names in the order they were first recorded."""
-        return iter(self._values)
+        return iter(self._series)
 
     def __len__(self) -> int:
         """Return the number of distinct metrics recorded."""
-        return len(self._values)
+        return len(self._series)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FrozenMetrics):
             return NotImplemented
-        return self._values == other._values and self._tags == other._tags
+        return self._series == other._series
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        series = {key: tuple(values) for key, values in self._values.items()}
-        return f"FrozenMetrics({series!r})"
+        return f"FrozenMetrics({dict(self.as_dict())!r})"
 
     def __getstate__(self) -> tuple[dict[str, list[Any]], dict[str, list[FrozenDict[str, Any]]]]:
-        # Copies taken under the lock: pickling iterates them while other threads may record.
-        with self._lock:
-            values = {key: list(series) for key, series in self._values.items()}
-            tags = {key: list(series) for key, series in self._tags.items()}
+        # Pickled as two mappings, names to values and names to tags, as before the pairs.
+        series = {key: list(pairs) for key, pairs in self._series.copy().items()}
+        values = {key: list(map(_VALUE, pairs)) for key, pairs in series.items()}
+        tags = {key: list(map(_TAGS, pairs)) for key, pairs in series.items()}
         return (values, tags)
 
     def __setstate__(
@@ -222,6 +212,4 @@ class FrozenMetrics:
                 for index, value in enumerate(series):
                     if isinstance(value, np.ndarray):
                         series[index] = freeze_array(value, copy=False)
-        self._values = values
-        self._tags = tags
-        self._lock = threading.Lock()
+        self._series = {key: list(zip(values[key], tags[key], strict=True)) for key in values}
