@@ -19,6 +19,11 @@ class ControllerSlurmJob(submitit.SlurmJob[Any]):
     default) knows well.
     """
 
+    def __repr__(self) -> str:
+        # Shown to users as what it is to them: a Slurm job (the class is an implementation
+        # detail of how its state is read).
+        return f'SlurmJob<job_id={self.job_id}, task_id={self.task_id}, state="{self.state}">'
+
     @property
     def state(self) -> str:
         """State of the job: accounting's, else the controller's, else ``UNKNOWN``."""
