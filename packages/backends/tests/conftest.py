@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 
 import pytest
 
@@ -42,3 +43,16 @@ def slurm_cluster() -> None:
     if os.environ.get("ASSAY_REQUIRE_SLURM") == "1":
         pytest.fail(f"ASSAY_REQUIRE_SLURM=1 but {problem}")
     pytest.skip(f"{problem}; {START_HINT}")
+
+
+def _notes_of(error: BaseException) -> str:
+    # Python 3.11 attaches notes (__notes__); on 3.10 a cached error carries its original
+    # traceback as its cause instead.
+    notes = getattr(error, "__notes__", None)
+    return "\n".join(notes) if notes is not None else str(error.__cause__ or "")
+
+
+@pytest.fixture
+def notes_of() -> Callable[[BaseException], str]:
+    """The text attached to an error: its notes, or on Python 3.10 its cause."""
+    return _notes_of

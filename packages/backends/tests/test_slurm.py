@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,13 @@ def test_min_items_per_job_combines_items(tmp_path: Path) -> None:
     assert len({slurm_job for _, slurm_job in results}) == 2
 
 
-def test_an_error_inside_a_job_surfaces_with_its_traceback(tmp_path: Path) -> None:
+def test_an_error_inside_a_job_surfaces_with_its_traceback(
+    tmp_path: Path, notes_of: Callable[[BaseException], str]
+) -> None:
     step = Fails(infra=slurm(tmp_path, max_jobs=1))
     with pytest.raises(ZeroDivisionError, match="item 1 divides by zero") as raised:
         list(step.run_many([0, 1]))
-    notes = "".join(getattr(raised.value, "__notes__", []))
+    notes = notes_of(raised.value)
     assert "Traceback" in notes
     assert "in _run" in notes
     assert step.lookup(1).status == "error"

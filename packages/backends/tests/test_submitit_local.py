@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +121,13 @@ def test_lookup_job_of_an_inline_backend_is_none(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", SUBMITIT)
-def test_an_error_inside_a_job_surfaces_with_its_traceback(backend: str, tmp_path: Path) -> None:
+def test_an_error_inside_a_job_surfaces_with_its_traceback(
+    backend: str, tmp_path: Path, notes_of: Callable[[BaseException], str]
+) -> None:
     step = Fails(infra={"backend": backend, "folder": tmp_path, "max_jobs": 1})
     with pytest.raises(KeyError, match="no such thing as item 2") as raised:
         list(step.run_many(range(4)))
-    notes = "".join(getattr(raised.value, "__notes__", []))
+    notes = notes_of(raised.value)
     assert "Traceback" in notes
     assert "_run" in notes
     assert step.lookup(2).status == "error"

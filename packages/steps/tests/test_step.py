@@ -189,7 +189,8 @@ def test_cached_error_shows_type_message_and_original_traceback(folder: Path) ->
     assert handle.cached()
     with pytest.raises(ValueError, match="kaput -5") as info:
         handle.result()
-    notes = "\n".join(getattr(info.value, "__notes__", []))
+    # Python 3.11 attaches the traceback as a note; 3.10 as the error's cause
+    notes = "\n".join(getattr(info.value, "__notes__", [])) or str(info.value.__cause__)
     assert "original traceback" in notes
     assert "in _run" in notes
     assert "steps_testkit.py" in notes
