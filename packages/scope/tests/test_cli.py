@@ -227,3 +227,34 @@ def test_positional_only_parameters_are_passed_by_position() -> None:
     assert launch(positional, argv=["3", "--offset", "4"]) == (3, 4, 1.0, 0.1)
     argv = ["3", "--scale", "2", "--lr", "0.5"]
     assert launch(positional, argv=argv) == (3, 0, 2.0, 0.5)
+
+
+@auto_param("fit")
+def fit(batch_size: int = 32, learning_rate: float = 0.1) -> tuple[int, float]:
+    """Fit.
+
+    Args:
+        batch_size: examples per step.
+        learning_rate: step size.
+    """
+    return batch_size, learning_rate
+
+
+@pytest.mark.xfail(strict=True, reason="hyperparameter's --batch_size spelling is refused")
+def test_options_take_hyperparameters_underscore_spelling_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # scripts written for hyperparameter pass --batch_size; moving over must not break them
+    assert launch(fit, argv=["--batch_size", "8", "--learning_rate", "0.5"]) == (8, 0.5)
+    assert launch(fit, argv=["--batch-size", "8", "--learning-rate", "0.5"]) == (8, 0.5)
+    assert launch(fit, argv=["--batch_size", "8", "--batch-size", "4"]) == (4, 0.1)  # the last
+    with pytest.raises(SystemExit):
+        launch(fit, argv=["--batch_size", "eight"])
+    error = capsys.readouterr().err
+    assert "batch_size" in error
+    assert "'eight'" in error
+    with pytest.raises(SystemExit):
+        launch(fit, argv=["--help"])
+    out = capsys.readouterr().out
+    assert "--batch-size BATCH_SIZE" in out
+    assert "--batch_size" not in out  # the help shows one spelling
