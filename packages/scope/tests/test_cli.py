@@ -240,7 +240,6 @@ def fit(batch_size: int = 32, learning_rate: float = 0.1) -> tuple[int, float]:
     return batch_size, learning_rate
 
 
-@pytest.mark.xfail(strict=True, reason="hyperparameter's --batch_size spelling is refused")
 def test_options_take_hyperparameters_underscore_spelling_too(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

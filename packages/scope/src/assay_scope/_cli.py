@@ -129,14 +129,18 @@ def _parser(
         if param.default is param.empty:
             parser.add_argument(name, type=_required_type(name, param), help=described or None)
         else:
-            parser.add_argument(
-                f"--{name.replace('_', '-')}",
-                dest=name,
-                type=_converter(name, param.default),
-                default=argparse.SUPPRESS,  # absent: the scope or the default decides
-                metavar=name.upper(),
-                help=f"{described} (default: {param.default!r})".strip(),
-            )
+            option: dict[str, Any] = {
+                "dest": name,
+                "type": _converter(name, param.default),
+                "default": argparse.SUPPRESS,  # absent: the scope or the default decides
+                "metavar": name.upper(),
+            }
+            help_text = f"{described} (default: {param.default!r})".strip()
+            parser.add_argument(f"--{name.replace('_', '-')}", help=help_text, **option)
+            if "_" in name:
+                # hyperparameter's spelling (--batch_size): scripts written for it keep working;
+                # the help shows the usual one only
+                parser.add_argument(f"--{name}", help=argparse.SUPPRESS, **option)
     return parser
 
 
