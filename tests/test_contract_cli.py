@@ -8,8 +8,9 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,16 +41,9 @@ def scoped(params, seeds, capture):
 
 
 @pytest.fixture
-def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def ops(write_module: Callable[..., Any]) -> str:
     """The name of an importable module holding the operation ``scoped``."""
-    name = f"assay_contract_cli_{uuid.uuid4().hex[:8]}"
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / f"{name}.py").write_text(OPS)
-    monkeypatch.syspath_prepend(str(source))
-    importlib.invalidate_caches()
-    yield name
-    sys.modules.pop(name, None)
+    return str(write_module(OPS, "assay_contract_cli").__name__)
 
 
 def test_run_with_grid_replicates_process_backend_and_defines(

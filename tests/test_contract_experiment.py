@@ -7,7 +7,6 @@ ref; the progress bar's counts and ETA; the index written by the driver alone; t
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -15,9 +14,8 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +59,9 @@ def descending(params, capture):
 
 
 @pytest.fixture
-def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def ops(write_module: Callable[..., Any]) -> Any:
     """An importable module of test operations, with a marker string unique to this test."""
-    name = f"assay_contract_ops_{uuid.uuid4().hex[:8]}"
-    source = tmp_path / "src"
-    source.mkdir()
-    marker = f"MARKER-{uuid.uuid4().hex}"
-    (source / f"{name}.py").write_text(textwrap.dedent(OPS.format(marker=marker)))
-    monkeypatch.syspath_prepend(str(source))
-    importlib.invalidate_caches()
-    module = importlib.import_module(name)
-    yield module
-    sys.modules.pop(name, None)
+    return write_module(OPS.format(marker=f"MARKER-{uuid.uuid4().hex}"), "assay_contract_ops")
 
 
 def _python(code: str, *args: str, hash_seed: str = "0", path: Path | None = None) -> str:

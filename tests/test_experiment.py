@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import textwrap
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,22 +86,14 @@ def with_artifact(params, capture):
 
 
 @pytest.fixture
-def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
+def ops(write_module: Callable[..., Any]) -> Callable[[str], Any]:
     """Write the test operations to an importable module; the returned function rewrites it."""
-    name = f"assay_test_ops_{uuid.uuid4().hex[:8]}"
-    source = tmp_path / "src"
-    source.mkdir()
-    monkeypatch.syspath_prepend(str(source))
 
     def write(text: str = OPS_V1) -> Any:
-        (source / f"{name}.py").write_text(textwrap.dedent(text))
-        sys.modules.pop(name, None)
-        importlib.invalidate_caches()
-        return importlib.import_module(name)
+        return write_module(text, "assay_test_ops")
 
     write()
-    yield write
-    sys.modules.pop(name, None)
+    return write
 
 
 def _calls(tmp_path: Path) -> int:

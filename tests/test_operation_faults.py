@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-import textwrap
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +49,8 @@ def freezes(params, capture):
 
 
 @pytest.fixture
-def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    name = f"assay_test_faults_{uuid.uuid4().hex[:8]}"
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / f"{name}.py").write_text(textwrap.dedent(OPS))
-    monkeypatch.syspath_prepend(str(source))
-    importlib.invalidate_caches()
-    yield importlib.import_module(name)
-    sys.modules.pop(name, None)
+def module(write_module: Callable[..., Any]) -> Any:
+    return write_module(OPS, "assay_test_faults")
 
 
 # ---------------------------------------------------------------- SystemExit
