@@ -485,7 +485,6 @@ def test_chain_caches_each_step_and_recomputes_only_changed_steps(folder: Path) 
     assert calls("Add") == [2.0, 4.0, 2.0, 4.0]
 
 
-@pytest.mark.xfail(strict=True, reason="uncached middle steps rerun under a cached last step")
 def test_chain_without_infra_starts_each_item_after_its_last_cached_step(folder: Path) -> None:
     # As in exca: a step without a cache between cached ones is not run again for an item
     # that a later step has cached; changing the last step recomputes only the last step.
@@ -507,6 +506,23 @@ def test_chain_without_infra_starts_each_item_after_its_last_cached_step(folder:
     assert list(make(10).run_many([1.0, 2.0])) == [30.0, 50.0]
     assert calls("Add") == [2.0, 4.0]  # the last cached step before it answers its input
     assert calls("Mult") == [3.0, 5.0]  # the first step is read, not run
+
+
+def test_chain_items_started_late_keep_their_order_around_a_failure(folder: Path) -> None:
+    def make() -> Chain:
+        return Chain(
+            steps=[Mult(coeff=1, infra=cached(folder)), Fail(), Add(x=1, infra=cached(folder))]
+        )
+
+    assert list(make().run_many([2.0, 3.0])) == [3.0, 4.0]
+    CALLS.clear()
+    with pytest.raises(ValueError, match=r"boom -0\.5"):
+        list(make().run_many([1.0, 2.0, -0.5, 3.0]))
+    assert calls("Fail") == [1.0, -0.5]  # 2.0 and 3.0 start after the last step
+    assert calls("Add") == [1.0]  # the item before the failing one went on
+    CALLS.clear()
+    assert list(make().run_many([3.0, 1.0, 2.0, 3.0])) == [4.0, 2.0, 3.0, 4.0]
+    assert CALLS == []
 
 
 def test_chain_infra_folder_propagates_and_chain_shares_the_last_step_cache(

@@ -25,7 +25,7 @@ from ._items import StepItems
 from ._locks import lock_state
 from ._lookup import LookupHandle
 from ._paths import StepPaths, check_name
-from ._store import CorruptEntryError, EntryStore
+from ._store import CorruptEntryError, EntryStore, UntrustedEntryError
 from ._uid import ENCODING_VERSION, encode, uid_of
 
 if TYPE_CHECKING:
@@ -665,35 +665,106 @@ def _chain_results(
 ) -> Iterator[Any]:
     """Yield the results of ``chain``'s steps in turn, then raise the first item's error.
 
-    Each step needs its whole input list, so a failure surfaces while a step's results are
-    gathered. The items before the failing one go on through the remaining steps and are
-    yielded before the error is raised: whoever consumes the results (the task that writes
-    the chain's entries) then caches each success under its item and the error under the
-    item that failed, not under the first item.
+    As in exca, an item starts after the last step that has it cached: the steps before
+    that one, cached or not, do not run for it. Each step needs its whole input list, so a
+    failure surfaces while a step's results are gathered. The items before the failing one
+    go on through the remaining steps and are yielded before the error is raised: whoever
+    consumes the results (the task that writes the chain's entries) then caches each success
+    under its item and the error under the item that failed, not under the first item.
     """
+    steps = chain._resolved_steps()
+    prefixes = []
+    for step in steps:
+        prefixes.append(prefix)
+        prefix = (*prefix, *step._uid_steps())
+    starts, cached = _resume_points(steps, prefixes, uids, len(values), forced)
     failure: Exception | None = None
-    for step in chain._resolved_steps():
+    limit = len(values)  # the items from this index on stopped at a failure
+    current = {i: value for i, value in enumerate(values) if starts[i] == 0}
+    for k, step in enumerate(steps):
+        current.update((i, value) for i, value in cached.items() if starts[i] == k)
+        active = sorted(i for i in current if i < limit)
+        if not active:  # every item starts later: a batch step is never called with none
+            forced = forced or step._forces()
+            continue
         done: list[Any] = []
         try:
             for result in _dispatch(
-                step, prefix, _first(uids, len(values)), values, forced, retried
+                step,
+                prefixes[k],
+                _pick(uids, active),
+                [current[i] for i in active],
+                forced,
+                retried,
             ):
                 done.append(result)
         except BatchProtocolError:
             raise  # which input a result belongs to is unknown: none goes on, none is cached
         except Exception as error:
             failure = error  # an earlier item than any previous failure: it is the one raised
-        values = done
+            limit = active[len(done)]
+        current = dict(zip(active, done, strict=False))
         forced = forced or step._forces()
-        prefix = (*prefix, *step._uid_steps())
-    yield from values
+    current.update((i, value) for i, value in cached.items() if starts[i] == len(steps))
+    yield from (current[i] for i in range(limit))
     if failure is not None:
         raise failure
 
 
-def _first(uids: UidSource, count: int) -> UidSource:
-    """Return the uids of the first ``count`` items (those still going through a chain)."""
-    return lambda: uids()[:count]
+def _resume_points(
+    steps: list[Step],
+    prefixes: list[tuple[Step, ...]],
+    uids: UidSource,
+    count: int,
+    forced: bool,
+) -> tuple[list[int], dict[int, Any]]:
+    """Find, per item, the first step of a chain to run, and the cached input it gets there.
+
+    An item whose result at step ``k`` is cached (a success) starts at step ``k + 1`` with
+    that result. Steps from a forced one on do not count (their results are recomputed).
+    As in a run, a long series of misses at a step stops the lookups there: a cold run then
+    costs a few lookups per step, and an item missed that way only runs more steps.
+
+    Returns:
+        The first step of each item, and the cached results of the items starting later
+        than step 0, by item index.
+
+    """
+    starts = [0] * count
+    cached: dict[int, Any] = {}
+    last = -1  # the last step an item may start after
+    for k, step in enumerate(steps):
+        if forced or step._forces():
+            break
+        infra = step.infra
+        if infra is not None and infra.folder is not None and infra.mode != "force":
+            last = k
+    for k in range(last, -1, -1):
+        infra = steps[k].infra
+        if infra is None or infra.folder is None or infra.mode == "force":
+            continue
+        store = steps[k]._store(prefixes[k])
+        all_uids = uids()
+        misses = 0
+        for i in range(count):
+            if starts[i] or misses >= _PROBE_MISSES:
+                continue
+            try:
+                found = store.read(all_uids[i])
+            except (CorruptEntryError, UntrustedEntryError):
+                found = None  # the step itself reports or recomputes it
+            if found is None or found[0] != "success":
+                misses += 1
+                continue
+            misses = 0
+            starts[i] = k + 1
+            cached[i] = found[1]
+    return starts, cached
+
+
+def _pick(uids: UidSource, indices: list[int]) -> UidSource:
+    """Return the uids of the items at ``indices`` (those going through a chain's step)."""
+    return lambda: [uids()[i] for i in indices]
 
 
 def _run_chain_missing(
