@@ -337,6 +337,22 @@ def test_unhashable_input_is_a_clear_error(folder: Path) -> None:
         Mult(infra=cached(folder)).run(object())
 
 
+class Lazy(Step):
+    def _run(self, value: int) -> Any:
+        return (i for i in range(value))  # a generator: computed, but cannot be stored
+
+
+@pytest.mark.xfail(strict=True, reason="a raw pickling error names neither step nor value")
+def test_a_result_that_cannot_be_stored_is_a_clear_error(folder: Path) -> None:
+    step = Lazy(infra=cached(folder))
+    message = r"Lazy.*item .*generator.*cannot be stored.*expected a picklable result"
+    with pytest.raises(TypeError, match=message):
+        step.run(3)
+    with pytest.raises(TypeError, match=message):  # the cached error says the same
+        step.run(3)
+    assert Lazy().run(3) is not None  # without a cache nothing is stored: no error
+
+
 # ---------------------------------------------------------------- keep_in_ram
 
 
