@@ -342,7 +342,6 @@ class Lazy(Step):
         return (i for i in range(value))  # a generator: computed, but cannot be stored
 
 
-@pytest.mark.xfail(strict=True, reason="a raw pickling error names neither step nor value")
 def test_a_result_that_cannot_be_stored_is_a_clear_error(folder: Path) -> None:
     step = Lazy(infra=cached(folder))
     message = r"Lazy.*item .*generator.*cannot be stored.*expected a picklable result"

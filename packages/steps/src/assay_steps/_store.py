@@ -172,6 +172,14 @@ def _read_pickle(path: str) -> tuple[str, bytes]:
     return ("err" if magic == ERROR_MAGIC else "pkl"), payload
 
 
+def _short_repr(value: Any) -> str:
+    """Return the start of ``repr(value)`` for a message, even when that repr fails."""
+    try:
+        return f"{value!r:.60}"
+    except Exception:
+        return "repr failed"
+
+
 def _is_plain_array(value: Any) -> bool:
     return type(value) is np.ndarray and not value.dtype.hasobject
 
@@ -334,7 +342,16 @@ class EntryStore:
         if type(value) in _BUILTIN_SCALARS:  # e.g. a run record's text: cloudpickle adds nothing
             payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         else:
-            payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as error:  # pickle raises TypeError, PicklingError, ...
+                kind = type(value)
+                raise TypeError(
+                    f"{self.paths.step_uid}: the result of item {uid!r}, a "
+                    f"{kind.__module__}.{kind.__qualname__} ({_short_repr(value)}), cannot be "
+                    f"stored in the cache ({error}); expected a picklable result: return a list "
+                    "rather than a generator, plain data rather than an open file or a lock"
+                ) from error
         self._write_pickle(uid, "pkl", payload, via, replace)
 
     def write_error(
