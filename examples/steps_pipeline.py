@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from assay import Cached, Chain, Step
 
@@ -58,7 +59,8 @@ class Load(Step):
 class Smooth(Step):
     """Moving average over ``window`` samples."""
 
-    window: int = 25
+    # A window of 0 or less has no average: refused when the step is built, not deep in numpy
+    window: int = Field(default=25, gt=0)
 
     def _run(self, value: np.ndarray) -> np.ndarray:
         COMPUTED["smooth"] += 1
@@ -90,10 +92,21 @@ def pipeline(folder: Path, window: int) -> Chain:
     )
 
 
+def positive_int(text: str) -> int:
+    """Read a command-line value that must be a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}; expected a positive int, e.g. 25")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", default="pipeline", help="where the data and cache go")
-    parser.add_argument("--window", type=int, default=25, help="moving-average window")
+    parser.add_argument("--window", type=positive_int, default=25, help="moving-average window")
     args = parser.parse_args()
     folder = Path(args.folder)
     paths = generate_dataset(folder / "data")

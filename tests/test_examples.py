@@ -192,10 +192,6 @@ def test_example_runs_and_prints_what_it_promises(script: Path, tmp_path: Path) 
         check_output(script.name, index, run, stdout, first)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="steps_pipeline.py takes --window 0 or -3 and fails deep in numpy (0: a cached error)",
-)
 @pytest.mark.slow
 @pytest.mark.parametrize("window", ["0", "-3"])
 def test_steps_pipeline_refuses_a_window_that_is_not_positive(window: str, tmp_path: Path) -> None:
