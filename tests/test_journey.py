@@ -54,3 +54,39 @@ def test_retry_failed_after_fixing_the_operation_reruns_the_failed_runs(
 
     assert retried.counts() == {"success": 4}
     assert sorted(r["abs_error"] for r in retried.table()) == [0.5, 0.5, 2.0, 2.0]
+
+
+ECHO = """
+from assay import operation
+
+
+@operation
+def echo(params, capture):
+    capture.metric("v", 2.0 if isinstance(params["x"], float) else 1.0)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`assay results` prints the int 1 and the float 1.0 as the same cell, '1', though "
+    "the docs say they are different values with runs of their own",
+)
+def test_assay_results_tells_an_int_from_the_float_of_the_same_value(
+    tmp_path: Path,
+    write_module: Callable[..., ModuleType],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from assay._cli import main
+
+    folder = str(tmp_path / "runs")
+    ref = write_module(ECHO, "journey_echo").echo.ref
+    assert main(["run", ref, "--grid", "x=1,1.0", "--folder", folder]) == 0
+    capsys.readouterr()
+
+    assert main(["results", folder, "--summary", "v", "--by", "x"]) == 0
+    table = capsys.readouterr().out
+    # the two data rows of the summary: x, mean, std, count
+    rows = [line.strip("│ ").split("│") for line in table.splitlines() if line.startswith("│")]
+    labels = {row[0].strip() for row in rows}
+    assert len(rows) == 2
+    assert len(labels) == 2, f"both points print as x = {labels}:\n{table}"
