@@ -37,11 +37,6 @@ def _sweep(module: ModuleType, folder: Path) -> Experiment:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run(retry_failed=True) raises CodeChangedError when the failed runs were recorded "
-    "with the code that was just fixed, though it was asked to rerun exactly those runs",
-)
 def test_retry_failed_after_fixing_the_operation_reruns_the_failed_runs(
     tmp_path: Path, write_module: Callable[..., ModuleType]
 ) -> None:

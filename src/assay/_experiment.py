@@ -229,17 +229,26 @@ class Experiment:
                 "as data (a large array prints abbreviated, for instance); use another folder"
             )
 
-    def _stale(self, index: ResultsIndex, policy: CodeChange) -> list[str]:
+    def _stale(
+        self,
+        index: ResultsIndex,
+        policy: CodeChange,
+        retry_failed: bool,
+        statuses: dict[str, str],
+    ) -> list[str]:
         """Run ids recorded with another code hash; raise if that needs a decision.
 
         A decision to keep such runs holds for the current code: later runs of it do not ask
         again (``"rerun"`` still reruns them), while code that changes again asks about every
-        run of other code.
+        run of other code. With ``retry_failed`` the failed runs run again anyway (the usual
+        next step after fixing the code): there is nothing of theirs to keep or rerun.
         """
         current = self.operation.code_hash
         if not current:  # source unavailable: nothing to compare
             return []
         ids = {s.run_id for s in self.specs}
+        if retry_failed:
+            ids -= {rid for rid, status in statuses.items() if status == "failed"}
         other = {rid: h for rid, h in index.other_code(current).items() if rid in ids}
         # hashes whose results were kept for this very code: "keep" is decided once per code
         kept = index.get_meta("kept_code", {}).get(current, [])
@@ -280,8 +289,8 @@ class Experiment:
         start = time.perf_counter()
         with ResultsIndex(self.folder) as index:
             self._check_folder(index)
-            stale = set(self._stale(index, on_code_change))
             statuses = index.statuses()
+            stale = set(self._stale(index, on_code_change, retry_failed, statuses))
             new = [s for s in self.specs if s.run_id not in statuses]
             if new:  # planning is an insert per run: skip it when resuming a complete sweep
                 index.plan(new)
