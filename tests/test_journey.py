@@ -61,11 +61,6 @@ def echo(params, capture):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`assay results` prints the int 1 and the float 1.0 as the same cell, '1', though "
-    "the docs say they are different values with runs of their own",
-)
 def test_assay_results_tells_an_int_from_the_float_of_the_same_value(
     tmp_path: Path,
     write_module: Callable[..., ModuleType],

@@ -241,7 +241,9 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        text = f"{value:.6g}"
+        # a whole float keeps its point: 1.0 and the int 1 are different values (and runs)
+        return text if any(c in text for c in ".einaf") else f"{text}.0"
     return str(value)
 
 
