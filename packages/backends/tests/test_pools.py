@@ -227,3 +227,59 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(
 ) -> None:
     list(WhereAndWhen(infra={"backend": "ProcessPool", "folder": tmp_path}).run_many(range(5)))
     assert capsys.readouterr().err == ""
+
+
+INTERRUPTED_POOL = """
+import signal, sys, time
+from assay_steps import Step
+
+
+class Sleepy(Step):
+    def _run(self, value: int) -> int:
+        time.sleep(60)
+        return value
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    step = Sleepy(infra={"backend": "ProcessPool", "folder": sys.argv[1], "max_jobs": 2})
+    print("started", flush=True)
+    try:
+        list(step.run_many(range(8)))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        raise
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the pool's workers finish their items first")
+def test_ctrl_c_sent_to_the_driver_alone_stops_the_pool_at_once(tmp_path: Path) -> None:
+    # `kill -INT <pid>` or a scheduler signalling one process: the workers get no signal, and
+    # the driver must not wait for their (here one-minute) items before it exits
+    import signal
+    import subprocess
+
+    script = tmp_path / "interrupted_pool.py"
+    script.write_text(INTERRUPTED_POOL)
+    driver = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "cache")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the test's own Ctrl-C handling stays out of it
+    )
+    try:
+        assert driver.stdout is not None
+        assert driver.stdout.readline() == "started\n"
+        time.sleep(2)  # the workers are inside their items
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=20)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert "KeyboardInterrupt" in err
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # no worker of the driver's session is left behind
+        os.killpg(driver.pid, 0)
