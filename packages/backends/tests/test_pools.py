@@ -253,7 +253,6 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the pool's workers finish their items first")
 def test_ctrl_c_sent_to_the_driver_alone_stops_the_pool_at_once(tmp_path: Path) -> None:
     # `kill -INT <pid>` or a scheduler signalling one process: the workers get no signal, and
     # the driver must not wait for their (here one-minute) items before it exits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import multiprocessing
 import sys
@@ -42,6 +43,7 @@ class _PoolBackend(Backend):
             return
         shards = shard(tasks, max_shards=min(n_items, SHARDS_PER_WORKER * workers))
         pool = self._pool(workers)
+        interrupted = False
         try:
             with self._bar(tasks, n_items) as bar:
                 running = {pool.submit(*self._call(piece)): piece for piece in shards}
@@ -58,7 +60,12 @@ class _PoolBackend(Backend):
                     raise _worker_died(tasks, unfinished) from failure
                 if failure is not None:
                     raise failure
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
+            if interrupted:  # before shutdown(), which forgets the worker processes
+                _stop_workers(pool)
             # Every shard has ended (or an interrupt stops the rest): idle workers exit on
             # their own, so the results need not wait for them.
             pool.shutdown(wait=False, cancel_futures=True)
@@ -148,6 +155,24 @@ class ProcessPool(_PoolBackend):
     def _call(self, piece: list[ItemTask]) -> tuple[Any, ...]:
         # cloudpickle, not pickle: steps and functions defined in __main__ or a notebook.
         return (_run_pickled, dumps(piece))
+
+
+def _stop_workers(pool: futures.Executor) -> None:
+    """End the worker processes of an interrupted pool now.
+
+    A Ctrl-C sent to the driver alone (``kill -INT``, a scheduler signalling one process)
+    reaches no worker: they would finish the items they hold, and those queued for them,
+    before the driver's process could exit. The items they leave hold locks of dead processes,
+    which the next run takes over and computes (entries are never half-written).
+    """
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if callable(terminate):
+        terminate()
+        return
+    processes = getattr(pool, "_processes", None) or {}  # a ThreadPoolExecutor has none
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
 
 
 def _worker_died(tasks: list[ItemTask], unfinished: int) -> JobError:
