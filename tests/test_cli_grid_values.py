@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from assay._cli import parse_grid
+import re
+
+import pytest
+
+from assay._cli import UsageError, parse_grid
 
 
 def test_grid_values_may_be_json_lists_and_objects() -> None:
@@ -23,3 +27,15 @@ def test_grid_values_split_on_plain_commas() -> None:
         "method": ["a", "b"],
         "x": [[1]],
     }
+
+
+@pytest.mark.xfail(strict=True, reason="an empty value becomes the empty string silently")
+@pytest.mark.parametrize("item", ["n=", "n=1,,2", "n=1,"])
+def test_an_empty_grid_value_is_a_usage_error(item: str) -> None:
+    # `--grid n=$SIZES` with SIZES unset must not sweep over the empty string
+    with pytest.raises(UsageError, match=rf"--grid '{re.escape(item)}': an empty value"):
+        parse_grid([item])
+
+
+def test_the_empty_string_is_written_as_json() -> None:
+    assert parse_grid(['s="",a']) == {"s": ["", "a"]}
