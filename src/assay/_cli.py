@@ -76,7 +76,14 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
         key, values = parse_assignment(item, "--grid")
         if key in axes:
             raise UsageError(f"--grid {item!r}: parameter {key!r} given twice")
-        axes[key] = [parse_value(v) for v in _split_values(values)]
+        parts = _split_values(values)
+        if any(not part.strip() for part in parts):
+            # most often an unset shell variable (--grid n=$SIZES): never sweep over ""
+            raise UsageError(
+                f'--grid {item!r}: an empty value; expected KEY=V1,V2,... (write "" for '
+                "the empty string)"
+            )
+        axes[key] = [parse_value(v) for v in parts]
     return axes
 
 
