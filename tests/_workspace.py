@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,3 +60,19 @@ def load_package(layer: str) -> Package:
 
 
 PACKAGES = {layer: load_package(layer) for layer in LAYERS}
+
+
+def vendor_scope(root: Path) -> Path:
+    """Copy ``assay_scope`` into ``root/othertool/_vendor/`` as a tool vendoring it would.
+
+    Returns the ``othertool`` package folder (``othertool._vendor.assay_scope`` imports from
+    ``root``).
+    """
+    tool = root / "othertool"
+    vendor = tool / "_vendor"
+    vendor.mkdir(parents=True)
+    (tool / "__init__.py").write_text("")
+    (vendor / "__init__.py").write_text("")
+    source = PACKAGES["scope"].path / "src" / "assay_scope"
+    shutil.copytree(source, vendor / "assay_scope", ignore=shutil.ignore_patterns("__pycache__"))
+    return tool

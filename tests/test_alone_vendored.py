@@ -3,7 +3,6 @@ scopes that travel to worker processes."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._workspace import PACKAGES
+from tests._workspace import vendor_scope
 
 CLI = textwrap.dedent(
     '''
@@ -75,14 +74,9 @@ WORK = textwrap.dedent(
 @pytest.fixture
 def tool(tmp_path: Path) -> Path:
     """A tool folder with assay_scope copied into othertool/_vendor/, and no assay installed."""
-    vendor = tmp_path / "othertool" / "_vendor"
-    vendor.mkdir(parents=True)
-    (tmp_path / "othertool" / "__init__.py").write_text("")
-    (vendor / "__init__.py").write_text("")
-    source = PACKAGES["scope"].path / "src" / "assay_scope"
-    shutil.copytree(source, vendor / "assay_scope", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "othertool" / "cli.py").write_text(CLI)
-    (tmp_path / "othertool" / "work.py").write_text(WORK)
+    tool_folder = vendor_scope(tmp_path)
+    (tool_folder / "cli.py").write_text(CLI)
+    (tool_folder / "work.py").write_text(WORK)
     (tmp_path / "pool.py").write_text(POOL)
     return tmp_path
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from tests._workspace import PACKAGES
+from tests._workspace import vendor_scope
 
 SCRIPT = textwrap.dedent(
     """
@@ -59,12 +58,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_vendored_copy_is_independent_of_the_installed_one(tmp_path: Path) -> None:
-    vendor = tmp_path / "othertool" / "_vendor"
-    vendor.mkdir(parents=True)
-    (tmp_path / "othertool" / "__init__.py").write_text("")
-    (vendor / "__init__.py").write_text("")
-    source = PACKAGES["scope"].path / "src" / "assay_scope"
-    shutil.copytree(source, vendor / "assay_scope", ignore=shutil.ignore_patterns("__pycache__"))
+    vendor_scope(tmp_path)
 
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT],
