@@ -80,17 +80,18 @@ def _enc_complex(value: complex, where: str) -> bytes:
     return b"c" + _enc_float(value.real, where) + _enc_float(value.imag, where)
 
 
-def _enc_text(tag: bytes) -> _Encoder:
+def _enc_text(tag: bytes, text: Callable[[Any], str]) -> _Encoder:
     # Values whose standard text is exact and one-to-one within their type: ISO 8601 dates and
     # times (with their UTC offset, so a naive time differs from an aware one), Decimal's str
     # (its precision counts: 0.10 and 0.1 are kept apart) and a UUID's hex digits.
     def encode_text(value: Any, _where: str) -> bytes:
-        text = value.hex if isinstance(value, uuid.UUID) else str(value)
-        if isinstance(value, (datetime.date, datetime.time)):
-            text = value.isoformat()
-        return _atom(tag, text.encode())
+        return _atom(tag, text(value).encode())
 
     return encode_text
+
+
+def _iso(value: datetime.date | datetime.time) -> str:
+    return value.isoformat()
 
 
 def _enc_timedelta(value: datetime.timedelta, _where: str) -> bytes:
@@ -163,12 +164,12 @@ _EXACT: dict[type, _Encoder] = {
     set: _enc_unordered(b"S"),
     frozenset: _enc_unordered(b"Z"),
     complex: _enc_complex,
-    datetime.datetime: _enc_text(b"w"),
-    datetime.date: _enc_text(b"y"),
-    datetime.time: _enc_text(b"h"),
+    datetime.datetime: _enc_text(b"w", _iso),
+    datetime.date: _enc_text(b"y", _iso),
+    datetime.time: _enc_text(b"h", _iso),
     datetime.timedelta: _enc_timedelta,
-    decimal.Decimal: _enc_text(b"q"),
-    uuid.UUID: _enc_text(b"u"),
+    decimal.Decimal: _enc_text(b"q", str),
+    uuid.UUID: _enc_text(b"u", lambda value: value.hex),
 }
 
 # Checked in order for subclasses; bool before int so that True never encodes like 1.
