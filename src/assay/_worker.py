@@ -115,9 +115,10 @@ class Runner:
     def run(self, spec: dict[str, Any]) -> str:
         """Run one spec and return its record as JSON text.
 
-        Never raises an ``Exception`` nor ``SystemExit``: an error outside the operation (its
-        import, a bad context) becomes a ``failed`` record too, so that one broken run cannot
-        stop a sweep. Ctrl-C (``KeyboardInterrupt``) propagates.
+        Never raises an ``Exception``: an error outside the operation (its import, a bad
+        context) becomes a ``failed`` record too, so that one broken run cannot stop a sweep
+        (the operation's own ``SystemExit`` is its failed record already). Ctrl-C
+        (``KeyboardInterrupt``) propagates.
         """
         started = time.time()
         self.record = None
@@ -146,7 +147,7 @@ class Runner:
             text = record.to_json(indent=None)
             self.record = record
             return text
-        except (Exception, SystemExit) as error:
+        except Exception as error:
             return _failure(self.ref, self.seed, spec, _iso(started), error)
 
 
@@ -196,7 +197,7 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
-def _failure(ref: str, seed: int, spec: dict[str, Any], started: str, error: BaseException) -> str:
+def _failure(ref: str, seed: int, spec: dict[str, Any], started: str, error: Exception) -> str:
     """Describe an error raised outside the operation (importing it, building its context)."""
     return json.dumps(
         {
