@@ -711,6 +711,12 @@ def _chain_results(
         raise failure
 
 
+def _serves_cache(step: Step) -> bool:
+    """Whether ``step`` keeps results that a later run may read (a cache not in mode force)."""
+    infra = step.infra
+    return infra is not None and infra.folder is not None and infra.mode != "force"
+
+
 def _resume_points(
     steps: list[Step],
     prefixes: list[tuple[Step, ...]],
@@ -736,12 +742,10 @@ def _resume_points(
     for k, step in enumerate(steps):
         if forced or step._forces():
             break
-        infra = step.infra
-        if infra is not None and infra.folder is not None and infra.mode != "force":
+        if _serves_cache(step):
             last = k
     for k in range(last, -1, -1):
-        infra = steps[k].infra
-        if infra is None or infra.folder is None or infra.mode == "force":
+        if not _serves_cache(steps[k]):
             continue
         store = steps[k]._store(prefixes[k])
         all_uids = uids()
