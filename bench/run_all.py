@@ -22,7 +22,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPORT = BENCH.parent / "docs" / "benchmarks.md"
-PEERS = ["hyperparameter", "crystallize-ml", "exca", "submitit", "numpy", "pydantic"]
+PEERS = ["hyperparameter", "crystallize-ml", "exca", "joblib", "submitit", "numpy", "pydantic"]
 
 
 def machine_description() -> list[str]:

@@ -7,7 +7,9 @@ An operation is a plain function that asks only for what it needs among ``contex
 from ._canonical import CANONICAL_VERSION, canonical_bytes, canonical_digest
 from ._capture import Capture
 from ._codehash import code_hash
+from ._fingerprint import CodeFingerprint, FunctionPrint, Unresolved, fingerprint
 from ._operation import INJECTABLE, OperationWrapper, import_operation, operation
+from ._provenance import GitState, git_state
 from ._record import RECORD_FORMAT, ErrorInfo, RunRecord
 from ._runtime import Runtime
 from ._seeds import DEFAULT_ROOT_SEED, SeedBundle
@@ -18,14 +20,20 @@ __all__ = [
     "INJECTABLE",
     "RECORD_FORMAT",
     "Capture",
+    "CodeFingerprint",
     "ErrorInfo",
+    "FunctionPrint",
+    "GitState",
     "OperationWrapper",
     "RunRecord",
     "Runtime",
     "SeedBundle",
+    "Unresolved",
     "canonical_bytes",
     "canonical_digest",
     "code_hash",
+    "fingerprint",
+    "git_state",
     "import_operation",
     "operation",
 ]

@@ -18,7 +18,7 @@ from assay_scope import param_scope
 
 from ._canonical import canonical_digest
 from ._capture import Capture
-from ._codehash import code_hash
+from ._fingerprint import CodeFingerprint, fingerprint
 from ._provenance import provenance
 from ._record import ErrorInfo, RunRecord, Status
 from ._runtime import Runtime
@@ -165,7 +165,6 @@ class OperationWrapper:
         self._asked = _injected(func, self._name)
         module = getattr(func, "__module__", None) or "__main__"
         self._ref = f"{module}:{getattr(func, '__qualname__', self._name)}"
-        self._code_hash: str | None = None
         self._source_file: str | None = None
         functools.update_wrapper(self, func)
 
@@ -186,13 +185,39 @@ class OperationWrapper:
 
     @property
     def code_hash(self) -> str:
-        """Hash of the function's normalised source (``""`` when the source is unavailable).
+        """Hash of the code the operation runs (``""`` when the function's source is unavailable).
 
-        Comments, docstrings and formatting do not change it; changes to the code do.
+        The first 16 hex digits of :attr:`code_fingerprint`'s digest: the function and every
+        function, method and class of your own code it reaches, with the constants they read.
+        Comments, docstrings, formatting and the function's own decorators do not change it;
+        changes to the code do.
         """
-        if self._code_hash is None:
-            self._code_hash = code_hash(self._func)
-        return self._code_hash
+        fp = self.code_fingerprint
+        root = fp.functions.get(fp.roots[0]) if fp.roots else None
+        return "" if root is not None and root.basis == "bytecode" else fp.digest[:16]
+
+    @property
+    def code_fingerprint(self) -> CodeFingerprint:
+        """The transitive fingerprint of the operation's code (see ``assay_ops.fingerprint``).
+
+        Computed once, then served from memory while the names it resolved are unchanged.
+        """
+        try:
+            return fingerprint(self._func)
+        except TypeError:  # a callable object: its class is its code
+            return fingerprint(type(self._func))
+
+    def code_report(self) -> str:
+        """Return what the code hash covers: the functions reached, and what it cannot follow.
+
+        Example:
+            >>> def double(params, capture):
+            ...     capture.metric("y", 2 * params["x"])
+            >>> "code fingerprint" in OperationWrapper(double).code_report()
+            True
+
+        """
+        return self.code_fingerprint.report()
 
     @property
     def ref(self) -> str:
@@ -235,6 +260,10 @@ class OperationWrapper:
         records nothing. Any other value gives a ``failed`` record whose ``TypeError`` names
         the operation and the returned type, since a value that would be silently dropped is
         most likely a result the user meant to keep.
+
+        The record's ``params_read`` names every parameter the function read through
+        ``param_scope`` (its params, scope values set around the run, defaults of reads that
+        found no value, ``@auto_param`` arguments) with the value it got.
 
         An exception raised by the function gives a ``failed`` record carrying the error and
         the metrics captured before it. So does ``SystemExit`` (``sys.exit()`` in a library,
@@ -291,8 +320,11 @@ class OperationWrapper:
         started, clock = _now(), time.perf_counter()
         status: Status = "success"
         error: BaseException | None = None
+        read: Mapping[str, Any] = {}
         try:
-            with param_scope(**values):
+            # What the function reads through param_scope (its params, scope values around
+            # the run, defaults, @auto_param arguments) is recorded, failed runs included.
+            with param_scope(**values), param_scope.record() as read:
                 returned = self._func(**kwargs)
             if returned is not None:
                 self._record_returned(returned, capture)
@@ -326,6 +358,7 @@ class OperationWrapper:
             error=None if error is None else _error(error, self._name),
             provenance=provenance(self._source()),
             runtime=runtime.to_dict(),
+            params_read=dict(read) if read else {},
         )
         if isinstance(error, KeyboardInterrupt):
             error.run_record = record  # type: ignore[attr-defined]

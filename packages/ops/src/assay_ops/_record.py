@@ -48,7 +48,8 @@ class RunRecord:
             hash and the seed key, so the same run gets the same id).
         operation: The operation's name.
         ref: ``"module:qualname"`` of the operation.
-        code_hash: Hash of the operation's normalised source (``""`` when unavailable).
+        code_hash: Hash of the operation's code and of the user code it reaches (see
+            ``OperationWrapper.code_hash``; ``""`` when the source is unavailable).
         params: The run's parameters.
         seed: The seed bundle's key (``SeedBundle.from_key`` rebuilds the bundle).
         status: ``"success"``, ``"failed"`` or ``"cancelled"``.
@@ -60,8 +61,14 @@ class RunRecord:
         ended_at: End time, ISO 8601 in UTC.
         duration: Wall-clock duration in seconds (monotonic clock).
         error: The exception that ended the run, or ``None`` after a success.
-        provenance: Python version, platform, hostname, package versions, git commit.
+        provenance: Python version, platform, hostname, package versions, git commit, whether
+            the work tree had uncommitted changes (``git_dirty``) and their content address
+            (``git_diff``).
         runtime: Backend name, resource hints and run directory.
+        params_read: The parameters the run read through ``param_scope`` (its own params,
+            scope values around it, defaults of reads that found no value, ``@auto_param``
+            arguments): name → value read. ``{}`` in records written before it existed. A
+            value a record cannot hold is written as its ``repr()``.
 
     """
 
@@ -82,6 +89,7 @@ class RunRecord:
     error: ErrorInfo | None
     provenance: dict[str, Any]
     runtime: dict[str, Any]
+    params_read: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -135,6 +143,8 @@ class RunRecord:
             value = getattr(self, name)
             if name in _RICH:
                 value = to_json(value, name, folder)
+            elif name == "params_read":
+                value = _reads_json(value, folder)
             elif name == "error" and value is not None:
                 value = dataclasses.asdict(value)
             data[name] = value
@@ -143,6 +153,8 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any], array_dir: str | Path | None = None) -> RunRecord:
         """Rebuild a record from ``to_dict``'s output.
+
+        A record without ``params_read`` (written before the field existed) loads with ``{}``.
 
         Raises:
             ValueError: When the format is not ``RECORD_FORMAT`` or a field is missing.
@@ -153,13 +165,13 @@ class RunRecord:
                 f"format={data.get('format')!r}: expected a run record of format {RECORD_FORMAT!r}"
             )
         folder = None if array_dir is None else Path(array_dir)
-        names = _FIELDS
-        missing = [name for name in names if name not in data]
+        missing = [name for name in _REQUIRED if name not in data]
         if missing:
             raise ValueError(f"run record is missing the field(s) {missing}")
-        values = {name: data[name] for name in names}
+        values = {name: data[name] for name in _REQUIRED}
         for name in _RICH:
             values[name] = from_json(values[name], folder)
+        values["params_read"] = from_json(data.get("params_read", {}), folder)
         if values["error"] is not None:
             values["error"] = ErrorInfo(**values["error"])
         return cls(**values)
@@ -210,8 +222,36 @@ class RunRecord:
         return cls.from_json((directory / "record.json").read_text("utf-8"), directory / "arrays")
 
 
-# The field names in declaration order, read once (dataclasses.fields costs more than a run).
-_FIELDS = tuple(field.name for field in dataclasses.fields(RunRecord))
+# The field names, read once (dataclasses.fields costs more than a run), in the order of the
+# JSON form: params_read beside params, provenance and runtime last (as compact JSON has them).
+_FIELDS = tuple(
+    name
+    for field in dataclasses.fields(RunRecord)
+    if field.name != "params_read"
+    for name in ((field.name, "params_read") if field.name == "params" else (field.name,))
+)
+# Fields every stored record has; the others were added later and have defaults.
+_REQUIRED = tuple(name for name in _FIELDS if name != "params_read")
+
+
+def _reads_json(reads: dict[str, Any], folder: Path | None) -> Any:
+    """Return the JSON form of ``params_read``; a value a record cannot hold becomes its repr.
+
+    What a run read through ``param_scope`` may be any object (a model, a callable): it must
+    not make the record, and so the run, fail.
+    """
+    try:
+        return to_json(reads, "params_read", folder)
+    except TypeError:
+        kept = {}
+        for key, value in reads.items():
+            try:
+                to_json(value, f"params_read[{key!r}]")
+            except TypeError:
+                text = repr(value)
+                value = text if len(text) <= 1000 else text[:997] + "..."
+            kept[key] = value
+        return to_json(kept, "params_read", folder)
 
 
 def _compact_encoder() -> Callable[[Any], str]:
