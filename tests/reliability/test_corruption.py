@@ -121,9 +121,10 @@ def test_deleted_config_and_lock_folders_change_nothing(tmp_path: Path) -> None:
     folder, side = tmp_path / "cache", tmp_path / "side"
     side.mkdir()
     sweep(folder)
-    (step_folder,) = folder.iterdir()
+    (step_folder,) = (config.parent for config in folder.glob("*/config.json"))
     (step_folder / "config.json").unlink()
-    shutil.rmtree(step_folder / "locks")
+    (locks,) = step_folder.glob("code-*/locks")
+    shutil.rmtree(locks)
     count("corruption cases")
     found = audit_steps(folder, ITEMS)
     assert (found.complete, found.wrong) == (len(ITEMS), [])
@@ -240,7 +241,7 @@ def test_full_disk_fails_clearly_and_keeps_every_written_entry(
     count("corruption cases")
     found = audit_steps(folder, ITEMS)
     assert (found.corrupt, found.wrong) == (0, [])
-    assert [p.name for p in folder.glob("*/locks/*.lock")] == []
+    assert [p.name for p in folder.glob("*/*/locks/*.lock")] == []
     monkeypatch.undo()  # space freed: the rerun completes
     sweep(folder)
     found = audit_steps(folder, ITEMS)
@@ -289,7 +290,7 @@ def test_a_real_full_file_system(tiny_disk: Path) -> None:
     found = audit_steps(folder, ITEMS)
     assert found.complete >= 1  # some items fitted
     assert (found.corrupt, found.wrong) == (0, [])
-    assert [p.name for p in folder.glob("*/locks/*.lock")] == []
+    assert [p.name for p in folder.glob("*/*/locks/*.lock")] == []
     subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)
     sweep(folder)
     found = audit_steps(folder, ITEMS)
@@ -316,7 +317,7 @@ def test_lost_index_and_corrupt_run_entry_rebuild_to_the_clean_results(tmp_path:
     folder, side = tmp_path / "exp", tmp_path / "side"
     side.mkdir()
     clean = metrics_by_run(_experiment(folder, side).run())
-    entries = sorted(folder.glob("cache/*/cache/*.pkl"))
+    entries = sorted(folder.glob("cache/*/*/cache/*.pkl"))
     assert len(entries) == len(clean)
     entries[0].write_bytes(entries[0].read_bytes()[:-3])  # one record truncated
     for path in folder.glob("index.sqlite*"):

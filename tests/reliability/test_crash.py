@@ -76,7 +76,7 @@ def check_rerun_completes(folder: Path) -> None:
     count("wrong values returned", len(found.wrong))
     assert (lost, found.wrong) == (0, [])
     assert check_items_from_run_many(folder, ITEMS) == []
-    leftover = [p.name for p in folder.glob("*/locks/*") if not p.name.startswith(".")]
+    leftover = [p.name for p in folder.glob("*/*/locks/*") if not p.name.startswith(".")]
     assert leftover == [], f"locks left after a complete rerun: {leftover}"
 
 
@@ -151,7 +151,7 @@ def test_sigkill_of_a_process_pool_sweep_in_a_fresh_interpreter(tmp_path: Path) 
         )
         # Wait until the pool has started writing, then kill at a random point of the sweep.
         deadline = time.monotonic() + 30
-        while not list(folder.glob("*/locks/*")) and time.monotonic() < deadline:
+        while not list(folder.glob("*/*/locks/*")) and time.monotonic() < deadline:
             if worker.poll() is not None:
                 break
             time.sleep(0.005)

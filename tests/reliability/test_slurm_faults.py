@@ -59,7 +59,7 @@ def _clean(tmp_path: Path) -> dict[str, Any]:
 
 
 def _job_ids(folder: Path) -> set[str]:
-    return {json.loads(p.read_text())["job_id"] for p in folder.glob("cache/*/jobs/*.json")}
+    return {json.loads(p.read_text())["job_id"] for p in folder.glob("cache/*/*/jobs/*.json")}
 
 
 def _run_in_thread(experiment: Experiment) -> tuple[threading.Thread, dict[str, Any]]:
@@ -82,7 +82,7 @@ def _check_and_recover(folder: Path, files: Path, backend: dict[str, Any], clean
     statuses = {row.run_id: row.status for row in Results.load(folder)}
     count("slurm faults")
     assert set(statuses.values()) == {"cancelled"}, statuses
-    for path in folder.glob("cache/*/cache/*"):  # nothing was cached for the failed runs
+    for path in folder.glob("cache/*/*/cache/*"):  # nothing was cached for the failed runs
         raise AssertionError(f"an entry was cached by a failed job: {path}")
     for name in ("hold", "kill"):
         (files / name).unlink(missing_ok=True)

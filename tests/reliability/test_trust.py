@@ -99,7 +99,7 @@ def test_results_load_reads_only_the_json_index(tmp_path: Path) -> None:
     folder, marker = tmp_path / "exp", tmp_path / "pwned"
     Experiment("trust", "reliability_steps:noisy", explicit([{"n": 4}, {"n": 5}]), folder=folder,
                progress=False).run()  # fmt: skip
-    entries = list(folder.glob("cache/*/cache/*.pkl"))
+    entries = list(folder.glob("cache/*/*/cache/*.pkl"))
     assert len(entries) == 2
     for path in entries:
         plant(path, marker)

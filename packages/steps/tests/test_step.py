@@ -395,7 +395,8 @@ def test_lookup_reports_status_and_result_without_computing(folder: Path) -> Non
     assert handle.status == "success"
     assert handle.result() == 8.0
     assert handle.paths.step_folder.is_dir()
-    assert handle.paths.cache_folder.parent == handle.paths.step_folder
+    assert handle.paths.cache_folder.parent == handle.paths.entries_folder
+    assert handle.paths.entries_folder.parent == handle.paths.step_folder
     assert calls("Mult") == [4.0]
 
 
@@ -548,9 +549,7 @@ def test_chain_infra_folder_propagates_and_chain_shares_the_last_step_cache(
     )
     assert chain.run(1.0) == 3.0
     assert chain.steps[0].infra.folder == folder  # type: ignore[union-attr]
-    assert chain.lookup(1.0).paths == chain[-1].lookup(1.0).paths.__class__(
-        folder, chain.lookup(1.0).paths.step_uid
-    )
+    assert chain.lookup(1.0).paths.base_folder == folder
     # the chain's entry is the last step's entry, keyed by the chain's input
     last = Add(x=1, infra=cached(folder))
     assert chain.lookup(1.0).paths.step_uid != last.lookup(1.0).paths.step_uid

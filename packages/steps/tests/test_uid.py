@@ -111,9 +111,10 @@ def test_values_differing_in_type_have_different_uids(value: Any) -> None:
     assert uid_of(value) != uid_of([value])  # wrapping changes the uid too
 
 
-def test_path_differs_from_str() -> None:
-    assert uid_of(Path("a/b")) != uid_of("a/b")
-    assert uid_of(Path("a/b")) == uid_of(PurePosixPath("a/b"))
+def test_a_pure_path_differs_from_str_and_from_a_path_on_disk(tmp_path: Path) -> None:
+    assert uid_of(PurePosixPath("a/b")) != uid_of("a/b")
+    (tmp_path / "a").write_text("a/b")
+    assert uid_of(tmp_path / "a") != uid_of(PurePosixPath(tmp_path / "a"))  # content vs name
 
 
 def test_arrays_are_keyed_by_dtype_shape_and_bytes() -> None:

@@ -11,18 +11,21 @@ Example:
 """
 
 from ._backend import Backend, Cached, ItemTask
-from ._errors import BatchProtocolError
+from ._errors import BatchProtocolError, CodeChangedError
 from ._func import Func
 from ._items import StepItems
 from ._lookup import LookupHandle
 from ._paths import StepPaths
 from ._step import Chain, Step
+from ._uid import ENCODING as UID_ENCODING
 
 __all__ = [
+    "UID_ENCODING",
     "Backend",
     "BatchProtocolError",
     "Cached",
     "Chain",
+    "CodeChangedError",
     "Func",
     "ItemTask",
     "LookupHandle",

@@ -71,6 +71,12 @@ class Backend(pydantic.BaseModel):
         trust: ``False`` (with ``mode="read-only"`` only) reads a folder you do not trust:
             array entries (plain ``.npy`` data) are read, pickle entries (other results,
             cached errors) are refused instead of unpickled, since unpickling runs code.
+        on_code_change: What happens when the code of the step (its ``_run`` and every
+            function of your own code it reaches, see ``Step.code_report()``) changed since
+            the cached entries were computed: ``"error"`` (default) raises
+            :class:`CodeChangedError` naming each changed function with its file and line;
+            ``"rerun"`` computes the items again, keeping the old entries on disk until
+            pruned; ``"keep"`` serves the old entries, a choice remembered for this code.
 
     Example:
         >>> Backend.model_validate({"backend": "Cached", "folder": "cache"}).mode
@@ -85,6 +91,7 @@ class Backend(pydantic.BaseModel):
     keep_in_ram: bool = False
     fsync: Literal["batch", "item", "off"] = "batch"
     trust: bool = True
+    on_code_change: Literal["error", "rerun", "keep"] = "error"
 
     _registry: ClassVar[dict[str, type[Backend]]] = {}
 

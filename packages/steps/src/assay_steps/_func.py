@@ -42,6 +42,10 @@ class Func(Step):
     _input: str = pydantic.PrivateAttr(default="")
     _positional: list[str] = pydantic.PrivateAttr(default_factory=list)
 
+    def _code_roots(self) -> tuple[object, ...]:
+        """Return the code results depend on: the function (Func's own code is assay's)."""
+        return (type(self), self.function)
+
     @classmethod
     def _exclude_from_cls_uid(cls) -> list[str]:
         """``input_param`` only names the input; it does not change results."""

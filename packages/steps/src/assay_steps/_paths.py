@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 from pathlib import Path
 
@@ -26,44 +28,76 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+#: Marker file written in a cache folder when assay creates it: tools that delete refuse any
+#: folder without it.
+CACHE_MARKER = ".assay-cache"
+
+
+def mark_cache_folder(folder: Path, encoding: int) -> None:
+    """Write the marker of a cache folder made by assay, unless it is there already."""
+    marker = folder / CACHE_MARKER
+    if marker.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"format": "assay-cache", "encoding": encoding})
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        return  # another process marked it meanwhile
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 @dataclasses.dataclass(frozen=True)
 class StepPaths:
     """On-disk layout of one step configuration under its backend folder.
 
-    ``base_folder/step_uid/`` holds ``config.json`` (the configuration, human readable),
-    ``cache/`` (one entry file per item), ``locks/`` (items being computed), ``jobs/``
-    (job references written by backends) and ``logs/`` (free for backends).
+    ``base_folder/step_uid/`` holds ``config.json`` (the configuration, human readable) and
+    one folder per version of the code that wrote entries, ``code-<version>/``, holding
+    ``code.json`` (what that code was), ``cache/`` (one entry file per item), ``locks/``
+    (items being computed), ``jobs/`` (job references written by backends) and ``logs/``
+    (free for backends). Without a ``code`` version, those folders sit in the step folder.
 
     Example:
-        >>> StepPaths(Path("cache"), "Mult-0123").cache_folder.as_posix()
-        'cache/Mult-0123/cache'
+        >>> StepPaths(Path("cache"), "Mult-0123", "9f3a").cache_folder.as_posix()
+        'cache/Mult-0123/code-9f3a/cache'
 
     """
 
     base_folder: Path
     step_uid: str
+    code: str = ""
 
     @property
     def step_folder(self) -> Path:
-        """Folder of this step configuration (config, cache, locks, jobs, logs)."""
+        """Folder of this step configuration (config and code versions)."""
         return self.base_folder / self.step_uid
+
+    @property
+    def entries_folder(self) -> Path:
+        """Folder of the code version whose entries this step reads and writes."""
+        if not self.code:
+            return self.step_folder
+        return self.step_folder / f"code-{self.code}"
 
     @property
     def cache_folder(self) -> Path:
         """Folder of the entries: ``<uid>.pkl`` (results, errors), ``<uid>.npy`` (arrays)."""
-        return self.step_folder / "cache"
+        return self.entries_folder / "cache"
 
     @property
     def lock_folder(self) -> Path:
         """Folder of the lock files of items being computed."""
-        return self.step_folder / "locks"
+        return self.entries_folder / "locks"
 
     @property
     def job_folder(self) -> Path:
         """Folder of the job references that backends attach to items."""
-        return self.step_folder / "jobs"
+        return self.entries_folder / "jobs"
 
     @property
     def logs_folder(self) -> Path:
         """Folder where backends may keep logs."""
-        return self.step_folder / "logs"
+        return self.entries_folder / "logs"

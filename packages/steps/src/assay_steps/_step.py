@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import itertools
 import json
@@ -16,17 +17,28 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
 import xxhash
+from assay_ops import CodeFingerprint, fingerprint
 
 from ._backend import Backend, ItemTask, _format_error
+from ._code import (
+    CodeIdentity,
+    check_pin,
+    code_identity,
+    entries_version,
+    old_encoding_message,
+    older_encodings,
+    register,
+)
 from ._dump import dump_tagged
 from ._durable import write_atomic
-from ._errors import BatchProtocolError
+from ._errors import BatchProtocolError, CodeChangedError
+from ._filehash import attach as attach_file_digests
 from ._items import StepItems
 from ._locks import lock_state
 from ._lookup import LookupHandle
-from ._paths import StepPaths, check_name
+from ._paths import StepPaths, check_name, mark_cache_folder
 from ._store import CorruptEntryError, EntryStore, UntrustedEntryError
-from ._uid import ENCODING_VERSION, encode, uid_of
+from ._uid import ENCODING, ENCODING_VERSION, encode, uid_of
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -62,7 +74,13 @@ class _Runtime:
     """Per-instance state, dropped on pickling: entry stores and items already forced."""
 
     stores: dict[tuple[str, str], EntryStore] = dataclasses.field(default_factory=dict)
+    codes: dict[tuple[str, str], CodeIdentity] = dataclasses.field(default_factory=dict)
     attempted: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    #: The fingerprint of the step's code in the process that pickled it (as a dict): a step
+    #: sent to another process keeps the code identity it was sent with, even where its class
+    #: arrives without source (a class pickled by value).
+    carried_code: dict[str, Any] | None = None
+    carried_print: CodeFingerprint | None = dataclasses.field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
         # Runtime state never makes two equal configurations differ.
@@ -76,6 +94,17 @@ def _same(value: Any, default: Any) -> bool:
         return type(value) is type(default) and bool(value == default)
     except Exception:  # e.g. arrays: ambiguous truth value, so never "equal to the default"
         return False
+
+
+class _class_or_instance:
+    """A method that works on the class and on an instance (``Step.code_report``)."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj: object, owner: type) -> Callable[..., Any]:
+        return functools.partial(self.func, owner if obj is None else obj)
 
 
 def _memo(source: Callable[[], list[str]]) -> UidSource:
@@ -118,7 +147,7 @@ class Step(pydantic.BaseModel):
 
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", ignored_types=(_class_or_instance,))
 
     infra: Backend | None = None
 
@@ -129,6 +158,9 @@ class Step(pydantic.BaseModel):
     _registry: ClassVar[dict[str, weakref.WeakValueDictionary[str, type[Step]]]] = {}
     _flags: ClassVar[frozenset[str]] = frozenset()
     _composite: ClassVar[bool] = False  # computes through sub-steps (needs all inputs at once)
+    #: A version pinned by hand instead of the code fingerprint (as exca users keep a version
+    #: field): entries are served while it stays the same, whatever the code does.
+    code_version: ClassVar[str | None] = None
 
     # ------------------------------------------------------------------ class set-up
 
@@ -152,6 +184,8 @@ class Step(pydantic.BaseModel):
         ):
             flags.add("generator")
         cls._flags = frozenset(flags)
+        if cls.code_version is not None:
+            check_pin(cls.code_version, cls.__name__)
 
     @classmethod
     def _exclude_from_cls_uid(cls) -> list[str]:
@@ -239,7 +273,8 @@ class Step(pydantic.BaseModel):
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
-        private["_runtime"] = _Runtime()
+        own = self._own_fingerprint()
+        private["_runtime"] = _Runtime(carried_code=None if own is None else own.to_dict())
         return {**state, "__pydantic_private__": private}
 
     # ------------------------------------------------------------------ overridable
@@ -260,6 +295,49 @@ class Step(pydantic.BaseModel):
     def item_uid(self, value: Any) -> str | None:
         """Return a custom cache uid for ``value``, or None for the default keying."""
         return None
+
+    def _code_roots(self) -> tuple[object, ...]:
+        """Return the code this step's results depend on (its class; what it calls is followed)."""
+        return (type(self),)
+
+    def _own_fingerprint(self) -> CodeFingerprint | None:
+        """Return the fingerprint of this step's own code (None when its class pins a version)."""
+        if type(self).code_version is not None:
+            return None
+        runtime = self._runtime
+        if runtime.carried_code is not None:
+            if runtime.carried_print is None:
+                runtime.carried_print = CodeFingerprint.from_dict(runtime.carried_code)
+            return runtime.carried_print
+        return fingerprint(*self._code_roots())
+
+    @_class_or_instance
+    def code_report(self_or_cls: Step | type[Step]) -> str:
+        """Return what the code fingerprint of this step covers, to print.
+
+        It lists every function, method and class of your own code that the step's ``_run``,
+        ``_run_batch`` and ``_resolve_step`` reach (with file and line), and the references
+        that cannot be followed statically, which a change would not be noticed through.
+        Called on the class, or on an instance (a :class:`Func` covers its function).
+
+        Example:
+            >>> class Half(Step):
+            ...     def _run(self, value: float) -> float:
+            ...         return value / 2
+            >>> "Half" in Half.code_report()
+            True
+
+        """
+        cls = type(self_or_cls) if isinstance(self_or_cls, Step) else self_or_cls
+        if cls.code_version is not None:
+            return f"{cls.__name__}: code version pinned by hand: {cls.code_version!r}"
+        if isinstance(self_or_cls, Step):
+            return self_or_cls._own_fingerprint().report()  # type: ignore[union-attr]
+        return fingerprint(cls).report()
+
+    def _code_identity(self, prefix: tuple[Step, ...]) -> CodeIdentity:
+        steps = (*prefix, *self._uid_steps())
+        return code_identity(tuple((type(s).code_version, s._own_fingerprint()) for s in steps))
 
     # ------------------------------------------------------------------ configuration
 
@@ -356,15 +434,41 @@ class Step(pydantic.BaseModel):
             raise RuntimeError(
                 f"{type(self).__name__} has infra={infra!r} without a folder; set infra.folder"
             )
+        attach_file_digests(infra.folder)  # before any uid: Path fields hash their files
         key = (str(infra.folder), self._step_uid(prefix))
         store = self._runtime.stores.get(key)
         if store is None or (store.keep_in_ram, store.trust) != (infra.keep_in_ram, infra.trust):
-            paths = StepPaths(infra.folder, key[1])
+            paths = StepPaths(infra.folder, key[1], self._entries_version(infra, key, prefix))
             store = EntryStore(
                 paths, keep_in_ram=infra.keep_in_ram, fsync=infra.fsync, trust=infra.trust
             )
+            store.on_first_write = lambda: self._record_folder(store, key)
             self._runtime.stores[key] = store
         return store
+
+    def _entries_version(
+        self, infra: Backend, key: tuple[str, str], prefix: tuple[Step, ...]
+    ) -> str:
+        """Return the code version whose entries this step serves (see ``on_code_change``)."""
+        identity = self._code_identity(prefix)
+        step_folder = Path(key[0]) / key[1]
+        what = f"step {type(self).__name__}"
+        version, registered = entries_version(step_folder, identity, infra.on_code_change, what)
+        if not registered:
+            self._runtime.codes[key] = identity  # recorded when it first writes
+            if infra.on_code_change == "error" and not step_folder.exists():
+                name = key[1].rsplit("-", 1)[0]
+                old = older_encodings(Path(key[0]), name, ENCODING)
+                if old:
+                    raise CodeChangedError(old_encoding_message(what, old, ENCODING))
+        return version
+
+    def _record_folder(self, store: EntryStore, key: tuple[str, str]) -> None:
+        """Mark the cache folder as assay's and record the code of a new version folder."""
+        mark_cache_folder(Path(key[0]), ENCODING)
+        identity = self._runtime.codes.pop(key, None)
+        if identity is not None and identity.version == store.paths.code:
+            register(store.paths.step_folder, identity)
 
     def _write_config(self, store: EntryStore, prefix: tuple[Step, ...]) -> None:
         path = store.paths.step_folder / "config.json"
@@ -378,9 +482,9 @@ class Step(pydantic.BaseModel):
                 steps.append(dumped)
             except Exception:  # not JSON-able: keep a readable trace of it anyway
                 steps.append({"type": _type_name(type(step)), "repr": repr(step)})
-        text = json.dumps({"step_uid": store.paths.step_uid, "steps": steps}, indent=2)
+        data = {"step_uid": store.paths.step_uid, "encoding": ENCODING, "steps": steps}
         store.paths.step_folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, [text.encode()], fsync=False)
+        write_atomic(path, [json.dumps(data, indent=2).encode()], fsync=False)
         store.config_written = True
 
     def _forget(self, uid: str) -> None:

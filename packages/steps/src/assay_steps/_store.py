@@ -21,6 +21,7 @@ import io
 import os
 import pickle
 import struct
+from collections.abc import Callable
 from typing import Any, Literal
 
 import cloudpickle  # type: ignore[import-untyped]
@@ -215,6 +216,8 @@ class EntryStore:
         self._recent: tuple[str, Any] | None = None
         self.config_written = False  # config.json of the step folder checked or written
         self._folders_made = False
+        #: Called once before this store first writes (records what the step folder holds).
+        self.on_first_write: Callable[[], None] | None = None
         # Plain strings: pathlib costs more than the system calls on this hot path.
         self._prefix = f"{self.paths.cache_folder}{os.sep}"
 
@@ -224,6 +227,8 @@ class EntryStore:
     def make_folders(self) -> None:
         """Create the cache, lock and job folders (once per store)."""
         if not self._folders_made:
+            if self.on_first_write is not None:
+                self.on_first_write()
             for folder in (self.paths.cache_folder, self.paths.lock_folder):
                 folder.mkdir(parents=True, exist_ok=True)
             self._folders_made = True

@@ -5,7 +5,9 @@ count, then the payload. Containers concatenate the encodings of their elements,
 values share an encoding only if they have the same types and contents. Unordered containers
 (dict, set, frozenset) sort the encodings of their elements, so insertion order is irrelevant.
 Arrays contribute their dtype, shape and the xxh3-128 digest of their bytes, so hashing a
-large array costs one pass over its buffer and no copy (when it is contiguous).
+large array costs one pass over its buffer and no copy (when it is contiguous). A concrete
+``pathlib.Path`` contributes the digest of what it names on disk (see ``_filehash``), a pure
+path its text.
 """
 
 from __future__ import annotations
@@ -15,18 +17,25 @@ import decimal
 import enum
 import math
 import struct
+import sys
 import uuid
+import weakref
 from collections.abc import Callable
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 import pydantic
 import xxhash
 
+from ._filehash import path_digest
+
 #: Bumped on any deliberate change of the encoding; it is hashed into every uid.
 #: 2: classes (models, enums) are named by module and qualified name, not by short name.
-ENCODING_VERSION = b"assay-uid-2;"
+#: 3: classes are named by their public name (never a private module path); a concrete
+#: ``Path`` is keyed by the content of the file or directory it names.
+ENCODING = 3
+ENCODING_VERSION = b"assay-uid-%d;" % ENCODING
 
 _Encoder = Callable[[Any, str], bytes]
 
@@ -98,7 +107,11 @@ def _enc_timedelta(value: datetime.timedelta, _where: str) -> bytes:
     return _atom(b"k", b"%d:%d:%d" % (value.days, value.seconds, value.microseconds))
 
 
-def _enc_path(value: PurePath, _where: str) -> bytes:
+def _enc_path(value: PurePath, where: str) -> bytes:
+    if isinstance(value, Path):
+        # A file or directory on disk: keyed by what it holds, so edited data recomputes.
+        return _atom(b"P", path_digest(value, where))
+    # A pure path is a name only (the documented way to key a path by its name).
     return _atom(b"p", value.as_posix().encode("utf-8", "surrogatepass"))
 
 
@@ -141,14 +154,53 @@ def _enc_model(value: pydantic.BaseModel, where: str) -> bytes:
     return b"m" + _enc_str(class_name(type(value)), where) + body
 
 
+_public_names: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
 def class_name(cls: type) -> str:
-    """Name a class in an encoding: its module and qualified name.
+    """Name a class in an encoding: its public module path and qualified name.
 
     The short name alone is not enough: ``prep.Normalize`` and ``features.Normalize`` with the
     same fields would share cache entries, and one would silently get the other's results.
-    Moving a class to another module therefore changes its uids (its items are recomputed).
+    A private module never shows in the name, so that moving a class between private modules
+    of a package keeps every uid: the name is the shortest public module that exports the
+    class (``assay_steps._step.Chain`` is ``assay_steps.Chain``), else the module path with its
+    private parts left out. A class may set its own name with ``__assay_name__``.
+
+    Example:
+        >>> from assay_steps import Chain
+        >>> class_name(Chain)
+        'assay_steps.Chain'
+
     """
-    return f"{cls.__module__}.{cls.__qualname__}"
+    found = _public_names.get(cls)
+    if found is None:
+        found = _public_name(cls)
+        _public_names[cls] = found
+    return found
+
+
+def _public_name(cls: type) -> str:
+    explicit = cls.__dict__.get("__assay_name__")
+    if explicit is not None:
+        if not isinstance(explicit, str) or not explicit:
+            raise TypeError(
+                f"{cls.__qualname__}.__assay_name__ = {explicit!r}; expected a non-empty str"
+            )
+        return explicit
+    parts = cls.__module__.split(".")
+    public = [p for p in parts if not _private(p)]
+    for end in range(1, len(parts)):
+        if _private(parts[end - 1]):
+            break
+        module = sys.modules.get(".".join(parts[:end]))
+        if module is not None and getattr(module, cls.__qualname__, None) is cls:
+            return f"{'.'.join(parts[:end])}.{cls.__qualname__}"
+    return f"{'.'.join(public) or cls.__module__}.{cls.__qualname__}"
+
+
+def _private(part: str) -> bool:
+    return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
 
 
 _EXACT: dict[type, _Encoder] = {
@@ -205,12 +257,14 @@ def encode(value: Any, where: str = "value") -> bytes:
 
     Args:
         value: A supported value: None, bool, int, float, complex, str, bytes, tuple, list,
-            dict, set, frozenset, pathlib paths, enums, dates, times and durations
+            dict, set, frozenset, pathlib paths (a ``Path`` by the content of its file or
+            directory, a ``PurePath`` by its text), enums, dates, times and durations
             (``datetime``), ``Decimal``, ``UUID``, numpy arrays and scalars, pydantic models.
         where: Name of the value, used in error messages.
 
     Raises:
         TypeError: ``value`` (or something inside it) has no canonical encoding.
+        FileNotFoundError: a ``Path`` in ``value`` names nothing on disk.
 
     Example:
         >>> encode(1) != encode(1.0) != encode(True)
