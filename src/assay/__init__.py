@@ -24,8 +24,9 @@ from assay_ops import *  # noqa: F403
 from assay_scope import *  # noqa: F403
 from assay_steps import *  # noqa: F403
 
-from ._experiment import CodeChangedError, Experiment, FolderConflictError, RunSummary
+from ._experiment import Experiment, FolderConflictError, RunSummary
 from ._index import ResultsIndex, RunRow
+from ._reproduce import ReproduceReport, reproduce
 from ._results import Results
 from ._runs import RunSpec
 from ._space import (
@@ -45,11 +46,11 @@ LAYERS = (assay_scope, assay_context, assay_ops, assay_steps, assay_backends)
 
 # The experiment layer's own names, then every layer's public names.
 __all__ = [
-    "CodeChangedError",
     "Distribution",
     "Experiment",
     "FolderConflictError",
     "ParamSpace",
+    "ReproduceReport",
     "Results",
     "ResultsIndex",
     "RunRow",
@@ -61,6 +62,7 @@ __all__ = [
     "loguniform",
     "randint",
     "random",
+    "reproduce",
     "uniform",
 ]
 __all__ += assay_scope.__all__

@@ -21,22 +21,27 @@ from typing import Any, Literal
 from assay_ops import (
     DEFAULT_ROOT_SEED,
     RECORD_FORMAT,
+    CodeFingerprint,
     OperationWrapper,
     RunRecord,
+    code_hash,
     import_operation,
 )
-from assay_steps import Backend
+from assay_steps import UID_ENCODING, Backend, CodeChangedError
 
 from ._folder import CACHE, RUNS
 from ._index import STATUSES, Outcome, ResultsIndex
 from ._interrupt import STOP_REQUESTED
 from ._progress import SweepProgress
+from ._reproduce import store_diff
 from ._results import Results, count_runs
 from ._runs import RunSpec, plan
 from ._space import ParamSpace, as_space
 from ._worker import WORKER_ERROR, ExperimentRun
 
 CodeChange = Literal["error", "rerun", "keep"]
+# Index meta key of the code fingerprint (to_dict) of each code hash runs started with.
+_CODE_META = "code_fingerprint:"
 
 # Runs go to the backend in chunks of at least _MIN_CHUNK runs (enough to fill the workers of a
 # pool), doubled while a chunk takes under _FAST seconds (multiplied by 8 under _FAST / 8: each
@@ -58,24 +63,6 @@ def _next_size(size: int, seconds: float) -> int:
 
 class FolderConflictError(ValueError):
     """The experiment folder belongs to another experiment (operation, seed or context differ)."""
-
-
-class CodeChangedError(ValueError):
-    """The operation's code changed since runs in the folder were recorded.
-
-    Attributes:
-        what: What changed, e.g. ``"operation m:f changed since 4 runs were recorded (code
-            hash a -> b)"``, without the advice on what to do, so that the ``assay`` command
-            can give it with its own option names.
-
-    """
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"{what}; pass on_code_change='rerun' to run them again or "
-            "on_code_change='keep' to keep their results"
-        )
-        self.what = what
 
 
 @dataclass(frozen=True)
@@ -215,6 +202,9 @@ class Experiment:
         stored = index.get_meta("experiment")
         if stored is None or stored.get("config") == self._config:
             return
+        # A folder written by an older uid encoding holds another config uid for the same
+        # experiment: it is compared on the printed identity alone (as below), then adopted.
+        older = stored.get("encoding", 2) != UID_ENCODING
         # Another experiment: the printed identity names what differs. (Folders made before
         # the identity held the step's uid are compared on the printed form alone.)
         where = f"folder {str(self.folder)!r} belongs to experiment {stored.get('name')!r}"
@@ -223,10 +213,11 @@ class Experiment:
                 raise FolderConflictError(
                     f"{where} with {key} = {stored.get(key)!r}, not {value!r}; use another folder"
                 )
-        if "config" in stored:
+        if "config" in stored and not older:
             raise FolderConflictError(
                 f"{where}, whose operation, seed, context and scope print the same but differ "
-                "as data (a large array prints abbreviated, for instance); use another folder"
+                "as data (a large array prints abbreviated, or a file that a Path names changed, "
+                "for instance); use another folder"
             )
 
     def _stale(
@@ -246,6 +237,8 @@ class Experiment:
         current = self.operation.code_hash
         if not current:  # source unavailable: nothing to compare
             return []
+        if index.get_meta(_CODE_META + current) is None:  # what this code is, for later
+            index.set_meta(_CODE_META + current, self.operation.code_fingerprint.to_dict())
         ids = {s.run_id for s in self.specs}
         if retry_failed:
             ids -= {rid for rid, status in statuses.items() if status == "failed"}
@@ -261,9 +254,33 @@ class Experiment:
             runs = "1 run was" if len(other) == 1 else f"{len(other)} runs were"
             raise CodeChangedError(
                 f"operation {self.operation.ref} changed since {runs} recorded "
-                f"(code hash {old} -> {current})"
+                f"(code hash {old} -> {current}){self._code_changes(index, old)}"
             )
         return list(other) if policy == "rerun" else []
+
+    def _code_changes(self, index: ResultsIndex, old: str) -> str:
+        """Say what changed since code hash ``old``, function by function, with file:line."""
+        stored = index.get_meta(_CODE_META + old)
+        try:
+            before = CodeFingerprint.from_dict(stored) if stored is not None else None
+        except ValueError:
+            before = None
+        if before is None and old == code_hash(self.operation.func):
+            # An older assay hashed the operation's own body only: that much is checkable.
+            return (
+                "; its runs were recorded by an older version of assay, whose code hash covered "
+                "the operation's own body only: that body is unchanged, but the functions it "
+                "calls could not be checked then (keep the runs if you know they did not change)"
+            )
+        if before is None:
+            return (
+                f"; what changed is not known: the fingerprint of code hash {old} is not stored "
+                "(its runs were recorded by an older version of assay)"
+            )
+        lines = self.operation.code_fingerprint.changes(before)
+        if len(lines) > 20:
+            lines = [*lines[:20], f"and {len(lines) - 20} more changes"]
+        return "".join(f"; {line}" for line in lines)
 
     # -------------------------------------------------------------- running
 
@@ -300,8 +317,15 @@ class Experiment:
             # failed and stale runs have a cache entry to drop; cancelled ones either finished
             # (their entry is kept and read back) or never wrote one
             self._forget([s for s in todo if statuses[s.run_id] == "failed" or s.run_id in stale])
-            identity = {"name": self.name, **self._identity(), "config": self._config}
+            identity = {
+                "name": self.name,
+                **self._identity(),
+                "config": self._config,
+                "encoding": UID_ENCODING,
+            }
             index.set_meta("experiment", identity)
+            if todo:  # the diff of a dirty tree, once per folder: the records carry its address
+                store_diff(self.folder, self.operation)
             executed, cached = self._execute(index, todo)
             results = Results(index.rows({s.run_id for s in self.specs}), self.folder)
         self.last_summary = RunSummary(
@@ -525,6 +549,10 @@ def _backend(backend: Backend | Mapping[str, Any] | None, cache: Path) -> Backen
             f"backend = {backend!r}; expected an assay backend or its dict "
             "(e.g. {'backend': 'ProcessPool'})"
         )
+    if "on_code_change" not in built.model_fields_set:
+        # The experiment decides about code changes itself, run by run, from its index (the
+        # on_code_change of run()); its own step's cache follows that decision.
+        built = built.model_copy(update={"on_code_change": "rerun"})
     if "progress" in type(built).model_fields and "progress" not in built.model_fields_set:
         # the experiment draws its own bar over the whole sweep
         built = built.model_copy(update={"progress": False})

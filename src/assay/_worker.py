@@ -37,6 +37,10 @@ class ExperimentRun(Step):
     ``runs`` comes with the item (the experiment folder's ``runs/``).
     """
 
+    # The experiment checks its operation's code itself (Experiment.run's on_code_change);
+    # this step's own code is assay's.
+    code_version = "1"
+
     operation: str
     seed: int
     context: dict[str, Any] = pydantic.Field(default_factory=dict)
