@@ -144,7 +144,7 @@ def test_run_status_results_and_cache_end_to_end(
     info = capsys.readouterr().out
     assert "runs: 6" in info
     assert "cache files:" in info
-    assert main(["cache", "clear", folder]) == 0
+    assert main(["cache", "clear", folder, "--yes"]) == 0
     assert "cleared" in capsys.readouterr().out
     assert main(["status", folder]) == 1
     assert "has no results index" in capsys.readouterr().err

@@ -105,6 +105,7 @@ def test_results_prints_csv_or_json_not_both(
         (["plot", "{tmp}/exp", "pi_estimate", "--x", "nope"], KeyError),
         (["cache", "info", "{tmp}/missing"], FileNotFoundError),
         (["cache", "clear", "{tmp}/missing"], FileNotFoundError),
+        (["reproduce", "{tmp}/exp", "nope"], KeyError),
         (["demo", "--folder", "{tmp}/d", "--replicates", "0"], ValueError),
     ],
     ids=lambda v: " ".join(v[:2]) if isinstance(v, list) else v.__name__,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assay._index import INDEX_NAME, ResultsIndex, _retry_locked
+from assay._index import INDEX_NAME, ResultsIndex, _retry_locked, claim_folder
 
 
 def test_opening_an_index_another_process_is_writing_waits_instead_of_failing(
@@ -17,6 +17,7 @@ def test_opening_an_index_another_process_is_writing_waits_instead_of_failing(
 ) -> None:
     # Another connection holds a write lock on a database not yet in WAL mode: SQLite then
     # refuses the switch to WAL at once ("database is locked"), without its busy timeout.
+    claim_folder(tmp_path, create=True)  # that driver marked the folder first
     holder = sqlite3.connect(tmp_path / INDEX_NAME, isolation_level=None, check_same_thread=False)
     holder.execute("CREATE TABLE other (x)")
     holder.execute("BEGIN IMMEDIATE")

@@ -1,4 +1,4 @@
-"""The ``assay`` command: run sweeps, query their status and results, plot, manage the cache.
+"""The ``assay`` command: run sweeps, query status and results, plot, reproduce, manage caches.
 
 Errors print as one line (``assay: error: ...``) unless ``--debug`` is given, in which case
 the traceback is shown.
@@ -16,12 +16,16 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._index import STATUSES, ResultsIndex
 from ._interrupt import STOP_REQUESTED
 from ._results import Results
+
+if TYPE_CHECKING:
+    from ._prune import PruneEntry
 
 #: Backend names accepted by ``assay run --backend``, mapped to the registered class names.
 BACKENDS = {
@@ -122,8 +126,9 @@ def _split_values(text: str) -> list[str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from assay_ops import import_operation
+    from assay_steps import CodeChangedError
 
-    from ._experiment import CodeChangedError, Experiment
+    from ._experiment import Experiment
     from ._space import grid
 
     _look_in_current_folder()
@@ -187,8 +192,12 @@ def _cmd_results(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--by {args.by[0]} needs --summary METRIC: it groups the summary of a metric"
         )
+    if args.read and args.summary:
+        raise UsageError("--read adds columns to the table of runs; it does not go with --summary")
     results = Results.load(args.folder)
     rows = results.summary(args.summary, by=args.by or None) if args.summary else results.table()
+    if args.read:
+        rows = _with_reads(results, rows)
     if args.json:
         print(json.dumps([_json_safe(r) for r in rows], indent=1))
     elif args.csv:
@@ -198,6 +207,49 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_reads(results: Results, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add a ``read:<name>`` column per parameter the runs read that is not swept, after theirs.
+
+    The value is what the run read through ``param_scope`` (empty when it did not read it).
+    """
+    reads = {record.run_id: record.params_read for record in results.records()}
+    swept = set(results.param_names)
+    names = list(dict.fromkeys(n for read in reads.values() for n in read if n not in swept))
+    at = 1 + len(results.param_names)  # run_id, then the params, then the reads
+    out = []
+    for row in rows:
+        read = reads.get(row["run_id"], {})
+        items = list(row.items())
+        columns = [(f"read:{n}", _plain(read[n]) if n in read else None) for n in names]
+        out.append(dict(items[:at] + columns + items[at:]))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` if it is JSON data (as tables, CSV and JSON print it), else its repr."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy scalars
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from ._reproduce import reproduce
+
+    _look_in_current_folder()
+    report = reproduce(args.folder, args.run_id, keep=args.keep, timeout=args.timeout)
+    for line in report.lines():
+        print(line)
+    for warning in report.warnings:
+        print(f"assay: warning: {warning}", file=sys.stderr)
+    if args.keep:
+        print(f"the rerun's record and artifacts are in {args.keep}")
+    return 0 if report.matches else 1
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     path = Results.load(args.folder).plot(args.metric, x=args.x, hue=args.hue, path=args.out)
     print(f"plot written to {path}")
@@ -205,15 +257,140 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from ._folder import cache_clear, cache_info
+    from ._folder import cache_info
 
-    if args.action == "info":
-        for key, value in cache_info(args.folder).items():
-            print(f"{key}: {value}")
-    else:
-        removed = cache_clear(args.folder)
-        print(f"cleared the cache and results index of {args.folder} ({removed} files removed)")
+    if args.action == "clear":
+        return _cache_clear(args)
+    if args.action == "prune":
+        return _cache_prune(args)
+    if args.action == "explain":
+        from ._explain import explain
+
+        print(explain(args.folder))
+        return 0
+    for key, value in cache_info(args.folder).items():
+        print(f"{key}: {value}")
     return 0
+
+
+def _cache_clear(args: argparse.Namespace) -> int:
+    from ._folder import cache_clear, clear_targets
+    from ._prune import format_size
+
+    targets = clear_targets(args.folder)  # refuses a folder that assay did not create
+    if not targets:
+        print(f"nothing to clear in {args.folder}")
+        return 0
+    files = sum(count for _, count, _ in targets)
+    size = format_size(sum(size for _, _, size in targets))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"cache clear would delete {_plural(files, 'file')} ({size}) of {args.folder} "
+                "and there is no terminal to confirm on; pass --yes to delete them"
+            )
+        print(f"assay cache clear deletes, in {args.folder}:")
+        for path, count, total in targets:
+            name = path.name + ("/" if path.is_dir() else "")
+            print(f"  {name:<20} {_plural(count, 'file'):>12}  {format_size(total)}")
+        try:
+            answer = input(f"delete {_plural(files, 'file')} ({size})? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    removed = cache_clear(args.folder)
+    print(f"cleared the cache and results index of {args.folder} ({removed} files removed)")
+    return 0
+
+
+def _cache_prune(args: argparse.Namespace) -> int:
+    from ._prune import format_size, plan_prune
+
+    if args.older_than is None and args.max_size is None and not args.stale_code:
+        raise UsageError(
+            "cache prune needs what to delete: --older-than DURATION, --max-size SIZE "
+            "or --stale-code"
+        )
+    plan = plan_prune(
+        args.folder,
+        older_than=args.older_than,
+        max_size=args.max_size,
+        stale_code=args.stale_code,
+        include_indexed=args.include_indexed,
+    )
+    cache = format_size(plan.cache_bytes)
+    if not plan.entries:
+        print(f"nothing to prune in {args.folder} (the cache holds {cache})")
+    elif args.yes:
+        deleted = plan.apply()
+        _print_pruned(plan.folder, deleted, f"deleted from {args.folder}")
+        size = format_size(sum(entry.bytes for entry in deleted))
+        print(f"deleted {_plural(len(deleted), 'entry', 'entries')}, {size}")
+        if len(deleted) < len(plan):
+            print(
+                f"left {_plural(len(plan) - len(deleted), 'entry', 'entries')} alone: written "
+                "again or removed since the plan was made"
+            )
+    else:
+        _print_pruned(plan.folder, plan.entries, f"would delete from {args.folder}")
+        entries = _plural(len(plan), "entry", "entries")
+        print(f"{entries}, {format_size(plan.bytes)} of the {cache} in the cache")
+        print("dry run: pass --yes to delete")
+    if plan.kept:
+        print(
+            f"kept {_plural(len(plan.kept), 'entry', 'entries')} of runs in the results "
+            "index; pass --include-indexed to delete them too"
+        )
+    return 0
+
+
+def _print_pruned(folder: Path, entries: Sequence[PruneEntry], title: str) -> None:
+    import datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ._prune import format_size
+
+    paths = [
+        entry.path.relative_to(folder).as_posix() + ("/" if entry.kind != "entry" else "")
+        for entry in entries
+    ]
+    table = Table(title=title)
+    table.add_column("path", no_wrap=True)
+    table.add_column("size", justify="right")
+    table.add_column("modified")
+    table.add_column("reason")
+    for path, entry in zip(paths, entries, strict=True):
+        modified = datetime.datetime.fromtimestamp(entry.modified).strftime("%Y-%m-%d %H:%M")
+        table.add_row(path, format_size(entry.bytes), modified, entry.reason)
+    reasons = max((len(entry.reason) for entry in entries), default=0)
+    width = max((len(p) for p in paths), default=0) + reasons + 45
+    Console(width=max(100, width)).print(table)
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def _duration(text: str) -> float:
+    from ._prune import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _size(text: str) -> int:
+    from ._prune import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -332,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument(
         "--by", action="append", metavar="PARAM", help="group the summary by PARAM (with --summary)"
     )
+    results.add_argument(
+        "--read",
+        action="store_true",
+        help="add a read:NAME column for each parameter the runs read through param_scope "
+        "that is not swept (scope values, defaults), with the value each run read",
+    )
     results.set_defaults(func=_cmd_results)
 
     plot = sub.add_parser("plot", help="plot a metric against a parameter (PNG)")
@@ -342,10 +525,97 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="PNG", help="where to write the plot")
     plot.set_defaults(func=_cmd_plot)
 
-    cache = sub.add_parser("cache", help="inspect or clear the cache of an experiment folder")
-    cache.add_argument("action", choices=["info", "clear"])
-    cache.add_argument("folder")
+    cache = sub.add_parser(
+        "cache", help="inspect, prune or clear the cache of an experiment folder"
+    )
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    info = actions.add_parser("info", help="count the runs, cache files and their sizes")
+    info.add_argument("folder")
+    clear = actions.add_parser(
+        "clear",
+        help="delete the cache, run folders and results index (asks first)",
+        description=(
+            "Delete cache/, runs/ and index.sqlite of an experiment folder; other files (plots, "
+            "your own) are kept. Only a folder that assay created (its .assay-experiment marker) "
+            "is cleared: another tool's index.sqlite, runs/ or cache/ is never touched. On a "
+            "terminal it lists what goes and asks; without one, pass --yes."
+        ),
+    )
+    clear.add_argument("folder", metavar="FOLDER", help="the experiment folder")
+    clear.add_argument("--yes", action="store_true", help="delete without asking")
+    prune = actions.add_parser(
+        "prune",
+        help="delete old, surplus or stale-code cache entries (a dry run unless --yes)",
+        description=(
+            "List the cache entries that the criteria choose, with their size, and delete them "
+            "with --yes. Entries of runs that the results index holds as finished are kept "
+            "unless --include-indexed. FOLDER is an experiment folder or a step cache folder "
+            "that assay created."
+        ),
+    )
+    prune.add_argument(
+        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
+    )
+    prune.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="DURATION",
+        help="entries last written longer ago than DURATION (30d, 12h, 90m, 2w)",
+    )
+    prune.add_argument(
+        "--max-size",
+        type=_size,
+        metavar="SIZE",
+        help="the oldest entries, until the cache holds at most SIZE (500M, 2G, 10k: powers "
+        "of 1024)",
+    )
+    prune.add_argument(
+        "--stale-code",
+        action="store_true",
+        help="the folders of code versions that neither the current code nor what it keeps uses",
+    )
+    prune.add_argument(
+        "--include-indexed",
+        action="store_true",
+        help="delete entries of runs in the results index too (kept by default)",
+    )
+    prune.add_argument("--yes", action="store_true", help="delete (default: only list)")
+    explain = actions.add_parser(
+        "explain",
+        help="what the cached results were computed from: code versions, functions, files",
+        description=(
+            "For an experiment folder: the operation, what its code fingerprint covers now "
+            "(functions with file and line, references it cannot follow) and the runs of each "
+            "recorded code. For every step folder of the cache: its code versions, the current "
+            "one, the one it keeps, and the functions each covered."
+        ),
+    )
+    explain.add_argument(
+        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
+    )
     cache.set_defaults(func=_cmd_cache)
+
+    again = sub.add_parser(
+        "reproduce",
+        help="rerun one run from its record and compare its metrics bit for bit",
+        description=(
+            "Rerun one run of an experiment folder in a fresh Python process, from its stored "
+            "record alone (operation, params, seeds; context and scope of the experiment), "
+            "and compare every metric bit for bit. Exits 0 when all match, 1 listing each "
+            "difference. Warns when the code, the git commit or the uncommitted changes "
+            "differ from the run's. The rerun writes into a temporary folder: nothing stored "
+            "in the experiment folder changes."
+        ),
+    )
+    again.add_argument("folder", help="the experiment folder")
+    again.add_argument("run_id", metavar="RUN_ID", help="the run's id, or a prefix only it has")
+    again.add_argument(
+        "--keep", metavar="DIR", help="keep the rerun's record and artifacts in DIR (new or empty)"
+    )
+    again.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="stop the rerun after SECONDS"
+    )
+    again.set_defaults(func=_cmd_reproduce)
 
     demo = sub.add_parser("demo", help="estimate pi by Monte Carlo on the process pool")
     demo.add_argument("--folder", default="assay-demo", help="where to keep the runs")

@@ -3,10 +3,12 @@
 ::
 
     <folder>/
+        .assay-experiment   the marker written when assay creates the folder
         index.sqlite        the results index (written by the driver only)
         cache/              the step cache: one entry per run, written atomically by workers
         runs/<run_id>/      each run's own directory (artifacts, outputs)
         plots/              PNGs written by Results.plot()
+        provenance/diffs/   <sha256>.diff: the uncommitted changes the runs were made from
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ._index import INDEX_NAME, ResultsIndex
+from ._index import INDEX_NAME, ResultsIndex, claim_folder
 
 CACHE = "cache"
 RUNS = "runs"
@@ -52,25 +54,46 @@ def cache_info(folder: str | Path) -> dict[str, Any]:
     }
 
 
+def clear_targets(folder: str | Path) -> list[tuple[Path, int, int]]:
+    """List what :func:`cache_clear` removes: ``(path, files, bytes)`` of each present target.
+
+    Raises:
+        FileNotFoundError: the folder is not an experiment folder.
+        ForeignFolderError: assay did not create the folder (another tool's ``index.sqlite``).
+
+    """
+    root = Path(folder)
+    claim_folder(root, create=False)  # refuse a folder that is not ours
+    targets = []
+    for sub in (CACHE, RUNS):
+        if (root / sub).exists() or (root / sub).is_symlink():
+            files = _files(root / sub)
+            targets.append((root / sub, len(files), sum(p.stat().st_size for p in files)))
+    targets += [(path, 1, path.stat().st_size) for path in _index_files(root)]
+    return targets
+
+
 def cache_clear(folder: str | Path) -> int:
     """Remove the cache, run directories and results index of an experiment folder.
 
-    Other files in the folder (plots, anything the user put there) are kept.
+    Only a folder that assay created (its ``.assay-experiment`` marker, or an index that assay
+    wrote before markers existed) is cleared. Other files in the folder (the marker, plots,
+    anything the user put there) are kept. Asking for confirmation is the caller's part
+    (``assay cache clear`` asks, or takes ``--yes``).
 
     Returns:
         The number of files removed.
 
     Raises:
         FileNotFoundError: the folder is not an experiment folder (nothing is removed).
+        ForeignFolderError: assay did not create the folder (nothing is removed).
 
     """
-    root = Path(folder)
-    ResultsIndex(root, create=False).close()  # refuse to clear a folder that is not ours
     removed = 0
-    for sub in (CACHE, RUNS):
-        removed += len(_files(root / sub))
-        shutil.rmtree(root / sub, ignore_errors=True)
-    for path in _index_files(root):
-        path.unlink()
-        removed += 1
+    for path, files, _ in clear_targets(folder):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:  # a file, or a link: the link goes, never what it points to
+            path.unlink(missing_ok=True)
+        removed += files
     return removed

@@ -1,0 +1,481 @@
+"""Pruning a step cache: plan what would go (``assay cache prune``), then delete it.
+
+A plan is computed first and deleting is a separate step, so that the command can show the
+plan (a dry run) and delete only when asked. The folder is an experiment folder (marked
+``.assay-experiment``; its step cache is ``cache/``) or a step cache folder (marked
+``.assay-cache``); any other folder is refused. The step cache holds::
+
+    <StepName>-<32 hex>/config.json
+    <StepName>-<32 hex>/code-<version>/code.json       one folder per code version
+    <StepName>-<32 hex>/code-<version>/cache/<uid>.pkl|.npy
+    <StepName>-<32 hex>/cache/<uid>.pkl|.npy           entries of a step without code versions
+
+Entries are deleted with one ``unlink`` each (an entry is there or gone, never half there); a
+whole code-version folder is first renamed aside to ``.trash-*`` in its step folder, so no
+reader sees a version half removed, then removed (a prune interrupted there leaves the
+``.trash-*`` folder, which the next prune removes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ._index import INDEX_NAME, MARKER_NAME, ForeignFolderError, ResultsIndex, claim_folder
+from ._index import is_marked as is_experiment_folder
+
+#: Marker file that assay-steps writes in a step cache folder when it creates it.
+CACHE_MARKER = ".assay-cache"
+
+#: Statuses of runs that the index holds results of: their cache entries are kept by default.
+FINAL = ("success", "failed")
+
+#: Prefix of the name a code-version folder is renamed to before it is removed.
+TRASH = ".trash-"
+
+#: A lock file refreshed this recently means its code version is in use (heartbeat every 20 s).
+LOCK_FRESH_SECONDS = 120.0
+
+_STEP_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*-[0-9a-f]{32}")
+_ENTRY_SUFFIXES = (".pkl", ".npy")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(?:i?b)?")
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_duration(text: str) -> float:
+    """Read a duration such as ``30d``, ``12h``, ``90m``, ``2w`` or ``45s``; return seconds.
+
+    Example:
+        >>> parse_duration("12h"), parse_duration("2w")
+        (43200.0, 1209600.0)
+
+    Raises:
+        ValueError: the text is not a number followed by one of the units s, m, h, d, w.
+
+    """
+    match = _DURATION.fullmatch(str(text).strip().lower())
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a duration; expected a number and a unit (s, m, h, d or w), "
+            "like 30d, 12h, 90m or 2w"
+        )
+    return float(match[1]) * _DURATION_UNITS[match[2]]
+
+
+def parse_size(text: str) -> int:
+    """Read a size such as ``500M``, ``2G``, ``10k`` or ``1048576`` (powers of 1024); return bytes.
+
+    Example:
+        >>> parse_size("10k"), parse_size("2G"), parse_size("1.5MiB"), parse_size("100")
+        (10240, 2147483648, 1572864, 100)
+
+    Raises:
+        ValueError: the text is not a number followed by nothing (bytes) or k, M, G or T.
+
+    """
+    match = _SIZE.fullmatch(str(text).strip().lower())
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a size; expected a number of bytes, or a number and a unit "
+            "(k, M, G or T: powers of 1024), like 500M, 2G or 10k"
+        )
+    return int(float(match[1]) * _SIZE_UNITS[match[2]])
+
+
+def format_size(size: float) -> str:
+    """Write a number of bytes for people (powers of 1024).
+
+    Example:
+        >>> format_size(512), format_size(1536), format_size(3 * 2**30)
+        ('512 B', '1.5 KiB', '3.0 GiB')
+
+    """
+    if size < 1024:
+        return f"{int(size)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def format_duration(seconds: float) -> str:
+    """Write seconds in the largest unit of :func:`parse_duration` that divides them.
+
+    Example:
+        >>> format_duration(1209600), format_duration(5400), format_duration(1.5)
+        ('2w', '90m', '1.5s')
+
+    """
+    for unit in ("w", "d", "h", "m"):
+        count = seconds / _DURATION_UNITS[unit]
+        if count >= 1 and count == int(count):
+            return f"{int(count)}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class PruneEntry:
+    """One thing a prune deletes.
+
+    Attributes:
+        path: the entry file, or the folder of a whole code version (or a ``.trash-*`` folder).
+        bytes: its size (for a folder, the size of every file in it).
+        reason: why it goes (``"older than 30d"``, ``"cache over 2.0 GiB"``, ``"stale code"``).
+        modified: its modification time (for a folder, that of its newest file), in seconds
+            since the epoch.
+        kind: ``"entry"``, ``"version"`` (a code-version folder) or ``"trash"`` (left by an
+            interrupted prune).
+
+    """
+
+    path: Path
+    bytes: int
+    reason: str
+    modified: float
+    kind: Literal["entry", "version", "trash"] = "entry"
+    # (mtime in ns, size) when planned: an entry rewritten since then is not deleted
+    signature: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+
+
+@dataclass
+class PrunePlan:
+    """What a prune of ``folder`` deletes; nothing is deleted until :meth:`apply`.
+
+    Attributes:
+        folder: the folder given (an experiment folder or a step cache folder).
+        cache: its step cache folder.
+        entries: what goes, in the order it is deleted.
+        kept: entries that a criterion chose but the experiment index references (results of
+            finished runs); they stay unless ``include_indexed``.
+        cache_bytes: the size of every file in the step cache folder now.
+
+    """
+
+    folder: Path
+    cache: Path
+    entries: list[PruneEntry]
+    kept: list[Path]
+    cache_bytes: int
+
+    @property
+    def bytes(self) -> int:
+        """The number of bytes that go."""
+        return sum(entry.bytes for entry in self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def apply(self) -> list[PruneEntry]:
+        """Delete the planned entries; return those deleted.
+
+        An entry file that was rewritten (or removed) since the plan was made is left alone.
+        A code-version folder is renamed aside to a ``.trash-*`` name in its step folder before
+        it is removed, so no reader sees it half removed.
+        """
+        deleted = []
+        for entry in self.entries:
+            if entry.kind == "entry":
+                try:
+                    stat = os.lstat(entry.path)
+                    if (stat.st_mtime_ns, stat.st_size) != entry.signature:
+                        continue  # written again since the plan: not what was listed
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+            else:
+                aside = entry.path
+                if entry.kind == "version":
+                    aside = entry.path.with_name(f"{TRASH}{entry.path.name}-{os.urandom(4).hex()}")
+                    try:
+                        os.rename(entry.path, aside)
+                    except FileNotFoundError:
+                        continue
+                shutil.rmtree(aside)
+            deleted.append(entry)
+        return deleted
+
+
+def plan_prune(
+    folder: str | Path,
+    *,
+    older_than: float | str | None = None,
+    max_size: int | str | None = None,
+    stale_code: bool = False,
+    include_indexed: bool = False,
+) -> PrunePlan:
+    """Plan which entries of a step cache to delete; :meth:`PrunePlan.apply` deletes them.
+
+    Args:
+        folder: an experiment folder, or a step cache folder (a step's ``infra.folder``).
+        older_than: entries whose file was last modified longer ago than this go (seconds,
+            or a duration such as ``"30d"``, ``"12h"``, ``"90m"``, ``"2w"``).
+        max_size: the oldest entries go until the step cache holds at most this (bytes, or a
+            size such as ``"500M"``, ``"2G"``, ``"10k"``; powers of 1024).
+        stale_code: the folders of code versions that are stale go: every version of a step
+            but its current one (the latest created) and the one the current one keeps.
+        include_indexed: entries of runs that the experiment index holds as finished (success
+            or failed) go too; by default they are kept.
+
+    Raises:
+        ValueError: no criterion given, or a bad value (naming the argument).
+        FileNotFoundError: the folder does not exist, or an experiment folder lost its index
+            (it cannot tell which entries hold results) and ``include_indexed`` is False.
+        ForeignFolderError: assay did not create the folder.
+
+    """
+    seconds = _check_duration(older_than)
+    limit = _check_size(max_size)
+    if seconds is None and limit is None and not stale_code:
+        raise ValueError("plan_prune() needs a criterion: older_than, max_size or stale_code=True")
+    root = Path(folder)
+    cache, experiment = _locate(root)
+    indexed = set() if include_indexed or experiment is None else _indexed_runs(experiment)
+    steps = _step_folders(cache)
+
+    entries: list[PruneEntry] = []
+    kept: list[Path] = []
+    gone: set[Path] = set()  # entry files inside the folders that go
+    for step in steps:
+        for trash in sorted(step.glob(TRASH + "*")):
+            if trash.is_dir() and not trash.is_symlink():
+                entries.append(_folder_entry(trash, "left by an interrupted prune", "trash"))
+        if not stale_code:
+            continue
+        for version in _stale_versions(step):
+            files = _entries_of(version)
+            gone.update(files)
+            protected = [p for p in files if p.stem in indexed]
+            if not protected:
+                entries.append(_folder_entry(version, "stale code", "version"))
+                continue
+            kept += protected  # the version stays, with the entries the index references
+            entries += _file_entries((p for p in files if p.stem not in indexed), "stale code")
+
+    # the entries no folder removal takes, oldest first
+    left = _file_entries((p for s in steps for p in _all_entries(s) if p not in gone), "")
+    left.sort(key=_age_order)
+    if seconds is not None:
+        cutoff = time.time() - seconds
+        reason = f"older than {format_duration(seconds)}"
+        young = []
+        for entry in left:
+            if entry.modified >= cutoff:
+                young.append(entry)
+            elif entry.path.stem in indexed:
+                kept.append(entry.path)
+                young.append(entry)
+            else:
+                entries.append(dataclasses.replace(entry, reason=reason))
+        left = young
+    cache_bytes = _size(_files(cache))
+    if limit is not None:
+        size = cache_bytes - sum(entry.bytes for entry in entries)
+        reason = f"cache over {format_size(limit)}"
+        for entry in left:
+            if size <= limit:
+                break
+            if entry.path.stem in indexed:
+                kept.append(entry.path)
+                continue
+            entries.append(dataclasses.replace(entry, reason=reason))
+            size -= entry.bytes
+    return PrunePlan(root, cache, entries, sorted(set(kept)), cache_bytes)
+
+
+def _check_duration(value: float | str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value) if isinstance(value, str) else value
+    except ValueError as error:
+        raise ValueError(f"older_than: {error}") from None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ValueError(
+            f"older_than = {value!r}; expected seconds >= 0 or a duration like 30d, 12h or 2w"
+        )
+    return float(seconds)
+
+
+def _check_size(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        size = parse_size(value) if isinstance(value, str) else value
+    except ValueError as error:
+        raise ValueError(f"max_size: {error}") from None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(
+            f"max_size = {value!r}; expected a number of bytes >= 0 or a size like 500M or 2G"
+        )
+    return size
+
+
+# ---------------------------------------------------------------- the folder
+
+
+def _locate(root: Path) -> tuple[Path, Path | None]:
+    """Return the step cache folder of ``root`` and the experiment folder whose index counts."""
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise FileNotFoundError(f"folder {str(root)!r} {what}; expected an experiment folder")
+    if is_experiment_folder(root) or (root / INDEX_NAME).exists():
+        claim_folder(root, create=False)  # another tool's index.sqlite: ForeignFolderError
+        return root / "cache", root
+    marker = root / CACHE_MARKER
+    if marker.is_file() and not marker.is_symlink():
+        if root.name == "cache" and is_experiment_folder(root.parent):
+            return root, root.parent  # the step cache of an experiment: its index still counts
+        return root, None
+    raise ForeignFolderError(
+        f"folder {str(root)!r} was not created by assay: it has neither the {MARKER_NAME} "
+        f"marker of an experiment folder nor the {CACHE_MARKER} marker of a step cache "
+        "folder; assay prunes only folders it created"
+    )
+
+
+def _indexed_runs(experiment: Path) -> set[str]:
+    if not (experiment / INDEX_NAME).is_file():
+        raise FileNotFoundError(
+            f"folder {str(experiment)!r} has no results index ({INDEX_NAME}), so which cache "
+            "entries hold results is unknown; run the experiment again (it rebuilds the index "
+            "from the cache), or pass include_indexed=True (--include-indexed)"
+        )
+    with ResultsIndex(experiment, create=False) as index:
+        return {run_id for run_id, status in index.statuses().items() if status in FINAL}
+
+
+# ---------------------------------------------------------------- the step cache
+
+
+def _step_folders(cache: Path) -> list[Path]:
+    if not cache.is_dir():
+        return []
+    return [
+        path
+        for path in sorted(cache.iterdir())
+        if _STEP_FOLDER.fullmatch(path.name) and path.is_dir() and not path.is_symlink()
+    ]
+
+
+def _versions(step: Path) -> list[Path]:
+    return [path for path in sorted(step.glob("code-*")) if path.is_dir() and not path.is_symlink()]
+
+
+def _entries_of(folder: Path) -> list[Path]:
+    """Return the entry files of a code-version folder (or of a step folder without versions)."""
+    entries = folder / "cache"
+    if not entries.is_dir() or entries.is_symlink():
+        return []
+    return [
+        path
+        for path in sorted(entries.iterdir())
+        if path.suffix in _ENTRY_SUFFIXES and not path.name.startswith(".") and path.is_file()
+    ]
+
+
+def _all_entries(step: Path) -> Iterator[Path]:
+    yield from _entries_of(step)
+    for version in _versions(step):
+        yield from _entries_of(version)
+
+
+def _stale_versions(step: Path) -> list[Path]:
+    """Return the code-version folders of ``step`` that its current code does not use.
+
+    Used are the current version (the latest created), the version it keeps (whose entries its
+    code serves) and, should that one keep another, that one too. A version whose ``code.json``
+    cannot be read (being written, damaged) is never stale, nor one with a lock refreshed in
+    the last two minutes (a run of that code is going on).
+    """
+    known: dict[Path, tuple[datetime.datetime, str | None]] = {}
+    for version in _versions(step):
+        code = _read_code(version / "code.json")
+        if code is not None:
+            known[version] = code
+    if len(known) < 2:
+        return []
+    current = max(known, key=lambda v: (known[v][0], v.name))
+    used = {current.name}
+    keeps = known[current][1]
+    while keeps is not None and f"code-{keeps}" not in used:  # what it keeps, and so on
+        used.add(f"code-{keeps}")
+        kept = step / f"code-{keeps}"
+        keeps = known[kept][1] if kept in known else None
+    return [v for v in known if v.name not in used and not _locked(v)]
+
+
+def _read_code(path: Path) -> tuple[datetime.datetime, str | None] | None:
+    """Return ``(created, keeps)`` of a ``code.json``, or None when it cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        created = datetime.datetime.fromisoformat(str(data["created"]).replace("Z", "+00:00"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.timezone.utc)
+    keeps = data.get("keeps")
+    return created, keeps if isinstance(keeps, str) else None
+
+
+def _locked(version: Path) -> bool:
+    cutoff = time.time() - LOCK_FRESH_SECONDS
+    for lock in version.glob("locks/*"):
+        try:
+            if lock.lstat().st_mtime >= cutoff:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+# ---------------------------------------------------------------- entries
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+def _size(paths: Iterable[Path]) -> int:
+    total = 0
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+            total += path.lstat().st_size
+    return total
+
+
+def _file_entries(paths: Iterable[Path], reason: str) -> list[PruneEntry]:
+    entries = []
+    for path in paths:
+        try:
+            stat = path.lstat()
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        signature = (stat.st_mtime_ns, stat.st_size)
+        entries.append(PruneEntry(path, stat.st_size, reason, stat.st_mtime, "entry", signature))
+    return entries
+
+
+def _folder_entry(folder: Path, reason: str, kind: Literal["version", "trash"]) -> PruneEntry:
+    files = _files(folder)
+    modified = folder.lstat().st_mtime
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            modified = max(modified, path.lstat().st_mtime)
+    return PruneEntry(folder, _size(files), reason, modified, kind)
+
+
+def _age_order(entry: PruneEntry) -> tuple[float, str]:
+    return entry.modified, str(entry.path)

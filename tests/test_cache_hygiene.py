@@ -1,0 +1,553 @@
+"""Cache hygiene: the folder marker, `assay cache clear` (confirmed) and `assay cache prune`.
+
+A folder that assay did not create (another tool's `index.sqlite`, a TensorBoard `runs/`, a
+dataset in `cache/`) is never modified, by any command; in assay's own folders, `clear` asks
+first and `prune` lists before it deletes, keeping the entries the results index refers to.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assay import Experiment, Results, grid
+from assay._cli import main
+from assay._folder import cache_clear
+from assay._index import (
+    INDEX_NAME,
+    MARKER_NAME,
+    ForeignFolderError,
+    Outcome,
+    ResultsIndex,
+    claim_folder,
+)
+from assay._prune import (
+    CACHE_MARKER,
+    format_size,
+    parse_duration,
+    parse_size,
+    plan_prune,
+)
+from assay._runs import plan
+
+OPS = """
+from assay_ops import operation
+
+
+@operation
+def square(params, capture):
+    capture.metric("value", params["x"] ** 2)
+"""
+
+DAY = 86400.0
+STEP = "ExperimentRun-" + "0123456789abcdef" * 2
+
+
+def _snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder``: the bytes of files, None for folders."""
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def _foreign(tmp_path: Path, journal: str = "delete") -> Path:
+    """A folder of another tool: its own index.sqlite, a TensorBoard-like runs/, a dataset."""
+    folder = tmp_path / "other"
+    folder.mkdir()
+    db = sqlite3.connect(folder / INDEX_NAME)
+    db.execute(f"PRAGMA journal_mode={journal}")
+    db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)")  # a `runs`, not assay's
+    db.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+    db.execute("INSERT INTO runs (name) VALUES ('resnet'), ('vit')")
+    db.execute("INSERT INTO meta VALUES ('owner', 'another tool')")
+    db.commit()
+    db.close()
+    (folder / "runs" / "Dec06_resnet").mkdir(parents=True)
+    (folder / "runs" / "Dec06_resnet" / "events.out.tfevents.1733472000.host").write_bytes(
+        b"\x18\x00brain.Event:2" * 50
+    )
+    (folder / "cache").mkdir()
+    (folder / "cache" / "train-00000.arrow").write_bytes(os.urandom(4096))
+    old = time.time() - 400 * DAY  # old enough for any --older-than
+    for path in folder.rglob("*"):
+        os.utime(path, (old, old))
+    return folder
+
+
+def _experiment(
+    tmp_path: Path, write_module: Callable[..., Any], x: list[int], folder: Path | None = None
+) -> Experiment:
+    module = write_module(OPS, "assay_hygiene_ops")
+    folder = tmp_path / "exp" if folder is None else folder
+    return Experiment(
+        "hygiene", module.square, grid(x=x), replicates=2, folder=folder, progress=False
+    )
+
+
+def _entries(folder: Path) -> dict[str, Path]:
+    """The cache entries of an experiment folder, by run id (whatever the step cache layout)."""
+    return {p.stem: p for p in (folder / "cache").rglob("*.pkl") if p.parent.name == "cache"}
+
+
+def _age(path: Path, days: float) -> None:
+    then = time.time() - days * DAY
+    os.utime(path, (then, then))
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+# ---------------------------------------------------------------- folders of another tool
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cache", "clear", "{f}", "--yes"],
+        ["cache", "prune", "{f}", "--older-than", "1d", "--stale-code", "--yes"],
+        ["cache", "prune", "{f}", "--max-size", "0", "--include-indexed", "--yes"],
+        ["cache", "info", "{f}"],
+        ["status", "{f}"],
+        ["results", "{f}"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_no_command_touches_a_folder_of_another_tool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], journal: str
+) -> None:
+    folder = _foreign(tmp_path, journal)
+    before = _snapshot(folder)
+    assert main([a.replace("{f}", str(folder)) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("assay: error: ForeignFolderError: ")
+    assert err.count("\n") == 1
+    assert f"folder {str(folder)!r} was not created by assay" in err
+    assert _snapshot(folder) == before  # every byte, and no new file (-wal, -shm, marker)
+
+
+def test_the_library_refuses_a_folder_of_another_tool_too(
+    tmp_path: Path, write_module: Callable[..., Any]
+) -> None:
+    folder = _foreign(tmp_path)
+    before = _snapshot(folder)
+    with pytest.raises(ForeignFolderError, match="not an assay results index"):
+        Results.load(folder)
+    with pytest.raises(ForeignFolderError, match="was not created by assay"):
+        ResultsIndex(folder)  # create=True: it would have added its tables
+    with pytest.raises(ForeignFolderError):
+        cache_clear(folder)
+    with pytest.raises(ForeignFolderError):
+        plan_prune(folder, older_than=0, include_indexed=True)
+    experiment = _experiment(tmp_path, write_module, [1], folder)  # a sweep pointed there
+    with pytest.raises(ForeignFolderError):
+        experiment.run()
+    assert _snapshot(folder) == before
+
+
+def test_a_folder_with_runs_and_cache_but_no_index_is_not_cleared_or_pruned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _foreign(tmp_path)
+    (folder / INDEX_NAME).unlink()
+    before = _snapshot(folder)
+    assert main(["cache", "clear", str(folder), "--yes"]) == 1
+    assert "has no results index" in capsys.readouterr().err
+    assert main(["cache", "prune", str(folder), "--older-than", "1d", "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert "neither the .assay-experiment marker" in err
+    assert "nor the .assay-cache marker" in err
+    assert _snapshot(folder) == before
+
+
+def test_a_sqlite_file_that_is_not_a_database_is_refused_unchanged(tmp_path: Path) -> None:
+    (tmp_path / INDEX_NAME).write_bytes(b"not a database at all")
+    with pytest.raises(ForeignFolderError, match="not an SQLite database"):
+        ResultsIndex(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX_NAME]
+    assert (tmp_path / INDEX_NAME).read_bytes() == b"not a database at all"
+
+
+# ---------------------------------------------------------------- the marker
+
+
+def test_a_new_experiment_folder_is_marked_before_its_index_is_written(
+    tmp_path: Path, write_module: Callable[..., Any]
+) -> None:
+    experiment = _experiment(tmp_path, write_module, [1])
+    experiment.run()
+    marker = tmp_path / "exp" / MARKER_NAME
+    data = json.loads(marker.read_text())
+    assert data["format"] == "assay-experiment"
+    assert data["created"].endswith("+00:00")
+    assert "assay" in data
+    assert not list((tmp_path / "exp").glob(MARKER_NAME + ".*"))  # no temporary file left
+    # the marker is written once: another driver on the same folder keeps it
+    claim_folder(tmp_path / "exp", create=True)
+    assert json.loads(marker.read_text()) == data
+    assert len(experiment.run()) == 2
+
+
+def test_an_index_of_an_older_assay_without_marker_is_adopted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_module: Callable[..., Any]
+) -> None:
+    _experiment(tmp_path, write_module, [1, 2]).run()
+    folder = tmp_path / "exp"
+    (folder / MARKER_NAME).unlink()  # as a folder made before the marker existed
+    assert main(["status", str(folder)]) == 0
+    assert "4 runs: pending 0, success 4" in capsys.readouterr().out
+    assert (folder / MARKER_NAME).is_file()
+    (folder / MARKER_NAME).unlink()
+    assert main(["cache", "clear", str(folder), "--yes"]) == 0
+    assert not (folder / "cache").exists()
+    assert not (folder / INDEX_NAME).exists()
+
+
+def test_an_assay_shaped_index_without_its_experiment_is_not_adopted(tmp_path: Path) -> None:
+    with ResultsIndex(tmp_path) as index:  # the tables, but no experiment ever ran here
+        index.plan(plan(grid(n=[1]), replicates=1, seed=0))
+    (tmp_path / MARKER_NAME).unlink()
+    before = _snapshot(tmp_path)
+    with pytest.raises(ForeignFolderError, match="no experiment in its meta table"):
+        ResultsIndex(tmp_path, create=False)
+    assert _snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- assay cache clear
+
+
+def test_clear_without_yes_and_without_a_terminal_refuses_and_keeps_everything(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    write_module: Callable[..., Any],
+) -> None:
+    _experiment(tmp_path, write_module, [1, 2]).run()
+    folder = tmp_path / "exp"
+    before = _snapshot(folder)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # piped input is no confirmation
+    assert main(["cache", "clear", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("assay: error: UsageError: cache clear would delete ")
+    assert "no terminal to confirm on; pass --yes" in err
+    assert _snapshot(folder) == before
+
+
+def test_clear_on_a_terminal_lists_and_asks(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    write_module: Callable[..., Any],
+) -> None:
+    _experiment(tmp_path, write_module, [1, 2]).run()
+    folder = tmp_path / "exp"
+    before = _snapshot(folder)
+    cache_bytes = sum(p.stat().st_size for p in (folder / "cache").rglob("*") if p.is_file())
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    assert main(["cache", "clear", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "cache/" in out
+    assert format_size(cache_bytes) in out
+    assert INDEX_NAME in out
+    assert "? [y/N]" in out
+    assert "nothing deleted" in out
+    assert _snapshot(folder) == before
+
+    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
+    assert main(["cache", "clear", str(folder)]) == 0
+    assert "cleared the cache and results index" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == [MARKER_NAME]
+
+
+def test_clear_with_yes_clears_and_the_folder_stays_assay_s(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_module: Callable[..., Any]
+) -> None:
+    experiment = _experiment(tmp_path, write_module, [1, 2])
+    experiment.run()
+    folder = tmp_path / "exp"
+    (folder / "notes.txt").write_text("mine")
+    assert main(["cache", "clear", str(folder), "--yes"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == [MARKER_NAME, "notes.txt"]
+    assert experiment.run().counts() == {"success": 4}  # a fresh start in the same folder
+
+
+# ---------------------------------------------------------------- assay cache prune
+
+
+def _swept(tmp_path: Path, write_module: Callable[..., Any]) -> tuple[Path, dict[str, Path]]:
+    """A real sweep of 6 runs whose first 3 (in planning order) are not finished in the index."""
+    experiment = _experiment(tmp_path, write_module, [1, 2, 3])
+    experiment.run()
+    folder = tmp_path / "exp"
+    with ResultsIndex(folder, create=False) as index:
+        index.mark([s.run_id for s in experiment.specs[:3]], "cancelled")
+    entries = _entries(folder)
+    assert sorted(entries) == sorted(s.run_id for s in experiment.specs)
+    return folder, {s.run_id: entries[s.run_id] for s in experiment.specs}
+
+
+def test_prune_is_a_dry_run_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_module: Callable[..., Any]
+) -> None:
+    folder, entries = _swept(tmp_path, write_module)
+    for path in entries.values():
+        _age(path, 40)
+    before = _snapshot(folder)
+    assert main(["cache", "prune", str(folder), "--older-than", "30d"]) == 0
+    out = capsys.readouterr().out
+    unindexed = list(entries.values())[:3]
+    size = format_size(sum(p.stat().st_size for p in unindexed))
+    assert f"3 entries, {size} of the " in out
+    assert "dry run: pass --yes to delete" in out
+    assert "older than 30d" in out
+    assert "kept 3 entries of runs in the results index" in out
+    for path in unindexed:
+        assert path.name in out
+    assert _snapshot(folder) == before  # nothing deleted
+
+
+def test_prune_older_than_deletes_only_old_entries_and_keeps_indexed_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_module: Callable[..., Any]
+) -> None:
+    folder, entries = _swept(tmp_path, write_module)
+    ids = list(entries)
+    _age(entries[ids[0]], 40)  # not indexed, old: goes
+    _age(entries[ids[1]], 10)  # not indexed, young: stays
+    _age(entries[ids[3]], 40)  # indexed, old: stays unless --include-indexed
+    assert main(["cache", "prune", str(folder), "--older-than", "30d", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "deleted 1 entry" in out
+    assert "kept 1 entry of runs in the results index" in out
+    assert [rid for rid, path in entries.items() if not path.exists()] == [ids[0]]
+
+    assert main(["cache", "prune", str(folder), "--older-than", "30d", "--include-indexed"]) == 0
+    assert entries[ids[3]].exists()  # a dry run still
+    argv = ["cache", "prune", str(folder), "--older-than", "4w", "--include-indexed", "--yes"]
+    assert main(argv) == 0
+    assert [rid for rid, path in entries.items() if not path.exists()] == [ids[0], ids[3]]
+    assert Results.load(folder).counts() == {"cancelled": 3, "success": 3}  # the index stays
+
+
+def test_prune_max_size_drops_the_oldest_entries_first(
+    tmp_path: Path, write_module: Callable[..., Any]
+) -> None:
+    folder, entries = _swept(tmp_path, write_module)
+    for days, path in enumerate(reversed(list(entries.values()))):
+        _age(path, days + 1)  # the first planned run is the oldest
+    files = [p for p in (folder / "cache").rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    ids = list(entries)
+    two_oldest = entries[ids[0]].stat().st_size + entries[ids[1]].stat().st_size
+    planned = plan_prune(folder, max_size=total - two_oldest)
+    assert [e.path for e in planned.entries] == [entries[ids[0]], entries[ids[1]]]
+    assert planned.bytes == two_oldest
+    assert planned.cache_bytes == total
+    assert {e.reason for e in planned.entries} == {f"cache over {format_size(total - two_oldest)}"}
+    # a limit that only the indexed entries could meet: every unindexed entry goes, no more
+    planned = plan_prune(folder, max_size="1k")
+    assert [e.path for e in planned.entries] == [entries[i] for i in ids[:3]]
+    assert planned.kept == sorted(entries[i] for i in ids[3:])
+    assert len(plan_prune(folder, max_size=0, include_indexed=True)) == 6
+    assert (
+        main(["cache", "prune", str(folder), "--max-size", f"{total - two_oldest}", "--yes"]) == 0
+    )
+    assert [rid for rid, path in entries.items() if not path.exists()] == ids[:2]
+
+
+def _code(step: Path, version: str, created: str, keeps: str | None = None) -> Path:
+    folder = step / f"code-{version}"
+    (folder / "cache").mkdir(parents=True)
+    (folder / "locks").mkdir()
+    (folder / "code.json").write_text(
+        json.dumps(
+            {
+                "format": "assay-code-1",
+                "version": version,
+                "created": created,
+                "keeps": keeps,
+                "fingerprint": None,
+                "pinned": None,
+            }
+        )
+    )
+    return folder
+
+
+def _step_cache(tmp_path: Path) -> Path:
+    """A step cache folder as a Step's infra.folder holds it, with four code versions."""
+    cache = tmp_path / "steps"
+    step = cache / ("Normalize-" + "ab" * 16)
+    step.mkdir(parents=True)
+    (cache / CACHE_MARKER).write_text(json.dumps({"format": "assay-cache"}))
+    (step / "config.json").write_text("{}")
+    v1 = _code(step, "v1", "2024-01-01T00:00:00+00:00")
+    v2 = _code(step, "v2", "2024-02-01T00:00:00+00:00")
+    v3 = _code(step, "v3", "2024-03-01T00:00:00Z", keeps="v2")
+    busy = _code(step, "busy", "2023-12-01T00:00:00+00:00")
+    (busy / "locks" / "item.lock").write_text("host 1")  # a run of that code is going on
+    for version in (v1, v2, v3, busy):
+        for item in ("a", "b"):
+            (version / "cache" / f"{item}.pkl").write_bytes(b"x" * 100)
+    (step / "code-broken").mkdir()
+    (step / "code-broken" / "code.json").write_text("{not json")
+    return cache
+
+
+def test_prune_stale_code_removes_whole_stale_versions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = _step_cache(tmp_path)
+    step = next(cache.glob("Normalize-*"))
+    before = _snapshot(cache)
+    assert main(["cache", "prune", str(cache), "--stale-code"]) == 0
+    out = capsys.readouterr().out
+    assert "stale code" in out
+    assert "code-v1/" in out
+    v1_bytes = 2 * 100 + len((step / "code-v1" / "code.json").read_bytes())
+    assert f"1 entry, {format_size(v1_bytes)} of the " in out
+    assert _snapshot(cache) == before
+
+    assert main(["cache", "prune", str(cache), "--stale-code", "--yes"]) == 0
+    assert "deleted 1 entry" in capsys.readouterr().out
+    names = sorted(p.name for p in step.iterdir())
+    # v3 is current, v2 is what it keeps, busy is in use, broken cannot be read: all stay
+    assert names == ["code-broken", "code-busy", "code-v2", "code-v3", "config.json"]
+
+
+def test_an_interrupted_stale_code_removal_is_finished_by_the_next_prune(tmp_path: Path) -> None:
+    cache = _step_cache(tmp_path)
+    step = next(cache.glob("Normalize-*"))
+    (step / "code-v1").rename(step / ".trash-code-v1-0badc0de")  # renamed aside, then killed
+    planned = plan_prune(cache, older_than="1w")
+    assert [(e.path.name, e.kind) for e in planned.entries] == [
+        (".trash-code-v1-0badc0de", "trash")
+    ]
+    planned.apply()
+    assert not list(step.glob(".trash-*"))
+
+
+def test_stale_code_keeps_the_entries_the_index_refers_to(tmp_path: Path) -> None:
+    specs = plan(grid(n=[1, 2]), replicates=1, seed=0)
+    with ResultsIndex(tmp_path) as index:
+        index.plan(specs)
+        index.set_meta("experiment", {"name": "e", "operation": "m:f"})
+        index.store([Outcome(specs[0].run_id, "success", {}, 0.1, None, "h", None)])
+    step = tmp_path / "cache" / STEP
+    old = _code(step, "old", "2024-01-01T00:00:00+00:00")
+    new = _code(step, "new", "2024-06-01T00:00:00+00:00")
+    for version in (old, new):
+        for spec in specs:
+            (version / "cache" / f"{spec.run_id}.pkl").write_bytes(b"r" * 10)
+    planned = plan_prune(tmp_path, stale_code=True)
+    # the stale version stays for the entry of the finished run; its other entry goes
+    assert [e.path for e in planned.entries] == [old / "cache" / f"{specs[1].run_id}.pkl"]
+    assert planned.kept == [old / "cache" / f"{specs[0].run_id}.pkl"]
+    planned = plan_prune(tmp_path, stale_code=True, include_indexed=True)
+    assert [(e.path, e.kind) for e in planned.entries] == [(old, "version")]
+    planned.apply()
+    assert sorted(p.name for p in step.iterdir()) == ["code-new"]
+    # the experiment's step cache pruned directly still keeps what the index refers to
+    (tmp_path / "cache" / CACHE_MARKER).write_text("{}")
+    for spec in specs:
+        _age(new / "cache" / f"{spec.run_id}.pkl", 100)
+    planned = plan_prune(tmp_path / "cache", older_than="30d")
+    assert [e.path.stem for e in planned.entries] == [specs[1].run_id]
+
+
+def test_prune_never_deletes_an_entry_written_again_after_the_plan(tmp_path: Path) -> None:
+    cache = _step_cache(tmp_path)
+    entries = sorted(cache.rglob("*.pkl"))
+    for path in entries:
+        _age(path, 50)
+    planned = plan_prune(cache, older_than="30d")
+    assert len(planned) == len(entries)
+    entries[0].write_bytes(b"a new value")  # a worker wrote it again meanwhile
+    deleted = planned.apply()
+    assert len(deleted) == len(entries) - 1
+    assert [p for p in entries if p.exists()] == [entries[0]]
+
+
+def test_prune_a_folder_without_index_keeps_its_entries_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_module: Callable[..., Any]
+) -> None:
+    _experiment(tmp_path, write_module, [1]).run()
+    folder = tmp_path / "exp"
+    for path in folder.glob(INDEX_NAME + "*"):
+        path.unlink()
+    assert main(["cache", "prune", str(folder), "--older-than", "0s", "--yes"]) == 1
+    assert "which cache entries hold results is unknown" in capsys.readouterr().err
+    assert len(_entries(folder)) == 2
+    assert len(plan_prune(folder, older_than=0, include_indexed=True)) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--older-than", "3x", "like 30d, 12h, 90m or 2w"),
+        ("--older-than", "30", "like 30d, 12h, 90m or 2w"),
+        ("--max-size", "lots", "like 500M, 2G or 10k"),
+        ("--max-size", "2X", "like 500M, 2G or 10k"),
+    ],
+)
+def test_bad_durations_and_sizes_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, expected: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cache", "prune", str(tmp_path), option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {value!r} is not a " in err
+    assert expected in err
+
+
+def test_prune_needs_a_criterion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cache", "prune", str(tmp_path)]) == 1
+    assert "--older-than DURATION, --max-size SIZE or --stale-code" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs a criterion"):
+        plan_prune(tmp_path)
+    with pytest.raises(ValueError, match="older_than = -1"):
+        plan_prune(tmp_path, older_than=-1)
+    with pytest.raises(ValueError, match="max_size: '2X' is not a size"):
+        plan_prune(tmp_path, max_size="2X")
+
+
+def test_durations_and_sizes() -> None:
+    assert parse_duration("30d") == 30 * DAY
+    assert parse_duration("12h") == 12 * 3600
+    assert parse_duration("90m") == 90 * 60
+    assert parse_duration("2w") == 14 * DAY
+    assert parse_duration(" 1.5h ") == 5400
+    assert parse_size("500M") == 500 * 2**20
+    assert parse_size("2G") == 2 * 2**30
+    assert parse_size("10k") == 10 * 1024
+    assert parse_size("10KiB") == 10 * 1024
+    assert parse_size("123") == 123
+    for bad in ("", "d", "3 days", "-1d", "1e3s"):
+        with pytest.raises(ValueError, match="is not a duration"):
+            parse_duration(bad)
+    for bad in ("", "G", "1P", "-5M", "five"):
+        with pytest.raises(ValueError, match="is not a size"):
+            parse_size(bad)
+
+
+def test_a_version_kept_by_a_kept_version_is_not_stale(tmp_path: Path) -> None:
+    step = tmp_path / "steps" / ("Scale-" + "cd" * 16)
+    _code(step, "a", "2024-01-01T00:00:00+00:00")
+    _code(step, "b", "2024-02-01T00:00:00+00:00")
+    _code(step, "c", "2024-03-01T00:00:00+00:00", keeps="b")
+    _code(step, "d", "2024-04-01T00:00:00+00:00", keeps="c")
+    (tmp_path / "steps" / CACHE_MARKER).write_text("{}")
+    planned = plan_prune(tmp_path / "steps", stale_code=True)
+    assert [e.path.name for e in planned.entries] == ["code-a"]
