@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 from assay_steps import Cached, Chain, CodeChangedError, Func, Step
 
@@ -240,6 +241,13 @@ def test_a_func_step_follows_its_function(write_module: Writer, tmp_path: Path) 
     with pytest.raises(CodeChangedError, match="double"):
         Func(function=new.double, infra=Cached(folder=tmp_path)).run(4)
     assert "double" in Func(function=new.double).code_report()
+
+
+def test_a_func_of_a_callable_object_is_cached(tmp_path: Path) -> None:
+    # A numpy ufunc is neither a function nor a class: its class (library code) is its code.
+    step = Func(function=np.sqrt, infra=Cached(folder=tmp_path))
+    assert step.run(4.0) == 2.0
+    assert "numpy" in step.code_report()
 
 
 def test_the_code_folder_records_what_the_code_was(write_module: Writer, tmp_path: Path) -> None:

@@ -44,7 +44,10 @@ class Func(Step):
 
     def _code_roots(self) -> tuple[object, ...]:
         """Return the code results depend on: the function (Func's own code is assay's)."""
-        return (type(self), self.function)
+        function = self.function
+        if not (inspect.isroutine(function) or inspect.isclass(function)):
+            function = type(function)  # a callable object (a numpy ufunc): its class is its code
+        return (type(self), function)
 
     @classmethod
     def _exclude_from_cls_uid(cls) -> list[str]:
