@@ -14,7 +14,8 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from assay_steps import Cached, Chain, CodeChangedError, Func, Step
+from assay_ops import fingerprint
+from assay_steps import Cached, Chain, CodeChangedError, Func, Step, _code
 
 Writer = Callable[..., ModuleType]
 
@@ -292,3 +293,23 @@ def test_a_folder_written_by_an_older_encoding_is_said_not_silently_missed(
     with pytest.raises(CodeChangedError, match="older version of assay"):
         scale(module, tmp_path).run(1)
     assert scale(module, tmp_path, "rerun").run(1) == 2
+
+
+def test_a_version_registered_meanwhile_by_another_process_is_not_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two processes of the same code start on a new folder: the other one registers the
+    # version between this one's look for its own record and its look for other versions.
+    identity = _code.code_identity(((None, fingerprint(scale)),))
+    _code.register(tmp_path, identity)
+    real = _code._served_by
+    calls: list[int] = []
+
+    def not_yet_then_real(folder: Path, code: _code.CodeIdentity) -> str | None:
+        calls.append(1)
+        return None if len(calls) == 1 else real(folder, code)
+
+    monkeypatch.setattr(_code, "_served_by", not_yet_then_real)
+    found = _code.entries_version(tmp_path, identity, "error", "step Scale")
+    assert found == (identity.version, True)
+    assert len(calls) == 2

@@ -169,15 +169,15 @@ def entries_version(
             ``"error"``.
 
     """
-    own = _read(step_folder / f"code-{identity.version}" / CODE_FILE)
+    own = _served_by(step_folder, identity)
     if own is not None:
-        keeps = own.get("keeps")
-        if isinstance(keeps, str) and keeps:
-            return check_name(keeps, f"{step_folder}/code-{identity.version} keeps"), True
-        return identity.version, True
+        return own, True
     others = known_versions(step_folder)
     if not others:
         return identity.version, False  # registered when it first writes
+    if any(data.get("version") == identity.version for data in others):
+        # Registered meanwhile by another process running this very code.
+        return _served_by(step_folder, identity) or identity.version, True
     newest = others[-1]
     if policy == "rerun" or identity.fingerprint is None:
         # A version pinned by hand changes only when the user bumps it: that is the decision.
@@ -189,6 +189,17 @@ def entries_version(
         register(step_folder, identity, keeps=target)
         return target, True
     raise CodeChangedError(f"{what}: {describe_change(newest, identity, step_folder)}")
+
+
+def _served_by(step_folder: Path, identity: CodeIdentity) -> str | None:
+    """Return the version whose entries a registered ``identity`` serves, None if unregistered."""
+    own = _read(step_folder / f"code-{identity.version}" / CODE_FILE)
+    if own is None:
+        return None
+    keeps = own.get("keeps")
+    if isinstance(keeps, str) and keeps:
+        return check_name(keeps, f"{step_folder}/code-{identity.version} keeps")
+    return identity.version
 
 
 def describe_change(old: dict[str, Any], new: CodeIdentity, step_folder: Path) -> str:
