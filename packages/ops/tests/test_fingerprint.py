@@ -4,6 +4,7 @@ cannot be followed is listed."""
 
 from __future__ import annotations
 
+import ast
 import gc
 import json
 import sys
@@ -21,7 +22,7 @@ from assay_ops import (
     fingerprint,
     operation,
 )
-from assay_ops._fingerprint import is_user_module
+from assay_ops._usercode import is_user_module
 
 from .conftest import ModuleMaker
 
@@ -451,7 +452,7 @@ def test_fingerprints_are_memoised(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr(fingerprint_module.ast, "parse", refuse)
+    monkeypatch.setattr(ast, "parse", refuse)
     assert fingerprint(module.Model) is first
     fingerprint_module._MEMO.clear()  # computed again: from the per-function caches
     assert fingerprint(module.Model) == first
