@@ -7,6 +7,7 @@ of the parameters a run read.
 
 from ._accessor import Accessor, CurrentAccessor
 from ._auto import auto_param
+from ._base import isolated_base
 from ._cli import launch, run_cli
 from ._errors import ConversionError, MissingParameterError
 from ._record import Record, Recording
@@ -24,6 +25,7 @@ __all__ = [
     "ScopedThread",
     "auto_param",
     "bind_scope",
+    "isolated_base",
     "launch",
     "param_scope",
     "run_cli",

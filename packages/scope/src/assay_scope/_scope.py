@@ -7,13 +7,13 @@ from types import TracebackType
 from typing import Any
 
 from ._accessor import Accessor, CurrentAccessor
+from ._base import publish
 from ._errors import MissingParameterError
 from ._record import Recording
 from ._state import (
     LOCK,
     RECORDING,
     ROOT,
-    ROOT_VALUES,
     bump,
     flatten,
     get_current,
@@ -332,6 +332,9 @@ class param_scope(metaclass=_ScopeType):
     def frozen() -> None:
         """Publish the current values as the base that every thread started later sees.
 
+        Inside an ``isolated_base()`` block (every operation's run is one), what it publishes
+        is withdrawn when the block ends.
+
         Example:
             >>> import threading
             >>> with param_scope(seed=7):
@@ -343,10 +346,7 @@ class param_scope(metaclass=_ScopeType):
             [7]
 
         """
-        values = flatten(get_current()._chain)
-        with LOCK:
-            ROOT_VALUES.update(values)
-            bump()
+        publish(get_current()._chain)
 
     @staticmethod
     def record() -> Recording:
