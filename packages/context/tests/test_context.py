@@ -366,5 +366,9 @@ def test_a_value_that_contains_itself_is_kept_as_a_guarded_copy() -> None:
     deep: list[Any] = []
     for _ in range(5000):
         deep = [deep]
-    with pytest.raises(TypeError, match=r"context key 'deep'.*neither frozen nor copied"):
-        ctx.add("deep", deep)  # too deep to copy: a clear error naming the key
+    with pytest.raises(
+        ValueError,
+        match=r"^context key 'deep': value is nested 5001 levels deep; expected at most 100 "
+        r"levels of nested containers$",
+    ):
+        ctx.add("deep", deep)  # past MAX_NESTING: a clear error naming the key and the depth

@@ -9,11 +9,12 @@ reports which keys a run read. The API follows ``crystallize.utils.context``.
 from ._artifacts import ArtifactLog, ArtifactRecord
 from ._context import FrozenContext
 from ._errors import ContextMutationError
-from ._freeze import FrozenDict, freeze, thaw
+from ._freeze import MAX_NESTING, FrozenDict, freeze, nesting_depth, thaw
 from ._logging import LoggingContext
 from ._metrics import FrozenMetrics
 
 __all__ = [
+    "MAX_NESTING",
     "ArtifactLog",
     "ArtifactRecord",
     "ContextMutationError",
@@ -22,5 +23,6 @@ __all__ = [
     "FrozenMetrics",
     "LoggingContext",
     "freeze",
+    "nesting_depth",
     "thaw",
 ]

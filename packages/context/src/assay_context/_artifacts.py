@@ -5,6 +5,8 @@ from __future__ import annotations
 import ntpath
 import os
 import pickle
+import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,12 @@ from ._freeze import (
 ArtifactKind = Literal["bytes", "text", "path", "array", "object"]
 
 _SEPARATORS = {"/", "\\", os.sep, *([os.altsep] if os.altsep else [])}
+
+#: Longest artifact name, in bytes of the file system encoding: file names take 255 bytes, and
+#: a writer saves an artifact through the temporary name ``.<name>.<pid>.tmp`` (up to 15 more).
+MAX_ARTIFACT_NAME_BYTES = 240
+#: What a writer's temporary file is named: such a file left over by a killed writer is removed.
+_TEMPORARY = re.compile(r"\..+\.[0-9]+\.tmp", re.DOTALL)
 
 
 def check_artifact_name(name: object) -> str:
@@ -44,10 +52,28 @@ def check_artifact_name(name: object) -> str:
         problem = "it starts with a drive"
     elif "\0" in name:
         problem = "it contains a NUL character"
+    elif _TEMPORARY.fullmatch(name):
+        problem = (
+            "it has the form of a temporary file ('.<name>.<digits>.tmp'), which is removed "
+            "when left over"
+        )
     if problem:
         raise ValueError(
             f"artifact name {name!r} is not valid: {problem}; expected a plain file name "
             "such as 'model.pkl' (no path separators, no '..', not empty)"
+        )
+    try:
+        size = len(os.fsencode(name))
+    except UnicodeError:
+        raise ValueError(
+            f"artifact name {name!r} cannot be encoded as a file name "
+            f"({sys.getfilesystemencoding()}); expected a name of encodable characters"
+        ) from None
+    if size > MAX_ARTIFACT_NAME_BYTES:
+        raise ValueError(
+            f"artifact name {name!r} is {size} bytes in the file system encoding; expected at "
+            f"most {MAX_ARTIFACT_NAME_BYTES} bytes (file names take 255 bytes, and writing one "
+            "through a temporary name adds up to 15)"
         )
     return name
 

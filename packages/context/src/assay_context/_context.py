@@ -10,7 +10,7 @@ from typing import Any
 
 from ._artifacts import ArtifactLog
 from ._errors import ContextMutationError
-from ._freeze import FrozenDict, Unfreezable, _numpy, freeze_value, safe_repr
+from ._freeze import FrozenDict, TooDeep, Unfreezable, _numpy, freeze_value, safe_repr
 from ._metrics import FrozenMetrics
 
 _DEFAULT_LOGGER = "assay.context"
@@ -47,6 +47,8 @@ def _store(key: str, value: Any, *, copy_arrays: bool = True) -> Any:
         return freeze_value(value, copy_arrays=copy_arrays)
     except Unfreezable:
         pass
+    except TooDeep as error:
+        raise ValueError(f"context key {key!r}: {error}") from None
     try:
         return _CopyOnRead(copy.deepcopy(value))
     except Exception as error:
@@ -193,6 +195,7 @@ class FrozenContext(Mapping[str, Any]):
         Raises:
             ContextMutationError: If ``key`` is already set.
             TypeError: If ``key`` is not a str, or ``value`` can be neither frozen nor copied.
+            ValueError: If ``value`` nests containers more than ``MAX_NESTING`` (100) deep.
 
         """
         if _check_key(key) in self._data:

@@ -55,6 +55,89 @@ _IMMUTABLE: tuple[type, ...] = (
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
+#: Most levels of containers (lists, tuples, dicts, sets) nested in one another that a value
+#: may hold where it enters: deeper values are refused with an error naming their key.
+MAX_NESTING = 100
+
+_CONTAINERS = (list, tuple, set, frozenset, collections.deque)
+
+
+def nesting_depth(value: object) -> int | None:
+    """Return how many containers are nested in ``value`` (None if it contains itself).
+
+    Lists, tuples, sets, deques and mappings (their values) count; a scalar is 0, ``[]`` is 1,
+    ``{"a": [[1]]}`` is 3. It walks without recursion, so any depth can be measured.
+
+    Example:
+        >>> nesting_depth(5), nesting_depth([]), nesting_depth({"a": [[1]]})
+        (0, 1, 3)
+
+    """
+
+    def children(item: object) -> Iterator[object] | None:
+        if isinstance(item, Mapping):
+            return iter(item.values())
+        if isinstance(item, _CONTAINERS):
+            return iter(item)
+        return None
+
+    top = children(value)
+    if top is None:
+        return 0
+    done: dict[int, int] = {}  # depth of containers already measured (shared parts count once)
+    path = {id(value)}
+    stack: list[tuple[int, Iterator[object], int]] = [(id(value), top, 0)]
+    while stack:
+        ident, items, deepest = stack[-1]
+        for item in items:
+            if type(item) in _SCALARS:  # the common case: no container, no ABC check
+                continue
+            inner = children(item)
+            if inner is None:
+                continue
+            if id(item) in done:
+                deepest = max(deepest, done[id(item)])
+                continue
+            if id(item) in path:
+                return None
+            stack[-1] = (ident, items, deepest)
+            path.add(id(item))
+            stack.append((id(item), inner, 0))
+            break
+        else:
+            stack.pop()
+            path.discard(ident)
+            done[ident] = deepest + 1
+            if stack:
+                parent, rest, best = stack[-1]
+                stack[-1] = (parent, rest, max(best, deepest + 1))
+    return done[id(value)]
+
+
+class TooDeep(ValueError):
+    """A value nests containers deeper than `MAX_NESTING`; ``depth`` says how deep."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__(
+            f"value is nested {depth} levels deep; expected at most {MAX_NESTING} levels of "
+            "nested containers"
+        )
+        self.depth = depth
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.depth,))
+
+
+class _Deeper(Exception):
+    """Raised inside the freezer at the first container nested past `MAX_NESTING`."""
+
+
+def _inner(depth: int) -> int:
+    if depth >= MAX_NESTING:
+        raise _Deeper
+    return depth + 1
+
+
 _EXPECTED = (
     "expected None, a number, a string, bytes, a path, a date, an enum member, a mapping, a "
     "list, tuple or set of those, or a numpy array without object dtype"
@@ -137,39 +220,55 @@ def freeze_value(value: Any, *, copy_arrays: bool = True) -> Any:
     ``copy_arrays=False`` is for values that nobody else holds (fresh from unpickling): their
     arrays are locked in place instead of copied. A value that contains itself cannot be
     frozen (a tuple cannot hold itself): the recursion it causes is reported as `Unfreezable`.
+    A value nesting containers deeper than `MAX_NESTING` raises `TooDeep` (a ValueError).
     """
     try:
-        return _freeze(value, copy_arrays)
+        return _freeze(value, copy_arrays, 0)
+    except _Deeper:
+        depth = nesting_depth(value)
+        if depth is None:  # it contains itself: it may still be copied
+            raise Unfreezable(value, "it contains itself") from None
+        raise TooDeep(depth) from None
     except RecursionError:
         # Caught once here rather than tracking the path on every call: stores stay fast.
         raise Unfreezable(value, "it contains itself, or is nested too deeply to freeze") from None
 
 
-def _freeze(value: Any, copy_arrays: bool) -> Any:
+def _freeze(value: Any, copy_arrays: bool, depth: int) -> Any:
     # Exact-type checks first: they are what config values and tags nearly always are, and they
-    # are much cheaper than isinstance against the ABCs below.
+    # are much cheaper than isinstance against the ABCs below. ``depth`` counts the containers
+    # around ``value``.
     cls = type(value)
     if cls in _SCALARS:
         return value
     if cls is dict:
-        return FrozenDict._wrap({key: _freeze(item, copy_arrays) for key, item in value.items()})
+        inner = _inner(depth)
+        return FrozenDict._wrap(
+            {key: _freeze(item, copy_arrays, inner) for key, item in value.items()}
+        )
     if cls is list or cls is tuple:
-        return tuple([_freeze(item, copy_arrays) for item in value])
+        inner = _inner(depth)
+        return tuple([_freeze(item, copy_arrays, inner) for item in value])
     if isinstance(value, _IMMUTABLE):
         return value
     if isinstance(value, FrozenDict):
         return value  # built frozen, never changed afterwards
     if isinstance(value, Mapping):
-        return FrozenDict._wrap({key: _freeze(item, copy_arrays) for key, item in value.items()})
+        inner = _inner(depth)
+        return FrozenDict._wrap(
+            {key: _freeze(item, copy_arrays, inner) for key, item in value.items()}
+        )
     if isinstance(value, tuple):
-        items = tuple(_freeze(item, copy_arrays) for item in value)
+        inner = _inner(depth)
+        items = tuple(_freeze(item, copy_arrays, inner) for item in value)
         if type(value) is tuple:
             return items
         if hasattr(type(value), "_fields"):  # a namedtuple keeps its type and field names
             return type(value)(*items)
         raise Unfreezable(value)
     if isinstance(value, (list, collections.deque)):
-        return tuple(_freeze(item, copy_arrays) for item in value)
+        inner = _inner(depth)
+        return tuple(_freeze(item, copy_arrays, inner) for item in value)
     if isinstance(value, (set, frozenset)):
         # Set elements are hashable, hence already immutable for all practical purposes.
         return frozenset(value)
