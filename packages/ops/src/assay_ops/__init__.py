@@ -8,6 +8,7 @@ from ._canonical import CANONICAL_VERSION, canonical_bytes, canonical_digest
 from ._capture import Capture
 from ._codehash import code_hash
 from ._fingerprint import CodeFingerprint, FunctionPrint, Unresolved, fingerprint
+from ._infrastructure import is_infrastructure_error
 from ._operation import INJECTABLE, OperationWrapper, import_operation, operation
 from ._provenance import GitState, git_state
 from ._record import RECORD_FORMAT, ErrorInfo, RunRecord
@@ -35,5 +36,6 @@ __all__ = [
     "fingerprint",
     "git_state",
     "import_operation",
+    "is_infrastructure_error",
     "operation",
 ]

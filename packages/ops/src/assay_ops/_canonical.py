@@ -47,6 +47,7 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
+from assay_context import nesting_depth
 
 #: Version of the encoding below; it is part of every digest, so a deliberate change of the
 #: encoding changes every derived seed in a visible way.
@@ -57,6 +58,20 @@ _SUPPORTED = (
     "a mapping, set, frozenset, or a numpy scalar or array"
 )
 _NAN = struct.pack(">d", float("nan"))
+
+
+#: Most containers nested in one another in an encoded value, in all: the 100 levels a
+#: parameter value may take where it enters (``assay_context.MAX_NESTING``), and room for what
+#: holds it. Deeper values are refused with a ValueError rather than exhausting the stack.
+MAX_ENCODED_NESTING = 200
+
+
+class _TooDeep(Exception):
+    """Raised at the first container nested too deep; containers add (key, value) on the way out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path: list[tuple[str, Any]] = []
 
 
 class _Unsupported(TypeError):
@@ -99,67 +114,84 @@ def _numpy(value: np.generic | np.ndarray[Any, Any]) -> bytes:
     return b"a" + dtype_tag + shape + _sized(b"", array.tobytes())
 
 
-def _items(values: Any) -> bytes:
+def _inner(depth: int) -> int:
+    """Return the depth of a container's elements; raise past ``MAX_ENCODED_NESTING``."""
+    if depth >= MAX_ENCODED_NESTING:
+        raise _TooDeep
+    return depth + 1
+
+
+def _items(values: Any, depth: int) -> bytes:
+    inner = _inner(depth)
     out = []
     for index, item in enumerate(values):
         try:
-            out.append(_enc(item))
+            out.append(_enc(item, inner))
         except _Unsupported as err:
             err.where = f"[{index}]{err.where}"
+            raise
+        except _TooDeep as err:
+            err.path.append((f"[{index}]", item))
             raise
     return _length(len(out)) + b"".join(out)
 
 
-def _mapping(value: Mapping[Any, Any]) -> bytes:
+def _mapping(value: Mapping[Any, Any], depth: int) -> bytes:
+    inner = _inner(depth)
     pairs = []
     for key, item in value.items():
         try:
-            pairs.append(_enc(key) + _enc(item))
+            pairs.append(_enc(key, inner) + _enc(item, inner))
         except _Unsupported as err:
             err.where = f"[{key!r}]{err.where}"
+            raise
+        except _TooDeep as err:
+            err.path.append((f"[{key!r}]", item))
             raise
     pairs.sort()
     return b"d" + _length(len(pairs)) + b"".join(pairs)
 
 
-def _set(value: Any) -> bytes:
+def _set(value: Any, depth: int) -> bytes:
+    inner = _inner(depth)
     try:
-        items = sorted(_enc(item) for item in value)
+        items = sorted(_enc(item, inner) for item in value)
     except _Unsupported as err:
         err.where = f" element{err.where}"
         raise
     return b"S" + _length(len(items)) + b"".join(items)
 
 
-def _enum(value: enum.Enum) -> bytes:
+def _enum(value: enum.Enum, depth: int) -> bytes:
     cls = type(value)
     name = f"{cls.__module__}.{cls.__qualname__}".encode()
-    return b"e" + _sized(b"", name) + _enc(value.value)
+    return b"e" + _sized(b"", name) + _enc(value.value, depth)
 
 
 # Exact types first, by dictionary lookup: the common parameters cost one lookup each.
-_EXACT: dict[type, Callable[[Any], bytes]] = {
-    type(None): lambda v: b"N",
-    bool: lambda v: b"T" if v else b"F",
-    int: lambda v: _sized(b"i", str(v).encode()),
-    float: lambda v: b"f" + _float(v),
-    str: lambda v: _sized(b"s", v.encode("utf-8")),
-    list: lambda v: b"l" + _items(v),
-    tuple: lambda v: b"t" + _items(v),
+_EXACT: dict[type, Callable[[Any, int], bytes]] = {
+    type(None): lambda v, d: b"N",
+    bool: lambda v, d: b"T" if v else b"F",
+    int: lambda v, d: _sized(b"i", str(v).encode()),
+    float: lambda v, d: b"f" + _float(v),
+    str: lambda v, d: _sized(b"s", v.encode("utf-8")),
+    list: lambda v, d: b"l" + _items(v, d),
+    tuple: lambda v, d: b"t" + _items(v, d),
     dict: _mapping,
 }
 
 
-def _enc(value: Any) -> bytes:
+def _enc(value: Any, depth: int) -> bytes:
+    # ``depth`` counts the containers around ``value``.
     encoder = _EXACT.get(type(value))
     if encoder is not None:
-        return encoder(value)
+        return encoder(value, depth)
     # Subclasses and the rarer types. Order matters: numpy scalars subclass float/int, bool
     # subclasses int, enum members may subclass int or str.
     if isinstance(value, (np.generic, np.ndarray)):
         return _numpy(value)
     if isinstance(value, enum.Enum):
-        return _enum(value)
+        return _enum(value, depth)
     if isinstance(value, bool):
         return b"T" if value else b"F"
     if isinstance(value, int):
@@ -175,19 +207,29 @@ def _enc(value: Any) -> bytes:
     if isinstance(value, PurePath):
         return _sized(b"p", value.as_posix().encode("utf-8"))
     if isinstance(value, list):
-        return b"l" + _items(value)
+        return b"l" + _items(value, depth)
     if isinstance(value, tuple):
-        return b"t" + _items(value)
+        return b"t" + _items(value, depth)
     if isinstance(value, Mapping):
-        return _mapping(value)
+        return _mapping(value, depth)
     if isinstance(value, (set, frozenset)):
-        return _set(value)
+        return _set(value, depth)
     raise _Unsupported(value)
 
 
 def _encode(value: Any, name: str) -> bytes:
     try:
-        return _enc(value)
+        return _enc(value, 0)
+    except _TooDeep as err:
+        # Name the entry of a mapping (the parameter) that is too deep, else the whole value.
+        where, part = err.path[-1] if err.path and isinstance(value, Mapping) else ("", value)
+        depth = nesting_depth(part)
+        if depth is None:
+            raise ValueError(f"{name}{where} contains itself; expected data") from None
+        raise ValueError(
+            f"{name}{where} is nested {depth} levels deep; expected at most "
+            f"{MAX_ENCODED_NESTING} levels of nested containers in all"
+        ) from None
     except _Unsupported as err:
         bad = err.value
         if isinstance(bad, np.ma.MaskedArray):
@@ -212,6 +254,8 @@ def canonical_bytes(value: Any, name: str = "params") -> bytes:
     Raises:
         TypeError: When some part of ``value`` has an unsupported type; the message names
             where it sits, e.g. ``params['model']['init']``.
+        ValueError: When ``value`` nests containers more than ``MAX_ENCODED_NESTING`` (200)
+            deep, or contains itself; the message names the entry and its depth.
 
     Example:
         >>> canonical_bytes(1) != canonical_bytes(1.0) != canonical_bytes(True)

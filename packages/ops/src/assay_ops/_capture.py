@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import pickle
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +82,40 @@ def _stream(kind: str, data: Any, sink: _Sink) -> None:
         pickle.dump(data, sink, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+#: A writer's temporary file older than this (by its last write) was left by a killed writer:
+#: it is removed when the artifact folder is next written or its run runs again.
+STALE_TEMPORARY_SECONDS = 3600.0
+_TEMPORARY = re.compile(r"\..+\.[0-9]+\.tmp", re.DOTALL)  # what _write names its files
+
+
+def remove_stale_temporaries(folder: Path, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
+    """Remove the temporary files killed writers left in ``folder``; return how many.
+
+    Only files named like ``_write``'s temporary files (``.<name>.<pid>.tmp``, a name no
+    artifact may take) whose last write is older than ``older_than`` seconds are removed: a
+    writer still at work keeps its file. Best effort: a file that cannot be removed stays.
+    """
+    limit = time.time() - older_than
+    removed = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not (entry.name.endswith(".tmp") and _TEMPORARY.fullmatch(entry.name)):
+                    continue
+                try:
+                    if (
+                        entry.is_file(follow_symlinks=False)
+                        and entry.stat(follow_symlinks=False).st_mtime < limit
+                    ):
+                        os.unlink(entry.path)
+                        removed += 1
+                except OSError:
+                    continue  # removed meanwhile by another process, or not ours to remove
+    except OSError:
+        pass  # no folder yet (nothing left over), or unreadable: writing will say so
+    return removed
+
+
 def _write(kind: str, data: Any, target: Path) -> _Sink:
     """Write an artifact to ``target`` atomically (temporary name, flush, rename); hash it."""
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -91,8 +126,13 @@ def _write(kind: str, data: Any, target: Path) -> _Sink:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)  # no half-written file left beside the artifacts
+        # A failed write or flush names no file, a failed open the temporary one: name the
+        # artifact (a full disk must say where).
+        unnamed = (None, str(temporary))
+        if isinstance(error, OSError) and error.strerror and error.filename in unnamed:
+            error.filename = str(target)
         raise
     return sink
 
@@ -153,6 +193,20 @@ class Capture:
             raise TypeError(f"artifact_dir={value!r}: expected a str or Path, or None")
         self._artifact_dir_raw = value
         self._artifact_dir = None
+        self._swept = False
+
+    def remove_stale_temporaries(self) -> int:
+        """Remove what killed writers left in the artifact folder, once; return how many.
+
+        Temporary files of artifacts (``.<name>.<pid>.tmp``) untouched for
+        ``STALE_TEMPORARY_SECONDS`` (an hour) are removed; a writer still at work keeps its
+        file. Called before the first artifact is written, and when a run starts.
+        """
+        folder = self.artifact_dir
+        if folder is None or self._swept:
+            return 0
+        self._swept = True
+        return remove_stale_temporaries(folder)
 
     @classmethod
     def for_context(cls, context: Any, *, artifact_dir: str | Path | None = None) -> Capture:
@@ -239,6 +293,7 @@ class Capture:
         else:
             target = folder / name
             folder.mkdir(parents=True, exist_ok=True)
+            self.remove_stale_temporaries()
             # One pass writes and hashes; a file is copied, so a file made in the scratch folder
             # survives the run.
             description = self._describe(record, _write(record.kind, record.data, target))

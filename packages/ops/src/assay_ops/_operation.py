@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from assay_context import FrozenContext
-from assay_scope import param_scope
+from assay_scope import isolated_base, param_scope
 
 from ._canonical import canonical_digest
 from ._capture import Capture
 from ._fingerprint import CodeFingerprint, fingerprint
+from ._infrastructure import is_infrastructure_error
 from ._provenance import provenance
 from ._record import ErrorInfo, RunRecord, Status
 from ._runtime import Runtime
@@ -270,14 +271,21 @@ class OperationWrapper:
         ``argparse`` refusing its arguments), whatever its code, ``0`` and ``None`` included:
         the body did not run to its end. It is not re-raised, so one run that exits cannot end
         a sweep; the record's error names the operation and the exit code.
-        ``KeyboardInterrupt`` gives a ``cancelled`` record, attached to the exception as
+        An ``OSError`` saying the storage failed (``ENOSPC``, ``EDQUOT``, ``EIO``, ``EROFS``:
+        see ``is_infrastructure_error``), raised by the function or while the capture writes an
+        artifact file (the error then names that file), is not the operation's failure: it
+        propagates, with no record, so that the run can be done again once the storage is
+        fixed. ``KeyboardInterrupt`` gives a ``cancelled`` record, attached to the exception as
         ``run_record``, and is re-raised: Ctrl-C stops a sweep. The scratch directory is
         removed in every case (unless the runtime keeps it).
 
-        ``param_scope.frozen()`` called by the function publishes the run's values as the base
-        of the whole process, which later runs and threads still see: the scope layer offers no
-        way yet to read and restore that base. Hand the run's scope to its threads with
-        ``ScopedThread`` or ``bind_scope`` instead.
+        The function runs inside ``assay_scope.isolated_base()``: ``param_scope.frozen()``
+        called by it publishes the run's values to the threads the run starts, and the base
+        is put back as it was when the run ends, however it ends, so later runs and threads of
+        the process never see them. The run reads its own copy of the base, so runs in other
+        threads that freeze their values at the same time do not reach it; plain threads,
+        which read the base of the whole process, can see those (``ScopedThread`` and
+        ``bind_scope`` carry the run's own scope instead).
 
         Args:
             context: Shared read-only state of the experiment: a ``FrozenContext`` (a
@@ -316,6 +324,7 @@ class OperationWrapper:
         if capture is None:
             folder = runtime.run_dir / "artifacts" if runtime.has_run_dir else None
             capture = Capture(artifact_dir=folder)
+        capture.remove_stale_temporaries()  # what a killed earlier attempt of the run left
         kwargs = self._arguments(context, values, seeds, runtime, capture)
         started, clock = _now(), time.perf_counter()
         status: Status = "success"
@@ -324,13 +333,16 @@ class OperationWrapper:
         try:
             # What the function reads through param_scope (its params, scope values around
             # the run, defaults, @auto_param arguments) is recorded, failed runs included.
-            with param_scope(**values), param_scope.record() as read:
+            # What param_scope.frozen() publishes during the run is withdrawn after it.
+            with isolated_base(), param_scope(**values), param_scope.record() as read:
                 returned = self._func(**kwargs)
             if returned is not None:
                 self._record_returned(returned, capture)
         except KeyboardInterrupt as err:
             status, error = "cancelled", err
         except Exception as err:
+            if is_infrastructure_error(err):
+                raise  # the storage failed (a full disk...), not the operation: no record
             status, error = "failed", err
         except SystemExit as err:
             # A library's sys.exit() or argparse refusing its arguments ends this run, not the

@@ -31,7 +31,8 @@ def _check_uint(name: str, value: Any, limit: int) -> int:
             f"{name}={value!r}: expected a non-negative int, got {type(value).__name__}"
         )
     if not 0 <= value < limit:
-        raise ValueError(f"{name}={value!r}: expected a non-negative int below {limit}")
+        below = f"2**{limit.bit_length() - 1}" if limit.bit_count() == 1 else str(limit)
+        raise ValueError(f"{name}={value!r}: expected a non-negative int below {below}")
     return int(value)
 
 
