@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib
 import traceback
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pydantic
+from assay_ops import is_infrastructure_error
 
 from ._dump import dump_tagged
 from ._errors import BatchProtocolError
@@ -347,6 +349,30 @@ class ItemTask:
 
         written = 0
         writing = False  # an OSError while writing an entry is the disk's, not the item's
+        # A batch of the step's own (not known to yield one result per input) is held back
+        # until it ended with exactly one result per input: a result too many or too few
+        # pairs every result with the wrong item, so none of them may be cached. Holding
+        # costs the results of one task in memory; the default loop over ``_run`` (and a
+        # Chain, which counts its results itself) writes each result as it comes.
+        held: collections.deque[Any] | None = (
+            None if "exact_batch" in self.step._flags else collections.deque()
+        )
+
+        def write(result: Any) -> None:
+            nonlocal written, writing
+            uid = todo[written]
+            # The lock file becomes the entry: one rename, no separate temporary file.
+            via = lock_path(lock_folder, uid)
+            writing = True
+            store.write_result(uid, result, via=via, replace=uid not in absent)
+            writing = False
+            release(lock_folder, uid, renamed=True)
+            written += 1
+
+        def write_held() -> None:
+            while held:
+                write(held.popleft())
+
         try:
             if getattr(self.step, "_composite", False):  # a Chain needs its whole input list
                 values = list(claimed())
@@ -355,31 +381,40 @@ class ItemTask:
                 )
             else:
                 results = iter(self.step._run_batch(claimed()))
-            for result in results:
-                if written >= len(todo):
+            try:
+                for result in results:
+                    if written + len(held or ()) >= len(todo):
+                        raise BatchProtocolError(
+                            f"{type(self.step).__name__}._run_batch yielded more results than "
+                            "inputs it consumed; expected exactly one result per input"
+                        )
+                    if held is None:
+                        write(result)
+                    else:
+                        held.append(result)
+                if written + len(held or ()) < len(todo) or not fed_all:
                     raise BatchProtocolError(
-                        f"{type(self.step).__name__}._run_batch yielded more results than "
-                        "inputs it consumed; expected exactly one result per input"
+                        f"{type(self.step).__name__}._run_batch yielded "
+                        f"{written + len(held or ())} results for {len(self.uids)} inputs; "
+                        "expected exactly one result per input"
                     )
-                uid = todo[written]
-                # The lock file becomes the entry: one rename, no separate temporary file.
-                via = lock_path(lock_folder, uid)
-                writing = True
-                store.write_result(uid, result, via=via, replace=uid not in absent)
-                writing = False
-                release(lock_folder, uid, renamed=True)
-                written += 1
-            if written < len(todo) or not fed_all:
-                raise BatchProtocolError(
-                    f"{type(self.step).__name__}._run_batch yielded {written} results for "
-                    f"{len(self.uids)} inputs; expected exactly one result per input"
-                )
+            except BatchProtocolError:
+                raise
+            except Exception:
+                # An item raised: the results before it are its predecessors' (as in exca),
+                # and the error goes to the item being computed (below).
+                write_held()
+                raise
+            write_held()
         except BatchProtocolError:
             raise
         except Exception as error:
             # Cache the error on the item being computed; the others stay missing. A failed
-            # write (a full disk) is not the item's error: caching it would stick.
+            # write, or the storage failing under the step itself (a full disk, an I/O
+            # error), is not the item's error: caching it would stick.
             if written >= len(todo) or (writing and isinstance(error, OSError)):
+                raise
+            if is_infrastructure_error(error):
                 raise
             uid = todo[written]
             via = lock_path(lock_folder, uid)

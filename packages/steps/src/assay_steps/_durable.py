@@ -69,10 +69,12 @@ def write_atomic(
             os.ftruncate(fd, size)  # drop what is left of the old content
         if fsync:
             os.fsync(fd)
-    except BaseException:
+    except BaseException as error:
         os.close(fd)
         if via is None:
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.strerror and error.filename is None:
+            error.filename = os.fspath(path)  # a failed write names no file: say which one
         raise
     os.close(fd)
     os.replace(tmp, path)

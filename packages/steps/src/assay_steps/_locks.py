@@ -196,10 +196,12 @@ def _create(path: str, content: bytes) -> bool:
         return False
     try:
         os.write(fd, content)
-    except BaseException:  # e.g. a full disk: leave no ownerless lock behind
+    except BaseException as error:  # e.g. a full disk: leave no ownerless lock behind
         os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(path)
+        if isinstance(error, OSError) and error.strerror and error.filename is None:
+            error.filename = path  # a failed write names no file: a full disk must say where
         raise
     os.close(fd)
     return True

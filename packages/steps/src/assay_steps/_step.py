@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
 import xxhash
-from assay_ops import CodeFingerprint, fingerprint
+from assay_ops import CodeFingerprint, fingerprint, is_infrastructure_error
 
 from ._backend import Backend, ItemTask, _format_error
 from ._code import (
@@ -158,6 +158,10 @@ class Step(pydantic.BaseModel):
     _registry: ClassVar[dict[str, weakref.WeakValueDictionary[str, type[Step]]]] = {}
     _flags: ClassVar[frozenset[str]] = frozenset()
     _composite: ClassVar[bool] = False  # computes through sub-steps (needs all inputs at once)
+    #: Set to True in the class body that defines a ``_run_batch`` yielding exactly one result
+    #: per input by construction (a loop over its inputs): its results are then cached as they
+    #: come. Any other ``_run_batch`` has its results cached once it ended with the right count.
+    _one_result_per_input: ClassVar[bool] = False
     #: A version pinned by hand instead of the code fingerprint (as exca users keep a version
     #: field): entries are served while it stays the same, whatever the code does.
     code_version: ClassVar[str | None] = None
@@ -178,6 +182,9 @@ class Step(pydantic.BaseModel):
             flags.add("has_run")
         if cls._resolve_step is not Step._resolve_step:
             flags.add("has_resolve")
+        batch_owner = next(c for c in cls.__mro__ if "_run_batch" in vars(c))
+        if batch_owner is Step or vars(batch_owner).get("_one_result_per_input", False):
+            flags.add("exact_batch")
         params = list(inspect.signature(cls._run).parameters.values())[1:]
         if all(
             p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params
@@ -923,7 +930,11 @@ def _run_chain_missing(
             failure = error
         for uid in missing:
             store.forget(uid)  # the steps' own stores wrote them: what this one holds is old
-        if failure is not None and not isinstance(failure, BatchProtocolError):
+        # A broken batch caches nothing; nor does the storage failing (a full disk is not
+        # the item's error, and a cached one would stick).
+        if failure is not None and not (
+            isinstance(failure, BatchProtocolError) or is_infrastructure_error(failure)
+        ):
             _cache_chain_error(store, missing, failure)
     reader = _read_all(chain, store, uids)
     return reader if failure is None else _reads_until(reader, failure)

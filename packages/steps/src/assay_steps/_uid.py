@@ -18,6 +18,7 @@ import enum
 import math
 import struct
 import sys
+import threading
 import uuid
 import weakref
 from collections.abc import Callable
@@ -61,9 +62,53 @@ def _enc_bytes(value: bytes, _where: str) -> bytes:
     return _atom(b"b", bytes(value))
 
 
+#: Most containers nested in one another in an encoded value, in all (as in ``assay_ops``):
+#: deeper values are refused with a ValueError rather than exhausting the stack.
+MAX_NESTING = 200
+_nesting = threading.local()  # containers around the value being encoded, per thread
+
+
+class _TooDeep(ValueError):
+    """A value nests containers past `MAX_NESTING`; ``where`` names the top entry holding them."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.where = where
+
+    def __str__(self) -> str:
+        return (
+            f"cannot compute a cache uid for {self.where}: it is nested more than {MAX_NESTING} "
+            f"levels deep; expected at most {MAX_NESTING} levels of nested containers in all"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.where,))
+
+
+def _enter(where: str) -> int:
+    depth: int = getattr(_nesting, "depth", 0)
+    if depth >= MAX_NESTING:
+        raise _TooDeep(where)
+    _nesting.depth = depth + 1
+    return depth + 1
+
+
+def _leave(error: BaseException | None, depth: int, where: str) -> None:
+    _nesting.depth = depth - 1
+    if isinstance(error, _TooDeep) and depth == 2:
+        error.where = where  # an entry of the outermost container: what the message names
+
+
 def _enc_sequence(tag: bytes) -> _Encoder:
     def encode_sequence(value: Any, where: str) -> bytes:
-        parts = [encode(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        depth, error = _enter(where), None
+        try:
+            parts = [encode(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        except _TooDeep as raised:
+            error = raised
+            raise
+        finally:
+            _leave(error, depth, where)
         return b"%s%d:%s" % (tag, len(parts), b"".join(parts))
 
     return encode_sequence
@@ -71,17 +116,31 @@ def _enc_sequence(tag: bytes) -> _Encoder:
 
 def _enc_unordered(tag: bytes) -> _Encoder:
     def encode_unordered(value: Any, where: str) -> bytes:
-        parts = sorted(encode(item, f"{where}{{...}}") for item in value)
+        depth, error = _enter(where), None
+        try:
+            parts = sorted(encode(item, f"{where}{{...}}") for item in value)
+        except _TooDeep as raised:
+            error = raised
+            raise
+        finally:
+            _leave(error, depth, where)
         return b"%s%d:%s" % (tag, len(parts), b"".join(parts))
 
     return encode_unordered
 
 
 def _enc_dict(value: dict[Any, Any], where: str) -> bytes:
-    parts = sorted(
-        encode(key, f"{where} key") + encode(item, f"{where}[{key!r}]")
-        for key, item in value.items()
-    )
+    depth, error = _enter(where), None
+    try:
+        parts = sorted(
+            encode(key, f"{where} key") + encode(item, f"{where}[{key!r}]")
+            for key, item in value.items()
+        )
+    except _TooDeep as raised:
+        error = raised
+        raise
+    finally:
+        _leave(error, depth, where)
     return b"d%d:%s" % (len(parts), b"".join(parts))
 
 
@@ -264,6 +323,7 @@ def encode(value: Any, where: str = "value") -> bytes:
 
     Raises:
         TypeError: ``value`` (or something inside it) has no canonical encoding.
+        ValueError: ``value`` nests containers more than ``MAX_NESTING`` (200) deep.
         FileNotFoundError: a ``Path`` in ``value`` names nothing on disk.
 
     Example:
