@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import multiprocessing
+import os
+import select
+import signal
 import sys
+import threading
+import time
 from concurrent import futures
 from concurrent.futures import BrokenExecutor
 from typing import Any, ClassVar, Literal
@@ -21,6 +27,10 @@ from ._workers import worker_count
 #: Shards per worker: small enough to keep per-shard overhead low, large enough that a slow
 #: shard does not leave the other workers idle at the end.
 SHARDS_PER_WORKER = 4
+#: How often a pool worker's watchdog looks whether the process that started it is alive.
+WATCH_SECONDS = 0.5
+#: ``prctl`` option: the signal this process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
 
 
 class _PoolBackend(Backend):
@@ -46,9 +56,16 @@ class _PoolBackend(Backend):
         interrupted = False
         try:
             with self._bar(tasks, n_items) as bar:
-                running = {pool.submit(*self._call(piece)): piece for piece in shards}
+                running: dict[futures.Future[Any], list[ItemTask]] = {}
                 failure: BaseException | None = None
                 unfinished = 0  # items of the shards a dead worker took down with it
+                for sent, piece in enumerate(shards):
+                    try:
+                        running[pool.submit(*self._call(piece))] = piece
+                    except BrokenExecutor as broken:  # a worker died before all were sent
+                        failure = broken
+                        unfinished = sum(item_count(rest) for rest in shards[sent:])
+                        break
                 for done in futures.as_completed(running):
                     bar.advance(item_count(running[done]))
                     error = done.exception()
@@ -122,7 +139,8 @@ class ProcessPool(_PoolBackend):
     Suits CPU-bound Python code. The worker count is ``min(max_jobs, items,
     os.cpu_count())``: every core works (exca keeps one back, so on 2 cores it never runs two
     items at once). Tasks travel to the workers with cloudpickle, so steps defined in a
-    script or a notebook work too. Workers write their results to the cache themselves.
+    script or a notebook work too. Workers write their results to the cache themselves, and
+    end with the process that started them, even when it is killed (SIGKILL, SIGTERM).
 
     Args:
         max_jobs: Most worker processes to run at once.
@@ -150,7 +168,11 @@ class ProcessPool(_PoolBackend):
         if method is None and sys.platform != "win32" and "fork" in _methods():
             method = "fork"
         context = multiprocessing.get_context(method)
-        return futures.ProcessPoolExecutor(workers, mp_context=context)
+        # Workers die with this process (a fork server, not this process, starts its own).
+        bind = (os.getpid(), context.get_start_method() != "forkserver")
+        return futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_bind_to_driver, initargs=bind
+        )
 
     def _call(self, piece: list[ItemTask]) -> tuple[Any, ...]:
         # cloudpickle, not pickle: steps and functions defined in __main__ or a notebook.
@@ -188,6 +210,106 @@ def _worker_died(tasks: list[ItemTask], unfinished: int) -> JobError:
 
 def _methods() -> list[str]:
     return multiprocessing.get_all_start_methods()
+
+
+def _bind_to_driver(driver: int, parent_is_driver: bool) -> None:
+    """Make this pool worker die with its driver (run first in each worker).
+
+    A driver killed with SIGKILL or SIGTERM cannot stop its workers. Left alone they would
+    wait forever on the pool's queue (each holds the queue's write end open for the others),
+    keeping the driver's stdout, stderr and open files with them. On Linux the kernel sends
+    the worker SIGKILL when its parent, the driver, dies; a daemon thread also checks the
+    parent every ``WATCH_SECONDS`` (elsewhere, the only guard). A fork server's worker
+    watches the driver itself: the fork server lives as long as any of its workers does. A
+    worker killed amid an item leaves no half-written entry: its lock names a dead process
+    and the next run takes the item over.
+
+    Args:
+        driver: The driver's pid.
+        parent_is_driver: The driver started this worker (fork, spawn), not a fork server.
+            A worker whose parent is already another process (the driver died before this
+            ran) ends at once.
+
+    """
+    if sys.platform == "win32":  # no reparenting to watch for, nor a death signal
+        return
+    if not parent_is_driver:
+        _watch_driver(driver)
+        return
+    parent = os.getppid()
+    if parent != driver:
+        _end_worker()
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the death signal was set
+        _end_worker()
+    _watch_parent(parent)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when this process's parent dies (Linux; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # an exotic libc: the watchdog remains
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _watch_parent(parent: int, interval: float = WATCH_SECONDS) -> None:
+    """End this process once its parent ``parent`` is gone (checked every ``interval`` s).
+
+    An orphan is handed to another parent (init or a subreaper), so its parent pid changes.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        _end_worker()
+
+    threading.Thread(target=watch, name="assay-pool-watchdog", daemon=True).start()
+
+
+def _watch_driver(driver: int, interval: float = WATCH_SECONDS) -> None:
+    """End this process once the process ``driver`` (not its parent) has ended.
+
+    Where the system has process handles (Linux), the watchdog waits on the driver's, which
+    names that very process even once its pid is reused; elsewhere it looks every ``interval``
+    seconds whether the pid still runs.
+    """
+    handle: int | None = None
+    with contextlib.suppress(AttributeError, OSError):  # no pidfd_open here
+        handle = os.pidfd_open(driver)
+    if not _running(driver):  # checked after opening: the handle is of the driver
+        _end_worker()
+
+    def watch() -> None:
+        if handle is not None:
+            select.select([handle], [], [])  # readable once the process has ended
+        else:
+            while _running(driver):
+                time.sleep(interval)
+        _end_worker()
+
+    threading.Thread(target=watch, name="assay-pool-watchdog", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    """Return whether process ``pid`` runs (a zombie has ended: it only awaits its parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[-1].split()[:1]
+    except OSError:  # no /proc here: trust the signal test
+        return True
+    return state not in ([b"Z"], [b"X"])
+
+
+def _end_worker() -> None:
+    """End this worker at once, as the kernel's death signal does."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _run_pickled(payload: bytes) -> None:
