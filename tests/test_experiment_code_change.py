@@ -97,7 +97,8 @@ def test_runs_of_an_older_body_only_hash_say_the_body_is_unchanged(
     assert legacy != square.code_hash
     with ResultsIndex(tmp_path / "runs") as index:
         index.set_meta(_CODE_META + square.code_hash, None)
-        index._db.execute("UPDATE runs SET code_hash = ?", (legacy,))
+        # an older assay wrote no row digests either
+        index._db.execute("UPDATE runs SET code_hash = ?, digest = NULL", (legacy,))
         index._db.commit()
     with pytest.raises(CodeChangedError, match="body is unchanged") as caught:
         _experiment(tmp_path, square).run()

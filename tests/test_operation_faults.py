@@ -132,13 +132,10 @@ def test_metrics_returned_by_the_operation_reach_the_results_of_a_sweep(
 # ---------------------------------------------------------------- param_scope.frozen() in a run
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a run's frozen() values stay the base of the process for later runs"
-)
 def test_a_run_freezing_its_params_does_not_leak_them_into_later_runs_of_a_sweep(
     tmp_path: Path, module: Any
 ) -> None:
-    # keys of this test only: while the fault is there, they stay in this process's base
+    # keys of this test only, so that a regression could not reach other tests
     params = [{"leak_test_n": 1, "extra_leak_test": 5}, {"leak_test_n": 2}, {"leak_test_n": 3}]
     results = Experiment(
         "freezes", module.freezes, params, folder=tmp_path / "exp", progress=False

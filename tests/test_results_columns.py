@@ -76,4 +76,5 @@ def test_results_json_is_strict_json_for_non_finite_metrics(
         assert main(["results", str(tmp_path), "--json", *extra]) == 0
         data = strict(capsys.readouterr().out)
         assert isinstance(data, list)
-        assert [row.get("loss", row.get("mean")) for row in data] == [None, None]
+        spelled = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        assert [row.get("loss", row.get("mean")) for row in data] == [spelled, spelled]

@@ -115,7 +115,7 @@ def test_cli_summary_of_a_metric_with_nan(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "n,mean,std,count"
     assert lines[1] == "1,0.5,0.0,2"
-    assert lines[2] == "2,nan,nan,0"
+    assert lines[2] == "2,NaN,NaN,0"
 
 
 # ---------------------------------------------------------------- plots over mixed parameters

@@ -26,6 +26,7 @@ from assay_steps import *  # noqa: F403
 
 from ._experiment import Experiment, FolderConflictError, RunSummary
 from ._index import ResultsIndex, RunRow
+from ._infrastructure import InfrastructureError
 from ._reproduce import ReproduceReport, reproduce
 from ._results import Results
 from ._runs import RunSpec
@@ -49,6 +50,7 @@ __all__ = [
     "Distribution",
     "Experiment",
     "FolderConflictError",
+    "InfrastructureError",
     "ParamSpace",
     "ReproduceReport",
     "Results",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from assay_context import MAX_NESTING, nesting_depth
 from assay_ops import canonical_digest
 
 #: Length in hex digits of a run id (80 bits: no collision in any realistic sweep).
@@ -33,8 +34,24 @@ def normalise(value: Any, where: str) -> Any:
 
     Raises:
         TypeError: for a value of an unsupported type (tuples, sets, objects, ...).
+        ValueError: for a value nesting lists and dicts more than ``MAX_NESTING`` (100) deep.
 
     """
+    try:
+        return _normalise(value, where, 0)
+    except _Deeper:
+        raise ValueError(
+            f"{where} is nested {nesting_depth(value)} levels deep; expected at most "
+            f"{MAX_NESTING} levels of nested containers"
+        ) from None
+
+
+class _Deeper(Exception):
+    """Raised at the first list or dict nested past ``MAX_NESTING``."""
+
+
+def _normalise(value: Any, where: str, depth: int) -> Any:
+    # ``depth`` counts the lists and dicts around ``value``.
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
@@ -42,9 +59,11 @@ def normalise(value: Any, where: str) -> Any:
     if isinstance(value, float):
         return float(value)
     if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
-        return normalise(value.item(), where)
+        return _normalise(value.item(), where, depth)
+    if isinstance(value, (list, Mapping)) and depth >= MAX_NESTING:
+        raise _Deeper
     if isinstance(value, list):
-        return [normalise(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_normalise(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
@@ -52,7 +71,7 @@ def normalise(value: Any, where: str) -> Any:
                 raise TypeError(
                     f"{where}: dict key {key!r} is a {type(key).__name__}, expected str"
                 )
-            out[key] = normalise(item, f"{where}[{key!r}]")
+            out[key] = _normalise(item, f"{where}[{key!r}]", depth + 1)
         return out
     raise TypeError(
         f"{where} = {value!r} is a {type(value).__name__}; expected JSON-like data "

@@ -7,8 +7,6 @@ the traceback is shown.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import os
@@ -176,7 +174,7 @@ def _look_in_current_folder() -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    with ResultsIndex(args.folder, create=False) as index:
+    with ResultsIndex(args.folder, read_only=True) as index:
         counts = index.status_counts()
         info = index.get_meta("experiment", {})
     total = sum(counts.values())
@@ -199,7 +197,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
     if args.read:
         rows = _with_reads(results, rows)
     if args.json:
-        print(json.dumps([_json_safe(r) for r in rows], indent=1))
+        print(json.dumps([_json_safe(r) for r in rows], indent=1, allow_nan=False))
     elif args.csv:
         print(_csv(rows), end="")
     else:
@@ -403,22 +401,60 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- output helpers
 
 
+def _spelled(value: Any) -> Any:
+    """Return ``value`` with every NaN and infinity, at any depth, as the string JSON lacks.
+
+    NaN (the std of a single run) and the infinities have no JSON literal (``json.dumps``
+    writes a bare ``NaN``, which strict parsers refuse): ``--json`` and ``--csv`` write them
+    as ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, in metrics and params alike (Python's
+    ``float()`` reads them back).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list):
+        return [_spelled(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _spelled(v) for k, v in value.items()}
+    return value
+
+
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    # NaN (the std of a single run) and the infinities are not JSON (json.dumps would write
-    # NaN and Infinity, which strict parsers refuse): write null
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+    return {k: _spelled(v) for k, v in row.items()}
+
+
+#: A text cell starting with one of these is a formula to a spreadsheet (OWASP's list): it is
+#: written after a single quote, which the spreadsheet shows as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int)):  # numbers, negative ones included, stay numbers
+        return str(value)
+    if isinstance(value, float):
+        return str(_spelled(value))
+    if isinstance(value, (list, dict)):  # as JSON: starts with [ or {
+        return json.dumps(_spelled(value), allow_nan=False)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _csv_field(text: str) -> str:
+    # Quoted when it holds a separator, a quote or a line break (the csv module leaves a
+    # carriage return unquoted when lines end in a newline, which splits the row for readers).
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()}
-            )
-    return out.getvalue()
+    if not rows:
+        return ""
+    names = list(rows[0])
+    lines = [[_csv_text(name) for name in names]]
+    lines += [[_csv_text(row.get(name)) for name in names] for row in rows]
+    return "".join(",".join(_csv_field(cell) for cell in line) + "\n" for line in lines)
 
 
 def _cell(value: Any) -> str:

@@ -8,6 +8,7 @@ writes each record into the index as it arrives.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from assay_context import MAX_NESTING, nesting_depth
 from assay_ops import (
     DEFAULT_ROOT_SEED,
     RECORD_FORMAT,
@@ -26,11 +28,13 @@ from assay_ops import (
     RunRecord,
     code_hash,
     import_operation,
+    is_infrastructure_error,
 )
 from assay_steps import UID_ENCODING, Backend, CodeChangedError
 
 from ._folder import CACHE, RUNS
 from ._index import STATUSES, Outcome, ResultsIndex
+from ._infrastructure import InfrastructureError
 from ._interrupt import STOP_REQUESTED
 from ._progress import SweepProgress
 from ._reproduce import store_diff
@@ -119,8 +123,8 @@ class Experiment:
         params: :func:`grid`, :func:`random`, :func:`explicit` or a list of dicts; None for
             one run without parameters.
         replicates: runs per parameter dict, each with its own seed stream.
-        seed: the root seed (default ``assay_ops.DEFAULT_ROOT_SEED``, fixed); each run's
-            seeds derive from (seed, params, replicate).
+        seed: the root seed, ``0 <= seed < 2**128`` (default ``assay_ops.DEFAULT_ROOT_SEED``,
+            fixed); each run's seeds derive from (seed, params, replicate).
         context: values every run reads from its ``FrozenContext``.
         scope: ``param_scope`` values set around every run (the ``-D key=value`` of the CLI).
         backend: an assay backend (``Cached()``, ``ProcessPool(max_jobs=4)``, ``Slurm(...)``)
@@ -198,8 +202,8 @@ class Experiment:
             "scope": _jsonable(self.scope),
         }
 
-    def _check_folder(self, index: ResultsIndex) -> None:
-        stored = index.get_meta("experiment")
+    def _check_folder(self, stored: dict[str, Any] | None) -> None:
+        """Raise unless the identity ``stored`` in the folder's index is this experiment's."""
         if stored is None or stored.get("config") == self._config:
             return
         # A folder written by an older uid encoding holds another config uid for the same
@@ -297,6 +301,9 @@ class Experiment:
             FolderConflictError: the folder belongs to another experiment.
             CodeChangedError: the code changed and ``on_code_change="error"``.
             KeyboardInterrupt: after recording the unfinished runs as cancelled.
+            InfrastructureError: the storage failed (a full disk, a quota, an I/O error, a
+                read-only file system) writing a run's outputs or the index; the unfinished
+                runs stay pending (not failed), and a plain ``run()`` computes them.
 
         """
         if on_code_change not in ("error", "rerun", "keep"):
@@ -305,7 +312,16 @@ class Experiment:
             )
         start = time.perf_counter()
         with ResultsIndex(self.folder) as index:
-            self._check_folder(index)
+            identity = {
+                "name": self.name,
+                **self._identity(),
+                "config": self._config,
+                "encoding": UID_ENCODING,
+            }
+            # checked and stored in one transaction: of two different experiments started
+            # together on this folder, exactly one proceeds
+            index.claim(identity, self._check_folder)
+            index.repair(self.specs)  # damaged rows: read back from the cache as pending runs
             statuses = index.statuses()
             stale = set(self._stale(index, on_code_change, retry_failed, statuses))
             new = [s for s in self.specs if s.run_id not in statuses]
@@ -317,13 +333,6 @@ class Experiment:
             # failed and stale runs have a cache entry to drop; cancelled ones either finished
             # (their entry is kept and read back) or never wrote one
             self._forget([s for s in todo if statuses[s.run_id] == "failed" or s.run_id in stale])
-            identity = {
-                "name": self.name,
-                **self._identity(),
-                "config": self._config,
-                "encoding": UID_ENCODING,
-            }
-            index.set_meta("experiment", identity)
             if todo:  # the diff of a dirty tree, once per folder: the records carry its address
                 store_diff(self.folder, self.operation)
             executed, cached = self._execute(index, todo)
@@ -380,12 +389,25 @@ class Experiment:
                     began = time.perf_counter()
                     batch = []
                     take = self.step.take_record
+                    misplaced = []
                     for spec, text in zip(
                         chunk, self.step.run_many(self._items(chunk)), strict=True
                     ):
-                        outcome, ended = _outcome(spec, text, take(spec.run_id, text))
+                        try:
+                            outcome, ended = _outcome(spec, text, take(spec.run_id, text))
+                        except _OtherRunError:
+                            misplaced.append(spec)
+                            continue
                         batch.append(outcome)
                         bar.advance(outcome.status, cached=ended is not None and ended < session)
+                    if misplaced:  # entries holding another run's record: computed again
+                        self._forget(misplaced)
+                        for spec, text in zip(
+                            misplaced, self.step.run_many(self._items(misplaced)), strict=True
+                        ):
+                            outcome, _ = _outcome(spec, text, take(spec.run_id, text))
+                            batch.append(outcome)
+                            bar.advance(outcome.status, cached=False)
                     self.step.drop_records()
                     index.store(batch)
                     stored.update(o.run_id for o in batch)
@@ -395,7 +417,9 @@ class Experiment:
                 stored.update(self._salvage(index, chunk, stored))
                 cancelled = [s.run_id for s in todo if s.run_id not in stored]
                 index.mark(cancelled, "cancelled")
-            except Exception:
+            except Exception as error:
+                if is_infrastructure_error(error):  # a full disk: no run's outcome
+                    raise self._storage_failed(index, todo, chunk, stored, error) from error
                 # The backend failed (a worker killed, a job cancelled or timed out): the
                 # unfinished runs are not still to start; record them like an interruption.
                 stored.update(self._salvage(index, chunk, stored))
@@ -409,6 +433,40 @@ class Experiment:
             )
             raise KeyboardInterrupt
         return len(todo), bar.cached
+
+    def _storage_failed(
+        self,
+        index: ResultsIndex,
+        todo: list[RunSpec],
+        chunk: list[RunSpec],
+        stored: set[str],
+        error: OSError,
+    ) -> InfrastructureError:
+        """Keep the runs that finished, leave the others pending; return the error to raise.
+
+        The storage failing (a full disk, a quota, an I/O error) is no run's outcome: a run it
+        stopped is neither failed nor cancelled but still to do, and a plain ``run()`` computes
+        it once the storage is fixed (a failed run being retried had its entry dropped: it is
+        pending again too). The index may be on the full disk itself: what cannot be written
+        there now is read back from the cache, or computed, by that next run.
+        """
+        with contextlib.suppress(Exception):  # best effort: the storage error is the news
+            stored.update(self._salvage(index, chunk, stored))
+        left = [s.run_id for s in todo if s.run_id not in stored]
+        with contextlib.suppress(Exception):
+            index.mark(left, "pending")
+        what = (
+            str(error)  # the index's own error names it and the folder
+            if isinstance(error, InfrastructureError)
+            else f"the storage of experiment folder {str(self.folder)!r} failed: {error}"
+        )
+        return InfrastructureError(
+            error.errno,
+            f"{self.name}: stopped: {what}; this is not a failure of the runs: {len(stored)} "
+            f"completed and kept, {len(left)} left pending; free space (or fix the file "
+            "system) and run again: a plain run completes them",
+            error.filename,
+        )
 
     def _salvage(self, index: ResultsIndex, chunk: list[RunSpec], stored: set[str]) -> list[str]:
         """Index the runs of an interrupted chunk that completed; return their run ids.
@@ -469,20 +527,40 @@ def _check_importable_in_jobs(operation: OperationWrapper, backend: Any) -> None
 
 def _folder_name(name: str) -> str:
     """Return ``name`` if it can be the default folder ``runs/<name>``, else raise."""
-    if name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > 200:
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
         raise ValueError(
             f"name = {name!r} cannot name the default folder runs/<name>: expected a single "
-            "folder name (no '/', '\\', NUL, not '.' or '..', at most 200 characters); "
-            "or pass folder="
+            "folder name (no '/', '\\', NUL, not '.' or '..'); or pass folder="
+        )
+    try:
+        size = len(os.fsencode(name))
+    except UnicodeError:
+        raise ValueError(
+            f"name = {name!r} cannot be encoded as a folder name "
+            f"({sys.getfilesystemencoding()}): pass a name of encodable characters or folder="
+        ) from None
+    if size > _MAX_NAME_BYTES:
+        raise ValueError(
+            f"name = {name!r} is {size} bytes in the file system encoding; the default folder "
+            f"runs/<name> takes at most {_MAX_NAME_BYTES} bytes: pass a shorter name or folder="
         )
     return name
+
+
+#: File names take at most 255 bytes (of the file system encoding: 3 a CJK character in UTF-8).
+_MAX_NAME_BYTES = 255
+#: Root seeds are the entropy of a numpy SeedSequence, whose pool holds 128 bits.
+_SEED_LIMIT = 2**128
 
 
 def _check_seed(seed: int | None) -> int:
     if seed is None:
         return DEFAULT_ROOT_SEED
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed = {seed!r}; expected a non-negative int")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _SEED_LIMIT:
+        raise ValueError(
+            f"seed = {seed!r}; expected an int with 0 <= seed < 2**128 (the entropy of "
+            "numpy's SeedSequence that every run's seeds derive from)"
+        )
     return seed
 
 
@@ -491,9 +569,17 @@ def _mapping(label: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise TypeError(f"{label} = {value!r}; expected a mapping of names to values")
-    for key in value:
+    for key, item in value.items():
         if not isinstance(key, str):
             raise TypeError(f"{label}: key {key!r} is a {type(key).__name__}; expected str")
+        depth = nesting_depth(item)
+        if depth is None:
+            raise ValueError(f"{label}[{key!r}] contains itself; expected data")
+        if depth > MAX_NESTING:
+            raise ValueError(
+                f"{label}[{key!r}] is nested {depth} levels deep; expected at most "
+                f"{MAX_NESTING} levels of nested containers"
+            )
     return dict(value)
 
 
@@ -573,6 +659,7 @@ def _outcome(
     parsed again.
     """
     if record is not None:
+        _check_run(spec, record.run_id)
         lasts = {name: values[-1] for name, values in record.metrics.items() if values}
         error = None if record.error is None else (record.error.type, record.error.message)
         return _row(spec, text, record.status, lasts, record.duration, error,
@@ -580,10 +667,12 @@ def _outcome(
     data = json.loads(text)
     if WORKER_ERROR in data:
         failure = data[WORKER_ERROR]
+        _check_run(spec, failure.get("run_id", spec.run_id))
         message = f"{failure['type'].rpartition('.')[2]}: {failure['message']}"
         return Outcome(spec.run_id, "failed", {}, None, message, None, text), None
     if data.get("format") != RECORD_FORMAT or not data.keys() >= _RECORD_KEYS:
         RunRecord.from_dict(data)  # raises the record's own error naming what is wrong
+    _check_run(spec, data["run_id"])
     # Read from the JSON form directly: a RunRecord would be built only to be dropped.
     # Plain last values are the values themselves; tagged ones (numpy scalars, non-finite
     # floats, arrays) are decoded the record's way.
@@ -600,6 +689,19 @@ def _outcome(
     error = None if info is None else (info["type"], info["message"])
     return _row(spec, text, data["status"], lasts, data["duration"], error,
                 data["code_hash"], data["ended_at"])  # fmt: skip
+
+
+class _OtherRunError(ValueError):
+    """A run's cache entry holds the record of another run (a misplaced entry)."""
+
+
+def _check_run(spec: RunSpec, run_id: object) -> None:
+    """Raise unless a record handed back for ``spec`` is the record of that very run."""
+    if run_id != spec.run_id:
+        raise _OtherRunError(
+            f"the cache entry of run {spec.run_id} (params {spec.params!r}, replicate "
+            f"{spec.replicate}) holds the record of run {run_id!r}; expected its own record"
+        )
 
 
 def _row(

@@ -39,7 +39,7 @@ def cache_info(folder: str | Path) -> dict[str, Any]:
 
     """
     root = Path(folder)
-    with ResultsIndex(root, create=False) as index:
+    with ResultsIndex(root, read_only=True) as index:
         counts = index.status_counts()
         info = index.get_meta("experiment", {})
     cache = _files(root / CACHE)

@@ -12,19 +12,22 @@ in a folder without the marker is only read, read-only, to tell an index of an o
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
+import hashlib
 import importlib.metadata
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._infrastructure import index_storage_error
 from ._runs import RunSpec
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -47,7 +50,9 @@ CREATE TABLE IF NOT EXISTS runs (
     error     TEXT,
     code_hash TEXT,
     record    TEXT,
-    updated   REAL NOT NULL
+    updated   REAL NOT NULL,
+    digest    TEXT,
+    record_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +71,9 @@ def _names_the_file(method: _F) -> _F:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as error:
+            full = index_storage_error(error, self.path)  # "database or disk is full"
+            if full is not None:
+                raise full from error
             if type(error) is not sqlite3.DatabaseError:  # locked, integrity...: not corruption
                 raise
             raise sqlite3.DatabaseError(
@@ -170,11 +178,8 @@ def _not_an_assay_index(index: Path) -> str | None:
         return f"unreadable: {error.strerror or error}"
     if not header.startswith(b"SQLite format 3\x00"):
         return "not an SQLite database"
-    wal = len(header) > 18 and header[18] == 2
-    live = all(Path(f"{index}-{end}").exists() for end in ("wal", "shm"))
-    uri = index.resolve().as_uri() + ("?mode=ro" if wal and live else "?mode=ro&immutable=1")
     try:
-        db = sqlite3.connect(uri, uri=True)
+        db = sqlite3.connect(_read_only_uri(index, header), uri=True)
     except sqlite3.Error as error:
         return f"unreadable: {error}"
     try:
@@ -190,6 +195,126 @@ def _not_an_assay_index(index: Path) -> str | None:
     finally:
         db.close()
     return None
+
+
+def _read_only_uri(index: Path, header: bytes) -> str:
+    """Return the URI that opens ``index`` read-only, creating and changing no file.
+
+    SQLite opens a database in WAL mode read-only only where it can create the -wal and -shm
+    files, or when they are already there (a writer may be live: it is opened to see it), or
+    as immutable (nothing else writes it: an archive, a read-only file system).
+    """
+    wal = len(header) > 18 and header[18] == 2
+    live = all(Path(f"{index}-{end}").exists() for end in ("wal", "shm"))
+    return index.resolve().as_uri() + ("?mode=ro" if wal and live else "?mode=ro&immutable=1")
+
+
+def _open_read_only(index: Path) -> sqlite3.Connection:
+    """Open the results index to read it only: schema, journal mode and rows are left as is.
+
+    Where the folder can be written, the index is opened as a writer opens it, with writes
+    refused (SQLite removes its log files when the last connection closes); elsewhere (a
+    read-only file system, no write permission) through :func:`_read_only_uri`.
+
+    Raises:
+        sqlite3.OperationalError: the index cannot be opened or read; the message names it.
+
+    """
+    writable = os.access(index, os.W_OK) and os.access(index.parent, os.W_OK)
+    try:
+        if writable:
+            uri = index.resolve().as_uri()
+        else:
+            with index.open("rb") as file:
+                uri = _read_only_uri(index, file.read(100))
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_SECONDS)
+    except (OSError, sqlite3.Error) as error:
+        raise _unopenable(index, error) from error
+    try:
+        if writable:
+            db.execute("PRAGMA query_only = ON")
+        # SQLite opens the file on first use. A driver killed after creating the file and
+        # before writing its tables recorded nothing: the folder reads as holding no runs.
+        if not _has_tables(db):
+            db.close()
+            return _empty_index()
+    except sqlite3.Error as error:
+        db.close()
+        if type(error) is sqlite3.DatabaseError:  # corruption: reported as such
+            raise
+        raise _unopenable(index, error) from error
+    return db
+
+
+def _has_tables(db: sqlite3.Connection) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'")
+    return found.fetchone() is not None
+
+
+def _empty_index() -> sqlite3.Connection:
+    """Return an index holding no runs, in memory: what a reader sees of one never written."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.executescript(_SCHEMA)
+    return db
+
+
+def _unopenable(index: Path, error: BaseException) -> sqlite3.OperationalError:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+    return sqlite3.OperationalError(
+        f"cannot open the results index {str(index)!r} to read it ({reason}); expected a "
+        f"readable assay results index: check the permissions of the file and of its folder "
+        f"{str(index.parent)!r}"
+    )
+
+
+class DamagedIndexError(ValueError):
+    """A row of the results index does not match its digest: changed outside assay."""
+
+
+def _row_digest(
+    config: str,
+    run_id: str,
+    params: str,
+    replicate: int,
+    status: str,
+    metrics: str,
+    duration: float | None,
+    error: str | None,
+    code_hash: str | None,
+) -> str:
+    """Return the digest of one row of the index: its values and the experiment that wrote it.
+
+    The values are those SQLite gives back (JSON text, float or None), in their ``repr``.
+    """
+    values = (run_id, params, replicate, status, metrics, duration, error, code_hash)
+    return _row_hasher(config)(values)
+
+
+def _row_hasher(config: str) -> Callable[[tuple[Any, ...]], str]:
+    """Return the digest function of the rows of experiment ``config`` (its part hashed once)."""
+    base = hashlib.blake2b(repr(config).encode(), digest_size=16)
+
+    def digest(values: tuple[Any, ...]) -> str:
+        hasher = base.copy()
+        hasher.update(repr(values).encode())
+        return hasher.hexdigest()
+
+    return digest
+
+
+def _record_digest(run_id: str, record: str | None) -> str:
+    """Return the digest of a row's record text, with its run id (a swapped record differs)."""
+    return hashlib.blake2b(repr((run_id, record)).encode(), digest_size=16).hexdigest()
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+#: The digest of a row as SQLite computes it (the function is registered on writers).
+_ROW_DIGEST_SQL = (
+    "assay_row_digest(?, run_id, params, replicate, status, metrics, duration, error, code_hash)"
+)
 
 
 def _write_marker(root: Path) -> None:
@@ -279,18 +404,65 @@ class ResultsIndex:
     """
 
     @_names_the_file
-    def __init__(self, folder: str | Path, *, create: bool = True) -> None:
+    def __init__(self, folder: str | Path, *, create: bool = True, read_only: bool = False) -> None:
         self.path = Path(folder) / INDEX_NAME
-        if not create and not self.path.is_file():
+        if (read_only or not create) and not self.path.is_file():
             raise _no_index(folder)
-        claim_folder(folder, create=create)  # another tool's database is never opened to write
+        # another tool's database is never opened to write
+        claim_folder(folder, create=create and not read_only)
+        self._config: str | None = None  # the uid of the experiment the rows belong to
+        if read_only:  # an archive, a read-only file system: nothing is created or changed
+            self._db = _open_read_only(self.path)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: transactions are opened explicitly around each batch
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_SECONDS)
-        _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        # WAL + NORMAL never corrupts; a crash can only lose the last batch, still in the cache
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            # WAL + NORMAL never corrupts; a crash can only lose the last batch, still in the cache
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.create_function("assay_row_digest", 9, _row_digest, deterministic=True)
+            self._db.create_function("assay_record_digest", 2, _record_digest, deterministic=True)
+            self._add_digest_columns()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _add_digest_columns(self) -> None:
+        """Give an index of an older assay its digest columns (its rows are adopted by claim)."""
+        if self._has_digests():
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            for column in ("digest", "record_digest"):
+                if column not in columns:  # another driver may have just added it
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _has_digests(self) -> bool:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        return {"digest", "record_digest"} <= columns
+
+    def _identity_config(self) -> str:
+        """Return the config uid of the experiment stored in the index ("" when none)."""
+        if self._config is None:
+            stored = self.get_meta("experiment")
+            self._config = _config_of(stored)
+        return self._config
+
+    def _damaged(self, run_id: str) -> DamagedIndexError:
+        return DamagedIndexError(
+            f"results index {str(self.path)!r}: the row of run {run_id} does not match its "
+            "digest (it was changed outside assay, or written by another experiment); the "
+            "checksummed record of the run in the cache of its folder is not affected: run the "
+            "experiment again, which repairs the row from it without running anything again "
+            f"(or delete {INDEX_NAME} and its -wal and -shm files: run() rebuilds the index)"
+        )
 
     # -------------------------------------------------------------- lifecycle
 
@@ -312,48 +484,134 @@ class ResultsIndex:
     # -------------------------------------------------------------- writes
 
     def _write(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._transaction():
+            self._db.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: taken at once (BEGIN IMMEDIATE), so reads in it stay true."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(sql, rows)
+            yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # After "database or disk is full" SQLite may have rolled back already: a second
+            # ROLLBACK would fail and hide that error.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+
+    @_names_the_file
+    def claim(
+        self, identity: dict[str, Any], check: Callable[[dict[str, Any] | None], None]
+    ) -> None:
+        """Check the experiment stored in the index and store ``identity``, atomically.
+
+        ``check`` gets the stored identity (None in a new index) and raises to refuse the
+        folder. Both happen in one write transaction, so of two drivers of different
+        experiments started together on one folder, the second sees the first one's identity.
+        The rows move along with the identity's ``config`` uid (the same experiment under an
+        older encoding's uid); rows an older assay wrote without digests are adopted as they are.
+        """
+        new = _config_of(identity)
+        with self._transaction():
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'experiment'").fetchone()
+            stored = None if row is None else json.loads(row[0])
+            check(stored)
+            old = _config_of(stored)
+            if old != new:
+                self._db.execute(
+                    f"UPDATE runs SET digest = {_ROW_DIGEST_SQL} WHERE digest = {_ROW_DIGEST_SQL}",
+                    (new, old),
+                )
+            self._db.execute(
+                f"UPDATE runs SET digest = {_ROW_DIGEST_SQL} WHERE digest IS NULL", (new,)
+            )
+            self._db.execute(
+                "UPDATE runs SET record_digest = assay_record_digest(run_id, record) "
+                "WHERE record_digest IS NULL"
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('experiment', ?)",
+                (json.dumps(identity),),
+            )
+        self._config = new
+
+    @_names_the_file
+    def repair(self, specs: Sequence[RunSpec]) -> list[str]:
+        """Reset the rows that do not match their digest; return the run ids of ``specs`` reset.
+
+        A damaged row of one of ``specs`` becomes ``pending`` again, with the spec's params (its
+        record is read back from the cache, not run again); a damaged row of another run is
+        dropped (planned again by the sweep it belongs to).
+        """
+        config = self._identity_config()
+        by_id = {s.run_id: s for s in specs}
+        now = time.time()
+        with self._transaction():
+            damaged = [
+                rid
+                for (rid,) in self._db.execute(
+                    f"SELECT run_id FROM runs WHERE (digest IS NOT NULL AND digest != "
+                    f"{_ROW_DIGEST_SQL}) OR (record_digest IS NOT NULL AND record_digest != "
+                    "assay_record_digest(run_id, record))",
+                    (config,),
+                )
+            ]
+            reset = [by_id[rid] for rid in damaged if rid in by_id]
+            self._db.executemany(
+                "UPDATE runs SET params = ?, replicate = ?, status = 'pending', metrics = '{}', "
+                "duration = NULL, error = NULL, code_hash = NULL, record = NULL, updated = ?, "
+                "digest = ?, record_digest = ? WHERE run_id = ?",
+                [self._pending(config, s, now) for s in reset],
+            )
+            self._db.executemany(
+                "DELETE FROM runs WHERE run_id = ?", [(r,) for r in damaged if r not in by_id]
+            )
+        return [s.run_id for s in reset]
+
+    @staticmethod
+    def _pending(config: str, spec: RunSpec, now: float) -> tuple[Any, ...]:
+        """Return params, replicate, time and digests of the pending row of ``spec``, and its id."""
+        params = json.dumps(spec.params)
+        rid, rep = spec.run_id, spec.replicate
+        digest = _row_digest(config, rid, params, rep, "pending", "{}", None, None, None)
+        return (params, rep, now, digest, _record_digest(rid, None), rid)
 
     @_names_the_file
     def plan(self, specs: Sequence[RunSpec]) -> None:
         """Add the runs not yet in the index as ``pending``; runs already there are kept."""
         first = self._db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM runs").fetchone()[0]
         now = time.time()
+        config = self._identity_config()
         self._write(
-            "INSERT OR IGNORE INTO runs (run_id, seq, params, replicate, status, updated) "
-            "VALUES (?, ?, ?, ?, 'pending', ?)",
-            (
-                (s.run_id, first + i, json.dumps(s.params), s.replicate, now)
-                for i, s in enumerate(specs)
-            ),
+            "INSERT OR IGNORE INTO runs (params, replicate, updated, digest, record_digest, "
+            "run_id, seq, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+            ((*self._pending(config, s, now), first + i) for i, s in enumerate(specs)),
         )
 
     @_names_the_file
     def store(self, outcomes: Iterable[Outcome]) -> None:
         """Write finished runs (one transaction for the whole batch)."""
         now = time.time()
+        config = self._identity_config()
+        rows = []
+        for o in outcomes:
+            # as SQLite gives them back, so that the digest of what is read back is the same
+            values = (
+                str(o.status),
+                json.dumps(o.metrics),
+                None if o.duration is None else float(o.duration),
+                _text(o.error),
+                _text(o.code_hash),
+            )
+            digest = _record_digest(o.run_id, o.record)
+            rows.append((*values, o.record, now, config, *values, digest, o.run_id))
         self._write(
             "UPDATE runs SET status = ?, metrics = ?, duration = ?, error = ?, code_hash = ?, "
-            "record = ?, updated = ? WHERE run_id = ?",
-            (
-                (
-                    o.status,
-                    json.dumps(o.metrics),
-                    o.duration,
-                    o.error,
-                    o.code_hash,
-                    o.record,
-                    now,
-                    o.run_id,
-                )
-                for o in outcomes
-            ),
+            "record = ?, updated = ?, digest = assay_row_digest(?, run_id, params, replicate, "
+            "?, ?, ?, ?, ?), record_digest = ? WHERE run_id = ?",
+            rows,
         )
 
     @_names_the_file
@@ -362,9 +620,11 @@ class ResultsIndex:
         if status not in STATUSES:
             raise ValueError(f"status = {status!r}; expected one of {', '.join(STATUSES)}")
         now = time.time()
+        config = self._identity_config()
         self._write(
-            "UPDATE runs SET status = ?, updated = ? WHERE run_id = ?",
-            ((status, now, run_id) for run_id in run_ids),
+            "UPDATE runs SET status = ?, updated = ?, digest = assay_row_digest(?, run_id, "
+            "params, replicate, ?, metrics, duration, error, code_hash) WHERE run_id = ?",
+            ((status, now, config, status, run_id) for run_id in run_ids),
         )
 
     @_names_the_file
@@ -373,6 +633,7 @@ class ResultsIndex:
         self._write(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [(key, json.dumps(value))]
         )
+        self._config = None  # read again: the experiment may have been stored
 
     # -------------------------------------------------------------- reads
 
@@ -404,36 +665,62 @@ class ResultsIndex:
 
     @_names_the_file
     def rows(self, run_ids: Iterable[str] | None = None) -> list[RunRow]:
-        """Return the rows of the given runs (all when None), in planning order."""
+        """Return the rows of the given runs (all when None), in planning order.
+
+        Raises:
+            DamagedIndexError: a row does not match its digest (the message names its run).
+
+        """
+        digest = "digest" if self._has_digests() else "NULL"  # an older assay's index
         sql = (
-            "SELECT run_id, params, replicate, status, metrics, duration, error, code_hash "
-            "FROM runs ORDER BY seq"
+            "SELECT run_id, params, replicate, status, metrics, duration, error, code_hash, "
+            f"{digest} FROM runs ORDER BY seq"
         )
+        check = _row_hasher(self._identity_config())
         wanted = None if run_ids is None else set(run_ids)
         out = []
-        for rid, params, rep, status, metrics, duration, error, code_hash in self._db.execute(sql):
-            if wanted is None or rid in wanted:
-                out.append(
-                    RunRow(
-                        rid,
-                        json.loads(params),
-                        rep,
-                        status,
-                        json.loads(metrics),
-                        duration,
-                        error,
-                        code_hash,
-                    )
+        for row in self._db.execute(sql):
+            rid, params, rep, status, metrics, duration, error, code_hash, stored = row
+            if wanted is not None and rid not in wanted:
+                continue
+            if stored is not None and stored != check(row[:-1]):
+                raise self._damaged(rid)
+            out.append(
+                RunRow(
+                    rid,
+                    json.loads(params),
+                    rep,
+                    status,
+                    json.loads(metrics),
+                    duration,
+                    error,
+                    code_hash,
                 )
+            )
         return out
 
     @_names_the_file
     def records(self, run_ids: Sequence[str]) -> list[str | None]:
-        """Return the stored record JSON of each run (None for runs without a record)."""
+        """Return the stored record JSON of each run (None for runs without a record).
+
+        Raises:
+            DamagedIndexError: a record does not match its digest (the message names its run).
+
+        """
+        digest = "record_digest" if self._has_digests() else "NULL"
         found: dict[str, str | None] = {}
         for start in range(0, len(run_ids), 500):  # stay under SQLite's parameter limit
             chunk = run_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT run_id, record FROM runs WHERE run_id IN ({marks})"
-            found.update(self._db.execute(sql, chunk))
+            sql = f"SELECT run_id, record, {digest} FROM runs WHERE run_id IN ({marks})"
+            for rid, record, stored in self._db.execute(sql, chunk):
+                if stored is not None and stored != _record_digest(rid, record):
+                    raise self._damaged(rid)
+                found[rid] = record
         return [found.get(rid) for rid in run_ids]
+
+
+def _config_of(identity: Any) -> str:
+    """Return the config uid of a stored experiment identity ("" when there is none)."""
+    config = identity.get("config") if isinstance(identity, dict) else None
+    return config if isinstance(config, str) else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -46,11 +47,16 @@ class Results:
     def load(cls, folder: str | Path) -> Results:
         """Read the results of the experiment in ``folder``.
 
+        The index is opened read-only: an archived folder (a read-only file system, no write
+        permission) is read as it is.
+
         Raises:
             FileNotFoundError: the folder holds no results index.
+            DamagedIndexError: a row of the index does not match its digest (the message names
+                its run; running the experiment again repairs it from the cache).
 
         """
-        with ResultsIndex(folder, create=False) as index:
+        with ResultsIndex(folder, read_only=True) as index:
             return cls(index.rows(), folder)
 
     # -------------------------------------------------------------- basics
@@ -140,7 +146,7 @@ class Results:
 
         from ._worker import WORKER_ERROR
 
-        with ResultsIndex(self.folder, create=False) as index:
+        with ResultsIndex(self.folder, read_only=True) as index:
             texts = index.records([row.run_id for row in self._rows])
         # A worker's own error is a JSON object under one key, never a record.
         marker = f'{{"{WORKER_ERROR}":'
@@ -150,6 +156,35 @@ class Results:
             for text in texts
             if text is not None and not text.startswith(marker)
         ]
+
+    def artifact(self, run_id: str, name: str) -> Path:
+        """Return the file of artifact ``name`` of run ``run_id``, checked against its record.
+
+        The file's size and SHA-256 are compared with those the run recorded when it wrote the
+        artifact, so a file changed or damaged since is never read as the run's output.
+
+        Raises:
+            KeyError: ``run_id`` is not one of these runs, has no record, or has no artifact
+                ``name`` (the message lists its artifacts).
+            FileNotFoundError: the artifact was not written to a file, or the file is gone.
+            ValueError: the file differs from the record (the message names the file).
+
+        """
+        rows = [row for row in self._rows if row.run_id == run_id]
+        if not rows:
+            raise KeyError(
+                f"artifact(): run_id = {run_id!r} is not one of these {count_runs(len(self))}"
+            )
+        records = Results(rows, self.folder).records()
+        if not records:
+            raise KeyError(f"artifact(): run {run_id} ({rows[0].status}) has no record")
+        found = {a.get("name"): a for a in records[0].artifacts}
+        if name not in found:
+            raise KeyError(
+                f"artifact(): run {run_id} has no artifact {name!r}; it has "
+                f"{sorted(found) or 'none'}"
+            )
+        return _verified(found[name], run_id)
 
     # -------------------------------------------------------------- tables
 
@@ -427,6 +462,31 @@ def _wide(rows: list[dict[str, Any]], x: str) -> bool:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "metric"
+
+
+def _verified(artifact: dict[str, Any], run_id: str) -> Path:
+    """Return the path of ``artifact`` once its file matches the recorded size and SHA-256."""
+    name, path = artifact.get("name"), artifact.get("path")
+    if not isinstance(path, str):
+        raise FileNotFoundError(
+            f"artifact {name!r} of run {run_id} was not written to a file (the run had no run "
+            "folder); expected an artifact of an experiment's run"
+        )
+    expected, size = artifact.get("sha256"), artifact.get("size")
+    digest = hashlib.sha256()
+    read = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            read += len(chunk)
+    if expected is None or (read, digest.hexdigest()) != (size, expected):
+        raise ValueError(
+            f"artifact file {path!r} of run {run_id} does not match its record: {read} bytes "
+            f"with sha256 {digest.hexdigest()}, expected {size} bytes with sha256 {expected} "
+            "as the run wrote it; the file was changed or damaged since: run the run again "
+            "(assay reproduce keeps a fresh copy) rather than reading this file"
+        )
+    return Path(path)
 
 
 def count_runs(n: int) -> str:

@@ -128,7 +128,14 @@ def explicit(items: Iterable[Mapping[str, Any]]) -> ParamSpace:
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise TypeError(f"params[{i}] = {item!r} is a {type(item).__name__}; expected a dict")
-        checked.append(normalise(dict(item), f"params[{i}]"))
+        params: Params = {}
+        for key, value in item.items():  # each value may nest MAX_NESTING levels
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"params[{i}]: dict key {key!r} is a {type(key).__name__}, expected str"
+                )
+            params[key] = normalise(value, f"params[{i}][{key!r}]")
+        checked.append(params)
     return _Explicit(tuple(_unique(checked, "params")))
 
 

@@ -14,11 +14,18 @@ import os
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pydantic
 from assay_context import FrozenContext
-from assay_ops import Capture, RunRecord, Runtime, SeedBundle, import_operation
+from assay_ops import (
+    Capture,
+    RunRecord,
+    Runtime,
+    SeedBundle,
+    import_operation,
+    is_infrastructure_error,
+)
 from assay_scope import param_scope
 from assay_steps import Step
 
@@ -40,6 +47,9 @@ class ExperimentRun(Step):
     # The experiment checks its operation's code itself (Experiment.run's on_code_change);
     # this step's own code is assay's.
     code_version = "1"
+    # Its _run_batch loops over its inputs: each record is cached the moment its run ends
+    # (kept on Ctrl-C), rather than once the whole batch ended.
+    _one_result_per_input: ClassVar[bool] = True
 
     operation: str
     seed: int
@@ -119,10 +129,11 @@ class Runner:
     def run(self, spec: dict[str, Any]) -> str:
         """Run one spec and return its record as JSON text.
 
-        Never raises an ``Exception``: an error outside the operation (its import, a bad
-        context) becomes a ``failed`` record too, so that one broken run cannot stop a sweep
-        (the operation's own ``SystemExit`` is its failed record already). Ctrl-C
-        (``KeyboardInterrupt``) propagates.
+        Never raises an ``Exception`` but one: an error outside the operation (its import, a
+        bad context) becomes a ``failed`` record too, so that one broken run cannot stop a
+        sweep (the operation's own ``SystemExit`` is its failed record already). Ctrl-C
+        (``KeyboardInterrupt``) propagates, and so does an ``OSError`` saying the storage
+        failed (``assay_ops.is_infrastructure_error``: a full disk is no run's outcome).
         """
         started = time.time()
         self.record = None
@@ -152,6 +163,10 @@ class Runner:
             self.record = record
             return text
         except Exception as error:
+            if is_infrastructure_error(error):
+                # The storage failed (a full disk), not the run: no record, nothing cached;
+                # the driver leaves the run pending and says so.
+                raise
             return _failure(self.ref, self.seed, spec, _iso(started), error)
 
 

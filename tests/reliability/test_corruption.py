@@ -28,7 +28,7 @@ from reliability_steps import (
     sweep_all,
 )
 
-from assay import Experiment, Results, explicit
+from assay import Experiment, InfrastructureError, Results, explicit
 
 ITEMS = list(range(12))
 KINDS = {"array": 0, "dict": 1, "tuple": 2, "cached-error": 10}
@@ -296,6 +296,43 @@ def test_a_real_full_file_system(tiny_disk: Path) -> None:
     found = audit_steps(folder, ITEMS)
     count("items lost", len(ITEMS) - found.complete)
     assert (found.complete, found.wrong) == (len(ITEMS), [])
+
+
+_SAVES = """
+from assay_ops import operation
+
+
+@operation
+def saves(params, capture):
+    capture.artifact("weights.bin", bytes([params["i"]]) * 60_000)
+"""
+
+
+@pytest.mark.parametrize("backend", [None, {"backend": "ProcessPool", "max_jobs": 2}])
+def test_a_real_full_file_system_leaves_experiment_runs_pending(
+    tiny_disk: Path, write_module: Callable[..., Any], backend: Any
+) -> None:
+    module = write_module(_SAVES, "reliability_full_disk")
+    folder = tiny_disk / "exp"
+
+    def experiment() -> Experiment:
+        runs = explicit([{"i": i} for i in range(40)])  # 2.4 MB of artifacts: 1 MiB fits
+        return Experiment("full", module.saves, runs, folder=folder, backend=backend)
+
+    with pytest.raises(InfrastructureError, match="No space left on device") as raised:
+        experiment().run()
+    count("corruption cases")
+    assert repr(str(folder)) in str(raised.value)
+    counts = Results.load(folder).counts()
+    assert "failed" not in counts
+    assert counts.get("pending", 0) >= 1
+    subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)
+    results = experiment().run()  # a plain rerun, once space is freed
+    assert results.counts() == {"success": 40}
+    for record in results.records():
+        (artifact,) = record.artifacts
+        assert Path(artifact["path"]).read_bytes() == bytes([record.params["i"]]) * 60_000
+    count("items lost", 40 - results.counts()["success"])
 
 
 # ---------------------------------------------------------------- experiment folders
