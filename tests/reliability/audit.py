@@ -67,7 +67,7 @@ def stray_files(folder: Path) -> list[str]:
     """Files in the step folders' ``cache/`` that are not a published entry."""
     return [
         str(path)
-        for path in folder.glob("*/cache/*")
+        for path in folder.glob("*/*/cache/*")  # <step>/code-<version>/cache/<uid>.<ext>
         if path.suffix not in (".pkl", ".npy") or path.name.startswith(".")
     ]
 

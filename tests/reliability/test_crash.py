@@ -4,20 +4,30 @@ After every kill: no partial entry is read (none exists: every entry that is pre
 verifies), every complete entry is correct, and a rerun completes the sweep with every
 result equal to a clean run's. The heavy variant (``ASSAY_RELIABILITY_HEAVY=1``) tries well
 over 100 kill points.
+
+Every kill is checked to have landed: the worker died by SIGKILL before its sweep completed
+(a completed sweep leaves a marker, and a kill at a random time must leave some item still
+missing). A kill that came too late tested nothing: the folder is put back as it was before
+it and an earlier kill point is tried; the test fails when none lands.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
+from assay_backends import JobError
 from audit import (
     audit_steps,
     check_items_from_run_many,
@@ -39,20 +49,77 @@ from assay import Experiment, Results, explicit
 ITEMS = list(range(24))
 pytestmark = pytest.mark.usefixtures("quick_stale_locks")
 HERE = Path(__file__).resolve().parent
+#: Seconds each item takes to compute in the sweeps killed at random times: a sweep lasts
+#: about 0.1 s instead of 0.02 s, so that a kill at a random time lands inside it.
+ITEM_DELAY = 0.003
+#: The same for the process pool's workers (two of them, started by a fresh interpreter).
+POOL_ITEM_DELAY = 0.02
+#: Kill points tried, each earlier than the last, before a test gives up on landing a kill.
+KILL_TRIES = 6
 
 
-def sweep(folder: Path, items: list[int] = ITEMS) -> None:
+def sweep(folder: Path, items: list[int] = ITEMS, delay: float = 0.0) -> None:
     """Compute every item into ``folder`` (the worker's job)."""
-    step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder})
+    step = ReliabilityPayload(delay=delay, infra={"backend": "Cached", "folder": folder})
     # run_many computes and writes the missing entries before returning; an item that raises
     # ends its batch (the items after it stay missing), so a sweep runs one segment at a time.
     sweep_all(step, items)
+
+
+def swept(folder: Path) -> Path:
+    """The marker a worker leaves, beside ``folder``, once its sweep completed."""
+    return folder.with_name(f"{folder.name}.swept")
+
+
+def sweep_and_mark(folder: Path, delay: float = 0.0) -> None:
+    """Sweep, then leave the completion marker (a worker killed before it leaves none)."""
+    sweep(folder, delay=delay)
+    swept(folder).touch()
 
 
 def sweep_killed_at(folder: Path, number: int) -> None:
     """Sweep, SIGKILLed at this process's ``number``-th watched file-system call."""
     with kill_at_call(number):
         sweep(folder)
+    swept(folder).touch()  # not watched: reached only when the sweep needed fewer calls
+
+
+def missing_items(folder: Path) -> int:
+    """How many items of the sweep have no entry in ``folder`` (all of them if it is absent)."""
+    return audit_steps(folder, ITEMS).missing if folder.exists() else len(ITEMS)
+
+
+def kill_until_it_lands(
+    folder: Path,
+    kill: Callable[[int], int],
+    completed: Callable[[], bool],
+) -> None:
+    """Kill a worker sweeping ``folder`` until the kill lands before the sweep completed.
+
+    ``kill(attempt)`` runs a worker and kills it at a point it chooses (earlier at each
+    attempt), returning the worker's exit status; ``completed()`` tells whether the sweep
+    completed anyway. A kill that landed leaves a status of ``-SIGKILL`` and an incomplete
+    sweep. Otherwise the kill tested nothing: ``folder`` is put back as it was before it and
+    the next attempt made; after :data:`KILL_TRIES` attempts the test fails.
+    """
+    snapshot = folder.with_name(f"{folder.name}.before-kill")
+    if folder.exists():
+        shutil.copytree(folder, snapshot, symlinks=True)  # keeps the ages of stale locks
+    try:
+        for attempt in range(KILL_TRIES):
+            status = kill(attempt)
+            assert status in (0, -signal.SIGKILL), f"the worker raised (status {status})"
+            if status == -signal.SIGKILL and not completed():
+                count("kill points tried")
+                return
+            count("kills retried: the sweep completed before the kill")
+            shutil.rmtree(folder, ignore_errors=True)
+            swept(folder).unlink(missing_ok=True)
+            if snapshot.exists():
+                shutil.copytree(snapshot, folder, symlinks=True)
+        pytest.fail(f"{KILL_TRIES} kills in a row came after the sweep of {folder} completed")
+    finally:
+        shutil.rmtree(snapshot, ignore_errors=True)
 
 
 def check_after_kill(folder: Path) -> int:
@@ -90,44 +157,78 @@ def test_sigkill_at_file_system_calls_of_the_write_path(tmp_path: Path) -> None:
     """Kill the worker at its k-th open/write/rename/unlink/... call, for many k.
 
     Each case kills a first worker at call k, then the recovering worker at a random call
-    (a crash during recovery, with stale locks to take over), audits after each kill, and
-    reruns to completion.
+    among those its recovery makes (a crash during recovery, with stale locks to take over),
+    audits after each kill, and reruns to completion. Each kill must land before its sweep
+    completed; the recovery's calls are counted on a copy of the folder first.
     """
     calls = count_calls(lambda: sweep(tmp_path / "count"))
     assert calls > 5 * len(ITEMS)  # the write path was really watched
     rng = random.Random(20261125)
     points = 60 if HEAVY else 6
     firsts = sorted(rng.sample(range(1, calls + 1), points))
+
+    def killed_at(folder: Path, first: int, attempt: int) -> int:
+        point = first if attempt == 0 else rng.randint(1, max(1, first >> attempt))
+        return run_forked(partial(sweep_killed_at, folder, point))
+
     for case, first in enumerate(firsts):
         folder = tmp_path / f"case{case}"
-
-        assert run_forked(partial(sweep_killed_at, folder, first)) == -signal.SIGKILL
-        count("kill points tried")
+        done = swept(folder).exists
+        kill_until_it_lands(folder, partial(killed_at, folder, first), done)
+        count("kills that left items missing", missing_items(folder) > 0)
         check_after_kill(folder)
-        second = rng.randrange(1, calls)
 
-        status = run_forked(partial(sweep_killed_at, folder, second))
-        assert status in (0, -signal.SIGKILL)  # 0: the recovery needed fewer calls
-        count("kill points tried", status != 0)
-        check_after_kill(folder)
+        # The calls of the recovery, counted on a copy whose locks are all stale already: it
+        # need not wait for them (waiting makes no call; it only saves a few failed claims).
+        probe = tmp_path / f"case{case}-probe"
+        shutil.copytree(folder, probe, symlinks=True)
+        age_locks(probe)
+        recovery = count_calls(lambda probe=probe: sweep(probe))
+        if recovery:
+            second = rng.randint(1, recovery)
+            kill_until_it_lands(folder, partial(killed_at, folder, second), done)
+            count("kills that left items missing", missing_items(folder) > 0)
+            check_after_kill(folder)
+        else:  # the first kill came after the last entry was written: nothing to recover
+            assert missing_items(folder) == 0
+        # The recovery above met the locks young, and waited for them; the rerun comes later.
+        age_locks(folder)
         check_rerun_completes(folder)
 
 
+def age_locks(folder: Path) -> None:
+    """Date every lock in ``folder`` a minute back: stale, unless its owner names a live pid."""
+    then = time.time() - 60
+    for lock in folder.glob("*/*/locks/*"):
+        os.utime(lock, (then, then))
+
+
 def test_sigkill_at_random_times(tmp_path: Path) -> None:
-    """Kill workers after random delays over the length of a sweep, several times per folder."""
+    """Kill workers after random delays over the length of a sweep, several times per folder.
+
+    Each delay is drawn over the time the items still missing take; each kill must leave
+    some item missing (else an earlier one is tried), so that the next kill has work to cut.
+    """
     began = time.perf_counter()
-    sweep(tmp_path / "timing")
+    assert run_forked(partial(sweep, tmp_path / "timing", delay=ITEM_DELAY)) == 0
     duration = time.perf_counter() - began
     rng = random.Random(7)
     rounds, kills = (10, 6) if HEAVY else (2, 4)
+
+    def killed_after(folder: Path, window: float, attempt: int) -> int:
+        delay = rng.uniform(0.0, window / 2**attempt)
+        return run_forked(partial(sweep_and_mark, folder, ITEM_DELAY), kill_after=delay)
+
+    def completed(folder: Path) -> bool:
+        return swept(folder).exists() or missing_items(folder) == 0
+
     for case in range(rounds):
         folder = tmp_path / f"round{case}"
         complete = 0
         for _ in range(kills):
-            delay = rng.uniform(0.0, duration * 1.2)
-            status = run_forked(partial(sweep, folder), kill_after=delay)
-            assert status in (0, -signal.SIGKILL)
-            count("kill points tried", status != 0)
+            window = 0.9 * duration * missing_items(folder) / len(ITEMS)
+            kill = partial(killed_after, folder, window)
+            kill_until_it_lands(folder, kill, partial(completed, folder))
             now = check_after_kill(folder)
             assert now >= complete, "a kill removed entries that were complete"
             complete = now
@@ -136,34 +237,62 @@ def test_sigkill_at_random_times(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_of_a_process_pool_sweep_in_a_fresh_interpreter(tmp_path: Path) -> None:
-    """Kill a whole process group (driver and pool workers), as a crashed job is killed."""
+    """Kill a whole process group (driver and pool workers), as a crashed job is killed.
+
+    Each kill comes once the pool has started this run's items and written a random number
+    of entries (bounded so that every kill has items left to cut); each must land before the
+    sweep completed, which the worker reports with a last line on its output.
+    """
     rng = random.Random(3)
     kills = 8 if HEAVY else 1
     folder = tmp_path / "pool"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
-    for _ in range(kills):
+    command = [sys.executable, str(HERE / "sweep_worker.py"), str(folder), "ProcessPool"]
+    command += [str(len(ITEMS)), str(POOL_ITEM_DELAY)]
+    output = [b""]
+
+    def entries() -> int:
+        return sum(not p.name.startswith(".") for p in folder.glob("*/*/cache/*"))
+
+    def started(since: float, before: int) -> bool:
+        """Whether the pool took a lock (or wrote an entry) since the worker started."""
+        locks = folder.glob("*/*/locks/*.lock")
+        return entries() > before or any(_mtime(p) >= since for p in locks)
+
+    def killed_after(written: int, attempt: int) -> int:
+        before, since = entries(), time.time()
         worker = subprocess.Popen(
-            [sys.executable, str(HERE / "sweep_worker.py"), str(folder), "ProcessPool"],
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        # Wait until the pool has started writing, then kill at a random point of the sweep.
+        target = before + (written if attempt == 0 else 0)
         deadline = time.monotonic() + 30
-        while not list(folder.glob("*/*/locks/*")) and time.monotonic() < deadline:
-            if worker.poll() is not None:
+        while worker.poll() is None and time.monotonic() < deadline:
+            if started(since, before) and entries() >= target:
+                time.sleep(rng.uniform(0.0, POOL_ITEM_DELAY / 2**attempt))
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGKILL)
                 break
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.3))
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            count("kill points tried")
-        _, err = worker.communicate(timeout=30)
+            time.sleep(0.002)
+        output[0], err = worker.communicate(timeout=30)
         assert worker.returncode in (0, -signal.SIGKILL), err.decode()
         time.sleep(0.05)  # orphaned pool workers, if any, have the same group and are gone
+        return worker.returncode
+
+    def completed() -> bool:
+        return b"swept" in output[0] or missing_items(folder) == 0
+
+    for left in range(kills, 0, -1):
+        written = rng.randrange(0, max(1, (missing_items(folder) - 1) // left))
+        kill_until_it_lands(folder, partial(killed_after, written), completed)
         check_after_kill(folder)
     check_rerun_completes(folder)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # released meanwhile
+        return 0.0
 
 
 # ---------------------------------------------------------------- experiments
@@ -183,28 +312,46 @@ def _experiment(folder: Path) -> Experiment:
 
 def run_experiment(folder: Path) -> None:
     _experiment(folder).run()
+    swept(folder).touch()
+
+
+def successes(folder: Path) -> int:
+    """How many runs the experiment folder holds as complete (none before its index exists)."""
+    if not (folder / "index.sqlite").exists():
+        return 0
+    return Results.load(folder).counts().get("success", 0)
 
 
 def test_sigkill_of_an_experiment_driver(tmp_path: Path) -> None:
     """Kill the driver of a sweep (it writes run records and the SQLite index) at random times.
 
     After each kill the folder loads, every run it reports complete equals the clean run's,
-    and a final rerun completes the sweep with results equal to a clean run's.
+    and a final rerun completes the sweep with results equal to a clean run's. Each delay is
+    drawn over the time the runs still missing take, and each kill must leave some run
+    missing (else an earlier one is tried).
     """
-    began = time.perf_counter()
     clean = metrics_by_run(_experiment(tmp_path / "clean").run())
-    duration = time.perf_counter() - began
     assert len(clean) == 24
     assert {s for s, _ in clean.values()} == {"success"}
+    began = time.perf_counter()
+    assert run_forked(partial(run_experiment, tmp_path / "timing")) == 0
+    duration = time.perf_counter() - began
     rng = random.Random(5)
     rounds, kills = (8, 5) if HEAVY else (1, 4)
+
+    def killed_after(folder: Path, window: float, attempt: int) -> int:
+        delay = rng.uniform(0.0, window / 2**attempt)
+        return run_forked(partial(run_experiment, folder), kill_after=delay)
+
+    def completed(folder: Path) -> bool:
+        return swept(folder).exists() or successes(folder) == len(clean)
+
     for case in range(rounds):
         folder = tmp_path / f"round{case}"
         for _ in range(kills):
-            delay = rng.uniform(0.0, duration * 1.5)
-            status = run_forked(partial(run_experiment, folder), kill_after=delay)
-            assert status in (0, -signal.SIGKILL)
-            count("kill points tried", status != 0)
+            window = 0.9 * duration * (len(clean) - successes(folder)) / len(clean)
+            kill = partial(killed_after, folder, window)
+            kill_until_it_lands(folder, kill, partial(completed, folder))
             if not (folder / "index.sqlite").exists():
                 continue  # killed before the index was created
             so_far = metrics_by_run(Results.load(folder))
@@ -239,11 +386,41 @@ def test_a_killed_pool_worker_records_its_runs_as_cancelled_and_a_rerun_recovers
         )
 
     clean = metrics_by_run(experiment(tmp_path / "clean").run())
-    (tmp_path / "kill").touch()  # the worker process SIGKILLs itself
-    with pytest.raises(Exception, match=r"(?i)terminated|broken|died|killed"):
+    (tmp_path / "kill").touch()  # the worker process SIGKILLs itself, before computing
+    with pytest.raises(JobError, match="a worker process of the pool died"):
         experiment(tmp_path / "exp").run()
     count("kill points tried")
+    # The kill landed before any run completed.
     statuses = {row.run_id: row.status for row in Results.load(tmp_path / "exp")}
     assert set(statuses.values()) == {"cancelled"}, statuses
     (tmp_path / "kill").unlink()
     assert metrics_by_run(experiment(tmp_path / "exp").run()) == clean
+
+
+def test_a_pool_worker_that_dies_while_the_items_are_sent_is_reported_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker may die before the driver has sent every shard: the pool then refuses them.
+
+    The driver reports a dead worker, as when it dies later, not the executor's bare error.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    original, sent = ProcessPoolExecutor.submit, [0]
+
+    def submit(self: ProcessPoolExecutor, *args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        if sent[0] == 2:  # what submit raises once a worker of the pool died
+            raise BrokenProcessPool("A child process terminated abruptly")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit)
+    infra = {"backend": "ProcessPool", "folder": tmp_path, "max_jobs": 2, "progress": False}
+    step = ReliabilityPayload(infra=infra)
+    with pytest.raises(JobError, match="a worker process of the pool died") as raised:
+        step.run_many(list(range(8)))
+    assert isinstance(raised.value.__cause__, BrokenProcessPool)
+    found = audit_steps(tmp_path, range(8))
+    assert (found.wrong, found.corrupt) == ([], 0)
+    assert found.missing > 0  # the shards not sent were not computed
