@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -278,7 +279,18 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        _unmount(mount)
+
+
+def _unmount(mount: Path) -> None:
+    # Idle pool workers end on their own shortly after a sweep: until then they may hold the
+    # file system busy. Wait for them a little, then detach it lazily (freed once they end).
+    deadline = time.monotonic() + 10
+    while subprocess.run(["umount", str(mount)], capture_output=True, check=False).returncode:
+        if time.monotonic() > deadline:
+            subprocess.run(["umount", "--lazy", str(mount)], check=True)
+            return
+        time.sleep(0.1)
 
 
 def test_a_real_full_file_system(tiny_disk: Path) -> None:
