@@ -352,11 +352,12 @@ class OperationWrapper:
             metrics, tags = capture.metric_series()
             artifacts = capture.artifact_descriptions()
             runtime.cleanup()
+        code = self.code_hash  # once per run: checking the fingerprint's memo costs µs
         record = RunRecord(
-            run_id=run_id or self._run_id(digest or canonical_digest(values), seeds),
+            run_id=run_id or self._run_id(digest or canonical_digest(values), seeds, code),
             operation=self._name,
             ref=self.ref,
-            code_hash=self.code_hash,
+            code_hash=code,
             params=values,
             seed=seeds.key,
             status=status,
@@ -426,9 +427,9 @@ class OperationWrapper:
                 kwargs[name] = capture
         return kwargs
 
-    def _run_id(self, digest: str, seeds: SeedBundle) -> str:
+    def _run_id(self, digest: str, seeds: SeedBundle, code: str) -> str:
         seed = seeds.key
-        text = f"{self._ref}\0{self.code_hash}\0{digest}\0{seed['root_seed']}\0{seed['replicate']}"
+        text = f"{self._ref}\0{code}\0{digest}\0{seed['root_seed']}\0{seed['replicate']}"
         text += f"\0{seed['path']}\0{seeds.params_digest}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
