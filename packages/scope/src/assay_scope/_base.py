@@ -14,6 +14,7 @@ different threads therefore never restore each other's values, and never resurre
 
 from __future__ import annotations
 
+import functools
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,15 @@ def _rebuild(base: dict[str, Any]) -> None:
     ROOT_VALUES.update(merged)
 
 
+@functools.cache
+def _scope_api() -> tuple[Any, Any, Any, type[param_scope]]:
+    # Imported on first use, once: _scope imports this module for param_scope.frozen(). An
+    # import statement run on every entry costs a look through the import system.
+    from ._scope import _CHAIN, _OWN, _PREV, param_scope
+
+    return _CHAIN, _OWN, _PREV, param_scope
+
+
 class isolated_base:
     """A block that keeps what ``param_scope.frozen()`` publishes inside it to itself.
 
@@ -151,9 +161,7 @@ class isolated_base:
         self._block = None
 
     def __enter__(self) -> param_scope:
-        # Imported here: _scope imports this module for param_scope.frozen().
-        from ._scope import _CHAIN, _OWN, _PREV, param_scope
-
+        set_chain, set_own, set_prev, scope_class = _scope_api()
         if self._block is not None:
             raise RuntimeError("this isolated_base() block is already entered")
         outer = BLOCK.get()
@@ -170,11 +178,11 @@ class isolated_base:
         tail = chain[-1]
         if tail is ROOT_VALUES or (outer is not None and tail is outer.view):
             chain = (*chain[:-1], view)
-        scope: param_scope = object.__new__(param_scope)
+        scope: param_scope = object.__new__(scope_class)
         own: dict[str, Any] = {}
-        _OWN(scope, own)
-        _PREV(scope, current)
-        _CHAIN(scope, (own, *chain))
+        set_own(scope, own)
+        set_prev(scope, current)
+        set_chain(scope, (own, *chain))
         block = _Block(view)
         self._block, self._scope = block, scope
         scope.__enter__()
