@@ -46,7 +46,7 @@ def explain(folder: str | Path) -> str:
 
 
 def _experiment_lines(root: Path) -> list[str]:
-    with ResultsIndex(root, create=False) as index:
+    with ResultsIndex(root, read_only=True) as index:
         identity = index.get_meta("experiment", {}) or {}
         hashes = Counter(row.code_hash or "" for row in index.rows())
     ref = identity.get("operation")

@@ -353,7 +353,7 @@ def _indexed_runs(experiment: Path) -> set[str]:
             "entries hold results is unknown; run the experiment again (it rebuilds the index "
             "from the cache), or pass include_indexed=True (--include-indexed)"
         )
-    with ResultsIndex(experiment, create=False) as index:
+    with ResultsIndex(experiment, read_only=True) as index:
         return {run_id for run_id, status in index.statuses().items() if status in FINAL}
 
 

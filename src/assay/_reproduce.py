@@ -215,7 +215,7 @@ def reproduce(
 
     """
     root = Path(folder)
-    with ResultsIndex(root, create=False) as index:
+    with ResultsIndex(root, read_only=True) as index:
         statuses = index.statuses()
         full_id = _resolve_id(root, run_id, statuses)
         (text,) = index.records([full_id])

@@ -84,6 +84,10 @@ def test_an_archive_is_read_by_results_and_the_commands(
     assert {row["run_id"] for row in json.loads(capsys.readouterr().out)} == set(clean)
     assert main(["cache", "info", str(folder)]) == 0
     assert "runs: 3" in capsys.readouterr().out
+    assert main(["cache", "explain", str(folder)]) == 0
+    assert "3 run(s)" in capsys.readouterr().out
+    assert main(["cache", "prune", str(folder), "--older-than", "0s"]) == 0  # a dry run
+    assert "kept 3 entries of runs in the results index" in capsys.readouterr().out
     assert _files(folder) == before
 
 
