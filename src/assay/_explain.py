@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from assay_ops import import_operation
+from assay_steps import StepPaths
 
 from ._folder import CACHE
 from ._index import INDEX_NAME, ResultsIndex
@@ -76,12 +77,10 @@ def _step_lines(step_folder: Path) -> list[str]:
         lines.append(f"  steps: {' -> '.join(map(str, steps))}")
     if config.get("encoding") is None:
         lines.append("  written by an older version of assay (uid encoding 2): stale")
-    versions = sorted(
-        (_read(path) | {"_folder": path.parent} for path in step_folder.glob("code-*/code.json")),
-        key=lambda data: str(data.get("created", "")),
-    )
+    versions = StepPaths(step_folder.parent, step_folder.name).code_versions()
     for position, data in enumerate(versions):
-        entries = sum(1 for _ in (data["_folder"] / "cache").glob("*"))
+        paths = StepPaths(step_folder.parent, step_folder.name, str(data["version"]))
+        entries = sum(1 for _ in paths.cache_folder.glob("*"))
         state = "current" if position == len(versions) - 1 else "older"
         keeps = data.get("keeps")
         what = f"keeps the entries of {keeps}" if keeps else f"{entries} entries"

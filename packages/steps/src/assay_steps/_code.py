@@ -28,12 +28,11 @@ from assay_ops import CodeFingerprint
 
 from ._durable import write_atomic
 from ._errors import CodeChangedError
-from ._paths import check_name
+from ._paths import CODE_FILE, StepPaths, check_name, read_record
 
 CodePolicy = Literal["error", "rerun", "keep"]
 CODE_POLICIES: tuple[str, ...] = ("error", "rerun", "keep")
 CODE_FORMAT = "assay-code-1"
-CODE_FILE = "code.json"
 
 #: One part per step the entries depend on: the version it pins (or None) and the fingerprint
 #: of its code (None when pinned).
@@ -122,31 +121,6 @@ def check_pin(value: object, owner: str) -> str:
     return check_name(value, f"{owner}.code_version")
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}  # damaged: it still says that this version exists
-    return data if isinstance(data, dict) else {}
-
-
-def _created(data: dict[str, Any]) -> str:
-    created = data.get("created")
-    return created if isinstance(created, str) else ""
-
-
-def known_versions(step_folder: Path) -> list[dict[str, Any]]:
-    """Return the ``code.json`` of every code version in ``step_folder``, oldest first."""
-    found = []
-    for path in step_folder.glob(f"code-*/{CODE_FILE}"):
-        data = _read(path) or {}
-        data.setdefault("version", path.parent.name.removeprefix("code-"))
-        found.append(data)
-    return sorted(found, key=_created)
-
-
 def register(step_folder: Path, identity: CodeIdentity, keeps: str | None = None) -> None:
     """Record ``identity`` in its version folder (once; the first record stays)."""
     folder = step_folder / f"code-{identity.version}"
@@ -172,7 +146,7 @@ def entries_version(
     own = _served_by(step_folder, identity)
     if own is not None:
         return own, True
-    others = known_versions(step_folder)
+    others = StepPaths(step_folder.parent, step_folder.name).code_versions()
     if not others:
         return identity.version, False  # registered when it first writes
     if any(data.get("version") == identity.version for data in others):
@@ -193,7 +167,7 @@ def entries_version(
 
 def _served_by(step_folder: Path, identity: CodeIdentity) -> str | None:
     """Return the version whose entries a registered ``identity`` serves, None if unregistered."""
-    own = _read(step_folder / f"code-{identity.version}" / CODE_FILE)
+    own = read_record(step_folder / f"code-{identity.version}" / CODE_FILE)
     if own is None:
         return None
     keeps = own.get("keeps")
@@ -221,7 +195,7 @@ def older_encodings(base_folder: Path, class_name: str, encoding: int) -> list[P
     """Return the folders of ``class_name`` in ``base_folder`` written by an older uid encoding."""
     found = []
     for folder in base_folder.glob(f"{class_name}-*"):
-        config = _read(folder / "config.json")
+        config = read_record(folder / "config.json")
         if config is None:
             continue
         if config.get("encoding", 2) != encoding:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 # Names that become file names: no separators, no "..", no leading dot, bounded length.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}")
@@ -27,6 +28,9 @@ def check_name(name: str, what: str) -> str:
         )
     return name
 
+
+#: The record of one code version of a step folder (``code-<version>/code.json``).
+CODE_FILE = "code.json"
 
 #: Marker file written in a cache folder when assay creates it: tools that delete refuse any
 #: folder without it.
@@ -101,3 +105,40 @@ class StepPaths:
     def logs_folder(self) -> Path:
         """Folder where backends may keep logs."""
         return self.entries_folder / "logs"
+
+    def code_versions(self) -> list[dict[str, Any]]:
+        """Return the ``code.json`` of every code version of this step folder, oldest first.
+
+        Each holds at least its ``"version"`` (taken from its folder's name when the file is
+        damaged, since the version still exists); see ``docs/guide/cache.md`` for the fields.
+
+        Example:
+            >>> StepPaths(Path("nowhere"), "Mult-0123").code_versions()
+            []
+
+        """
+        found = []
+        for path in self.step_folder.glob(f"code-*/{CODE_FILE}"):
+            data = read_record(path) or {}
+            data.setdefault("version", path.parent.name.removeprefix("code-"))
+            found.append(data)
+        return sorted(found, key=_created)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """Return the JSON object of a small record file (``config.json``, ``code.json``).
+
+    None when the file is missing; ``{}`` when it is damaged (it still says it exists).
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _created(data: dict[str, Any]) -> str:
+    created = data.get("created")
+    return created if isinstance(created, str) else ""
