@@ -11,10 +11,21 @@ Example:
 """
 
 from ._backend import Backend, Cached, ItemTask
+from ._compact import CompactReport, compact
 from ._errors import BatchProtocolError, CodeChangedError
 from ._func import Func
+from ._inspect import (
+    FolderInfo,
+    PackedEntry,
+    count_entries,
+    entries_folders,
+    folder_info,
+    in_use,
+    packed_entries,
+)
 from ._items import StepItems
 from ._lookup import LookupHandle
+from ._migrate import MigrateReport, migrate
 from ._paths import StepPaths
 from ._step import Chain, Step
 from ._uid import ENCODING as UID_ENCODING
@@ -26,10 +37,21 @@ __all__ = [
     "Cached",
     "Chain",
     "CodeChangedError",
+    "CompactReport",
+    "FolderInfo",
     "Func",
     "ItemTask",
     "LookupHandle",
+    "MigrateReport",
+    "PackedEntry",
     "Step",
     "StepItems",
     "StepPaths",
+    "compact",
+    "count_entries",
+    "entries_folders",
+    "folder_info",
+    "in_use",
+    "migrate",
+    "packed_entries",
 ]

@@ -13,17 +13,21 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import pydantic
 from assay_ops import is_infrastructure_error
 
+from ._claims import Claim, running
 from ._dump import dump_tagged
 from ._errors import BatchProtocolError
 from ._jobrefs import read_job_ref, write_job_refs
-from ._locks import is_live, lock_path, release, try_acquire
 from ._paths import StepPaths, check_name
-from ._store import CachedError, CorruptEntryError, EntryStore
+from ._store import CachedError, EntryStore
 
 if TYPE_CHECKING:
     from ._step import Step
 
 ModeType = Literal["cached", "force", "read-only", "retry"]
+
+#: A task claims its items in chunks of this many, as the step asks for them: concurrent
+#: processes given the same items share them out chunk by chunk.
+CLAIM_CHUNK = 256
 
 #: Executors that live in the assay-backends package, imported on first use.
 EXTERNAL_BACKENDS = frozenset(
@@ -223,9 +227,11 @@ def _format_error(error: BaseException) -> CachedError:
 class ItemTask:
     """Compute some missing items of one step and write their cache entries.
 
-    Picklable; calling it (in any process) takes each item's lock, computes the items the
-    step's way (``_run`` or ``_run_batch``), writes every result or error atomically and
-    releases the lock. Items locked by another live process are left to that process.
+    Picklable; calling it (in any process) claims its items chunk by chunk (see
+    ``_claims.py``), computes the items the step's way (``_run`` or ``_run_batch``), appends
+    every result or error to its process's segment, seals the segment and releases the
+    claims. Items that an older live claim names are left to that claim's process; items
+    found with an entry once claimed are skipped (unless ``force``).
 
     Attributes:
         step: The (resolved) step to run.
@@ -276,6 +282,8 @@ class ItemTask:
     def attach_job(self, ref: dict[str, Any], backend: str | None = None) -> None:
         """Record a job reference for every item of this task (read by ``LookupHandle.job``).
 
+        One file for the whole task, however many items it has.
+
         Args:
             ref: A small JSON-able description of the job (e.g. ``{"job_id": "123"}``).
             backend: Name of the backend class whose ``_load_job`` can rebuild the job;
@@ -310,10 +318,10 @@ class ItemTask:
         return read_job_ref(self.paths, uid)
 
     def running_uids(self) -> set[str]:
-        """Return the uids of this task's items that a live process has locked right now.
+        """Return the uids of this task's items that a live process has claimed right now.
 
         Those items are being computed elsewhere: a backend need not run them (calling the
-        task skips them anyway, and the steps layer waits for their entries). A lock whose
+        task skips them anyway, and the steps layer waits for their entries). A claim whose
         process is gone does not count.
 
         Example:
@@ -322,27 +330,35 @@ class ItemTask:
             set()
 
         """
-        folder = self.paths.lock_folder
-        return {uid for uid in self.uids if is_live(folder, uid)}
+        return running(str(self.paths.entries_folder.absolute())) & set(self.uids)
 
     def __call__(self) -> None:
         """Compute the items and write their entries (see the class docstring)."""
         if self.store is not None:
             self._ran_with_store = True
         store = self.store or EntryStore(self.paths, keep_in_ram=self.keep_in_ram, fsync=self.fsync)
-        store.make_folders()
-        lock_folder = str(self.paths.lock_folder)
         for uid in self.uids:  # before any work: a hostile name must not reach the disk
             check_name(uid, "item uid")
+        store.make_folders()
         todo: list[str] = []  # claimed items, in the order they are fed to the step
-        absent: set[str] = set()  # claimed items known to have no entry file at all
+        claims: list[Claim] = []
         fed_all = False
 
         def claimed() -> Iterator[Any]:
-            # Items are claimed as the step asks for them, so concurrent workers interleave.
+            # Claimed a chunk at a time as the step asks for items, so that concurrent
+            # workers given the same items share them out.
             nonlocal fed_all
-            for uid, value in zip(self.uids, self.values, strict=True):
-                if self._claim(store, lock_folder, uid, absent):
+            taken: set[str] = set()
+            for start in range(0, len(self.uids), CLAIM_CHUNK):
+                uids = self.uids[start : start + CLAIM_CHUNK]
+                claim = Claim.take(store.folder, uids)
+                claims.append(claim)
+                store.refresh()  # after the claim: what its former holders wrote is seen
+                granted = set(claim.granted)
+                for uid, value in zip(uids, self.values[start : start + CLAIM_CHUNK], strict=True):
+                    if uid in taken or uid not in granted or not self._needed(store, uid):
+                        continue
+                    taken.add(uid)
                     todo.append(uid)
                     yield value
             fed_all = True
@@ -360,13 +376,9 @@ class ItemTask:
 
         def write(result: Any) -> None:
             nonlocal written, writing
-            uid = todo[written]
-            # The lock file becomes the entry: one rename, no separate temporary file.
-            via = lock_path(lock_folder, uid)
             writing = True
-            store.write_result(uid, result, via=via, replace=uid not in absent)
+            store.write_result(todo[written], result)
             writing = False
-            release(lock_folder, uid, renamed=True)
             written += 1
 
         def write_held() -> None:
@@ -416,15 +428,22 @@ class ItemTask:
                 raise
             if is_infrastructure_error(error):
                 raise
-            uid = todo[written]
-            via = lock_path(lock_folder, uid)
-            store.write_error(uid, _format_error(error), via=via, replace=uid not in absent)
-            release(lock_folder, uid, renamed=True)
+            store.write_error(todo[written], _format_error(error))
             written += 1
         finally:
-            for uid in todo[written:]:
-                release(lock_folder, uid)
-            store.sync()
+            try:
+                store.sync()
+            finally:
+                for claim in claims:
+                    claim.release()
+
+    def _needed(self, store: EntryStore, uid: str) -> bool:
+        """Return whether claimed item ``uid`` is to be computed (no valid entry, or force)."""
+        if self.force:
+            return True
+        if not store.exists(uid):  # the usual case, checked without verifying anything
+            return True
+        return store.status(uid) is None  # a corrupt entry is computed again
 
     def _forget_written_elsewhere(self) -> None:
         """Drop what the caller's store remembers of items that other processes wrote.
@@ -436,24 +455,3 @@ class ItemTask:
         if self.store is not None and not self._ran_with_store:
             for uid in self.uids:
                 self.store.forget(uid)
-
-    def _claim(self, store: EntryStore, lock_folder: str, uid: str, absent: set[str]) -> bool:
-        """Lock ``uid`` if it still needs computing; False if it is done or taken."""
-        if not try_acquire(lock_folder, uid):
-            return False  # a live process is computing it
-        if not store.exists(uid):  # the usual case, checked without raising and catching
-            absent.add(uid)
-            store.forget(uid)
-            return True
-        try:
-            found = store.peek(uid)
-        except CorruptEntryError:
-            found = None
-        else:
-            if found is None:
-                absent.add(uid)
-        if found is not None and not self.force:  # finished elsewhere meanwhile
-            release(lock_folder, uid)
-            return False
-        store.forget(uid)
-        return True

@@ -165,15 +165,30 @@ def entries_version(
     raise CodeChangedError(f"{what}: {describe_change(newest, identity, step_folder)}")
 
 
+# code.json files read in this process: path -> (inode, mtime, the version it serves). A
+# record is written once and never changed: a stat tells that the file read is still there.
+_served: dict[str, tuple[int, int, str]] = {}
+
+
 def _served_by(step_folder: Path, identity: CodeIdentity) -> str | None:
     """Return the version whose entries a registered ``identity`` serves, None if unregistered."""
-    own = read_record(step_folder / f"code-{identity.version}" / CODE_FILE)
+    path = os.path.join(step_folder, f"code-{identity.version}", CODE_FILE)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    known = _served.get(path)
+    if known is not None and known[:2] == (info.st_ino, info.st_mtime_ns):
+        return known[2]
+    own = read_record(Path(path))
     if own is None:
         return None
     keeps = own.get("keeps")
+    version = identity.version
     if isinstance(keeps, str) and keeps:
-        return check_name(keeps, f"{step_folder}/code-{identity.version} keeps")
-    return identity.version
+        version = check_name(keeps, f"{step_folder}/code-{identity.version} keeps")
+    _served[path] = (info.st_ino, info.st_mtime_ns, version)
+    return version
 
 
 def describe_change(old: dict[str, Any], new: CodeIdentity, step_folder: Path) -> str:

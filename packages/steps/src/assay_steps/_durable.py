@@ -1,20 +1,22 @@
 """Atomic file writes, and the deferred flush of many writes to stable storage.
 
-Measured on a typical cloud disk, fsync costs ~3.5 ms per file, which would make a run over
-10,000 small items take 35 s. Writes therefore go to a temporary name, are flushed to the
-kernel and renamed into place (atomic: a reader sees the old file or the new one, never a
-part). Durability against power loss is then obtained once per batch with ``syncfs`` on the
-cache's file system (one call, tens of ms) — or per file when a backend asks for
-``fsync="item"``. Every entry also carries a checksum, so an entry torn by a crash before the
-sync is detected and recomputed, never returned.
+Measured on a typical cloud disk, fsync costs ~3.5 ms per file. Files other than segments
+(large arrays, configurations, job references) therefore go to a temporary name and are
+renamed into place (atomic: a reader sees the old file or the new one, never a part).
+Durability against power loss is obtained once per chunk — ``syncfs`` on the cache's file
+system for such files, one flush of the segment for frames — or per file when a backend asks
+for ``fsync="item"``. Every entry also carries a checksum, so an entry torn by a crash before
+the flush is detected and recomputed, never returned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -34,45 +36,36 @@ def write_atomic(
     chunks: list[bytes] | tuple[bytes, ...],
     *,
     fsync: bool,
-    via: str | None = None,
 ) -> None:
     """Write ``chunks`` to ``path`` via a temporary file and a rename.
+
+    The temporary file is created with ``O_EXCL | O_NOFOLLOW``: it must be new, and a link
+    planted under its name is not followed.
 
     Args:
         path: Final name of the file.
         chunks: Its content.
         fsync: Flush the file and its folder to stable storage before returning.
-        via: An existing file of ours to use as the temporary file (an item's lock file:
-            the entry then replaces the lock in one rename, half the metadata operations).
 
     """
-    if via is None:
-        # Unique per process and call; O_EXCL below guards against any remaining clash.
-        folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.{_TOKEN}{os.getpid()}-{next(_counter)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    else:
-        tmp = via
-        # Not O_TRUNC: ext4 starts writing out at close() a file that was truncated to zero
-        # and rewritten (auto_da_alloc), which costs about 20 µs per entry. The content is
-        # written over the old one and cut to its length; the batch's flush writes it out.
-        fd = os.open(tmp, os.O_WRONLY)
+    # Unique per process and call; O_EXCL below guards against any remaining clash.
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{_TOKEN}{os.getpid()}-{next(_counter)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o644)
     size = sum(map(len, chunks))
     if len(chunks) > 1 and size < 2**16:
-        chunks = [b"".join(chunks)]  # one system call for small entries
+        chunks = [b"".join(chunks)]  # one system call for small files
     try:
         for chunk in chunks:
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
-        if via is not None:
-            os.ftruncate(fd, size)  # drop what is left of the old content
         if fsync:
             os.fsync(fd)
     except BaseException as error:
         os.close(fd)
-        if via is None:
-            os.unlink(tmp)
+        os.unlink(tmp)
         if isinstance(error, OSError) and error.strerror and error.filename is None:
             error.filename = os.fspath(path)  # a failed write names no file: say which one
         raise
@@ -80,6 +73,36 @@ def write_atomic(
     os.replace(tmp, path)
     if fsync:
         sync_dir(os.path.dirname(path))
+
+
+#: A temporary file older than this was left by a process killed while writing it.
+LEFTOVER_SECONDS = 3600.0
+
+
+def is_old_temporary(folder: str | Path, name: str) -> bool:
+    """Return whether ``name`` in ``folder`` is a temporary file left by a killed writer.
+
+    Temporary files are hidden (``.<name>...tmp``) and live for one write: one older than
+    ``LEFTOVER_SECONDS`` belongs to no writer any more.
+    """
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    try:
+        return time.time() - os.lstat(os.path.join(folder, name)).st_mtime > LEFTOVER_SECONDS
+    except OSError:
+        return False
+
+
+def remove_old_temporaries(folder: str | Path) -> None:
+    """Remove the temporary files killed writers left in ``folder`` (best effort)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if is_old_temporary(folder, name):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
 
 
 def sync_dir(folder: str | Path) -> None:

@@ -1,39 +1,96 @@
-"""Job references: small JSON files naming the job a backend ran an item in.
+"""Job references: small JSON files naming the job a backend ran a task's items in.
 
-``jobs/<uid>.json`` holds ``{"backend": <backend class name>, **ref}``; a backend writes it
-through ``ItemTask.attach_job`` and reads it back through ``ItemTask.job_ref`` (to find the
-items of jobs still running), and ``LookupHandle.job`` turns it into a job object.
+``jobs/<name>.json`` holds ``{"backend": <backend class name>, **ref, "uids": [...]}``, one
+file per task (not per item); a backend writes it through ``ItemTask.attach_job`` and reads
+it back through ``ItemTask.job_ref`` (to find the items of jobs still running), and
+``LookupHandle.job`` turns it into a job object. When several files name an item, the newest
+(by modification time, then name) is its reference.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
+import uuid
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
+from ._arrays import open_regular
 from ._durable import write_atomic
+from ._frames import CorruptEntryError
 from ._paths import StepPaths, check_name
+
+_JOBS_SUFFIX = ".json"
+# Per jobs folder: (the folder's modification time when read, uid -> reference, when read).
+_read_cache: dict[str, tuple[int, dict[str, dict[str, Any]], float]] = {}
+_RACY_SECONDS = 2.0
+_guard = threading.Lock()
 
 
 def write_job_refs(paths: StepPaths, uids: Iterable[str], ref: dict[str, Any]) -> None:
-    """Write the job reference ``ref`` for every item of ``uids``, each file atomically."""
-    data = json.dumps(ref).encode()
+    """Write the job reference ``ref`` for every item of ``uids``, in one file, atomically."""
+    names = [check_name(uid, "item uid") for uid in uids]
+    data = json.dumps({**ref, "uids": names}).encode()
     paths.job_folder.mkdir(parents=True, exist_ok=True)
-    for uid in uids:
-        write_atomic(_path(paths, uid), [data], fsync=False)
+    name = f"{time.time_ns():016x}-{uuid.uuid4().hex[:8]}{_JOBS_SUFFIX}"
+    write_atomic(paths.job_folder / name, [data], fsync=False)
 
 
 def read_job_ref(paths: StepPaths, uid: str) -> dict[str, Any] | None:
     """Return the job reference of item ``uid``, or None if none (or no valid one) exists."""
-    path = _path(paths, uid)  # outside the try: a bad uid is an error, not a missing file
+    check_name(uid, "item uid")  # a bad uid is an error, not a missing reference
+    return job_refs(paths).get(uid)
+
+
+def job_refs(paths: StepPaths) -> dict[str, dict[str, Any]]:
+    """Return the newest job reference of every item of a code version folder."""
+    folder = str(paths.job_folder)
     try:
-        ref = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        listed = os.stat(folder).st_mtime_ns
+    except FileNotFoundError:
+        return {}
+    with _guard:
+        cached = _read_cache.get(folder)
+        # A folder listed within its time granularity of a change may change unseen again.
+        if cached is not None and cached[0] == listed and cached[2] - listed / 1e9 > _RACY_SECONDS:
+            return cached[1]
+    read_at = time.time()
+    refs: dict[str, dict[str, Any]] = {}
+    for _, name in sorted(_listing(folder)):
+        ref = _read(os.path.join(folder, name))
+        if ref is None:
+            continue
+        uids = ref.pop("uids", [])
+        for uid in uids if isinstance(uids, list) else ():
+            if isinstance(uid, str):
+                refs[uid] = ref
+    with _guard:
+        _read_cache[folder] = (listed, refs, read_at)
+    return refs
+
+
+def _listing(folder: str) -> list[tuple[int, str]]:
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(_JOBS_SUFFIX) and not entry.name.startswith("."):
+                try:
+                    found.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name))
+                except OSError:
+                    continue
+    return found
+
+
+def _read(path: str) -> dict[str, Any] | None:
+    try:
+        fd = open_regular(path)
+    except (FileNotFoundError, CorruptEntryError):
         return None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            ref = json.loads(f.read())
+        except ValueError:
+            return None
     return ref if isinstance(ref, dict) else None
-
-
-def _path(paths: StepPaths, uid: str) -> Path:
-    # The uid becomes a file name: a hostile one must not reach the disk.
-    return paths.job_folder / f"{check_name(uid, 'item uid')}.json"

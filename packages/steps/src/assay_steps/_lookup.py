@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._claims import running
 from ._jobrefs import read_job_ref
-from ._locks import is_live
 from ._paths import StepPaths
 from ._store import CorruptEntryError, EntryStore
 
@@ -41,20 +41,21 @@ class LookupHandle:
 
     @property
     def paths(self) -> StepPaths:
-        """Layout of the step folder: ``step_folder`` for logs and metadata, ``cache_folder``."""
+        """Layout of the step folder: ``step_folder`` for metadata, ``entries_folder``..."""
         if self._store is None:
             raise RuntimeError("this step has no infra with a folder, so it has no cache paths")
         return self._store.paths
 
     @property
     def status(self) -> LookupStatus:
-        """``"success"``, ``"error"``, ``"running"`` (locked by a live process) or None."""
+        """``"success"``, ``"error"``, ``"running"`` (claimed by a live process) or None."""
         if self._store is None:
             return None
+        self._store.refresh()
         found = self._store.status(self.uid)
         if found is not None:
             return found
-        return "running" if is_live(self._store.paths.lock_folder, self.uid) else None
+        return "running" if self.uid in running(self._store.folder) else None
 
     def cached(self) -> bool:
         """Return whether a success or an error is cached for this item."""
@@ -69,13 +70,14 @@ class LookupHandle:
         """
         if self._store is None:
             raise RuntimeError("this step has no infra with a folder, so nothing is cached")
+        self._store.refresh()
         try:
             found = self._store.read(self.uid)
         except CorruptEntryError as error:
             raise RuntimeError(f"cache entry {self.uid!r} is corrupt: {error}") from None
         if found is None:
             raise RuntimeError(
-                f"no cached result for item {self.uid!r} in {self._store.paths.cache_folder}"
+                f"no cached result for item {self.uid!r} in {self._store.paths.entries_folder}"
             )
         status, value = found
         if status == "error":

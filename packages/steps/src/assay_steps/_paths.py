@@ -60,13 +60,15 @@ class StepPaths:
 
     ``base_folder/step_uid/`` holds ``config.json`` (the configuration, human readable) and
     one folder per version of the code that wrote entries, ``code-<version>/``, holding
-    ``code.json`` (what that code was), ``cache/`` (one entry file per item), ``locks/``
-    (items being computed), ``jobs/`` (job references written by backends) and ``logs/``
-    (free for backends). Without a ``code`` version, those folders sit in the step folder.
+    ``code.json`` (what that code was), ``segments/`` (the entries, packed: one file per
+    writing process), ``arrays/`` (large array results, one ``.npy`` each), ``index`` (the
+    saved catalog of the segments), ``claims/`` (chunks of items being computed), ``jobs/``
+    (job references written by backends) and ``logs/`` (free for backends). Without a
+    ``code`` version, those sit in the step folder. See ``docs/guide/cache.md``.
 
     Example:
-        >>> StepPaths(Path("cache"), "Mult-0123", "9f3a").cache_folder.as_posix()
-        'cache/Mult-0123/code-9f3a/cache'
+        >>> StepPaths(Path("cache"), "Mult-0123", "9f3a").segments_folder.as_posix()
+        'cache/Mult-0123/code-9f3a/segments'
 
     """
 
@@ -87,14 +89,24 @@ class StepPaths:
         return self.step_folder / f"code-{self.code}"
 
     @property
-    def cache_folder(self) -> Path:
-        """Folder of the entries: ``<uid>.pkl`` (results, errors), ``<uid>.npy`` (arrays)."""
-        return self.entries_folder / "cache"
+    def segments_folder(self) -> Path:
+        """Folder of the segment files holding the entries."""
+        return self.entries_folder / "segments"
 
     @property
-    def lock_folder(self) -> Path:
-        """Folder of the lock files of items being computed."""
-        return self.entries_folder / "locks"
+    def arrays_folder(self) -> Path:
+        """Folder of the large array results (one ``.npy`` file each)."""
+        return self.entries_folder / "arrays"
+
+    @property
+    def claims_folder(self) -> Path:
+        """Folder of the claims on chunks of items being computed."""
+        return self.entries_folder / "claims"
+
+    @property
+    def cache_folder(self) -> Path:
+        """Folder of the older layout's entries (``<uid>.pkl``, ``<uid>.npy``), read only."""
+        return self.entries_folder / "cache"
 
     @property
     def job_folder(self) -> Path:

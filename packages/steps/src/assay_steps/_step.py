@@ -8,6 +8,7 @@ import inspect
 import itertools
 import json
 import pickle
+import random
 import time
 import weakref
 from collections import OrderedDict
@@ -20,6 +21,7 @@ import xxhash
 from assay_ops import CodeFingerprint, fingerprint, is_infrastructure_error
 
 from ._backend import Backend, ItemTask, _format_error
+from ._claims import running
 from ._code import (
     CodeIdentity,
     check_pin,
@@ -34,7 +36,6 @@ from ._durable import write_atomic
 from ._errors import BatchProtocolError, CodeChangedError
 from ._filehash import attach as attach_file_digests
 from ._items import StepItems
-from ._locks import lock_state
 from ._lookup import LookupHandle
 from ._paths import StepPaths, check_name, mark_cache_folder
 from ._store import CorruptEntryError, EntryStore, UntrustedEntryError
@@ -47,8 +48,13 @@ if TYPE_CHECKING:
 POLL_SECONDS = 0.05
 _MAX_POLL_SECONDS = 1.0
 _NOINPUT_UID = "noinput"
-#: After this many consecutive misses, the remaining items of a call go to the backend
-#: unchecked (their task checks them under their lock, as it does every item).
+#: Rounds that compute nothing before a run gives up on its missing items.
+_STALLED_ROUNDS = 4
+#: Longest random pause before another round after one that computed nothing: longer than
+#: the coarsest file system time (one second) that could order two claims as simultaneous.
+_TIE_PAUSE_SECONDS = 1.5
+#: A chain looks for an item's cached result in its steps' caches until this many items in a
+#: row were found in none of them (the run is then cold: the steps compute them anyway).
 _PROBE_MISSES = 16
 #: Longest step class name: with "-<32 hex digits>" the folder name stays under 255 bytes.
 _MAX_CLASS_NAME = 120
@@ -81,6 +87,9 @@ class _Runtime:
     #: arrives without source (a class pickled by value).
     carried_code: dict[str, Any] | None = None
     carried_print: CodeFingerprint | None = dataclasses.field(default=None, repr=False)
+    #: The store of the step on its own, fixed for the length of one ``run_many`` call (its
+    #: key, a hash of the configuration, is then computed once per call, not per use).
+    pinned: EntryStore | None = dataclasses.field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
         # Runtime state never makes two equal configurations differ.
@@ -436,6 +445,9 @@ class Step(pydantic.BaseModel):
         return f"{name}-{digest}"
 
     def _store(self, prefix: tuple[Step, ...]) -> EntryStore:
+        pinned = self._runtime.pinned
+        if pinned is not None and not prefix:
+            return pinned
         infra = self.infra
         if infra is None or infra.folder is None:
             raise RuntimeError(
@@ -461,19 +473,19 @@ class Step(pydantic.BaseModel):
         step_folder = Path(key[0]) / key[1]
         what = f"step {type(self).__name__}"
         version, registered = entries_version(step_folder, identity, infra.on_code_change, what)
-        if not registered:
-            self._runtime.codes[key] = identity  # recorded when it first writes
-            if infra.on_code_change == "error" and not step_folder.exists():
-                name = key[1].rsplit("-", 1)[0]
-                old = older_encodings(Path(key[0]), name, ENCODING)
-                if old:
-                    raise CodeChangedError(old_encoding_message(what, old, ENCODING))
+        self._runtime.codes[key] = identity  # recorded (if it is not yet) when it first writes
+        if not registered and infra.on_code_change == "error" and not step_folder.exists():
+            name = key[1].rsplit("-", 1)[0]
+            old = older_encodings(Path(key[0]), name, ENCODING)
+            if old:
+                raise CodeChangedError(old_encoding_message(what, old, ENCODING))
         return version
 
     def _record_folder(self, store: EntryStore, key: tuple[str, str]) -> None:
         """Mark the cache folder as assay's and record the code of a new version folder."""
         mark_cache_folder(Path(key[0]), ENCODING)
-        identity = self._runtime.codes.pop(key, None)
+        # Kept, not taken: a folder removed while the process runs is recorded again.
+        identity = self._runtime.codes.get(key)
         if identity is not None and identity.version == store.paths.code:
             register(store.paths.step_folder, identity)
 
@@ -546,13 +558,18 @@ class Step(pydantic.BaseModel):
         else:
             uids = _memo(lambda: [step._item_uid(v) for v in values])
 
-        results = _dispatch(step, (), uids, values, forced=False, top=True)
         if step.infra is None or step.infra.folder is None:
+            results = _dispatch(step, (), uids, values, forced=False, top=True)
             # Iterating again computes again, as in exca.
             again = lambda: _dispatch(step, (), uids, values, forced=False)  # noqa: E731
             return StepItems(results, len(values), again=again)
         store = step._store(())
-        results = _raise_now(step, uids(), results)
+        step._runtime.pinned = store
+        try:
+            results = _dispatch(step, (), uids, values, forced=False, top=True)
+            results = _raise_now(step, uids(), results)
+        finally:
+            step._runtime.pinned = None
         # Iterating again reads the entries again, as in exca (whatever the mode).
         return StepItems(results, len(values), again=lambda: _read_all(step, store, uids()))
 
@@ -731,29 +748,19 @@ def _dispatch(
     elif retried and mode == "cached":
         mode = "retry"  # a chain retried as a whole retries the errors of its steps (as exca)
     store = step._store(prefix)
+    store.refresh()  # what other processes wrote since this process last looked
     uids = get_uids()
     attempted = step._runtime.attempted.setdefault(store.paths.step_uid, set())
     pending: dict[str, Any] = {}
-    memo = store.memo
-    misses = 0  # consecutive items found missing
-    for uid, value in zip(uids, values, strict=True):
-        if mode == "cached":
-            found = memo.get(uid)
-            if found is not None:  # a hit this instance already verified
-                if top and found[0] == "err":
-                    _read(step, store, uid)
-                continue
+    # Looked up together: entries read side by side are verified from shared reads.
+    statuses = store.statuses(uids) if mode in ("cached", "retry") else None
+    for index, (uid, value) in enumerate(zip(uids, values, strict=True)):
         if uid in pending:
             continue
-        if (mode == "force" and uid not in attempted) or (
-            mode == "cached" and misses >= _PROBE_MISSES
-        ):
-            # A cold run: the task checks each item for an entry anyway, once it holds the
-            # item's lock, so checking here too would only double the lookups.
+        if mode == "force" and uid not in attempted:
             pending[uid] = value
             continue
-        status = _status(step, store, uid, mode)
-        misses = misses + 1 if status is None else 0
+        status = statuses[index] if statuses is not None else _status(step, store, uid, mode)
         if status is None or (status == "error" and mode == "retry" and uid not in attempted):
             pending[uid] = value
         elif top and status == "error":
@@ -1008,7 +1015,8 @@ def _status(step: Step, store: EntryStore, uid: str, mode: str) -> str | None:
     if found is None and mode == "read-only":
         raise RuntimeError(
             f"{type(step).__name__}: no cached result for item {uid!r} in "
-            f"{store.paths.cache_folder} and mode='read-only' forbids computing it"
+            f"{store.paths.entries_folder} and mode='read-only' forbids computing it"
+            f"{store.catalog.unreadable_note()}"
         )
     return found
 
@@ -1019,9 +1027,12 @@ def _compute(
     infra = step.infra
     assert infra is not None
     todo = list(pending)
+    rewrite = mode in ("force", "retry")
     stalled = 0  # rounds in a row that computed none of the items sent, none held elsewhere
     while todo:
         sent = todo
+        # What each item had before this round: rewritten means a newer frame since.
+        before = {uid: store.catalog.stamp(uid) for uid in todo} if rewrite else {}
         task = ItemTask(
             step=step,
             prefix=prefix,
@@ -1041,37 +1052,43 @@ def _compute(
             task._forget_written_elsewhere()
         # Items that other processes held are waited for; those they lost come round again,
         # now claimed here (force and retry still apply: they rewrite what they find).
-        todo, waited = _wait_for_others(store, todo, rewrite=mode in ("force", "retry"))
+        todo, waited = _wait_for_others(store, todo, before if rewrite else None)
         stalled = stalled + 1 if todo == sent and not waited else 0
-        if stalled >= 2:
-            # Sent twice, held by nobody, computed by nobody: the backend does not run the
-            # task. Another round would do the same; reading reports them as not computed.
+        if stalled >= _STALLED_ROUNDS:
+            # Sent again and again, held by nobody, computed by nobody: the backend does not
+            # run the task. Another round would do the same; reading reports them as missing.
             break
+        if stalled:
+            # Two processes whose claims appeared at the same instant both yield (see
+            # _claims.py); apart by a random pause, their next claims are ordered.
+            time.sleep(random.uniform(0, _TIE_PAUSE_SECONDS))
 
 
 def _wait_for_others(
-    store: EntryStore, uids: list[str], rewrite: bool = False
+    store: EntryStore, uids: list[str], before: dict[str, int] | None = None
 ) -> tuple[list[str], bool]:
     """Wait for the items other processes are computing; return the items to compute here.
 
-    Called once the backend ran every task over ``uids``: every lock still held is another
-    process's. An item is done when it has an entry and no live lock (with ``rewrite``, in
-    mode force or retry, an entry that was there before does not count while another process
-    holds the item, nor when that process died). Any other item is lost: its owner died
-    (stale lock), or released it without an entry, perhaps before the task even looked at it.
-    Lost items are returned, to be claimed and computed here, except those after the first
-    item that ended as an error: the task itself leaves the items after an item that fails
-    uncomputed, and reading the results stops at that error anyway.
+    Called once the backend ran every task over ``uids``: every claim still live is another
+    task's. An item is done when it has an entry and no live claim. In mode force or retry
+    (``before``: the stamp of each item's newest frame before the round), only an entry
+    written since counts: not one that was there before, neither while another claim holds
+    the item nor once that claim's process died without rewriting it. Any other item is
+    lost: its owner
+    died (stale claim), or yielded it, or released it without an entry, perhaps before the
+    task even looked at it. Lost items are returned, to be claimed and computed here, except
+    those after the first item that ended as an error: the task itself leaves the items after
+    an item that fails uncomputed, and reading the results stops at that error anyway.
 
     Returns:
         The items to compute here, in order, and whether any item was waited for.
 
     """
-    locks = str(store.paths.lock_folder)
     waiting: list[str] = []
     lost: set[str] = set()
+    held = running(store.folder)
     for uid in uids:
-        state = _state_after_run(store, locks, uid, rewrite)
+        state = _state_after_run(store, held, uid, before)
         if state == "live":
             waiting.append(uid)
         elif state == "lost":
@@ -1084,7 +1101,9 @@ def _wait_for_others(
         still = []
         for uid in waiting:
             store.forget(uid)  # its entry may have been rewritten meanwhile
-            state = _state_after_run(store, locks, uid, rewrite)
+        held = running(store.folder)
+        for uid in waiting:
+            state = _state_after_run(store, held, uid, before)
             if state == "live":
                 still.append(uid)
             elif state == "lost":
@@ -1101,15 +1120,18 @@ def _wait_for_others(
     return kept, waited
 
 
-def _state_after_run(store: EntryStore, locks: str, uid: str, rewrite: bool) -> str:
+def _state_after_run(
+    store: EntryStore, held: set[str], uid: str, before: dict[str, int] | None
+) -> str:
     """Return ``"live"`` (held elsewhere), ``"lost"`` (to compute here) or ``"done"``."""
     exists = store.exists(uid)
-    if exists and not rewrite:
+    if exists and before is None:
         return "done"  # even while another process rewrites it: the entry is valid meanwhile
-    state = lock_state(locks, uid)
-    if state is None:
-        return "done" if exists else "lost"
-    return "live" if state == "live" else "lost"
+    if uid in held:
+        return "live"
+    if before is not None:  # force, retry: done only once rewritten
+        return "done" if exists and store.catalog.stamp(uid) > before.get(uid, 0) else "lost"
+    return "done" if exists else "lost"
 
 
 def _read(step: Step, store: EntryStore, uid: str) -> Any:
