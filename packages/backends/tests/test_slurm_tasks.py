@@ -27,7 +27,7 @@ def test_a_job_of_two_tasks_computes_each_item_once_and_returns(tmp_path: Path) 
     step = TaskOf(infra=infra)
     results = list(step.run_many([1, 2, 3]))
     assert [value for value, _ in results] == [1, 2, 3]
-    # Each task runs the job's items; the items' locks let only one compute each.
+    # Each task runs the job's items; their claims let only one compute each.
     assert {task for _, task in results} <= {"0", "1"}
     assert all(step.lookup(value).status == "success" for value in (1, 2, 3))
 

@@ -19,7 +19,7 @@ import cloudpickle
 import pytest
 import submitit
 from assay_backends import Auto, JobError, LocalProcess, Slurm, SlurmUnavailableError, SubmititDebug
-from assay_steps import Backend, Step
+from assay_steps import Backend, ItemTask, Step
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -58,7 +58,7 @@ class SlowWhileFlag(Step):
 
 
 def job_ids(step_folder: Path) -> set[str]:
-    """Distinct job ids attached to items (one json per item under jobs/)."""
+    """Distinct job ids attached to items (one json per task under jobs/)."""
     return {json.loads(p.read_text())["job_id"] for p in step_folder.glob("code-*/jobs/*.json")}
 
 
@@ -193,11 +193,17 @@ def test_a_killed_job_leaves_its_items_uncached_and_a_rerun_computes_them(
         job = step.lookup(1).job()
         time.sleep(0.05)
     assert job is not None, "the job was not submitted"
-    lock = step.lookup(1).paths.lock_folder / f"{step.lookup(1).uid}.lock"
-    while not lock.exists() and time.monotonic() < deadline:
+    claims = step.lookup(1).paths.claims_folder
+    uid = step.lookup(1).uid
+    claim = None
+    while claim is None and time.monotonic() < deadline:
+        # The job's claim on the items, once it started computing them.
+        found = [p for p in claims.glob("*.claim") if uid in p.read_text().split("\n")[1:]]
+        claim = found[0] if found else None
         time.sleep(0.05)
+    assert claim is not None, "the job did not claim its items"
     # The process computing the item dies at once, as on a node failure.
-    os.kill(json.loads(lock.read_text())["pid"], signal.SIGKILL)
+    os.kill(json.loads(claim.read_text().split("\n", 1)[0])["pid"], signal.SIGKILL)
     worker.join(60)
     assert isinstance(outcome.get("error"), JobError), outcome
     message = str(outcome["error"])
@@ -309,26 +315,48 @@ def test_unknown_fields_are_rejected() -> None:
 def test_an_item_whose_job_is_still_queued_elsewhere_is_waited_for_not_resubmitted(
     tmp_path: Path,
 ) -> None:
-    # A job submitted by another process that has not started yet holds no lock; only its
-    # reference says the item is taken. Here that job is a process that ends without a result.
-    step = Pid(infra={"backend": "SubmititDebug", "folder": tmp_path})
+    # A job submitted by another process that has not started yet holds no claim; only its
+    # reference says the item is taken. Here that job is a process that ends without a result,
+    # leaving a mark as it ends.
+    ended = tmp_path / "ended"
+    step = SeesMark(mark=ended, infra={"backend": "SubmititDebug", "folder": tmp_path / "c"})
     handle = step.lookup(5)
-    queued = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    queued = subprocess.Popen(
+        [sys.executable, "-c", f"import time; time.sleep(1); open({str(ended)!r}, 'w').close()"]
+    )
     ref = {"backend": "LocalProcess", "cluster": "local", "job_id": str(queued.pid)}
     ref["host"] = socket.gethostname()
     handle.paths.job_folder.mkdir(parents=True)
-    (handle.paths.job_folder / f"{handle.uid}.json").write_text(json.dumps(ref))
-    start = time.monotonic()
+    # A job reference as a backend writes it: one file per task, naming its items.
+    refs = handle.paths.job_folder / "0000000000000001-abcd1234.json"
+    refs.write_text(json.dumps({**ref, "uids": [handle.uid]}))
+    assert _task_of(step, 5).job_ref(handle.uid) == ref
     try:
         # Once that job has ended without the item's entry, the waiter computes the item.
-        assert step.run(5) == (5, os.getpid())
+        assert step.run(5) == (5, True), "computed once the other job had ended, not before"
     finally:
         queued.wait()
-    assert time.monotonic() - start >= 1.0, "it waited for the other job to end"
-    assert (
-        json.loads((handle.paths.job_folder / f"{handle.uid}.json").read_text())["job_id"]
-        != (ref["job_id"])
-    ), "the item's job is now the waiter's own"
+    now = _task_of(step, 5).job_ref(handle.uid)
+    assert now is not None
+    assert now["job_id"] != ref["job_id"], "the item's job is now the waiter's own"
+
+
+class SeesMark(Step):
+    """Returns the input and whether ``mark`` exists when the item is computed."""
+
+    mark: Path
+
+    @classmethod
+    def _exclude_from_cls_uid(cls) -> list[str]:
+        return ["mark"]
+
+    def _run(self, value: int) -> tuple[int, bool]:
+        return value, self.mark.exists()
+
+
+def _task_of(step: Step, value: int) -> ItemTask:
+    handle = step.lookup(value)
+    return ItemTask(step=step, prefix=(), paths=handle.paths, uids=[handle.uid], values=[value])
 
 
 def test_a_step_defined_in_a_module_made_at_run_time_runs_in_a_job(

@@ -108,3 +108,34 @@ class FailOnce(Step):
             open(marker, "w").close()
             raise ValueError(f"first attempt at {value}")
         return value
+
+
+class Stamped(Step):
+    """Returns the input with the process that computed it and when (each result is new)."""
+
+    def _run(self, value: int) -> tuple[int, int, int]:
+        import os
+        import time
+
+        CALLS.append(("Stamped", value))
+        return value, os.getpid(), time.time_ns()
+
+
+class Logged(Step):
+    """Squares the input; appends ``<pid> <input>`` to ``log`` (O_APPEND) for each computation."""
+
+    log: str = ""
+
+    @classmethod
+    def _exclude_from_cls_uid(cls) -> list[str]:
+        return ["log"]
+
+    def _run(self, value: int) -> int:
+        import os
+
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{os.getpid()} {value}\n".encode())
+        finally:
+            os.close(fd)
+        return value * value

@@ -106,8 +106,14 @@ def test_custom_executor_runs_split_tasks_and_attaches_jobs(folder: Path) -> Non
     assert sorted(calls("Mult")) == [1, 2, 3, 4, 5]
     handle = step.lookup(5)
     assert handle.job() == ("job", "job-1", handle.paths.step_uid)
-    ref = json.loads((handle.paths.job_folder / f"{handle.uid}.json").read_text())
-    assert ref == {"backend": "Recording", "job_id": "job-1"}
+    refs = [json.loads(p.read_text()) for p in sorted(handle.paths.job_folder.iterdir())]
+    assert len(refs) == 2  # one file per task, not per item
+    (ref,) = [r for r in refs if handle.uid in r["uids"]]
+    assert {k: v for k, v in ref.items() if k != "uids"} == {
+        "backend": "Recording",
+        "job_id": "job-1",
+    }
+    assert len(ref["uids"]) == 2
     # the items are now cached: the executor is not called again
     Recording.seen = []
     assert list(step.run_many([1, 5])) == [2, 10]

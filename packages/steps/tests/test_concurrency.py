@@ -1,7 +1,8 @@
-"""Locks, the running status, stale lock recovery and two processes sharing one folder."""
+"""Claims in a step's run: the running status, waiting, lost items, two processes on a folder."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -13,10 +14,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from assay_steps import Backend, ItemTask, Step, _locks
-from steps_testkit import CALLS, Mult, Slow, calls
+from assay_steps import Backend, ItemTask, Step, _claims
+from steps_testkit import CALLS, Logged, Mult, calls
+from store_testkit import TESTS
 
-TESTS = Path(__file__).parent
+WRITES_LATER = """
+import sys, time; sys.path.insert(0, sys.argv[1])
+from steps_testkit import Mult
+from assay_steps._claims import Claim
+step = Mult(infra={"backend": "Cached", "folder": sys.argv[2]})
+store = step._store(())
+store.make_folders()
+uid = step.lookup(5.0).uid
+claim = Claim.take(store.folder, [uid])
+assert claim.granted == [uid]
+print("claimed", flush=True)
+time.sleep(0.3)
+store.write_result(uid, "from the other process")
+store.sync()
+claim.release()
+"""
 
 
 def infra(folder: Path) -> dict[str, object]:
@@ -29,111 +46,83 @@ def dead_pid() -> int:
     return process.pid
 
 
-def write_lock(folder: Path, uid: str, pid: int, host: str = _locks.HOST) -> Path:
+def write_claim(entries_folder: Path, uids: list[str], pid: int, host: str = _claims.HOST) -> Path:
+    """A claim file of another process (``pid``), written by hand."""
+    folder = entries_folder / "claims"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uid}.lock"
-    path.write_text(json.dumps({"host": host, "pid": pid, "time": time.time()}))
+    path = folder / f"{host}-{pid}-test{time.monotonic_ns()}.claim"
+    path.write_text(
+        json.dumps({"host": host, "pid": pid, "time": time.time()}) + "\n" + "\n".join(uids)
+    )
     return path
 
 
-def test_item_locked_by_a_live_process_is_running(folder: Path) -> None:
+def test_item_claimed_by_a_live_process_is_running(folder: Path) -> None:
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         handle = Mult(infra=infra(folder)).lookup(1.0)
-        write_lock(handle.paths.lock_folder, handle.uid, sleeper.pid)
+        write_claim(handle.paths.entries_folder, [handle.uid], sleeper.pid)
         assert handle.status == "running"
         assert not handle.cached()
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert handle.status is None  # its process is gone: the lock is stale
+    assert handle.status is None  # its process is gone: the claim is stale
 
 
-def test_stale_lock_of_a_dead_process_is_recovered(folder: Path) -> None:
+def test_stale_claim_of_a_dead_process_is_recovered(folder: Path) -> None:
     step = Mult(infra=infra(folder))
     handle = step.lookup(2.0)
-    lock = write_lock(handle.paths.lock_folder, handle.uid, dead_pid())
+    claim = write_claim(handle.paths.entries_folder, [handle.uid], dead_pid())
     assert step.run(2.0) == 4.0
     assert calls("Mult") == [2.0]
-    assert not lock.exists()
-    assert not list(handle.paths.lock_folder.glob(".*.stale"))
-
-
-def test_lock_of_another_host_is_stale_once_its_heartbeat_stops(folder: Path) -> None:
-    handle = Mult(infra=infra(folder)).lookup(3.0)
-    lock = write_lock(handle.paths.lock_folder, handle.uid, 1, host="elsewhere")
-    assert handle.status == "running"  # cannot check a remote pid: trust the heartbeat
-    old = time.time() - _locks.STALE_SECONDS - 5
-    os.utime(lock, (old, old))
-    assert handle.status is None
-    assert Mult(infra=infra(folder)).run(3.0) == 6.0
-
-
-def test_heartbeat_refreshes_held_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_locks, "HEARTBEAT_SECONDS", 0.05)
-    monkeypatch.setattr(_locks, "_heartbeat", None)
-    assert _locks.try_acquire(tmp_path, "item")
-    path = Path(_locks.lock_path(tmp_path, "item"))
-    os.utime(path, (0, 0))
-    deadline = time.time() + 5
-    while path.stat().st_mtime == 0 and time.time() < deadline:
-        time.sleep(0.02)
-    assert path.stat().st_mtime > 0
-    assert not _locks.try_acquire(tmp_path, "item")  # held and alive
-    _locks.release(tmp_path, "item")
-    assert not path.exists()
+    assert not claim.exists()
+    assert not list(folder.rglob("*.tmp"))
 
 
 def test_waits_for_an_item_another_process_computes(folder: Path) -> None:
     step = Mult(infra=infra(folder))
     handle = step.lookup(5.0)
-    # another process "computes" item 5.0: it holds the lock and writes the entry later
-    script = (
-        "import sys, time; sys.path.insert(0, sys.argv[1]);"
-        "from steps_testkit import Mult; from assay_steps import _locks;"
-        "step = Mult(infra={'backend': 'Cached', 'folder': sys.argv[2]});"
-        "h = step.lookup(5.0); h.paths.lock_folder.mkdir(parents=True, exist_ok=True);"
-        "assert _locks.try_acquire(h.paths.lock_folder, h.uid); print('locked', flush=True);"
-        "time.sleep(0.5); step._store(()).write_result(h.uid, 'from the other process');"
-        "_locks.release(h.paths.lock_folder, h.uid)"
-    )
     other = subprocess.Popen(
-        [sys.executable, "-c", script, str(TESTS), str(folder)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITES_LATER, str(TESTS), str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert other.stdout is not None
-        assert other.stdout.readline().strip() == "locked"
+        assert other.stdout.readline().strip() == "claimed"
         assert handle.status == "running"
         assert step.run(5.0) == "from the other process"
     finally:
         other.wait(timeout=30)
+    assert other.returncode == 0
     assert calls("Mult") == []
 
 
 class LetGo(Step):
-    """Times ten; at input ``trigger`` it ends another process's hold on an item's lock.
+    """Times ten; at input ``trigger`` it ends another process's claim on an item.
 
-    The owner process ``owner`` is killed (and reaped), or with ``owner=0`` the lock file is
+    The owner process ``owner`` is killed (and reaped), or with ``owner=0`` the claim file is
     removed as its owner releases it without an entry (an earlier item of its own failed).
     """
 
     trigger: int = 0
-    held_lock: str = ""
+    held_claim: str = ""
     owner: int = 0
     broken: bool = False  # every input fails (to cache errors under the same uids)
 
     @classmethod
     def _exclude_from_cls_uid(cls) -> list[str]:
-        return ["trigger", "held_lock", "owner", "broken"]
+        return ["trigger", "held_claim", "owner", "broken"]
 
     def _run(self, value: int) -> int:
         CALLS.append(("LetGo", value))
-        if value == self.trigger and self.held_lock:
+        if value == self.trigger and self.held_claim:
             if self.owner:
                 os.kill(self.owner, signal.SIGKILL)
                 os.waitpid(self.owner, 0)
             else:
-                os.unlink(self.held_lock)
+                os.unlink(self.held_claim)
         if value < 0 or self.broken:
             raise ValueError(f"bad input {value}")
         return value * 10
@@ -141,7 +130,7 @@ class LetGo(Step):
 
 @pytest.fixture
 def owner() -> Iterator[subprocess.Popen[bytes]]:
-    """A live process that stands for another process holding a lock."""
+    """A live process that stands for another process holding a claim."""
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     yield process
     process.kill()
@@ -149,25 +138,25 @@ def owner() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def hold(folder: Path, value: int, pid: int) -> Path:
-    """Write the lock of item ``value`` of LetGo, owned by ``pid``."""
+    """Write a claim on item ``value`` of LetGo, owned by ``pid``."""
     handle = LetGo(infra=infra(folder)).lookup(value)
-    return write_lock(handle.paths.lock_folder, handle.uid, pid)
+    return write_claim(handle.paths.entries_folder, [handle.uid], pid)
 
 
 def test_an_item_whose_owner_dies_before_the_wait_is_computed_once_by_the_waiter(
     folder: Path, owner: subprocess.Popen[bytes]
 ) -> None:
-    lock = hold(folder, 1, owner.pid)
-    step = LetGo(trigger=2, held_lock=str(lock), owner=owner.pid, infra=infra(folder))
+    claim = hold(folder, 1, owner.pid)
+    step = LetGo(trigger=2, held_claim=str(claim), owner=owner.pid, infra=infra(folder))
     assert list(step.run_many([1, 2])) == [10, 20]
     # Item 1 was skipped while its owner lived, then computed here exactly once.
     assert calls("LetGo") == [2, 1]
-    assert not lock.exists()
+    assert not claim.exists()
 
 
 def test_an_item_released_without_an_entry_is_computed_once_by_the_waiter(folder: Path) -> None:
-    lock = hold(folder, 1, os.getpid())  # held by a live process (this one, as another thread)
-    step = LetGo(trigger=2, held_lock=str(lock), infra=infra(folder))
+    claim = hold(folder, 1, os.getpid())  # held by a live process (this one, as another task)
+    step = LetGo(trigger=2, held_claim=str(claim), infra=infra(folder))
     assert list(step.run_many([1, 2, 3])) == [10, 20, 30]
     assert calls("LetGo") == [2, 3, 1]
 
@@ -175,8 +164,8 @@ def test_an_item_released_without_an_entry_is_computed_once_by_the_waiter(folder
 def test_a_lost_item_before_a_failing_one_is_computed_and_the_items_after_it_are_not(
     folder: Path,
 ) -> None:
-    lock = hold(folder, 1, os.getpid())
-    step = LetGo(trigger=2, held_lock=str(lock), infra=infra(folder))
+    claim = hold(folder, 1, os.getpid())
+    step = LetGo(trigger=2, held_claim=str(claim), infra=infra(folder))
     with pytest.raises(ValueError, match="bad input -3"):
         list(step.run_many([1, 2, -3, 4]))
     assert calls("LetGo") == [2, -3, 1]
@@ -195,16 +184,16 @@ def test_force_and_retry_recompute_an_item_whose_owner_died_instead_of_serving_t
     ):
         old.run(1)
     CALLS.clear()
-    lock = hold(folder, 1, owner.pid)
+    claim = hold(folder, 1, owner.pid)
     step = LetGo(
-        trigger=2, held_lock=str(lock), owner=owner.pid, infra={**infra(folder), "mode": mode}
+        trigger=2, held_claim=str(claim), owner=owner.pid, infra={**infra(folder), "mode": mode}
     )
     assert list(step.run_many([1, 2])) == [10, 20]
     assert calls("LetGo") == [2, 1]
 
 
 class ReleasesAfterRunning(Backend):
-    """Runs the tasks inline, then removes the lock files left in its step folders.
+    """Runs the tasks inline, then removes the claim files left in its step folders.
 
     It stands for another process that held an item and released it without an entry
     after the task skipped it, but before the steps layer looked for what it must wait for.
@@ -213,8 +202,8 @@ class ReleasesAfterRunning(Backend):
     def _execute(self, tasks: list[ItemTask]) -> None:
         for task in tasks:
             task()
-            for lock in task.paths.lock_folder.glob("*.lock"):
-                lock.unlink()
+            for claim in task.paths.claims_folder.glob("*.claim"):
+                claim.unlink()
 
 
 class RunsNothing(Backend):
@@ -240,47 +229,54 @@ def test_a_backend_that_runs_nothing_reports_the_items_as_not_computed(folder: P
     assert calls("LetGo") == []
 
 
-def test_a_lock_whose_owner_ended_unreaped_is_stale(tmp_path: Path) -> None:
-    ended = subprocess.Popen([sys.executable, "-c", "pass"])
-    try:
-        deadline = time.monotonic() + 10
-        # Not reaped: the process stays a zombie, which signals still reach.
-        while _proc_state(ended.pid) != "Z" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert _proc_state(ended.pid) == "Z"
-        write_lock(tmp_path, "item", ended.pid)
-        assert not _locks.is_live(tmp_path, "item")
-        assert _locks.try_acquire(tmp_path, "item")
-        _locks.release(tmp_path, "item")
-    finally:
-        ended.wait()
-
-
-def _proc_state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return "?"
+RUN_MANY = """
+import random, sys; sys.path.insert(0, sys.argv[1])
+from steps_testkit import Logged
+step = Logged(log=sys.argv[3], infra={"backend": "Cached", "folder": sys.argv[2]})
+values = list(range(int(sys.argv[4])))
+random.Random(int(sys.argv[5])).shuffle(values)
+print("ready", flush=True)
+sys.stdin.readline()  # both start together
+out = list(step.run_many(values))
+assert out == [v * v for v in values], out
+print("ok", flush=True)
+"""
 
 
 @pytest.mark.slow
-def test_two_processes_on_one_folder_compute_each_item_once(tmp_path: Path) -> None:
-    folder, logs = tmp_path / "cache", tmp_path / "logs"
-    logs.mkdir()
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from steps_testkit import Slow;"
-        "step = Slow(log_folder=sys.argv[3], infra={'backend': 'Cached', 'folder': sys.argv[2]});"
-        "values = list(range(150)); import random; random.shuffle(values);"
-        "out = list(step.run_many(values)); assert out == [v * v for v in values], out;"
-        "print('ok')"
-    )
-    command = [sys.executable, "-c", script, str(TESTS), str(folder), str(logs)]
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [p.communicate(timeout=120)[0].strip() for p in processes]
-    assert outputs == ["ok", "ok"]
-    computed = [int(line) for log in logs.iterdir() for line in log.read_text().split()]
-    assert sorted(computed) == list(range(150))  # every item exactly once, none lost
-    step = Slow(log_folder=str(logs), infra={"backend": "Cached", "folder": folder})
-    assert [step.lookup(v).status for v in range(150)] == ["success"] * 150
-    assert not list(folder.rglob("*.lock"))
+@pytest.mark.parametrize("order", ["same", "shuffled"])
+def test_two_processes_on_one_folder_compute_each_item_exactly_once(
+    tmp_path: Path, order: str
+) -> None:
+    folder, log, n = tmp_path / "cache", tmp_path / "computed.log", 400
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                RUN_MANY,
+                str(TESTS),
+                str(folder),
+                str(log),
+                str(n),
+                str(0 if order == "same" else seed),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+    outputs = [p.communicate("go\n", timeout=120)[0].strip() for p in processes]
+    assert outputs == ["ok", "ok"]  # both returned every result
+    lines = log.read_text().split()
+    computed = collections.Counter(int(item) for item in lines[1::2])
+    assert sorted(computed) == list(range(n))  # none lost
+    assert set(computed.values()) == {1}, computed.most_common(5)  # none computed twice
+    step = Logged(log=str(log), infra=infra(folder))
+    assert [step.lookup(v).status for v in range(n)] == ["success"] * n
+    assert not list(folder.rglob("*.claim"))
     assert [p.name for p in folder.rglob(".*")] == [".assay-cache"]  # only the marker

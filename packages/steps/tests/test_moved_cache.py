@@ -1,8 +1,8 @@
-"""A cache folder moved or copied to another place, another machine, and back.
+"""A cache folder moved, copied or removed: from another place, another machine, and back.
 
-`rsync -a` and `cp -a` keep the modification times of the files they copy: a lock file copied
-while a sweep was writing carries the clock of the machine it comes from, which may run ahead
-of this one. Such a lock must not hold its item for as long as the clocks disagree.
+`rsync -a` and `cp -a` keep the modification times of the files they copy: a claim copied
+while a sweep was running carries the heartbeat of a machine whose clock may run ahead of
+this one. Such a claim must not hold its items for as long as the clocks disagree.
 """
 
 from __future__ import annotations
@@ -13,73 +13,125 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from assay_steps import _locks
+from assay_steps import Step, _catalog
 from steps_testkit import Mult, calls
+from store_testkit import as_a_new_process
 
 #: A clock one hour ahead of this machine's (a laptop on another time source, say).
 AHEAD = 3600.0
 
 
-def plant(path: Path, content: bytes, age: float) -> Path:
-    """Write ``path`` with ``content``, last modified ``age`` seconds ago (negative: ahead)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    then = time.time() - age
-    os.utime(path, (then, then))
+def cached(folder: Path, mode: str = "cached") -> dict[str, object]:
+    return {"backend": "Cached", "folder": folder, "mode": mode}
+
+
+class Ramp(Step):
+    def _run(self, value: int) -> np.ndarray:
+        return np.arange(value, dtype=np.float64)
+
+
+def foreign_claim(entries_folder: Path, uid: str, beat_age: float) -> Path:
+    """A claim of another machine, its heartbeat last touched ``beat_age`` s ago (<0: ahead)."""
+    folder = entries_folder / "claims"
+    folder.mkdir(parents=True, exist_ok=True)
+    beat = folder / "another-machine-4242-abcd1234.beat"
+    beat.touch()
+    then = time.time() - beat_age
+    os.utime(beat, (then, then))
+    owner = {"host": "another-machine", "pid": 4242, "beat": beat.name, "time": time.time()}
+    path = folder / "another-machine-4242-abcd1234-0.claim"
+    path.write_text(json.dumps(owner) + "\n" + uid)
     return path
 
 
-def foreign_owner() -> bytes:
-    return json.dumps({"host": "another-machine", "pid": 4242, "time": time.time()}).encode()
-
-
-def test_a_moved_cache_serves_every_entry_from_its_new_place(tmp_path: Path) -> None:
+def test_a_moved_cache_serves_every_entry_from_its_new_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_catalog, "SNAPSHOT_FRAMES", 10)  # an index is saved, and moves too
     laptop, cluster = tmp_path / "laptop", tmp_path / "scratch" / "ünïcode 文件"
-    assert list(Mult(infra={"backend": "Cached", "folder": laptop}).run_many([1, 2, 3])) == [
-        2,
-        4,
-        6,
-    ]
+    values = list(range(40))
+    assert list(Mult(infra=cached(laptop)).run_many(values)) == [2 * v for v in values]
+    Ramp(infra=cached(laptop)).run(20000)  # a large array, in a file of its own
+    as_a_new_process()
+    assert Mult(infra=cached(laptop)).lookup(3).status == "success"  # scans, saves the index
+    assert list(laptop.rglob("index"))
     shutil.move(laptop, cluster)
-    moved = Mult(infra={"backend": "Cached", "folder": cluster})
-    assert [moved.lookup(v).status for v in (1, 2, 3)] == ["success"] * 3
-    before = len(calls("Mult"))
-    assert list(moved.run_many([1, 2, 3])) == [2, 4, 6]
-    assert len(calls("Mult")) == before  # nothing recomputed: keys ignore the folder's path
+    as_a_new_process()
+    moved = Mult(infra=cached(cluster, "read-only"))
+    assert [moved.lookup(v).status for v in values] == ["success"] * 40
+    assert list(moved.run_many(values)) == [2 * v for v in values]
+    np.testing.assert_array_equal(Ramp(infra=cached(cluster)).run(20000), np.arange(20000.0))
+    assert len(calls("Mult")) == 40  # nothing recomputed: keys ignore the folder's path
 
 
-@pytest.mark.parametrize("content", [b"", b"ASSAYP1\n partial entry", None])
-def test_a_copied_lock_from_a_clock_far_ahead_is_stale(tmp_path: Path, content: bytes) -> None:
-    # None: a lock naming its owner on another machine
-    plant(Path(_locks.lock_path(tmp_path, "item")), content or foreign_owner(), age=-AHEAD)
-    assert _locks.lock_state(tmp_path, "item") == "stale"
+def test_a_copied_cache_and_its_original_go_their_own_ways(tmp_path: Path) -> None:
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    list(Mult(infra=cached(original)).run_many([1, 2]))
+    shutil.copytree(original, copy)
+    Mult(infra=cached(copy, "force")).run(1)
+    list(Mult(infra=cached(copy)).run_many([3]))
+    as_a_new_process()
+    assert Mult(infra=cached(original)).lookup(3).status is None
+    assert list(Mult(infra=cached(copy, "read-only")).run_many([1, 2, 3])) == [2, 4, 6]
+    assert calls("Mult") == [1, 2, 1, 3]
 
 
-def test_a_step_computes_an_item_whose_copied_lock_is_from_a_clock_ahead(
+def test_a_cache_folder_removed_while_the_process_runs_stores_new_results_again(
+    folder: Path,
+) -> None:
+    # A notebook: run, delete the cache folder, run again in the same process.
+    assert Mult(infra=cached(folder)).run(1) == 2
+    shutil.rmtree(folder)
+    assert Mult(infra=cached(folder)).run(1) == 2
+    assert list(folder.rglob("*.seg")), "the new results reached the disk"
+    as_a_new_process()
+    assert Mult(infra=cached(folder, "read-only")).run(1) == 2
+    assert calls("Mult") == [1, 1]
+
+
+def test_a_cache_folder_moved_away_while_the_process_runs_keeps_new_results_at_its_path(
     tmp_path: Path,
 ) -> None:
-    step = Mult(infra={"backend": "Cached", "folder": tmp_path})
+    here, away = tmp_path / "here", tmp_path / "away"
+    assert Mult(infra=cached(here)).run(1) == 2
+    shutil.move(here, away)
+    assert Mult(infra=cached(here)).run(2) == 4
+    as_a_new_process()
+    assert Mult(infra=cached(here, "read-only")).run(2) == 4
+    assert Mult(infra=cached(away)).lookup(2).status is None  # the moved folder is left alone
+    assert calls("Mult") == [1, 2]
+
+
+@pytest.mark.parametrize(("age", "running"), [(-AHEAD, False), (-5.0, True), (AHEAD, False)])
+def test_a_copied_claim_of_another_machine_holds_its_item_only_while_it_beats(
+    folder: Path, age: float, running: bool
+) -> None:
+    # An hour ahead: copied from a machine whose clock runs ahead, it will never beat again
+    # here. A few seconds ahead: its owner's clock is a little ahead, and it is beating.
+    step = Mult(infra=cached(folder))
     handle = step.lookup(5)
-    plant(Path(_locks.lock_path(handle.paths.lock_folder, handle.uid)), foreign_owner(), -AHEAD)
-    assert handle.status is None  # nobody is computing it
-    assert step.run(5) == 10
-    assert calls("Mult") == [5]
+    foreign_claim(handle.paths.entries_folder, handle.uid, age)
+    assert handle.status == ("running" if running else None)
+    if not running:
+        assert step.run(5) == 10
+        assert calls("Mult") == [5]
 
 
-def test_a_copied_takeover_guard_from_a_clock_ahead_is_broken(tmp_path: Path) -> None:
-    lock = plant(Path(_locks.lock_path(tmp_path, "item")), b"", age=10.0)
-    plant(tmp_path / ".item.lock.takeover", b"", age=-AHEAD)
-    assert _locks.lock_state(tmp_path, "item") == "stale"
-    assert _locks.try_acquire(tmp_path, "item")
-    try:
-        assert json.loads(lock.read_bytes())["pid"] == os.getpid()
-    finally:
-        _locks.release(tmp_path, "item")
-
-
-def test_a_fresh_lock_of_another_machine_stays_live(tmp_path: Path) -> None:
-    # Its owner's heartbeat keeps it fresh: a clock a little ahead must not make it stale.
-    plant(Path(_locks.lock_path(tmp_path, "item")), foreign_owner(), age=-5.0)
-    assert _locks.lock_state(tmp_path, "item") == "live"
-    assert not _locks.try_acquire(tmp_path, "item")
+def test_the_same_step_after_its_cache_folder_was_removed_writes_a_whole_folder_again(
+    folder: Path,
+) -> None:
+    # A notebook keeps its step object across the removal: the folder it writes again holds
+    # what any folder of assay holds (the marker that tools check, the configuration, the
+    # record of the code), not only the entries.
+    step = Mult(infra=cached(folder))
+    assert step.run(1) == 2
+    shutil.rmtree(folder)
+    assert step.run(2) == 4
+    handle = step.lookup(2)
+    assert (folder / ".assay-cache").is_file()
+    assert (handle.paths.step_folder / "config.json").is_file()
+    assert (handle.paths.entries_folder / "code.json").is_file()
+    as_a_new_process()
+    assert Mult(infra=cached(folder, "read-only")).run(2) == 4

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from assay_steps import BatchProtocolError, Cached, Chain, Func, Step, StepItems
 from steps_testkit import CALLS, Add, Batched, Fail, Mult, Source, calls
+from store_testkit import all_frames, array_file_of, frame_of
 
 
 def cached(folder: Path, **kwargs: Any) -> dict[str, Any]:
@@ -44,8 +45,9 @@ def test_run_many_keeps_input_order_and_one_entry_per_input(folder: Path) -> Non
     assert len(items) == 4
     assert list(items) == [10.0, 6.0, 2.0, 10.0]
     assert calls("Mult") == [3.0, 5.0, 1.0]  # duplicates and hits are not recomputed
-    entries = list(step.lookup(3.0).paths.cache_folder.iterdir())
-    assert len(entries) == 3
+    entries_folder = step.lookup(3.0).paths.entries_folder
+    uids = [f.uid for f in all_frames(entries_folder) if f.kind != 6]  # not the seals
+    assert sorted(uids) == sorted(step.lookup(v).uid for v in (5.0, 3.0, 1.0))
 
 
 def test_changed_config_recomputes_and_same_config_reuses(folder: Path) -> None:
@@ -118,12 +120,17 @@ def test_array_results_round_trip_memory_mapped_and_read_only(folder: Path) -> N
     step = Ones(infra=cached(folder))
     first = step.run(5)
     again = Ones(infra=cached(folder)).run(5)
-    assert isinstance(again, np.memmap)
+    assert isinstance(again, np.ndarray)
     np.testing.assert_array_equal(first, again)
     assert again.dtype == np.float32
     assert again.shape == (5, 1)
     assert not again.flags.writeable
-    assert (step.lookup(5).paths.cache_folder / f"{step.lookup(5).uid}.npy").exists()
+    assert frame_of(step.lookup(5)).kind == 3  # small: inline in its frame
+    big = Ones(infra=cached(folder)).run(40000)  # 160 kB: a memory-mapped file of its own
+    assert isinstance(big, np.memmap)
+    assert not big.flags.writeable
+    np.testing.assert_array_equal(big, np.arange(40000, dtype=np.float32).reshape(-1, 1))
+    assert array_file_of(step.lookup(40000)).exists()
     empty = Ones(infra=cached(folder)).run(0)
     assert empty.shape == (0, 1)
 
@@ -397,7 +404,7 @@ def test_lookup_reports_status_and_result_without_computing(folder: Path) -> Non
     assert handle.status == "success"
     assert handle.result() == 8.0
     assert handle.paths.step_folder.is_dir()
-    assert handle.paths.cache_folder.parent == handle.paths.entries_folder
+    assert handle.paths.segments_folder.parent == handle.paths.entries_folder
     assert handle.paths.entries_folder.parent == handle.paths.step_folder
     assert calls("Mult") == [4.0]
 
@@ -754,8 +761,7 @@ def test_func_with_stdlib_import_path() -> None:
 def test_entries_after_a_run_of_misses_are_still_reused_not_recomputed(
     folder: Path, misses_first: int
 ) -> None:
-    # Past a run of misses the items go to the backend unchecked; their task checks each
-    # one under its lock, so cached results and cached errors are still reused.
+    # However many misses come first, the cached results and errors after them are reused.
     cached_values = [100.0 + i for i in range(30)] + [-1.0, -2.0]
     step = Fail(infra=cached(folder))
     for value in cached_values:
@@ -768,5 +774,5 @@ def test_entries_after_a_run_of_misses_are_still_reused_not_recomputed(
     assert calls("Fail") == fresh
     with pytest.raises(ValueError, match="boom -1"):
         list(Fail(infra=cached(folder)).run_many([*[500.0 + i for i in range(40)], -1.0]))
-    assert calls("Fail") == [*fresh, *[500.0 + i for i in range(40)]]
-    assert list(step.lookup(0.0).paths.lock_folder.iterdir()) == []  # every lock released
+    assert calls("Fail") == fresh  # a cached error raises before anything is computed (exca)
+    assert not list(step.lookup(0.0).paths.claims_folder.glob("*.claim"))  # all released

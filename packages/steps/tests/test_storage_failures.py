@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assay_steps import Cached, Chain, Step, _durable, _locks
+from assay_steps import Cached, Chain, Step, _claims, _durable, _segments
 from steps_testkit import Add
 
 STORAGE = [errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS]
@@ -50,7 +50,7 @@ def test_a_storage_failure_of_the_step_is_not_cached_and_a_plain_rerun_computes_
     assert raised.value.errno == code
     step = Saves(infra=cached(folder))
     assert [step.lookup(v).status for v in (1, 2)] == [None, None]  # no error entry
-    assert list(step.lookup(1).paths.lock_folder.iterdir()) == []  # no lock left
+    assert not list(step.lookup(1).paths.claims_folder.glob("*.claim"))  # no claim left
     FULL.clear()  # space is freed
     assert list(Saves(infra=cached(folder)).run_many([1, 2])) == [10, 20]
 
@@ -86,8 +86,30 @@ class _FullDisk:
     def write(self, fd: int, data: Any) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # no file name, as the system
 
+    def pwrite(self, fd: int, data: Any, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-@pytest.mark.parametrize("module", [_durable, _locks], ids=["entry", "lock"])
+    def fdopen(self, fd: int, *args: Any, **kwargs: Any) -> Any:
+        return _FullFile(os.fdopen(fd, *args, **kwargs))
+
+
+class _FullFile:
+    """A file object whose writes fail with ENOSPC (without a file name, as the system's)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    def __enter__(self) -> _FullFile:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.file.close()
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("module", [_segments, _claims], ids=["entry", "claim"])
 def test_a_failed_write_names_the_file_it_could_not_write(
     folder: Path, monkeypatch: pytest.MonkeyPatch, module: Any
 ) -> None:
@@ -98,9 +120,33 @@ def test_a_failed_write_names_the_file_it_could_not_write(
     monkeypatch.undo()
     entry = Saves(infra=cached(folder)).lookup(3)
     assert raised.value.errno == errno.ENOSPC
-    name = f"{entry.uid}.pkl" if module is _durable else f"{entry.uid}.lock"
-    folder_of = entry.paths.cache_folder if module is _durable else entry.paths.lock_folder
-    assert raised.value.filename == str(folder_of / name)
-    assert str(folder_of / name) in str(raised.value)
+    folder_of = entry.paths.segments_folder if module is _segments else entry.paths.claims_folder
+    assert raised.value.filename is not None
+    assert Path(raised.value.filename).parent == folder_of
+    assert str(folder_of) in str(raised.value)
     assert entry.status is None
+    assert not list(folder.rglob("*.tmp"))
+    assert not list(folder.rglob("*.claim"))
     assert Saves(infra=cached(folder)).run(3) == 30
+
+
+def test_a_failed_write_of_a_large_array_names_its_file(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    class Ramp(Step):
+        def _run(self, value: int) -> Any:
+            return np.arange(value, dtype=np.float64)
+
+    assert Ramp(infra=cached(folder)).run(10).shape == (10,)  # config.json, small arrays inline
+    monkeypatch.setattr(_durable, "os", _FullDisk())
+    with pytest.raises(OSError, match="No space left") as raised:
+        Ramp(infra=cached(folder)).run(20000)
+    monkeypatch.undo()
+    handle = Ramp(infra=cached(folder)).lookup(20000)
+    assert Path(raised.value.filename).parent == handle.paths.arrays_folder
+    assert raised.value.filename.endswith(".npy")
+    assert handle.status is None
+    assert not list(folder.rglob("*.tmp"))
+    assert Ramp(infra=cached(folder)).run(20000).shape == (20000,)
