@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import xxhash
 from assay_steps import Cached, Step
 
 from assay import Experiment, grid
@@ -65,3 +67,18 @@ def test_a_folder_that_holds_no_cache_is_a_clear_error(
 ) -> None:
     assert main(["cache", "explain", str(tmp_path)]) == 1
     assert "neither an experiment" in capsys.readouterr().err
+
+
+def test_entries_are_counted_from_the_segments_and_the_older_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    step = Halve(infra=Cached(folder=tmp_path))
+    list(step.run_many([1.0, 2.0, 3.0]))
+    step.lookup(3.0).clear_cache()  # a clearing frame: the entry no longer counts
+    Halve(infra=Cached(folder=tmp_path, mode="force")).run(1.0)  # a second frame, one entry
+    old = step.lookup(5.0).paths.cache_folder  # an entry of the older layout counts too
+    old.mkdir()
+    payload = pickle.dumps(2.5)
+    (old / "olditem.pkl").write_bytes(b"ASSAYP1\n" + xxhash.xxh3_128_digest(payload) + payload)
+    assert main(["cache", "explain", str(tmp_path)]) == 0
+    assert "3 entries" in capsys.readouterr().out

@@ -3,21 +3,30 @@
 A folder that assay did not create (another tool's `index.sqlite`, a TensorBoard `runs/`, a
 dataset in `cache/`) is never modified, by any command; in assay's own folders, `clear` asks
 first and `prune` lists before it deletes, keeping the entries the results index refers to.
+Entries are packed in segments (pruned by compacting without them); entries of the older
+one-file-per-entry layout are still pruned file by file.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from assay_steps import StepPaths, _segments
+from assay_steps._catalog import forget_catalog
+from assay_steps._claims import Claim
+from assay_steps._frames import HEADER, encode, frame_length, parse_header
+from assay_steps._inspect import entries_folders, packed_entries
+from assay_steps._store import EntryStore
 
 from assay import Experiment, Results, grid
 from assay._cli import main
@@ -94,14 +103,53 @@ def _experiment(
     )
 
 
+def _finish_writers() -> None:
+    """Close this process's segment writers, as the end of a sweep's process would."""
+    for writer in list(_segments._writers.values()):
+        writer._close()
+    _segments._writers.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_writers_left() -> Iterator[None]:
+    yield
+    _finish_writers()
+
+
 def _entries(folder: Path) -> dict[str, Path]:
-    """The cache entries of an experiment folder, by run id (whatever the step cache layout)."""
-    return {p.stem: p for p in (folder / "cache").rglob("*.pkl") if p.parent.name == "cache"}
+    """The packed entries of an experiment folder (as prune names them), by run id."""
+    cache = folder / "cache"
+    return {e.uid: f / e.uid for f in entries_folders(cache) for e in packed_entries(f)}
+
+
+def _sizes(folder: Path) -> dict[Path, int]:
+    """The size of each packed entry of an experiment or step cache folder (its frame)."""
+    cache = folder / "cache" if (folder / "cache").is_dir() else folder
+    return {f / e.uid: e.bytes for f in entries_folders(cache) for e in packed_entries(f)}
 
 
 def _age(path: Path, days: float) -> None:
+    """Make an entry ``days`` old: a file of the older layout by its time, a frame by its stamp."""
     then = time.time() - days * DAY
-    os.utime(path, (then, then))
+    if path.is_file():
+        os.utime(path, (then, then))
+    else:
+        _restamp(path.parent, {path.name: int(then * 1e9)})
+
+
+def _restamp(folder: Path, stamps: dict[str, int]) -> None:
+    """Rewrite the frames of the given uids in every segment of ``folder`` with new stamps."""
+    for segment in (folder / "segments").glob("*.seg"):
+        data, chunks, offset = segment.read_bytes(), [], 0
+        while (header := parse_header(data, offset, len(data))) is not None:
+            kind, uid_len, stamp, value_len = header
+            start = offset + HEADER.size
+            uid = data[start : start + uid_len]
+            value = data[start + uid_len : start + uid_len + value_len]
+            chunks += encode(kind, uid, stamps.get(uid.decode(), stamp), value)
+            offset += frame_length(header)
+        segment.write_bytes(b"".join(chunks))
+    forget_catalog(os.path.abspath(folder))
 
 
 class _Terminal(io.StringIO):
@@ -119,6 +167,8 @@ class _Terminal(io.StringIO):
         ["cache", "prune", "{f}", "--older-than", "1d", "--stale-code", "--yes"],
         ["cache", "prune", "{f}", "--max-size", "0", "--include-indexed", "--yes"],
         ["cache", "info", "{f}"],
+        ["cache", "compact", "{f}"],
+        ["cache", "migrate", "{f}"],
         ["status", "{f}"],
         ["results", "{f}"],
     ],
@@ -290,12 +340,25 @@ def _swept(tmp_path: Path, write_module: Callable[..., Any]) -> tuple[Path, dict
     """A real sweep of 6 runs whose first 3 (in planning order) are not finished in the index."""
     experiment = _experiment(tmp_path, write_module, [1, 2, 3])
     experiment.run()
+    _finish_writers()
     folder = tmp_path / "exp"
     with ResultsIndex(folder, create=False) as index:
         index.mark([s.run_id for s in experiment.specs[:3]], "cancelled")
     entries = _entries(folder)
     assert sorted(entries) == sorted(s.run_id for s in experiment.specs)
     return folder, {s.run_id: entries[s.run_id] for s in experiment.specs}
+
+
+def _gone(folder: Path, entries: dict[str, Path]) -> list[str]:
+    """The run ids of ``entries`` that the cache no longer holds; the others still read."""
+    left = _entries(folder)
+    for run_id in left:
+        version = left[run_id].parent
+        paths = StepPaths(version.parent.parent, version.parent.name, version.name[5:])
+        found = EntryStore(paths).read(run_id)
+        assert found is not None
+        assert found[0] == "success"
+    return [run_id for run_id in entries if run_id not in left]
 
 
 def test_prune_is_a_dry_run_by_default(
@@ -308,7 +371,8 @@ def test_prune_is_a_dry_run_by_default(
     assert main(["cache", "prune", str(folder), "--older-than", "30d"]) == 0
     out = capsys.readouterr().out
     unindexed = list(entries.values())[:3]
-    size = format_size(sum(p.stat().st_size for p in unindexed))
+    sizes = _sizes(folder)
+    size = format_size(sum(sizes[p] for p in unindexed))
     assert f"3 entries, {size} of the " in out
     assert "dry run: pass --yes to delete" in out
     assert "older than 30d" in out
@@ -330,13 +394,13 @@ def test_prune_older_than_deletes_only_old_entries_and_keeps_indexed_ones(
     out = capsys.readouterr().out
     assert "deleted 1 entry" in out
     assert "kept 1 entry of runs in the results index" in out
-    assert [rid for rid, path in entries.items() if not path.exists()] == [ids[0]]
+    assert _gone(folder, entries) == [ids[0]]
 
     assert main(["cache", "prune", str(folder), "--older-than", "30d", "--include-indexed"]) == 0
-    assert entries[ids[3]].exists()  # a dry run still
+    assert _gone(folder, entries) == [ids[0]]  # a dry run still
     argv = ["cache", "prune", str(folder), "--older-than", "4w", "--include-indexed", "--yes"]
     assert main(argv) == 0
-    assert [rid for rid, path in entries.items() if not path.exists()] == [ids[0], ids[3]]
+    assert _gone(folder, entries) == [ids[0], ids[3]]
     assert Results.load(folder).counts() == {"cancelled": 3, "success": 3}  # the index stays
 
 
@@ -349,7 +413,8 @@ def test_prune_max_size_drops_the_oldest_entries_first(
     files = [p for p in (folder / "cache").rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
     ids = list(entries)
-    two_oldest = entries[ids[0]].stat().st_size + entries[ids[1]].stat().st_size
+    sizes = _sizes(folder)
+    two_oldest = sizes[entries[ids[0]]] + sizes[entries[ids[1]]]
     planned = plan_prune(folder, max_size=total - two_oldest)
     assert [e.path for e in planned.entries] == [entries[ids[0]], entries[ids[1]]]
     assert planned.bytes == two_oldest
@@ -363,13 +428,15 @@ def test_prune_max_size_drops_the_oldest_entries_first(
     assert (
         main(["cache", "prune", str(folder), "--max-size", f"{total - two_oldest}", "--yes"]) == 0
     )
-    assert [rid for rid, path in entries.items() if not path.exists()] == ids[:2]
+    assert _gone(folder, entries) == ids[:2]
+    assert sum(p.stat().st_size for p in (folder / "cache").rglob("*") if p.is_file()) <= (
+        total - two_oldest
+    )
 
 
 def _code(step: Path, version: str, created: str, keeps: str | None = None) -> Path:
     folder = step / f"code-{version}"
-    (folder / "cache").mkdir(parents=True)
-    (folder / "locks").mkdir()
+    folder.mkdir(parents=True)
     (folder / "code.json").write_text(
         json.dumps(
             {
@@ -385,8 +452,31 @@ def _code(step: Path, version: str, created: str, keeps: str | None = None) -> P
     return folder
 
 
-def _step_cache(tmp_path: Path) -> Path:
-    """A step cache folder as a Step's infra.folder holds it, with four code versions."""
+def _put(version: Path, uid: str, value: bytes, layout: str = "packed") -> Path:
+    """Write an entry of a code version: packed in a segment, or a file of the older layout."""
+    if layout == "older":
+        (version / "cache").mkdir(exist_ok=True)
+        path = version / "cache" / f"{uid}.pkl"
+        path.write_bytes(value)
+        return path
+    step = version.parent
+    store = EntryStore(StepPaths(step.parent, step.name, version.name.removeprefix("code-")))
+    store.write_result(uid, value)
+    store.sync()
+    return version / uid
+
+
+@pytest.fixture
+def claims() -> Iterator[list[Claim]]:
+    """Claims taken by a test (a run going on), released after it."""
+    taken: list[Claim] = []
+    yield taken
+    for claim in taken:
+        claim.release()
+
+
+def _step_cache(tmp_path: Path, claims: list[Claim]) -> Path:
+    """A step cache folder as a Step's infra.folder holds it, with five code versions."""
     cache = tmp_path / "steps"
     step = cache / ("Normalize-" + "ab" * 16)
     step.mkdir(parents=True)
@@ -396,38 +486,53 @@ def _step_cache(tmp_path: Path) -> Path:
     v2 = _code(step, "v2", "2024-02-01T00:00:00+00:00")
     v3 = _code(step, "v3", "2024-03-01T00:00:00Z", keeps="v2")
     busy = _code(step, "busy", "2023-12-01T00:00:00+00:00")
-    (busy / "locks" / "item.lock").write_text("host 1")  # a run of that code is going on
+    locked = _code(step, "locked", "2023-11-01T00:00:00+00:00")
     for version in (v1, v2, v3, busy):
         for item in ("a", "b"):
-            (version / "cache" / f"{item}.pkl").write_bytes(b"x" * 100)
+            _put(version, item, b"x" * 100)
+    for item in ("a", "b"):  # a version of the older layout
+        _put(locked, item, b"x" * 100, "older")
+    claims.append(Claim.take(str(busy), ["c"]))  # a run of that code is going on
+    (locked / "locks").mkdir()
+    (locked / "locks" / "c.lock").write_text("host 1")  # an older assay's run, going on
     (step / "code-broken").mkdir()
     (step / "code-broken" / "code.json").write_text("{not json")
+    _finish_writers()
     return cache
 
 
 def test_prune_stale_code_removes_whole_stale_versions(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], claims: list[Claim]
 ) -> None:
-    cache = _step_cache(tmp_path)
+    cache = _step_cache(tmp_path, claims)
     step = next(cache.glob("Normalize-*"))
     before = _snapshot(cache)
     assert main(["cache", "prune", str(cache), "--stale-code"]) == 0
     out = capsys.readouterr().out
     assert "stale code" in out
     assert "code-v1/" in out
-    v1_bytes = 2 * 100 + len((step / "code-v1" / "code.json").read_bytes())
+    v1_bytes = sum(p.stat().st_size for p in (step / "code-v1").rglob("*") if p.is_file())
     assert f"1 entry, {format_size(v1_bytes)} of the " in out
     assert _snapshot(cache) == before
 
     assert main(["cache", "prune", str(cache), "--stale-code", "--yes"]) == 0
     assert "deleted 1 entry" in capsys.readouterr().out
     names = sorted(p.name for p in step.iterdir())
-    # v3 is current, v2 is what it keeps, busy is in use, broken cannot be read: all stay
-    assert names == ["code-broken", "code-busy", "code-v2", "code-v3", "config.json"]
+    # v3 is current, v2 is what it keeps, busy and locked are in use, broken cannot be read
+    assert names == [
+        "code-broken",
+        "code-busy",
+        "code-locked",
+        "code-v2",
+        "code-v3",
+        "config.json",
+    ]
 
 
-def test_an_interrupted_stale_code_removal_is_finished_by_the_next_prune(tmp_path: Path) -> None:
-    cache = _step_cache(tmp_path)
+def test_an_interrupted_stale_code_removal_is_finished_by_the_next_prune(
+    tmp_path: Path, claims: list[Claim]
+) -> None:
+    cache = _step_cache(tmp_path, claims)
     step = next(cache.glob("Normalize-*"))
     (step / "code-v1").rename(step / ".trash-code-v1-0badc0de")  # renamed aside, then killed
     planned = plan_prune(cache, older_than="1w")
@@ -438,7 +543,8 @@ def test_an_interrupted_stale_code_removal_is_finished_by_the_next_prune(tmp_pat
     assert not list(step.glob(".trash-*"))
 
 
-def test_stale_code_keeps_the_entries_the_index_refers_to(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["packed", "older"])
+def test_stale_code_keeps_the_entries_the_index_refers_to(tmp_path: Path, layout: str) -> None:
     specs = plan(grid(n=[1, 2]), replicates=1, seed=0)
     with ResultsIndex(tmp_path) as index:
         index.plan(specs)
@@ -447,13 +553,12 @@ def test_stale_code_keeps_the_entries_the_index_refers_to(tmp_path: Path) -> Non
     step = tmp_path / "cache" / STEP
     old = _code(step, "old", "2024-01-01T00:00:00+00:00")
     new = _code(step, "new", "2024-06-01T00:00:00+00:00")
-    for version in (old, new):
-        for spec in specs:
-            (version / "cache" / f"{spec.run_id}.pkl").write_bytes(b"r" * 10)
+    put = {(v, s.run_id): _put(v, s.run_id, b"r" * 10, layout) for v in (old, new) for s in specs}
+    _finish_writers()
     planned = plan_prune(tmp_path, stale_code=True)
     # the stale version stays for the entry of the finished run; its other entry goes
-    assert [e.path for e in planned.entries] == [old / "cache" / f"{specs[1].run_id}.pkl"]
-    assert planned.kept == [old / "cache" / f"{specs[0].run_id}.pkl"]
+    assert [e.path for e in planned.entries] == [put[old, specs[1].run_id]]
+    assert planned.kept == [put[old, specs[0].run_id]]
     planned = plan_prune(tmp_path, stale_code=True, include_indexed=True)
     assert [(e.path, e.kind) for e in planned.entries] == [(old, "version")]
     planned.apply()
@@ -461,28 +566,51 @@ def test_stale_code_keeps_the_entries_the_index_refers_to(tmp_path: Path) -> Non
     # the experiment's step cache pruned directly still keeps what the index refers to
     (tmp_path / "cache" / CACHE_MARKER).write_text("{}")
     for spec in specs:
-        _age(new / "cache" / f"{spec.run_id}.pkl", 100)
+        _age(put[new, spec.run_id], 100)
     planned = plan_prune(tmp_path / "cache", older_than="30d")
-    assert [e.path.stem for e in planned.entries] == [specs[1].run_id]
+    assert [e.uid for e in planned.entries] == [specs[1].run_id]
+    planned.apply()
+    assert plan_prune(tmp_path / "cache", older_than="30d").kept == [put[new, specs[0].run_id]]
 
 
-def test_prune_never_deletes_an_entry_written_again_after_the_plan(tmp_path: Path) -> None:
-    cache = _step_cache(tmp_path)
-    entries = sorted(cache.rglob("*.pkl"))
+def _write_again(entry: Path) -> None:
+    """Write an entry again in another process, which then ends (its segment is finished)."""
+    version = entry.parent
+
+    def write() -> None:
+        _put(version, entry.name, b"a new value")
+
+    process = multiprocessing.get_context("fork").Process(target=write)
+    process.start()
+    process.join()
+    assert process.exitcode == 0
+
+
+def test_prune_never_deletes_an_entry_written_again_after_the_plan(
+    tmp_path: Path, claims: list[Claim]
+) -> None:
+    cache = _step_cache(tmp_path, claims)
+    packed = sorted(_sizes(cache))
+    files = sorted(cache.rglob("cache/*.pkl"))
+    entries = packed + files
     for path in entries:
         _age(path, 50)
     planned = plan_prune(cache, older_than="30d")
     assert len(planned) == len(entries)
-    entries[0].write_bytes(b"a new value")  # a worker wrote it again meanwhile
+    _write_again(packed[0])  # a worker wrote it again meanwhile, and ended
+    _put(packed[1].parent, packed[1].name, b"a new value")  # this process is writing it
+    files[0].write_bytes(b"a new value")  # an older assay wrote it again
     deleted = planned.apply()
-    assert len(deleted) == len(entries) - 1
-    assert [p for p in entries if p.exists()] == [entries[0]]
+    assert len(deleted) == len(entries) - 3
+    left = sorted(_sizes(cache)) + sorted(p for p in files if p.exists())
+    assert left == [packed[0], packed[1], files[0]]
 
 
 def test_prune_a_folder_without_index_keeps_its_entries_unless_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], write_module: Callable[..., Any]
 ) -> None:
     _experiment(tmp_path, write_module, [1]).run()
+    _finish_writers()
     folder = tmp_path / "exp"
     for path in folder.glob(INDEX_NAME + "*"):
         path.unlink()
@@ -490,6 +618,24 @@ def test_prune_a_folder_without_index_keeps_its_entries_unless_asked(
     assert "which cache entries hold results is unknown" in capsys.readouterr().err
     assert len(_entries(folder)) == 2
     assert len(plan_prune(folder, older_than=0, include_indexed=True)) == 2
+
+
+def test_prune_leaves_the_entries_of_a_running_writer_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_module: Callable[..., Any]
+) -> None:
+    experiment = _experiment(tmp_path, write_module, [1])
+    experiment.run()  # this process's segment is still open: a sweep going on
+    folder = tmp_path / "exp"
+    argv = ["cache", "prune", str(folder), "--older-than", "0s", "--include-indexed", "--yes"]
+    assert main(argv) == 0
+    assert "left 2 entries alone: in segments that running processes still write" in (
+        capsys.readouterr().out
+    )
+    assert len(_entries(folder)) == 2
+    _finish_writers()  # the sweep's process ended
+    assert main(argv) == 0
+    assert "deleted 2 entries" in capsys.readouterr().out
+    assert _entries(folder) == {}
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from ._interrupt import STOP_REQUESTED
 from ._results import Results
 
 if TYPE_CHECKING:
-    from ._prune import PruneEntry
+    from ._prune import FolderInfo, PruneEntry
 
 #: Backend names accepted by ``assay run --backend``, mapped to the registered class names.
 BACKENDS = {
@@ -210,7 +210,7 @@ def _with_reads(results: Results, rows: list[dict[str, Any]]) -> list[dict[str, 
 
     The value is what the run read through ``param_scope`` (empty when it did not read it).
     """
-    reads = {record.run_id: record.params_read for record in results.records()}
+    reads = {record.run_id: record.params_read for record in results.iter_records()}
     swept = set(results.param_names)
     names = list(dict.fromkeys(n for read in reads.values() for n in read if n not in swept))
     at = 1 + len(results.param_names)  # run_id, then the params, then the reads
@@ -255,20 +255,145 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from ._folder import cache_info
+    actions = {
+        "clear": _cache_clear,
+        "prune": _cache_prune,
+        "explain": _cache_explain,
+        "info": _cache_info,
+        "compact": _cache_compact,
+        "migrate": _cache_migrate,
+    }
+    return actions[args.action](args)
 
-    if args.action == "clear":
-        return _cache_clear(args)
-    if args.action == "prune":
-        return _cache_prune(args)
-    if args.action == "explain":
-        from ._explain import explain
 
-        print(explain(args.folder))
-        return 0
-    for key, value in cache_info(args.folder).items():
-        print(f"{key}: {value}")
+def _cache_explain(args: argparse.Namespace) -> int:
+    from ._explain import explain
+
+    print(explain(args.folder))
     return 0
+
+
+def _cache_info(args: argparse.Namespace) -> int:
+    from ._folder import cache_info
+    from ._prune import describe_cache, locate_cache
+
+    root = Path(args.folder)
+    cache, experiment = locate_cache(root, "describes")  # refuses a folder of another tool
+    if experiment == root:
+        for key, value in cache_info(root).items():
+            print(f"{key}: {value}")
+    infos = describe_cache(cache)
+    _print_cache_table(cache, infos, f"cache of {args.folder}")
+    legacy = sum(info.legacy for info in infos)
+    if legacy:
+        print(
+            f"{_plural(legacy, 'entry', 'entries')} in the older layout (one file per entry, "
+            f"in cache/): `assay cache migrate {args.folder}` packs them into segments"
+        )
+    return 0
+
+
+def _print_cache_table(cache: Path, infos: Sequence[FolderInfo], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ._prune import format_size
+
+    base = Path(os.path.abspath(cache))
+    rows = [
+        (Path(info.folder).relative_to(base).as_posix(), [getattr(info, f) for f in _INFO_FIELDS])
+        for info in infos
+    ]
+    if len(rows) > 1:
+        rows.append(("all", [sum(column) for column in zip(*(v for _, v in rows), strict=True)]))
+    caption = (
+        "size: of the segments, then of the large array files; dead: bytes of superseded or "
+        "cleared entries (assay cache compact frees them); older: entries of the older layout"
+    )
+    table = Table(title=title, caption=caption)
+    columns = ["entries", "errors", "segments", "size", "arrays", "size", "dead", "older", "claims"]
+    table.add_column("folder", no_wrap=True)
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, values in rows:
+        cells = [
+            format_size(value) if field.endswith("bytes") else str(value)
+            for field, value in zip(_INFO_FIELDS, values, strict=True)
+        ]
+        table.add_row(name, *cells)
+    Console(width=max(100, max((len(name) for name, _ in rows), default=0) + 90)).print(table)
+
+
+#: The fields of ``FolderInfo`` that the columns of ``assay cache info`` show, in order.
+_INFO_FIELDS = (
+    "entries",
+    "errors",
+    "segments",
+    "segment_bytes",
+    "arrays",
+    "array_bytes",
+    "dead_bytes",
+    "legacy",
+    "claims",
+)
+
+
+def _cache_compact(args: argparse.Namespace) -> int:
+    from ._prune import compact_cache, format_size, locate_cache
+
+    cache, _ = locate_cache(Path(args.folder), "compacts")  # refuses a folder of another tool
+    reports = compact_cache(cache)
+    merged = sum(len(report.merged) for report in reports)
+    written = sum(1 for report in reports if report.segment)
+    freed = format_size(sum(report.freed for report in reports))
+    if merged:
+        print(f"compacted {_plural(merged, 'segment')} into {written}, freeing {freed}")
+    else:
+        print(f"nothing to compact in {args.folder}")
+    arrays = sum(report.arrays_removed for report in reports)
+    if arrays:
+        print(f"removed {_plural(arrays, 'array file')} that no entry referred to")
+    for report in reports:
+        for uid in report.corrupt:
+            print(
+                f"assay: warning: {report.folder}: item {uid}: corrupt entry dropped",
+                file=sys.stderr,
+            )
+    live = sum(report.live for report in reports)
+    if live:
+        print(
+            f"left {_plural(live, 'segment')} of processes still writing alone; compact "
+            "again once they are done"
+        )
+    return 0
+
+
+def _cache_migrate(args: argparse.Namespace) -> int:
+    from ._prune import locate_cache, migrate_cache
+
+    cache, _ = locate_cache(Path(args.folder), "migrates")  # refuses a folder of another tool
+    reports = migrate_cache(cache)
+    migrated = sum(len(report.migrated) for report in reports)
+    shadowed = sum(len(report.shadowed) for report in reports)
+    if migrated or shadowed:
+        print(
+            f"packed {_plural(migrated, 'entry', 'entries')} of the older layout into segments "
+            f"in {args.folder}"
+            + (f"; removed {shadowed} that newer entries replace" if shadowed else "")
+        )
+    elif not any(report.corrupt for report in reports):
+        print(f"no entries of the older layout in {args.folder}")
+    for report in reports:
+        for _, why in report.corrupt:
+            print(f"assay: warning: left in place, not migrated: {why}", file=sys.stderr)
+    busy = [report.folder for report in reports if report.busy]
+    for folder in busy:
+        print(
+            f"assay: warning: {folder}: an older assay is computing there (fresh locks); "
+            "not migrated, run the command again once it is done",
+            file=sys.stderr,
+        )
+    return 1 if busy else 0
 
 
 def _cache_clear(args: argparse.Namespace) -> int:
@@ -329,13 +454,23 @@ def _cache_prune(args: argparse.Namespace) -> int:
         if len(deleted) < len(plan):
             print(
                 f"left {_plural(len(plan) - len(deleted), 'entry', 'entries')} alone: written "
-                "again or removed since the plan was made"
+                "again, removed or being written since the plan was made"
             )
     else:
         _print_pruned(plan.folder, plan.entries, f"would delete from {args.folder}")
         entries = _plural(len(plan), "entry", "entries")
         print(f"{entries}, {format_size(plan.bytes)} of the {cache} in the cache")
+        if plan.reclaim_bytes:
+            print(
+                f"compacting also frees {format_size(plan.reclaim_bytes)} of superseded or "
+                "cleared entries"
+            )
         print("dry run: pass --yes to delete")
+    if plan.busy:
+        print(
+            f"left {_plural(plan.busy, 'entry', 'entries')} alone: in segments that running "
+            "processes still write; prune again once they are done"
+        )
     if plan.kept:
         print(
             f"kept {_plural(len(plan.kept), 'entry', 'entries')} of runs in the results "
@@ -353,7 +488,8 @@ def _print_pruned(folder: Path, entries: Sequence[PruneEntry], title: str) -> No
     from ._prune import format_size
 
     paths = [
-        entry.path.relative_to(folder).as_posix() + ("/" if entry.kind != "entry" else "")
+        entry.path.relative_to(folder).as_posix()
+        + ("/" if entry.kind in ("version", "trash") else "")
         for entry in entries
     ]
     table = Table(title=title)
@@ -562,11 +698,51 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=_cmd_plot)
 
     cache = sub.add_parser(
-        "cache", help="inspect, prune or clear the cache of an experiment folder"
+        "cache", help="inspect, compact, migrate, prune or clear the cache of a folder"
     )
     actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
-    info = actions.add_parser("info", help="count the runs, cache files and their sizes")
-    info.add_argument("folder")
+    info = actions.add_parser(
+        "info",
+        help="count the runs and the cache's entries, segments, arrays and sizes",
+        description=(
+            "For each step and code version of the cache: its entries and cached errors, its "
+            "segment files and large array files with their sizes, the bytes that serve "
+            "nothing (superseded or cleared entries: `assay cache compact` frees them), "
+            "entries still in the older one-file-per-entry layout (`assay cache migrate` "
+            "packs them) and the chunks of items being computed now. For an experiment "
+            "folder, its runs by status first. Nothing is changed."
+        ),
+    )
+    info.add_argument(
+        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
+    )
+    compact = actions.add_parser(
+        "compact",
+        help="merge finished segment files into one, dropping superseded and cleared entries",
+        description=(
+            "In each step and code version of the cache, merge the segment files whose "
+            "writers are finished into one new segment that keeps the newest entry of each "
+            "item, and delete array files that no entry refers to any more. Segments that a "
+            "running process still writes are left alone, so it is safe while sweeps run. "
+            "The new segment is complete and flushed before any old one is deleted: an "
+            "interrupted compaction loses nothing."
+        ),
+    )
+    compact.add_argument(
+        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
+    )
+    migrate = actions.add_parser(
+        "migrate",
+        help="pack entries of the older one-file-per-entry layout into segments",
+        description=(
+            "Verify each entry of the older layout (cache/<uid>.pkl and .npy in a code "
+            "version folder), pack it into a segment with its age, flush, then delete the old "
+            "files and the locks/ folder. A corrupt entry is named and left in place."
+        ),
+    )
+    migrate.add_argument(
+        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
+    )
     clear = actions.add_parser(
         "clear",
         help="delete the cache, run folders and results index (asks first)",

@@ -18,6 +18,7 @@ from assay_steps import StepPaths
 
 from ._folder import CACHE
 from ._index import INDEX_NAME, ResultsIndex
+from ._prune import count_entries
 
 
 def explain(folder: str | Path) -> str:
@@ -80,7 +81,7 @@ def _step_lines(step_folder: Path) -> list[str]:
     versions = StepPaths(step_folder.parent, step_folder.name).code_versions()
     for position, data in enumerate(versions):
         paths = StepPaths(step_folder.parent, step_folder.name, str(data["version"]))
-        entries = sum(1 for _ in paths.cache_folder.glob("*"))
+        entries = count_entries(paths.entries_folder)  # from the catalog: frames, not files
         state = "current" if position == len(versions) - 1 else "older"
         keeps = data.get("keeps")
         what = f"keeps the entries of {keeps}" if keeps else f"{entries} entries"

@@ -7,18 +7,23 @@ plan (a dry run) and delete only when asked. The folder is an experiment folder 
 
     <StepName>-<32 hex>/config.json
     <StepName>-<32 hex>/code-<version>/code.json       one folder per code version
-    <StepName>-<32 hex>/code-<version>/cache/<uid>.pkl|.npy
-    <StepName>-<32 hex>/cache/<uid>.pkl|.npy           entries of a step without code versions
+    <StepName>-<32 hex>/code-<version>/segments/       its entries, packed in segment files
+    <StepName>-<32 hex>/code-<version>/arrays/         large array results, one file each
+    <StepName>-<32 hex>/code-<version>/cache/          entries of the older layout, one file each
+    <StepName>-<32 hex>/segments/ ...                  entries of a step without code versions
 
-Entries are deleted with one ``unlink`` each (an entry is there or gone, never half there); a
-whole code-version folder is first renamed aside to ``.trash-*`` in its step folder, so no
-reader sees a version half removed, then removed (a prune interrupted there leaves the
-``.trash-*`` folder, which the next prune removes).
+A packed entry's age is its frame's stamp (when it was written) and its size the frame's (and
+its array file's). Packed entries go by compacting their folder without them (see
+``compact`` in assay-steps): the new segment, holding every other entry, is in place before
+the old ones are deleted, so an interrupted prune loses nothing it was not asked to delete.
+An entry of the older layout goes with one ``unlink``. A whole code-version folder is first
+renamed aside to ``.trash-*`` in its step folder, so no reader sees a version half removed,
+then removed (a prune interrupted there leaves the ``.trash-*`` folder, which the next prune
+removes).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import json
@@ -26,10 +31,18 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+# The upkeep of entries folders lives with the store it knows (assay-steps); the rest of
+# assay reaches it through this module only.
+from assay_steps import CompactReport as CompactReport
+from assay_steps import FolderInfo as FolderInfo
+from assay_steps import MigrateReport as MigrateReport
+from assay_steps import compact, entries_folders, folder_info, in_use, migrate, packed_entries
+from assay_steps import count_entries as count_entries
 
 from ._index import INDEX_NAME, MARKER_NAME, ForeignFolderError, ResultsIndex, claim_folder
 from ._index import is_marked as is_experiment_folder
@@ -42,9 +55,6 @@ FINAL = ("success", "failed")
 
 #: Prefix of the name a code-version folder is renamed to before it is removed.
 TRASH = ".trash-"
-
-#: A lock file refreshed this recently means its code version is in use (heartbeat every 20 s).
-LOCK_FRESH_SECONDS = 120.0
 
 _STEP_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*-[0-9a-f]{32}")
 _ENTRY_SUFFIXES = (".pkl", ".npy")
@@ -131,13 +141,15 @@ class PruneEntry:
     """One thing a prune deletes.
 
     Attributes:
-        path: the entry file, or the folder of a whole code version (or a ``.trash-*`` folder).
+        path: for a packed entry, ``<entries folder>/<uid>`` (it names the entry; the entry
+            lies in a segment of that folder); for an entry of the older layout, its file;
+            else the folder of a whole code version (or a ``.trash-*`` folder).
         bytes: its size (for a folder, the size of every file in it).
         reason: why it goes (``"older than 30d"``, ``"cache over 2.0 GiB"``, ``"stale code"``).
-        modified: its modification time (for a folder, that of its newest file), in seconds
-            since the epoch.
-        kind: ``"entry"``, ``"version"`` (a code-version folder) or ``"trash"`` (left by an
-            interrupted prune).
+        modified: when it was written (for a folder, its newest file's modification time), in
+            seconds since the epoch.
+        kind: ``"entry"`` (packed in a segment), ``"file"`` (an entry of the older layout),
+            ``"version"`` (a code-version folder) or ``"trash"`` (left by an interrupted prune).
 
     """
 
@@ -145,9 +157,15 @@ class PruneEntry:
     bytes: int
     reason: str
     modified: float
-    kind: Literal["entry", "version", "trash"] = "entry"
-    # (mtime in ns, size) when planned: an entry rewritten since then is not deleted
+    kind: Literal["entry", "file", "version", "trash"] = "entry"
+    # When planned: (stamp, size) of a packed entry, (mtime in ns, size) of a file. An entry
+    # written again since then is not deleted.
     signature: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+
+    @property
+    def uid(self) -> str:
+        """The item uid of an entry (packed or a file); a folder's name otherwise."""
+        return self.path.stem if self.kind == "file" else self.path.name
 
 
 @dataclass
@@ -157,10 +175,14 @@ class PrunePlan:
     Attributes:
         folder: the folder given (an experiment folder or a step cache folder).
         cache: its step cache folder.
-        entries: what goes, in the order it is deleted.
+        entries: what goes.
         kept: entries that a criterion chose but the experiment index references (results of
             finished runs); they stay unless ``include_indexed``.
         cache_bytes: the size of every file in the step cache folder now.
+        busy: entries left alone because they lie in a segment still being written (a run
+            is going on): a compaction cannot drop them yet.
+        compact: entries folders compacted to meet ``max_size`` even where no entry goes,
+            freeing ``reclaim_bytes`` of superseded or cleared entries in all.
 
     """
 
@@ -169,10 +191,13 @@ class PrunePlan:
     entries: list[PruneEntry]
     kept: list[Path]
     cache_bytes: int
+    busy: int = 0
+    compact: list[Path] = field(default_factory=list)
+    reclaim_bytes: int = 0
 
     @property
     def bytes(self) -> int:
-        """The number of bytes that go."""
+        """The number of bytes the planned entries take."""
         return sum(entry.bytes for entry in self.entries)
 
     def __len__(self) -> int:
@@ -181,31 +206,56 @@ class PrunePlan:
     def apply(self) -> list[PruneEntry]:
         """Delete the planned entries; return those deleted.
 
-        An entry file that was rewritten (or removed) since the plan was made is left alone.
-        A code-version folder is renamed aside to a ``.trash-*`` name in its step folder before
-        it is removed, so no reader sees it half removed.
+        An entry that was written again (or removed) since the plan was made is left alone.
+        Packed entries go by compacting their folder without them, folder by folder, after
+        the rest. A code-version folder is renamed aside to a ``.trash-*`` name in its step
+        folder before it is removed, so no reader sees it half removed.
         """
         deleted = []
+        packed: dict[Path, dict[str, PruneEntry]] = {folder: {} for folder in self.compact}
         for entry in self.entries:
             if entry.kind == "entry":
-                try:
-                    stat = os.lstat(entry.path)
-                    if (stat.st_mtime_ns, stat.st_size) != entry.signature:
-                        continue  # written again since the plan: not what was listed
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    continue
-            else:
-                aside = entry.path
-                if entry.kind == "version":
-                    aside = entry.path.with_name(f"{TRASH}{entry.path.name}-{os.urandom(4).hex()}")
-                    try:
-                        os.rename(entry.path, aside)
-                    except FileNotFoundError:
-                        continue
-                shutil.rmtree(aside)
-            deleted.append(entry)
+                packed.setdefault(entry.path.parent, {})[entry.uid] = entry
+            elif _delete(entry):
+                deleted.append(entry)
+        for folder, chosen in packed.items():
+            deleted += _compact_without(folder, chosen)
         return deleted
+
+
+def _delete(entry: PruneEntry) -> bool:
+    """Delete an entry file or a folder; return False when it changed or went meanwhile."""
+    if entry.kind == "file":
+        try:
+            stat = os.lstat(entry.path)
+            if (stat.st_mtime_ns, stat.st_size) != entry.signature:
+                return False  # written again since the plan: not what was listed
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            return False
+        return True
+    aside = entry.path
+    if entry.kind == "version":
+        aside = entry.path.with_name(f"{TRASH}{entry.path.name}-{os.urandom(4).hex()}")
+        try:
+            os.rename(entry.path, aside)
+        except FileNotFoundError:
+            return False
+    shutil.rmtree(aside)
+    return True
+
+
+def _compact_without(folder: Path, chosen: dict[str, PruneEntry]) -> list[PruneEntry]:
+    """Compact ``folder`` dropping the chosen entries that were not written again."""
+
+    def planned(uid: str, kind: int, stamp: int) -> bool:
+        entry = chosen.get(uid)
+        return entry is not None and entry.signature[0] == stamp
+
+    if not folder.is_dir():
+        return []
+    dropped = set(compact(folder, drop=planned).dropped)
+    return [entry for uid, entry in chosen.items() if uid in dropped]
 
 
 def plan_prune(
@@ -220,10 +270,11 @@ def plan_prune(
 
     Args:
         folder: an experiment folder, or a step cache folder (a step's ``infra.folder``).
-        older_than: entries whose file was last modified longer ago than this go (seconds,
-            or a duration such as ``"30d"``, ``"12h"``, ``"90m"``, ``"2w"``).
+        older_than: entries written longer ago than this go (seconds, or a duration such as
+            ``"30d"``, ``"12h"``, ``"90m"``, ``"2w"``).
         max_size: the oldest entries go until the step cache holds at most this (bytes, or a
-            size such as ``"500M"``, ``"2G"``, ``"10k"``; powers of 1024).
+            size such as ``"500M"``, ``"2G"``, ``"10k"``; powers of 1024). Superseded and
+            cleared entries, which a compaction frees anyway, count as gone.
         stale_code: the folders of code versions that are stale go: every version of a step
             but its current one (the latest created) and the one the current one keeps.
         include_indexed: entries of runs that the experiment index holds as finished (success
@@ -241,58 +292,83 @@ def plan_prune(
     if seconds is None and limit is None and not stale_code:
         raise ValueError("plan_prune() needs a criterion: older_than, max_size or stale_code=True")
     root = Path(folder)
-    cache, experiment = _locate(root)
+    cache, experiment = locate_cache(root)
     indexed = set() if include_indexed or experiment is None else _indexed_runs(experiment)
-    steps = _step_folders(cache)
+    plan = PrunePlan(root, cache, [], [], _size(_files(cache)))
+    gone = _plan_folders(plan, stale_code, indexed)
+    folders = [f for f in entries_folders(cache) if f not in gone]
+    left = sorted((e for f in folders for e in _entries_of(f, plan)), key=_age_order)
+    if seconds is not None:
+        left = _choose_old(plan, left, seconds, indexed)
+    if limit is not None:
+        _choose_oldest(plan, left, limit, indexed, folders)
+    plan.kept.sort()
+    return plan
 
-    entries: list[PruneEntry] = []
-    kept: list[Path] = []
-    gone: set[Path] = set()  # entry files inside the folders that go
-    for step in steps:
+
+def _plan_folders(plan: PrunePlan, stale_code: bool, indexed: set[str]) -> set[Path]:
+    """Plan the ``.trash-*`` folders and, with ``stale_code``, the stale versions' entries.
+
+    Returns the code-version folders that the plan takes care of.
+    """
+    gone: set[Path] = set()
+    for step in _step_folders(plan.cache):
         for trash in sorted(step.glob(TRASH + "*")):
             if trash.is_dir() and not trash.is_symlink():
-                entries.append(_folder_entry(trash, "left by an interrupted prune", "trash"))
+                plan.entries.append(_folder_entry(trash, "left by an interrupted prune", "trash"))
         if not stale_code:
             continue
         for version in _stale_versions(step):
-            files = _entries_of(version)
-            gone.update(files)
-            protected = [p for p in files if p.stem in indexed]
+            gone.add(version)
+            items = _entries_of(version, plan)
+            protected = [entry.path for entry in items if entry.uid in indexed]
             if not protected:
-                entries.append(_folder_entry(version, "stale code", "version"))
+                plan.entries.append(_folder_entry(version, "stale code", "version"))
                 continue
-            kept += protected  # the version stays, with the entries the index references
-            entries += _file_entries((p for p in files if p.stem not in indexed), "stale code")
+            plan.kept += protected  # the version stays, with the entries the index references
+            plan.entries += [
+                dataclasses.replace(entry, reason="stale code")
+                for entry in items
+                if entry.uid not in indexed
+            ]
+    return gone
 
-    # the entries no folder removal takes, oldest first
-    left = _file_entries((p for s in steps for p in _all_entries(s) if p not in gone), "")
-    left.sort(key=_age_order)
-    if seconds is not None:
-        cutoff = time.time() - seconds
-        reason = f"older than {format_duration(seconds)}"
-        young = []
-        for entry in left:
-            if entry.modified >= cutoff:
-                young.append(entry)
-            elif entry.path.stem in indexed:
-                kept.append(entry.path)
-                young.append(entry)
-            else:
-                entries.append(dataclasses.replace(entry, reason=reason))
-        left = young
-    cache_bytes = _size(_files(cache))
-    if limit is not None:
-        size = cache_bytes - sum(entry.bytes for entry in entries)
-        reason = f"cache over {format_size(limit)}"
-        for entry in left:
-            if size <= limit:
-                break
-            if entry.path.stem in indexed:
-                kept.append(entry.path)
-                continue
-            entries.append(dataclasses.replace(entry, reason=reason))
-            size -= entry.bytes
-    return PrunePlan(root, cache, entries, sorted(set(kept)), cache_bytes)
+
+def _choose_old(
+    plan: PrunePlan, left: list[PruneEntry], seconds: float, indexed: set[str]
+) -> list[PruneEntry]:
+    """Plan the entries older than ``seconds``; return those that stay."""
+    cutoff = time.time() - seconds
+    reason = f"older than {format_duration(seconds)}"
+    young = []
+    for entry in left:
+        if entry.modified >= cutoff:
+            young.append(entry)
+        elif entry.uid in indexed:
+            plan.kept.append(entry.path)
+            young.append(entry)
+        else:
+            plan.entries.append(dataclasses.replace(entry, reason=reason))
+    return young
+
+
+def _choose_oldest(
+    plan: PrunePlan, left: list[PruneEntry], limit: int, indexed: set[str], folders: list[Path]
+) -> None:
+    """Plan the oldest entries until the cache holds at most ``limit`` bytes."""
+    reclaim = {folder: folder_info(folder).reclaimable_bytes for folder in folders}
+    plan.compact = [folder for folder, size in reclaim.items() if size]
+    plan.reclaim_bytes = sum(reclaim.values())
+    size = plan.cache_bytes - plan.bytes - plan.reclaim_bytes
+    reason = f"cache over {format_size(limit)}"
+    for entry in left:
+        if size <= limit:
+            break
+        if entry.uid in indexed:
+            plan.kept.append(entry.path)
+            continue
+        plan.entries.append(dataclasses.replace(entry, reason=reason))
+        size -= entry.bytes
 
 
 def _check_duration(value: float | str | None) -> float | None:
@@ -323,11 +399,39 @@ def _check_size(value: int | str | None) -> int | None:
     return size
 
 
+# ---------------------------------------------------------------- whole caches
+
+
+def describe_cache(cache: Path) -> list[FolderInfo]:
+    """Return what each entries folder of a step cache holds (``assay cache info``)."""
+    return [folder_info(folder) for folder in entries_folders(cache)]
+
+
+def compact_cache(cache: Path) -> list[CompactReport]:
+    """Compact every entries folder of a step cache (``assay cache compact``)."""
+    return [compact(folder) for folder in entries_folders(cache)]
+
+
+def migrate_cache(cache: Path) -> list[MigrateReport]:
+    """Pack the older layout's entries of every entries folder (``assay cache migrate``)."""
+    return [migrate(folder) for folder in entries_folders(cache)]
+
+
 # ---------------------------------------------------------------- the folder
 
 
-def _locate(root: Path) -> tuple[Path, Path | None]:
-    """Return the step cache folder of ``root`` and the experiment folder whose index counts."""
+def locate_cache(root: Path, action: str = "prunes") -> tuple[Path, Path | None]:
+    """Return the step cache folder of ``root`` and the experiment folder whose index counts.
+
+    ``root`` is an experiment folder (its step cache is ``cache/``) or a step cache folder
+    that assay created (its ``.assay-cache`` marker). ``action`` completes the refusal's
+    last words: "assay <action> only folders it created".
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder.
+        ForeignFolderError: assay did not create ``root``.
+
+    """
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         raise FileNotFoundError(f"folder {str(root)!r} {what}; expected an experiment folder")
@@ -342,7 +446,7 @@ def _locate(root: Path) -> tuple[Path, Path | None]:
     raise ForeignFolderError(
         f"folder {str(root)!r} was not created by assay: it has neither the {MARKER_NAME} "
         f"marker of an experiment folder nor the {CACHE_MARKER} marker of a step cache "
-        "folder; assay prunes only folders it created"
+        f"folder; assay {action} only folders it created"
     )
 
 
@@ -374,31 +478,13 @@ def _versions(step: Path) -> list[Path]:
     return [path for path in sorted(step.glob("code-*")) if path.is_dir() and not path.is_symlink()]
 
 
-def _entries_of(folder: Path) -> list[Path]:
-    """Return the entry files of a code-version folder (or of a step folder without versions)."""
-    entries = folder / "cache"
-    if not entries.is_dir() or entries.is_symlink():
-        return []
-    return [
-        path
-        for path in sorted(entries.iterdir())
-        if path.suffix in _ENTRY_SUFFIXES and not path.name.startswith(".") and path.is_file()
-    ]
-
-
-def _all_entries(step: Path) -> Iterator[Path]:
-    yield from _entries_of(step)
-    for version in _versions(step):
-        yield from _entries_of(version)
-
-
 def _stale_versions(step: Path) -> list[Path]:
     """Return the code-version folders of ``step`` that its current code does not use.
 
     Used are the current version (the latest created), the version it keeps (whose entries its
     code serves) and, should that one keep another, that one too. A version whose ``code.json``
-    cannot be read (being written, damaged) is never stale, nor one with a lock refreshed in
-    the last two minutes (a run of that code is going on).
+    cannot be read (being written, damaged) is never stale, nor one in use (a live claim, a
+    segment being written, a lock of the older layout refreshed in the last two minutes).
     """
     known: dict[Path, tuple[datetime.datetime, str | None]] = {}
     for version in _versions(step):
@@ -414,7 +500,7 @@ def _stale_versions(step: Path) -> list[Path]:
         used.add(f"code-{keeps}")
         kept = step / f"code-{keeps}"
         keeps = known[kept][1] if kept in known else None
-    return [v for v in known if v.name not in used and not _locked(v)]
+    return [v for v in known if v.name not in used and not in_use(v)]
 
 
 def _read_code(path: Path) -> tuple[datetime.datetime, str | None] | None:
@@ -430,18 +516,37 @@ def _read_code(path: Path) -> tuple[datetime.datetime, str | None] | None:
     return created, keeps if isinstance(keeps, str) else None
 
 
-def _locked(version: Path) -> bool:
-    cutoff = time.time() - LOCK_FRESH_SECONDS
-    for lock in version.glob("locks/*"):
-        try:
-            if lock.lstat().st_mtime >= cutoff:
-                return True
-        except FileNotFoundError:
-            continue
-    return False
-
-
 # ---------------------------------------------------------------- entries
+
+
+def _entries_of(folder: Path, plan: PrunePlan) -> list[PruneEntry]:
+    """Return the entries of an entries folder: packed ones, then files of the older layout.
+
+    Packed entries in a segment still being written are left out (counted in ``plan.busy``).
+    """
+    found = []
+    for packed in packed_entries(folder):
+        if packed.busy:
+            plan.busy += 1
+            continue
+        signature = (packed.stamp, packed.bytes)
+        modified = packed.stamp / 1e9
+        found.append(
+            PruneEntry(folder / packed.uid, packed.bytes, "", modified, "entry", signature)
+        )
+    return found + _file_entries(_legacy_files(folder))
+
+
+def _legacy_files(folder: Path) -> list[Path]:
+    """Return the entry files of the older layout in ``folder/cache``."""
+    entries = folder / "cache"
+    if not entries.is_dir() or entries.is_symlink():
+        return []
+    return [
+        path
+        for path in sorted(entries.iterdir())
+        if path.suffix in _ENTRY_SUFFIXES and not path.name.startswith(".") and path.is_file()
+    ]
 
 
 def _files(folder: Path) -> list[Path]:
@@ -451,12 +556,14 @@ def _files(folder: Path) -> list[Path]:
 def _size(paths: Iterable[Path]) -> int:
     total = 0
     for path in paths:
-        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+        try:
             total += path.lstat().st_size
+        except FileNotFoundError:  # removed meanwhile
+            continue
     return total
 
 
-def _file_entries(paths: Iterable[Path], reason: str) -> list[PruneEntry]:
+def _file_entries(paths: Iterable[Path]) -> list[PruneEntry]:
     entries = []
     for path in paths:
         try:
@@ -464,7 +571,7 @@ def _file_entries(paths: Iterable[Path], reason: str) -> list[PruneEntry]:
         except FileNotFoundError:  # removed meanwhile
             continue
         signature = (stat.st_mtime_ns, stat.st_size)
-        entries.append(PruneEntry(path, stat.st_size, reason, stat.st_mtime, "entry", signature))
+        entries.append(PruneEntry(path, stat.st_size, "", stat.st_mtime, "file", signature))
     return entries
 
 
@@ -472,8 +579,10 @@ def _folder_entry(folder: Path, reason: str, kind: Literal["version", "trash"]) 
     files = _files(folder)
     modified = folder.lstat().st_mtime
     for path in files:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             modified = max(modified, path.lstat().st_mtime)
+        except FileNotFoundError:
+            continue
     return PruneEntry(folder, _size(files), reason, modified, kind)
 
 

@@ -2,7 +2,9 @@
 
 Commands that only read open the results index read-only: a folder on a read-only file system,
 or without write permission, is read by ``Results.load``, ``assay status``, ``assay results``
-and ``assay cache info``; a file that cannot be opened is named in the error.
+and ``assay cache info``; a file that cannot be opened is named in the error. The cache's
+segments are read without writing anything either, and a compaction with nothing to merge
+writes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from assay_steps import _segments
 from audit import count, metrics_by_run
 
 from assay import Experiment, Results, explicit
@@ -31,7 +34,12 @@ def _sweep(folder: Path) -> dict[str, object]:
         folder=folder,
         progress=False,
     )
-    return metrics_by_run(experiment.run())
+    metrics = metrics_by_run(experiment.run())
+    # The sweep's process ends: its segment is finished, as in any archived folder.
+    for writer in list(_segments._writers.values()):
+        writer._close()
+    _segments._writers.clear()
+    return metrics
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -83,7 +91,12 @@ def test_an_archive_is_read_by_results_and_the_commands(
     assert main(["results", str(folder), "--json"]) == 0
     assert {row["run_id"] for row in json.loads(capsys.readouterr().out)} == set(clean)
     assert main(["cache", "info", str(folder)]) == 0
-    assert "runs: 3" in capsys.readouterr().out
+    info = capsys.readouterr().out
+    assert "runs: 3" in info
+    row = next(line for line in info.splitlines() if "ExperimentRun-" in line)
+    assert [cell.strip() for cell in row.split("│")][2:4] == ["3", "0"]  # entries, errors
+    assert main(["cache", "compact", str(folder)]) == 0  # one finished segment: nothing to do
+    assert "nothing to compact" in capsys.readouterr().out
     assert main(["cache", "explain", str(folder)]) == 0
     assert "3 run(s)" in capsys.readouterr().out
     assert main(["cache", "prune", str(folder), "--older-than", "0s"]) == 0  # a dry run
