@@ -4,18 +4,24 @@ Each (params, replicate) pair is one run and one cache entry of an :class:`Exper
 step, executed by any assay backend. The driver (the process calling ``run()``) plans the
 runs, skips those its results index already holds, hands the rest to the backend, and
 writes each record into the index as it arrives.
+
+The driver streams: the sweep is a :class:`SweepPlan` (packed run ids), the index says which
+runs are not complete, runs go to the backend chunk by chunk, and the returned ``Results``
+reads its rows from the index when asked. Nothing holds every run of a sweep in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import heapq
 import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +45,7 @@ from ._interrupt import STOP_REQUESTED
 from ._progress import SweepProgress
 from ._reproduce import store_diff
 from ._results import Results, count_runs
-from ._runs import RunSpec, plan
+from ._runs import RunSpec, SweepPlan, plan
 from ._space import ParamSpace, as_space
 from ._worker import WORKER_ERROR, ExperimentRun
 
@@ -53,6 +59,11 @@ _CODE_META = "code_fingerprint:"
 _MIN_CHUNK = max(8, 2 * (os.cpu_count() or 1))
 _MAX_CHUNK = 4096
 _FAST, _SLOW = 0.25, 2.0
+
+# Resuming a sweep whose runs are all in the index asks the index for its unfinished runs and
+# finds them in the sweep by run id, when they are at most this many; more (a sweep barely
+# started) are found by SQLite, joining the sweep's run ids with the index.
+_FEW_UNFINISHED = 50_000
 
 
 def _next_size(size: int, seconds: float) -> int:
@@ -172,7 +183,7 @@ class Experiment:
         self.scope = _mapping("scope", scope)
         self.progress = progress
         self.space = as_space(params)
-        self.specs: list[RunSpec] = plan(self.space, replicates, self.seed)
+        self.specs: SweepPlan = plan(self.space, replicates, self.seed)
         self.replicates = replicates
         self.step = ExperimentRun(
             operation=self.operation.ref,
@@ -202,6 +213,15 @@ class Experiment:
             "scope": _jsonable(self.scope),
         }
 
+    def _stored_identity(self) -> dict[str, Any]:
+        """Return the identity ``run()`` stores in the folder's index."""
+        return {
+            "name": self.name,
+            **self._identity(),
+            "config": self._config,
+            "encoding": UID_ENCODING,
+        }
+
     def _check_folder(self, stored: dict[str, Any] | None) -> None:
         """Raise unless the identity ``stored`` in the folder's index is this experiment's."""
         if stored is None or stored.get("config") == self._config:
@@ -225,42 +245,37 @@ class Experiment:
             )
 
     def _stale(
-        self,
-        index: ResultsIndex,
-        policy: CodeChange,
-        retry_failed: bool,
-        statuses: dict[str, str],
-    ) -> list[str]:
-        """Run ids recorded with another code hash; raise if that needs a decision.
+        self, index: ResultsIndex, policy: CodeChange, other_code: dict[str, array[int]]
+    ) -> list[array[int]]:
+        """Return the positions of runs of another code hash to rerun; raise if undecided.
 
-        A decision to keep such runs holds for the current code: later runs of it do not ask
-        again (``"rerun"`` still reruns them), while code that changes again asks about every
-        run of other code. With ``retry_failed`` the failed runs run again anyway (the usual
-        next step after fixing the code): there is nothing of theirs to keep or rerun.
+        ``other_code`` holds the finished runs of the sweep recorded with another code hash,
+        by that hash (the failed ones are left out when retried anyway: there is nothing of
+        theirs to keep or rerun). A decision to keep such runs holds for the current code:
+        later runs of it do not ask again (``"rerun"`` still reruns them), while code that
+        changes again asks about every run of other code.
         """
         current = self.operation.code_hash
         if not current:  # source unavailable: nothing to compare
             return []
         if index.get_meta(_CODE_META + current) is None:  # what this code is, for later
             index.set_meta(_CODE_META + current, self.operation.code_fingerprint.to_dict())
-        ids = {s.run_id for s in self.specs}
-        if retry_failed:
-            ids -= {rid for rid, status in statuses.items() if status == "failed"}
-        other = {rid: h for rid, h in index.other_code(current).items() if rid in ids}
+        other = other_code
         # hashes whose results were kept for this very code: "keep" is decided once per code
         kept = index.get_meta("kept_code", {}).get(current, [])
         if other and policy == "keep":
-            index.set_meta("kept_code", {current: sorted({*kept, *other.values()})})
+            index.set_meta("kept_code", {current: sorted({*kept, *other})})
         if policy == "error":
-            other = {rid: h for rid, h in other.items() if h not in kept}
+            other = {h: positions for h, positions in other.items() if h not in kept}
         if other and policy == "error":
-            old = next(iter(other.values()))
-            runs = "1 run was" if len(other) == 1 else f"{len(other)} runs were"
+            old = min(other, key=lambda h: other[h][0])  # of the run planned first
+            count = sum(len(positions) for positions in other.values())
+            runs = "1 run was" if count == 1 else f"{count} runs were"
             raise CodeChangedError(
                 f"operation {self.operation.ref} changed since {runs} recorded "
                 f"(code hash {old} -> {current}){self._code_changes(index, old)}"
             )
-        return list(other) if policy == "rerun" else []
+        return list(other.values()) if policy == "rerun" else []
 
     def _code_changes(self, index: ResultsIndex, old: str) -> str:
         """Say what changed since code hash ``old``, function by function, with file:line."""
@@ -312,31 +327,18 @@ class Experiment:
             )
         start = time.perf_counter()
         with ResultsIndex(self.folder) as index:
-            identity = {
-                "name": self.name,
-                **self._identity(),
-                "config": self._config,
-                "encoding": UID_ENCODING,
-            }
             # checked and stored in one transaction: of two different experiments started
             # together on this folder, exactly one proceeds
-            index.claim(identity, self._check_folder)
-            index.repair(self.specs)  # damaged rows: read back from the cache as pending runs
-            statuses = index.statuses()
-            stale = set(self._stale(index, on_code_change, retry_failed, statuses))
-            new = [s for s in self.specs if s.run_id not in statuses]
-            if new:  # planning is an insert per run: skip it when resuming a complete sweep
-                index.plan(new)
-                statuses.update((s.run_id, "pending") for s in new)
-            again = {"pending", "cancelled"} | ({"failed"} if retry_failed else set())
-            todo = [s for s in self.specs if statuses[s.run_id] in again or s.run_id in stale]
-            # failed and stale runs have a cache entry to drop; cancelled ones either finished
-            # (their entry is kept and read back) or never wrote one
-            self._forget([s for s in todo if statuses[s.run_id] == "failed" or s.run_id in stale])
+            index.claim(self._stored_identity(), self._check_folder)
+            # rows changed outside assay and damaged: read back from the cache as pending runs
+            index.repair(self.specs)
+            state = self._standing(index, retry_failed)
+            todo = self._todo(index, state, retry_failed, on_code_change)
             if todo:  # the diff of a dirty tree, once per folder: the records carry its address
                 store_diff(self.folder, self.operation)
             executed, cached = self._execute(index, todo)
-            results = Results(index.rows({s.run_id for s in self.specs}), self.folder)
+            selection = self._selection(index, state)
+        results = Results._indexed(self.folder, selection)
         self.last_summary = RunSummary(
             planned=len(self.specs),
             skipped=len(self.specs) - len(todo),
@@ -349,97 +351,174 @@ class Experiment:
             print(self.last_summary.line(self.name), file=sys.stderr)
         return results
 
+    def _todo(
+        self, index: ResultsIndex, state: _Standing, retry_failed: bool, policy: CodeChange
+    ) -> array[int]:
+        """Plan the sweep's new runs; return the positions of the runs to run, ascending.
+
+        Raises:
+            CodeChangedError: runs of another code hash need a decision (``policy``).
+
+        """
+        stale = self._stale(index, policy, state.other)
+        if state.missing:  # planning is an insert per run: skipped when resuming
+            index.plan(self.specs[i] for i in state.missing)
+        if state.missing or not state.noted:
+            index.note_planned(self.specs.digest)
+        retried = state.failed if retry_failed else array("q")
+        # failed and stale runs have a cache entry to drop; cancelled ones either finished
+        # (their entry is kept and read back) or never wrote one
+        self._forget(self.specs[i] for i in _merged([retried, *stale]))
+        return _merged([state.missing, state.pending, retried, *stale])
+
+    def _standing(self, index: ResultsIndex, retry_failed: bool) -> _Standing:
+        """Return where the sweep's runs stand in the index: the positions of those not complete.
+
+        When the index noted that it holds every run of this sweep, it lists its unfinished
+        runs (few, in a sweep being resumed) and they are found in the sweep by run id;
+        otherwise SQLite joins the sweep's run ids with the index.
+        """
+        state = _Standing(self.operation.code_hash, retry_failed)
+        if index.planned(self.specs.digest):
+            found = index.unfinished(state.code_hash, _FEW_UNFINISHED)
+            if found is not None:
+                return self._placed(state, found)
+        index.open_sweep(self.specs.run_ids())
+        state.joined = True
+        for candidate in index.sweep_candidates(state.code_hash):
+            state.add(*candidate)
+        return state
+
+    def _placed(self, state: _Standing, found: list[tuple[str, str, str | None]]) -> _Standing:
+        """Count the index's unfinished runs that are runs of the sweep, in planning order."""
+        state.noted = True
+        where = self._positions({run_id for run_id, _, _ in found})
+        for candidate in sorted((where[r], s, h) for r, s, h in found if r in where):
+            state.add(*candidate)
+        return state
+
+    def _positions(self, run_ids: set[str]) -> dict[str, int]:
+        """Return the position in the sweep of each of ``run_ids`` that is one of its runs."""
+        if not run_ids:
+            return {}
+        return {rid: i for i, rid in enumerate(self.specs.run_ids()) if rid in run_ids}
+
+    def _selection(self, index: ResultsIndex, state: _Standing) -> Sequence[int]:
+        """Return the planning numbers of the sweep's runs, which its ``Results`` holds."""
+        if index.count() == len(self.specs):
+            # every run of the sweep is in the index, and nothing else: the index is the sweep
+            return index.planned_seqs()
+        if not state.joined:
+            index.open_sweep(self.specs.run_ids())
+        return index.sweep_seqs()
+
     def _show(self) -> bool:
         # The one place that decides whether the bar and the summary line are drawn.
         return sys.stderr.isatty() if self.progress is None else self.progress
 
-    def _items(self, specs: list[RunSpec]) -> list[dict[str, Any]]:
-        runs = str((self.folder / RUNS).resolve())
-        return [
-            {"run_id": s.run_id, "params": s.params, "replicate": s.replicate, "runs": runs}
-            for s in specs
-        ]
+    def _items(self, specs: Iterable[RunSpec]) -> list[dict[str, Any]]:
+        runs = self._runs_folder()
+        return [_item(spec, runs) for spec in specs]
 
-    def _forget(self, specs: list[RunSpec]) -> None:
+    def _runs_folder(self) -> str:
+        return str((self.folder / RUNS).resolve())
+
+    def _forget(self, specs: Iterable[RunSpec]) -> None:
         """Drop the cache entries of runs that must run again (failed or stale)."""
-        for item in self._items(specs):
-            self.step.lookup(item).clear_cache()
+        runs = self._runs_folder()
+        for spec in specs:
+            self.step.lookup(_item(spec, runs)).clear_cache()
 
-    def _execute(self, index: ResultsIndex, todo: list[RunSpec]) -> tuple[int, int]:
-        """Run ``todo`` on the backend, writing outcomes to the index; return (executed, cached).
+    def _execute(self, index: ResultsIndex, todo: Sequence[int]) -> tuple[int, int]:
+        """Run the runs at positions ``todo``, writing outcomes to the index.
 
-        The runs go to the backend in chunks, so that the progress bar and the index advance
-        while the sweep runs; chunks grow while they finish quickly, which keeps the per-call
-        overhead of the backend negligible for tiny runs.
+        Return (executed, cached). The runs go to the backend in chunks, so that the progress
+        bar and the index advance while the sweep runs; chunks grow while they finish
+        quickly, which keeps the per-call overhead of the backend negligible for tiny runs.
+        Only the chunk at hand is made into specs and items.
         """
         if not todo:
             return 0, 0
         chunk: list[RunSpec] = []
         session = datetime.datetime.now(datetime.timezone.utc)
-        stored: set[str] = set()
-        cancelled: list[str] = []
+        done = 0  # the runs of todo[:done] are stored
+        cancelled = kept = 0
         size = _MIN_CHUNK
         with SweepProgress(len(todo), enabled=self._show(), label=self.name) as bar:
             try:
-                pos = 0
-                while pos < len(todo):
+                while done < len(todo):
                     if STOP_REQUESTED.is_set():  # a Ctrl-C whose exception was swallowed
                         raise KeyboardInterrupt
-                    chunk = todo[pos : pos + size]
+                    chunk = [self.specs[i] for i in todo[done : done + size]]
                     began = time.perf_counter()
-                    batch = []
-                    take = self.step.take_record
-                    misplaced = []
-                    for spec, text in zip(
-                        chunk, self.step.run_many(self._items(chunk)), strict=True
-                    ):
-                        try:
-                            outcome, ended = _outcome(spec, text, take(spec.run_id, text))
-                        except _OtherRunError:
-                            misplaced.append(spec)
-                            continue
-                        batch.append(outcome)
-                        bar.advance(outcome.status, cached=ended is not None and ended < session)
-                    if misplaced:  # entries holding another run's record: computed again
-                        self._forget(misplaced)
-                        for spec, text in zip(
-                            misplaced, self.step.run_many(self._items(misplaced)), strict=True
-                        ):
-                            outcome, _ = _outcome(spec, text, take(spec.run_id, text))
-                            batch.append(outcome)
-                            bar.advance(outcome.status, cached=False)
-                    self.step.drop_records()
-                    index.store(batch)
-                    stored.update(o.run_id for o in batch)
-                    pos += len(chunk)
+                    index.store(self._run_chunk(chunk, bar, session))
+                    done, chunk = done + len(chunk), []
                     size = _next_size(size, time.perf_counter() - began)
             except KeyboardInterrupt:
-                stored.update(self._salvage(index, chunk, stored))
-                cancelled = [s.run_id for s in todo if s.run_id not in stored]
-                index.mark(cancelled, "cancelled")
+                salvaged = self._salvage(index, chunk)
+                kept = len(salvaged)
+                cancelled = self._mark_left(index, todo, done, salvaged, "cancelled")
             except Exception as error:
                 if is_infrastructure_error(error):  # a full disk: no run's outcome
-                    raise self._storage_failed(index, todo, chunk, stored, error) from error
+                    raise self._storage_failed(index, todo, done, chunk, error) from error
                 # The backend failed (a worker killed, a job cancelled or timed out): the
                 # unfinished runs are not still to start; record them like an interruption.
-                stored.update(self._salvage(index, chunk, stored))
-                index.mark([s.run_id for s in todo if s.run_id not in stored], "cancelled")
+                salvaged = self._salvage(index, chunk)
+                self._mark_left(index, todo, done, salvaged, "cancelled")
                 raise
         if cancelled:  # said after the bar has stopped, so the line stays readable
             print(
-                f"{self.name}: interrupted; {len(stored)} runs completed and kept, "
-                f"{len(cancelled)} cancelled; run again to resume",
+                f"{self.name}: interrupted; {done + kept} runs completed and kept, "
+                f"{cancelled} cancelled; run again to resume",
                 file=sys.stderr,
             )
             raise KeyboardInterrupt
         return len(todo), bar.cached
 
+    def _run_chunk(
+        self, chunk: list[RunSpec], bar: SweepProgress, session: datetime.datetime
+    ) -> list[Outcome]:
+        """Run one chunk on the backend; return its outcomes, counted on the bar."""
+        batch = []
+        take = self.step.take_record
+        misplaced = []
+        for spec, text in zip(chunk, self.step.run_many(self._items(chunk)), strict=True):
+            try:
+                outcome, ended = _outcome(spec, text, take(spec.run_id, text))
+            except _OtherRunError:
+                misplaced.append(spec)
+                continue
+            batch.append(outcome)
+            bar.advance(outcome.status, cached=ended is not None and ended < session)
+        if misplaced:  # entries holding another run's record: computed again
+            self._forget(misplaced)
+            for spec, text in zip(
+                misplaced, self.step.run_many(self._items(misplaced)), strict=True
+            ):
+                outcome, _ = _outcome(spec, text, take(spec.run_id, text))
+                batch.append(outcome)
+                bar.advance(outcome.status, cached=False)
+        self.step.drop_records()
+        return batch
+
+    def _mark_left(
+        self, index: ResultsIndex, todo: Sequence[int], done: int, kept: list[str], status: str
+    ) -> int:
+        """Mark the runs of ``todo[done:]`` not in ``kept`` with ``status``; return how many.
+
+        ``kept`` are the runs of the chunk at hand that were stored (salvaged).
+        """
+        stored = set(kept)
+        left = (self.specs.run_id(i) for i in todo[done:])
+        index.mark((run_id for run_id in left if run_id not in stored), status)
+        return len(todo) - done - len(stored)
+
     def _storage_failed(
         self,
         index: ResultsIndex,
-        todo: list[RunSpec],
+        todo: Sequence[int],
+        done: int,
         chunk: list[RunSpec],
-        stored: set[str],
         error: OSError,
     ) -> InfrastructureError:
         """Keep the runs that finished, leave the others pending; return the error to raise.
@@ -450,11 +529,12 @@ class Experiment:
         pending again too). The index may be on the full disk itself: what cannot be written
         there now is read back from the cache, or computed, by that next run.
         """
+        salvaged: list[str] = []
         with contextlib.suppress(Exception):  # best effort: the storage error is the news
-            stored.update(self._salvage(index, chunk, stored))
-        left = [s.run_id for s in todo if s.run_id not in stored]
+            salvaged = self._salvage(index, chunk)
+        left = len(todo) - done - len(salvaged)
         with contextlib.suppress(Exception):
-            index.mark(left, "pending")
+            self._mark_left(index, todo, done, salvaged, "pending")
         what = (
             str(error)  # the index's own error names it and the folder
             if isinstance(error, InfrastructureError)
@@ -462,13 +542,13 @@ class Experiment:
         )
         return InfrastructureError(
             error.errno,
-            f"{self.name}: stopped: {what}; this is not a failure of the runs: {len(stored)} "
-            f"completed and kept, {len(left)} left pending; free space (or fix the file "
-            "system) and run again: a plain run completes them",
+            f"{self.name}: stopped: {what}; this is not a failure of the runs: "
+            f"{done + len(salvaged)} completed and kept, {left} left pending; free space (or "
+            "fix the file system) and run again: a plain run completes them",
             error.filename,
         )
 
-    def _salvage(self, index: ResultsIndex, chunk: list[RunSpec], stored: set[str]) -> list[str]:
+    def _salvage(self, index: ResultsIndex, chunk: list[RunSpec]) -> list[str]:
         """Index the runs of an interrupted chunk that completed; return their run ids.
 
         The backend wrote their cache entries before the chunk was stopped, so they are kept
@@ -477,7 +557,7 @@ class Experiment:
         outcomes = []
         for spec, item in zip(chunk, self._items(chunk), strict=True):
             handle = self.step.lookup(item)
-            if spec.run_id in stored or handle.status != "success":
+            if handle.status != "success":
                 continue
             try:
                 text = handle.result()
@@ -487,6 +567,61 @@ class Experiment:
         self.step.drop_records()
         index.store(outcomes)
         return [o.run_id for o in outcomes]
+
+
+@dataclass
+class _Standing:
+    """Where the runs of a sweep stand in the index, by position in the sweep (ascending).
+
+    Attributes:
+        code_hash: the operation's current code hash ("" when unknown).
+        retry_failed: failed runs run again (so they are not stale: they rerun anyway).
+        missing: runs not in the index.
+        pending: runs pending or cancelled.
+        failed: runs that failed.
+        other: finished runs recorded with another code hash, by that hash.
+        noted: the index noted that it holds every run of the sweep.
+        joined: the sweep's run ids were loaded into the index's connection.
+
+    """
+
+    code_hash: str
+    retry_failed: bool
+    missing: array[int] = field(default_factory=lambda: array("q"))
+    pending: array[int] = field(default_factory=lambda: array("q"))
+    failed: array[int] = field(default_factory=lambda: array("q"))
+    other: dict[str, array[int]] = field(default_factory=dict)
+    noted: bool = False
+    joined: bool = False
+
+    def add(self, position: int, status: str | None, code_hash: str | None) -> None:
+        """Count the run at ``position`` (status None: not in the index); call in order."""
+        if status is None:
+            self.missing.append(position)
+            return
+        if status in ("pending", "cancelled"):
+            self.pending.append(position)
+        elif status == "failed":
+            self.failed.append(position)
+            if self.retry_failed:
+                return
+        current = self.code_hash
+        if status in ("success", "failed") and current and code_hash and code_hash != current:
+            self.other.setdefault(code_hash, array("q")).append(position)
+
+
+def _merged(parts: Iterable[Sequence[int]]) -> array[int]:
+    """Merge ascending sequences of positions into one, each position once."""
+    out = array("q")
+    for position in heapq.merge(*parts):
+        if not out or out[-1] != position:
+            out.append(position)
+    return out
+
+
+def _item(spec: RunSpec, runs: str) -> dict[str, Any]:
+    """Return the step's item of one run: its spec, and the folder of the runs' own folders."""
+    return {"run_id": spec.run_id, "params": spec.params, "replicate": spec.replicate, "runs": runs}
 
 
 # ---------------------------------------------------------------- helpers

@@ -5,6 +5,11 @@ cache; workers never open it, so a sweep on a shared filesystem never has two wr
 Writes are batched in one transaction and the database runs in WAL mode, so a status query
 of a 100,000-run sweep is a single indexed ``GROUP BY``.
 
+Nothing here holds every row of a sweep in memory: a sweep's run ids are compared with the
+index inside SQLite (a temporary table joined with an index of the runs), rows are read as a
+stream, and each row's digest is checked when it is read. Which rows a program other than
+assay changed is logged by triggers, so ``run()`` repairs those without checking every row.
+
 A folder is marked (``.assay-experiment``) before assay writes its index; an ``index.sqlite``
 in a folder without the marker is only read, read-only, to tell an index of an older assay
 (adopted) from another tool's database (refused, never modified).
@@ -16,19 +21,22 @@ import contextlib
 import datetime
 import functools
 import hashlib
-import importlib.metadata
+import itertools
 import json
 import os
 import sqlite3
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._infrastructure import index_storage_error
-from ._runs import RunSpec
+
+if TYPE_CHECKING:  # only for annotations: the index is read without the experiment layer
+    from ._runs import RunSpec
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -54,9 +62,34 @@ CREATE TABLE IF NOT EXISTS runs (
     digest    TEXT,
     record_digest TEXT
 );
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE INDEX IF NOT EXISTS runs_state ON runs (status, code_hash);
+CREATE INDEX IF NOT EXISTS runs_seq ON runs (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+DROP INDEX IF EXISTS runs_status;
 """
+# runs_state counts the runs by status and finds the unfinished ones and those of another code
+# hash (it replaces the index of status alone of older versions); runs_seq reads the rows in
+# planning order without sorting them. Both are cheap to keep: a run's key in them is written
+# near the key written before it, unlike the run id's.
+
+#: Meta key of the digest of the last sweep whose every run is in the index (see ``planned``).
+_PLANNED = "planned_sweep"
+
+#: The change log: SQLite's triggers note every row inserted or updated, by any program (another
+#: tool, an older assay); assay removes the entries of its own writes as it commits them, so
+#: what is left is what ``repair`` checks. Deleting a row, or renaming one, voids the fact that
+#: a sweep's runs are all in the index.
+_CHANGE_LOG = (
+    "CREATE TABLE runs_changed (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL)",
+    "CREATE TRIGGER runs_inserted AFTER INSERT ON runs "
+    "BEGIN INSERT INTO runs_changed (run_id) VALUES (NEW.run_id); END",
+    "CREATE TRIGGER runs_updated AFTER UPDATE ON runs "
+    "BEGIN INSERT INTO runs_changed (run_id) VALUES (NEW.run_id); END",
+    f"CREATE TRIGGER runs_deleted AFTER DELETE ON runs "
+    f"BEGIN DELETE FROM meta WHERE key = '{_PLANNED}'; END",
+    f"CREATE TRIGGER runs_renamed AFTER UPDATE OF run_id ON runs "
+    f"BEGIN DELETE FROM meta WHERE key = '{_PLANNED}'; END",
+)
 
 
 def _names_the_file(method: _F) -> _F:
@@ -71,18 +104,42 @@ def _names_the_file(method: _F) -> _F:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as error:
-            full = index_storage_error(error, self.path)  # "database or disk is full"
-            if full is not None:
-                raise full from error
-            if type(error) is not sqlite3.DatabaseError:  # locked, integrity...: not corruption
+            named = _file_error(error, self.path)
+            if named is None:
                 raise
-            raise sqlite3.DatabaseError(
-                f"results index {str(self.path)!r} is corrupt ({error}); delete it and its "
-                "-wal and -shm files, then run the experiment again: run() rebuilds the index "
-                "from the cache without running anything again"
-            ) from error
+            raise named from error
 
     return wrapper  # type: ignore[return-value]
+
+
+def _streams_naming_the_file(method: _F) -> _F:
+    """:func:`_names_the_file` for a generator: errors raised while it is read are named too."""
+
+    @functools.wraps(method)
+    def wrapper(self: ResultsIndex, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            named = _file_error(error, self.path)
+            if named is None:
+                raise
+            raise named from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _file_error(error: sqlite3.DatabaseError, path: Path) -> Exception | None:
+    """Return the error to raise for SQLite's ``error`` on ``path``; None to raise it as is."""
+    full = index_storage_error(error, path)  # "database or disk is full"
+    if full is not None:
+        return full
+    if type(error) is not sqlite3.DatabaseError:  # locked, integrity...: not corruption
+        return None
+    return sqlite3.DatabaseError(
+        f"results index {str(path)!r} is corrupt ({error}); delete it and its "
+        "-wal and -shm files, then run the experiment again: run() rebuilds the index "
+        "from the cache without running anything again"
+    )
 
 
 _BUSY_SECONDS = 30.0
@@ -319,6 +376,8 @@ _ROW_DIGEST_SQL = (
 
 def _write_marker(root: Path) -> None:
     """Write the marker of ``root`` exclusively and atomically (it appears complete, once)."""
+    import importlib.metadata  # here: reading an index (``assay status``) does not need it
+
     try:
         version: str | None = importlib.metadata.version("assay")
     except importlib.metadata.PackageNotFoundError:
@@ -351,7 +410,7 @@ def _write_marker(root: Path) -> None:
         temporary.unlink()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunRow:
     """One run as the index holds it: what tables, filters and plots need.
 
@@ -377,7 +436,7 @@ class RunRow:
     code_hash: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The result of one run, as the driver writes it into the index."""
 
@@ -425,6 +484,7 @@ class ResultsIndex:
             self._db.create_function("assay_row_digest", 9, _row_digest, deterministic=True)
             self._db.create_function("assay_record_digest", 2, _record_digest, deterministic=True)
             self._add_digest_columns()
+            self._track_changes()
         except BaseException:
             self._db.close()
             raise
@@ -447,6 +507,29 @@ class ResultsIndex:
     def _has_digests(self) -> bool:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
         return {"digest", "record_digest"} <= columns
+
+    def _track_changes(self) -> None:
+        """Give the index its change log (see ``_CHANGE_LOG``), once.
+
+        The rows of an index made before the log are all logged as changed: the next
+        ``repair`` checks each of them once, as every run of an older assay did.
+        """
+        if self._has_change_log():
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._has_change_log():  # another driver may have just made it
+                for statement in _CHANGE_LOG:
+                    self._db.execute(statement)
+                self._db.execute("INSERT INTO runs_changed (run_id) SELECT run_id FROM runs")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _has_change_log(self) -> bool:
+        sql = "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('runs_changed', 'runs_renamed')"
+        return bool(self._db.execute(sql).fetchone()[0] == 2)
 
     def _identity_config(self) -> str:
         """Return the config uid of the experiment stored in the index ("" when none)."""
@@ -489,10 +572,17 @@ class ResultsIndex:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        """One write transaction: taken at once (BEGIN IMMEDIATE), so reads in it stay true."""
+        """One write transaction: taken at once (BEGIN IMMEDIATE), so reads in it stay true.
+
+        The change log's entries of the transaction's own writes are removed as it commits:
+        assay computed those rows' digests itself. Writers take turns, so the entries made
+        after it began are its own (numbered after those already there).
+        """
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            (last,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM runs_changed").fetchone()
             yield
+            self._db.execute("DELETE FROM runs_changed WHERE id > ?", (last,))
             self._db.execute("COMMIT")
         except BaseException:
             # After "database or disk is full" SQLite may have rolled back already: a second
@@ -511,7 +601,8 @@ class ResultsIndex:
         folder. Both happen in one write transaction, so of two drivers of different
         experiments started together on one folder, the second sees the first one's identity.
         The rows move along with the identity's ``config`` uid (the same experiment under an
-        older encoding's uid); rows an older assay wrote without digests are adopted as they are.
+        older encoding's uid); rows written without digests (by an older assay, found through
+        the change log) are adopted as they are.
         """
         new = _config_of(identity)
         with self._transaction():
@@ -525,11 +616,12 @@ class ResultsIndex:
                     (new, old),
                 )
             self._db.execute(
-                f"UPDATE runs SET digest = {_ROW_DIGEST_SQL} WHERE digest IS NULL", (new,)
+                f"UPDATE runs SET digest = {_ROW_DIGEST_SQL} WHERE digest IS NULL AND {_CHANGED}",
+                (new,),
             )
             self._db.execute(
                 "UPDATE runs SET record_digest = assay_record_digest(run_id, record) "
-                "WHERE record_digest IS NULL"
+                f"WHERE record_digest IS NULL AND {_CHANGED}"
             )
             self._db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('experiment', ?)",
@@ -538,36 +630,39 @@ class ResultsIndex:
         self._config = new
 
     @_names_the_file
-    def repair(self, specs: Sequence[RunSpec]) -> list[str]:
-        """Reset the rows that do not match their digest; return the run ids of ``specs`` reset.
+    def repair(self, specs: Iterable[RunSpec]) -> list[str]:
+        """Reset the changed rows that do not match their digest; return the run ids reset.
 
-        A damaged row of one of ``specs`` becomes ``pending`` again, with the spec's params (its
-        record is read back from the cache, not run again); a damaged row of another run is
-        dropped (planned again by the sweep it belongs to).
+        The rows checked are those the change log holds: written by another program (or an
+        older assay) since the last check. A damaged row of one of ``specs`` becomes
+        ``pending`` again, with the spec's params (its record is read back from the cache,
+        not run again); a damaged row of another run is dropped (planned again by the sweep it
+        belongs to). ``specs`` is read only when some row is damaged.
         """
         config = self._identity_config()
-        by_id = {s.run_id: s for s in specs}
         now = time.time()
         with self._transaction():
-            damaged = [
+            damaged = {
                 rid
                 for (rid,) in self._db.execute(
-                    f"SELECT run_id FROM runs WHERE (digest IS NOT NULL AND digest != "
-                    f"{_ROW_DIGEST_SQL}) OR (record_digest IS NOT NULL AND record_digest != "
-                    "assay_record_digest(run_id, record))",
+                    f"SELECT run_id FROM runs WHERE {_CHANGED} AND ((digest IS NOT NULL AND "
+                    f"digest != {_ROW_DIGEST_SQL}) OR (record_digest IS NOT NULL AND "
+                    "record_digest != assay_record_digest(run_id, record)))",
                     (config,),
                 )
-            ]
-            reset = [by_id[rid] for rid in damaged if rid in by_id]
+            }
+            reset = [s for s in specs if s.run_id in damaged] if damaged else []
             self._db.executemany(
                 "UPDATE runs SET params = ?, replicate = ?, status = 'pending', metrics = '{}', "
                 "duration = NULL, error = NULL, code_hash = NULL, record = NULL, updated = ?, "
                 "digest = ?, record_digest = ? WHERE run_id = ?",
                 [self._pending(config, s, now) for s in reset],
             )
+            kept = {s.run_id for s in reset}
             self._db.executemany(
-                "DELETE FROM runs WHERE run_id = ?", [(r,) for r in damaged if r not in by_id]
+                "DELETE FROM runs WHERE run_id = ?", [(r,) for r in damaged if r not in kept]
             )
+            self._db.execute("DELETE FROM runs_changed")  # checked, and written here
         return [s.run_id for s in reset]
 
     @staticmethod
@@ -579,39 +674,42 @@ class ResultsIndex:
         return (params, rep, now, digest, _record_digest(rid, None), rid)
 
     @_names_the_file
-    def plan(self, specs: Sequence[RunSpec]) -> None:
+    def plan(self, specs: Iterable[RunSpec]) -> None:
         """Add the runs not yet in the index as ``pending``; runs already there are kept."""
-        first = self._db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM runs").fetchone()[0]
         now = time.time()
         config = self._identity_config()
-        self._write(
-            "INSERT OR IGNORE INTO runs (params, replicate, updated, digest, record_digest, "
-            "run_id, seq, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-            ((*self._pending(config, s, now), first + i) for i, s in enumerate(specs)),
-        )
+        with self._transaction():
+            first = self._db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM runs").fetchone()[0]
+            self._db.executemany(
+                "INSERT OR IGNORE INTO runs (params, replicate, updated, digest, record_digest, "
+                "run_id, seq, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                ((*self._pending(config, s, now), first + i) for i, s in enumerate(specs)),
+            )
 
     @_names_the_file
     def store(self, outcomes: Iterable[Outcome]) -> None:
         """Write finished runs (one transaction for the whole batch)."""
         now = time.time()
         config = self._identity_config()
-        rows = []
-        for o in outcomes:
-            # as SQLite gives them back, so that the digest of what is read back is the same
-            values = (
-                str(o.status),
-                json.dumps(o.metrics),
-                None if o.duration is None else float(o.duration),
-                _text(o.error),
-                _text(o.code_hash),
-            )
-            digest = _record_digest(o.run_id, o.record)
-            rows.append((*values, o.record, now, config, *values, digest, o.run_id))
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for o in outcomes:
+                # as SQLite gives them back, so that the digest of what is read back is the same
+                values = (
+                    str(o.status),
+                    json.dumps(o.metrics),
+                    None if o.duration is None else float(o.duration),
+                    _text(o.error),
+                    _text(o.code_hash),
+                )
+                digest = _record_digest(o.run_id, o.record)
+                yield (*values, o.record, now, config, *values, digest, o.run_id)
+
         self._write(
             "UPDATE runs SET status = ?, metrics = ?, duration = ?, error = ?, code_hash = ?, "
             "record = ?, updated = ?, digest = assay_row_digest(?, run_id, params, replicate, "
             "?, ?, ?, ?, ?), record_digest = ? WHERE run_id = ?",
-            rows,
+            rows(),
         )
 
     @_names_the_file
@@ -635,6 +733,103 @@ class ResultsIndex:
         )
         self._config = None  # read again: the experiment may have been stored
 
+    # -------------------------------------------------------------- a sweep against the index
+
+    @_names_the_file
+    def planned(self, digest: str) -> bool:
+        """Whether every run of the sweep of ``digest`` (``SweepPlan.digest``) is in the index.
+
+        True after ``note_planned(digest)`` until a row is deleted or renamed (by anyone: the
+        change log's triggers void the note), so resuming a complete sweep needs no lookup of
+        its runs one by one.
+        """
+        return bool(self.get_meta(_PLANNED) == digest)
+
+    @_names_the_file
+    def note_planned(self, digest: str) -> None:
+        """Note that every run of the sweep of ``digest`` is in the index (see ``planned``)."""
+        self.set_meta(_PLANNED, digest)
+
+    @_names_the_file
+    def open_sweep(self, run_ids: Iterable[str]) -> None:
+        """Load the run ids of a sweep, in planning order, for the ``sweep_*`` queries.
+
+        They go to a temporary table of this connection (a file of SQLite's, not memory),
+        indexed by run id, so that SQLite compares a million run ids with the index in the
+        order of its own index of run ids, rather than a Python set of either.
+        """
+        self._db.execute("DROP TABLE IF EXISTS temp.sweep")
+        self._db.execute("CREATE TEMP TABLE sweep (pos INTEGER PRIMARY KEY, run_id TEXT NOT NULL)")
+        self._db.execute("BEGIN")  # one transaction of the temporary table's own
+        try:
+            self._load_sweep(iter(run_ids))
+            self._db.execute("CREATE INDEX temp.sweep_order ON sweep (run_id)")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _load_sweep(self, run_ids: Iterator[str]) -> None:
+        """Insert the run ids with their positions, a batch per statement when SQLite can.
+
+        A batch goes as one JSON array that SQLite's ``json_each`` splits: a statement per
+        50,000 runs rather than one per run. Without SQLite's JSON functions (built without
+        them), one statement per run.
+        """
+        if not _has_json(self._db):
+            self._db.executemany("INSERT INTO temp.sweep VALUES (?, ?)", enumerate(run_ids))
+            return
+        sql = "INSERT INTO temp.sweep SELECT key + ?, value FROM json_each(?)"
+        position = 0
+        while batch := list(itertools.islice(run_ids, 50_000)):
+            self._db.execute(sql, (position, json.dumps(batch)))
+            position += len(batch)
+
+    @_streams_naming_the_file
+    def sweep_candidates(self, code_hash: str) -> Iterator[tuple[int, str | None, str | None]]:
+        """Yield the runs of the open sweep that may need running, in planning order.
+
+        Each is (position in the sweep, status, code hash): status None for a run not in the
+        index; else a run that is not a success, or one recorded with a code hash other than
+        ``code_hash`` (when it is not empty). Whether a run is in the index is read from its
+        index of run ids; the others are found through ``runs_state``: no row is read but
+        theirs.
+        """
+        joined = f"r CROSS JOIN {_SWEEP_IN_ORDER} ON s.run_id = r.run_id"  # runs_state first
+        unfinished, args = _unfinished_sql(code_hash, "r.", joined)
+        sql = (
+            f"SELECT s.pos, NULL, NULL FROM {_SWEEP_IN_ORDER} "
+            "WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = s.run_id) "
+            f"UNION ALL {unfinished} ORDER BY 1"
+        )
+        yield from self._db.execute(sql, args)
+
+    @_names_the_file
+    def sweep_seqs(self) -> array[int]:
+        """Return the planning sequence numbers of the open sweep's runs, ascending."""
+        sql = (
+            "SELECT r.seq FROM runs r INDEXED BY runs_seq WHERE EXISTS "
+            f"(SELECT 1 FROM {_SWEEP_IN_ORDER} WHERE s.run_id = r.run_id) ORDER BY r.seq"
+        )
+        return array("q", (seq for (seq,) in self._db.execute(sql)))
+
+    @_names_the_file
+    def close_sweep(self) -> None:
+        """Drop the open sweep's run ids."""
+        self._db.execute("DROP TABLE IF EXISTS temp.sweep")
+
+    @_names_the_file
+    def unfinished(self, code_hash: str, limit: int) -> list[tuple[str, str, str | None]] | None:
+        """Return the runs that are not a success or were recorded with another code hash.
+
+        Each is (run id, status, code hash), for every run of the index, of any sweep; None
+        when there are more than ``limit`` (then ask the open sweep instead). Read through
+        ``runs_state``: no row is read but theirs.
+        """
+        sql, args = _unfinished_sql(code_hash, "", "")
+        found = self._db.execute(sql, args).fetchmany(limit + 1)
+        return None if len(found) > limit else found
+
     # -------------------------------------------------------------- reads
 
     @_names_the_file
@@ -644,10 +839,66 @@ class ResultsIndex:
         return default if row is None else json.loads(row[0])
 
     @_names_the_file
-    def status_counts(self) -> dict[str, int]:
-        """Return the number of runs per status (statuses with no runs are left out)."""
-        rows = self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
-        return {status: count for status, count in rows}
+    def status_counts(self, seqs: Sequence[int] | None = None) -> dict[str, int]:
+        """Return the number of runs per status (statuses with no runs are left out).
+
+        Args:
+            seqs: count only the runs of these planning numbers (ascending; see ``seqs``).
+
+        """
+        where, args, merge = self._selecting(seqs)
+        if merge is None:
+            sql = f"SELECT status, COUNT(*) FROM runs{where} GROUP BY status"
+            return {status: count for status, count in self._db.execute(sql, args)}
+        counts: dict[str, int] = {}
+        for _, status in _at(self._db.execute("SELECT seq, status FROM runs ORDER BY seq"), merge):
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    @_names_the_file
+    def count(self, seqs: Sequence[int] | None = None) -> int:
+        """Return the number of runs (of those at ``seqs`` when given)."""
+        where, args, merge = self._selecting(seqs)
+        if merge is None:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0])
+        return sum(1 for _ in _at(self._db.execute("SELECT seq FROM runs ORDER BY seq"), merge))
+
+    @_names_the_file
+    def seqs(self, within: Sequence[int] | None = None, status: str | None = None) -> array[int]:
+        """Return the planning numbers of the runs (of ``status``, at ``within``), ascending.
+
+        A run's planning number (``seq``) orders the rows as they were planned and never
+        changes: a selection of runs kept as these numbers takes 8 bytes a run.
+        """
+        where, args, merge = self._selecting(within)
+        if status is not None:
+            where += " AND status = ?" if where else " WHERE status = ?"
+            args += (status,)
+        cursor = self._db.execute(f"SELECT seq FROM runs{where} ORDER BY seq", args)
+        return array("q", (seq for (seq,) in _at(cursor, merge)))
+
+    @_names_the_file
+    def planned_seqs(self) -> range:
+        """Return the planning numbers of every run in the index now (and of none planned later)."""
+        (last,) = self._db.execute("SELECT MAX(seq) FROM runs").fetchone()
+        return range(0 if last is None else last + 1)
+
+    def _selecting(self, seqs: Sequence[int] | None) -> tuple[str, tuple[Any, ...], Any]:
+        """Return how to select the runs at ``seqs``: an SQL condition, its arguments, and more.
+
+        The third value is the planning numbers left to merge with the rows in Python (None:
+        the condition selects them all). A range of numbers is a condition on ``seq`` (none
+        when it covers every row); any other selection is merged with the rows read in
+        planning order.
+        """
+        if seqs is None:
+            return "", (), None
+        if isinstance(seqs, range) and seqs.step == 1:
+            low, high = self._db.execute("SELECT MIN(seq), MAX(seq) FROM runs").fetchone()
+            if low is None or (seqs.start <= low and high < seqs.stop):
+                return "", (), None
+            return " WHERE seq >= ? AND seq < ?", (seqs.start, seqs.stop), None
+        return "", (), seqs
 
     @_names_the_file
     def statuses(self) -> dict[str, str]:
@@ -671,33 +922,97 @@ class ResultsIndex:
             DamagedIndexError: a row does not match its digest (the message names its run).
 
         """
-        digest = "digest" if self._has_digests() else "NULL"  # an older assay's index
-        sql = (
-            "SELECT run_id, params, replicate, status, metrics, duration, error, code_hash, "
-            f"{digest} FROM runs ORDER BY seq"
-        )
-        check = _row_hasher(self._identity_config())
         wanted = None if run_ids is None else set(run_ids)
-        out = []
-        for row in self._db.execute(sql):
-            rid, params, rep, status, metrics, duration, error, code_hash, stored = row
-            if wanted is not None and rid not in wanted:
-                continue
-            if stored is not None and stored != check(row[:-1]):
+        return [row for row in self.iter_rows() if wanted is None or row.run_id in wanted]
+
+    def iter_rows(self, seqs: Sequence[int] | None = None) -> Iterator[RunRow]:
+        """Yield the rows in planning order, each checked against its digest as it is read.
+
+        Args:
+            seqs: only the rows of these planning numbers (ascending; see ``seqs``).
+
+        Raises:
+            DamagedIndexError: a row does not match its digest (the message names its run).
+
+        """
+        return (row for _, row in self.numbered_rows(seqs))
+
+    @_streams_naming_the_file
+    def numbered_rows(self, seqs: Sequence[int] | None = None) -> Iterator[tuple[int, RunRow]]:
+        """Yield (planning number, row) as ``iter_rows`` yields the rows."""
+        where, args, merge = self._selecting(seqs)
+        sql = f"SELECT seq, {self._checked_columns()} FROM runs{where} ORDER BY seq"
+        check = _row_hasher(self._identity_config())
+        loads = json.loads
+        for row in _at(self._db.execute(sql, args), merge):
+            seq, rid, params, rep, status, metrics, duration, error, code_hash, stored = row
+            if stored is not None and stored != check(row[1:-1]):
                 raise self._damaged(rid)
-            out.append(
-                RunRow(
-                    rid,
-                    json.loads(params),
-                    rep,
-                    status,
-                    json.loads(metrics),
-                    duration,
-                    error,
-                    code_hash,
-                )
+            yield (
+                seq,
+                RunRow(rid, loads(params), rep, status, loads(metrics), duration, error, code_hash),
             )
-        return out
+
+    @_names_the_file
+    def row(self, run_id: str) -> tuple[int, RunRow] | None:
+        """Return the planning sequence number and the row of ``run_id``, checked; None if absent.
+
+        Raises:
+            DamagedIndexError: the row does not match its digest.
+
+        """
+        sql = f"SELECT seq, {self._checked_columns()} FROM runs WHERE run_id = ?"
+        found = self._db.execute(sql, (run_id,)).fetchone()
+        if found is None:
+            return None
+        seq, rid, params, rep, status, metrics, duration, error, code_hash, stored = found
+        if stored is not None and stored != _row_hasher(self._identity_config())(found[1:-1]):
+            raise self._damaged(rid)
+        row = RunRow(
+            rid, json.loads(params), rep, status, json.loads(metrics), duration, error, code_hash
+        )
+        return seq, row
+
+    @_names_the_file
+    def check(self) -> None:
+        """Check every row against its digest, reading them as a stream.
+
+        Raises:
+            DamagedIndexError: a row does not match its digest (the message names its run).
+
+        """
+        sql = f"SELECT {self._checked_columns()} FROM runs ORDER BY seq"
+        check = _row_hasher(self._identity_config())
+        for row in self._db.execute(sql):
+            if row[-1] is not None and row[-1] != check(row[:-1]):
+                raise self._damaged(row[0])
+
+    @_names_the_file
+    def names(self, seqs: Sequence[int] | None = None) -> tuple[list[str], list[str]]:
+        """Return the names of the runs' params and metrics, in order of first appearance.
+
+        Of the runs at ``seqs`` when given. Only those two columns are read (not checked
+        against the digests: what is read of the rows themselves is), and a text equal to the
+        one before it is not parsed again: replicates of a point share their params' text.
+        """
+        where, args, merge = self._selecting(seqs)
+        sql = f"SELECT seq, params, metrics FROM runs{where} ORDER BY seq"
+        params: dict[str, None] = {}
+        metrics: dict[str, None] = {}
+        last_params = last_metrics = None
+        for _, params_text, metrics_text in _at(self._db.execute(sql, args), merge):
+            if params_text != last_params:
+                params.update(dict.fromkeys(json.loads(params_text)))
+                last_params = params_text
+            if metrics_text != last_metrics:
+                metrics.update(dict.fromkeys(json.loads(metrics_text)))
+                last_metrics = metrics_text
+        return list(params), list(metrics)
+
+    def _checked_columns(self) -> str:
+        """Return the columns a row's digest covers, then its digest (NULL in an old index)."""
+        digest = "digest" if self._has_digests() else "NULL"
+        return f"run_id, params, replicate, status, metrics, duration, error, code_hash, {digest}"
 
     @_names_the_file
     def records(self, run_ids: Sequence[str]) -> list[str | None]:
@@ -718,6 +1033,62 @@ class ResultsIndex:
                     raise self._damaged(rid)
                 found[rid] = record
         return [found.get(rid) for rid in run_ids]
+
+
+#: The open sweep read in the order of run ids: each run is then looked up in the index of
+#: run ids next to the one before it (in pages read just before), not at random.
+_SWEEP_IN_ORDER = "temp.sweep s INDEXED BY sweep_order"
+
+
+def _unfinished_sql(code_hash: str, row: str, join: str) -> tuple[str, tuple[str, ...]]:
+    """Return the query of the runs not a success or of another code hash, and its arguments.
+
+    It selects the position in the open sweep, status and code hash when ``join`` joins the
+    runs (as ``row``, e.g. ``"r."``) with the sweep, else the run id, status and code hash.
+    Both parts are ranges of ``runs_state``: unfinished statuses, and successes of a code hash
+    below or above ``code_hash`` (skipped when it is empty: the code is unknown).
+    """
+    first = "s.pos" if join else "run_id"
+    select = f"SELECT {first}, {row}status, {row}code_hash FROM runs {join}"
+    sql = f"{select} WHERE {row}status IN ('pending', 'cancelled', 'failed')"
+    if not code_hash:
+        return sql, ()
+    sql += (
+        f" UNION ALL {select} WHERE {row}status = 'success' AND {row}code_hash != '' "
+        f"AND ({row}code_hash < ? OR {row}code_hash > ?)"
+    )
+    return sql, (code_hash, code_hash)
+
+
+def _has_json(db: sqlite3.Connection) -> bool:
+    """Whether SQLite has its JSON functions (built in since 3.38, an extension before)."""
+    try:
+        db.execute("SELECT COUNT(*) FROM json_each('[]')").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+#: Rows noted by the change log (``_CHANGE_LOG``): those ``claim`` and ``repair`` look at.
+_CHANGED = "run_id IN (SELECT run_id FROM runs_changed)"
+
+
+def _at(rows: Iterable[tuple[Any, ...]], seqs: Sequence[int] | None) -> Iterator[tuple[Any, ...]]:
+    """Yield the rows whose first column, a sequence number, is in ``seqs``; all when None.
+
+    Both are ascending: they are merged, without a set of either.
+    """
+    if seqs is None:
+        yield from rows
+        return
+    wanted, end = 0, len(seqs)
+    for row in rows:
+        while wanted < end and seqs[wanted] < row[0]:
+            wanted += 1
+        if wanted == end:
+            return
+        if seqs[wanted] == row[0]:
+            yield row
 
 
 def _config_of(identity: Any) -> str:

@@ -1,16 +1,25 @@
-"""Results of an experiment: filter, summarise, tabulate and plot the runs of the index."""
+"""Results of an experiment: filter, summarise, tabulate and plot the runs of the index.
+
+A ``Results`` of up to ``IN_MEMORY`` runs reads their rows from the index at once and keeps
+them. A larger one keeps which runs it holds (their planning numbers: 8 bytes a run, or a
+range) and reads the rows from the index when a method needs them, as a stream: a sweep of a
+million runs is not held in memory until a method's answer is itself that large (``rows``,
+``table()``, ``to_dataframe()``, ``records()``).
+"""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
-import statistics
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._folder import RUNS
 from ._index import STATUSES, ResultsIndex, RunRow
@@ -18,6 +27,10 @@ from ._index import STATUSES, ResultsIndex, RunRow
 if TYPE_CHECKING:  # pragma: no cover - only for annotations
     import pandas
     from assay_ops import RunRecord
+
+#: Most runs whose rows a ``Results`` of an experiment folder reads at once and keeps (about
+#: 0.7 KB a run); a larger one reads them from the folder's index when asked.
+IN_MEMORY = 10_000
 
 #: Column order of the flat table of runs (params and metrics go in between).
 _FIRST = ("run_id",)
@@ -32,6 +45,13 @@ class Results:
     ``to_dataframe()`` needs pandas (``pip install 'assay[pandas]'``) and ``plot()`` needs
     matplotlib (``pip install 'assay[plot]'``).
 
+    A ``Results`` of more than ``IN_MEMORY`` (10,000) runs holds which runs it has, not their
+    rows: each method reads the rows it needs from the folder's index, checking each against
+    its digest, so it answers with the rows as the index holds them then (a run completed
+    since by another ``run()`` shows its new status; the folder must stay where it was), and
+    ``len()`` and ``counts()`` are single queries of the index. A smaller one reads its rows
+    at once and keeps them.
+
     Example:
         >>> results = Results([])
         >>> len(results), results.counts()
@@ -40,15 +60,16 @@ class Results:
     """
 
     def __init__(self, rows: Sequence[RunRow], folder: str | Path | None = None) -> None:
-        self._rows = list(rows)
+        self._runs: _Runs = _Listed(list(rows))
         self.folder = None if folder is None else Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> Results:
-        """Read the results of the experiment in ``folder``.
+        """Read the results of the experiment in ``folder``: every run its index holds.
 
         The index is opened read-only: an archived folder (a read-only file system, no write
-        permission) is read as it is.
+        permission) is read as it is. Every row is checked against its digest here; the rows
+        of more than ``IN_MEMORY`` runs are not kept but read again (and checked) when asked.
 
         Raises:
             FileNotFoundError: the folder holds no results index.
@@ -57,15 +78,34 @@ class Results:
 
         """
         with ResultsIndex(folder, read_only=True) as index:
-            return cls(index.rows(), folder)
+            runs = index.planned_seqs()
+            if len(runs) <= IN_MEMORY:
+                return cls(list(index.iter_rows(runs)), folder)
+            index.check()
+        return cls._of(_Indexed(Path(folder), runs), folder)
+
+    @classmethod
+    def _indexed(cls, folder: str | Path, seqs: Sequence[int]) -> Results:
+        """Return the results of the runs at planning numbers ``seqs`` of ``folder``'s index."""
+        if len(seqs) <= IN_MEMORY:
+            with ResultsIndex(folder, read_only=True) as index:
+                return cls(list(index.iter_rows(seqs)), folder)
+        return cls._of(_Indexed(Path(folder), seqs), folder)
+
+    @classmethod
+    def _of(cls, runs: _Runs, folder: str | Path | None) -> Results:
+        results = cls.__new__(cls)
+        results._runs = runs
+        results.folder = None if folder is None else Path(folder)
+        return results
 
     # -------------------------------------------------------------- basics
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._runs)
 
     def __iter__(self) -> Iterator[RunRow]:
-        return iter(self._rows)
+        return iter(self._runs)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
@@ -74,22 +114,22 @@ class Results:
     @property
     def rows(self) -> list[RunRow]:
         """The runs, in planning order."""
-        return list(self._rows)
+        return list(self._runs)
 
     @property
     def param_names(self) -> list[str]:
         """Names of the parameters of all runs, in order of first appearance."""
-        return list(dict.fromkeys(k for row in self._rows for k in row.params))
+        return self._runs.names()[0]
 
     @property
     def metric_names(self) -> list[str]:
         """Names of the scalar metrics recorded by any run, in order of first appearance."""
-        return list(dict.fromkeys(k for row in self._rows for k in row.metrics))
+        return self._runs.names()[1]
 
     def counts(self) -> dict[str, int]:
         """Return the number of runs per status (pending, success, failed, cancelled)."""
-        found = [row.status for row in self._rows]
-        return {s: found.count(s) for s in STATUSES if s in found}
+        found = self._runs.counts()
+        return {s: found[s] for s in STATUSES if found.get(s)}
 
     # -------------------------------------------------------------- selection
 
@@ -107,9 +147,9 @@ class Results:
             Results(0 runs: none)
 
         """
-        known = set(self.param_names)
+        known = set(self.param_names) if params else set()
         for name in params:
-            if self._rows and name not in known:
+            if name not in known and len(self):
                 raise KeyError(
                     f"filter(): no parameter {name!r}; the runs have {sorted(known) or 'none'}"
                 )
@@ -124,11 +164,11 @@ class Results:
                     return False
             return True
 
-        return Results([row for row in self._rows if matches(row)], self.folder)
+        return Results._of(self._runs.select(matches), self.folder)
 
     def failed(self) -> Results:
         """Return the runs that failed."""
-        return Results([row for row in self._rows if row.status == "failed"], self.folder)
+        return Results._of(self._runs.of_status("failed"), self.folder)
 
     def records(self) -> list[Any]:
         """Return the full ``RunRecord`` of every finished run.
@@ -140,22 +180,31 @@ class Results:
             ValueError: these results were not read from an experiment folder.
 
         """
-        if self.folder is None:
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[RunRecord]:
+        """Yield the records of :meth:`records` one by one, reading them in batches.
+
+        Raises:
+            ValueError: these results were not read from an experiment folder.
+
+        """
+        folder = self.folder
+        if folder is None:
             raise ValueError("records(): these results have no experiment folder to read from")
         from assay_ops import RunRecord  # imported on use: tables need no operation layer
 
         from ._worker import WORKER_ERROR
 
-        with ResultsIndex(self.folder, read_only=True) as index:
-            texts = index.records([row.run_id for row in self._rows])
         # A worker's own error is a JSON object under one key, never a record.
         marker = f'{{"{WORKER_ERROR}":'
-        runs = str((self.folder / RUNS).resolve())
-        return [
-            _moved(RunRecord.from_json(text), runs)
-            for text in texts
-            if text is not None and not text.startswith(marker)
-        ]
+        runs = str((folder / RUNS).resolve())
+        for run_ids in _batches((row.run_id for row in self._runs), 500):
+            with ResultsIndex(folder, read_only=True) as index:
+                texts = index.records(run_ids)
+            for text in texts:
+                if text is not None and not text.startswith(marker):
+                    yield _moved(RunRecord.from_json(text), runs)
 
     def artifact(self, run_id: str, name: str) -> Path:
         """Return the file of artifact ``name`` of run ``run_id``, checked against its record.
@@ -170,14 +219,14 @@ class Results:
             ValueError: the file differs from the record (the message names the file).
 
         """
-        rows = [row for row in self._rows if row.run_id == run_id]
-        if not rows:
+        row = self._runs.find(run_id)
+        if row is None:
             raise KeyError(
                 f"artifact(): run_id = {run_id!r} is not one of these {count_runs(len(self))}"
             )
-        records = Results(rows, self.folder).records()
+        records = Results([row], self.folder).records()
         if not records:
-            raise KeyError(f"artifact(): run {run_id} ({rows[0].status}) has no record")
+            raise KeyError(f"artifact(): run {run_id} ({row.status}) has no record")
         found = {a.get("name"): a for a in records[0].artifacts}
         if name not in found:
             raise KeyError(
@@ -204,10 +253,11 @@ class Results:
 
         """
         own = {*_FIRST, *_LAST}
-        params = {p: (f"param:{p}" if p in own else p) for p in self.param_names}
-        metrics = {m: (f"metric:{m}" if m in params or m in own else m) for m in self.metric_names}
+        param_names, metric_names = self._runs.names()
+        params = {p: (f"param:{p}" if p in own else p) for p in param_names}
+        metrics = {m: (f"metric:{m}" if m in params or m in own else m) for m in metric_names}
         out = []
-        for row in self._rows:
+        for row in self._runs:
             flat: dict[str, Any] = {"run_id": row.run_id}
             flat.update({col: row.params.get(p) for p, col in params.items()})
             flat.update({col: row.metrics.get(m) for m, col in metrics.items()})
@@ -258,13 +308,14 @@ class Results:
             TypeError: the metric is not numeric.
 
         """
-        self._check_metric(metric, "summary()")
+        param_names, metric_names = self._runs.names()
+        _check_metric(metric, "summary()", metric_names)
         # one name is one parameter, as in pandas' groupby (not a list of its letters)
-        keys = self.param_names if by is None else [by] if isinstance(by, str) else list(by)
+        keys = param_names if by is None else [by] if isinstance(by, str) else list(by)
         for name in keys:
-            self._check_param(name, "summary(): by")
+            _check_param(name, "summary(): by", param_names)
         groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
-        for row in self._rows:
+        for row in self._runs:
             if row.status != "success" or row.metrics.get(metric) is None:
                 continue
             value = row.metrics[metric]
@@ -276,18 +327,6 @@ class Results:
             point = {k: row.params.get(k) for k in keys}
             groups.setdefault(json.dumps(point, sort_keys=True), (point, []))[1].append(value)
         return [{**point, **_describe(values)} for point, values in groups.values()]
-
-    def _check_param(self, name: str, where: str) -> None:
-        if name not in self.param_names:
-            raise KeyError(
-                f"{where} = {name!r} is not a parameter; the runs have {self.param_names or 'none'}"
-            )
-
-    def _check_metric(self, metric: str, where: str) -> None:
-        if metric not in self.metric_names:
-            raise KeyError(
-                f"{where}: no metric {metric!r}; the runs recorded {self.metric_names or 'none'}"
-            )
 
     # -------------------------------------------------------------- plots
 
@@ -333,13 +372,15 @@ class Results:
             raise ImportError(
                 "Results.plot() needs matplotlib: pip install 'assay[plot]'"
             ) from error
-        self._check_metric(metric, "plot()")
-        self._check_param(x, "plot(): x")
+        param_names, metric_names = self._runs.names()
+        _check_metric(metric, "plot()", metric_names)
+        _check_param(x, "plot(): x", param_names)
         if hue is not None:
-            self._check_param(hue, "plot(): hue")
+            _check_param(hue, "plot(): hue", param_names)
         by = [x] if hue is None else [hue, x]
         rows = self.summary(metric, by=by)
-        numeric = self._numeric_axis(metric, x)
+        dots = self._dots(metric, x, hue)
+        numeric = _numeric_axis(dots, metric, x)
         target = self._plot_path(metric, x, hue, path)
         figure, axes = plt.subplots(figsize=(6, 4))
         try:
@@ -352,7 +393,7 @@ class Results:
                 low = [m - s for m, s in zip(means, stds, strict=True)]
                 high = [m + s for m, s in zip(means, stds, strict=True)]
                 axes.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
-                self._dots(axes, metric, (x, numeric), hue, label, line.get_color())
+                _scatter(axes, dots, label, numeric, line.get_color())
             if numeric and (logx if logx is not None else _wide(rows, x)):
                 axes.set_xscale("log")
             axes.set_xlabel(x)
@@ -367,48 +408,23 @@ class Results:
             plt.close(figure)
         return target
 
-    def _dots(
-        self,
-        axes: Any,
-        metric: str,
-        x: tuple[str, bool],
-        hue: str | None,
-        label: Any,
-        color: Any,
-    ) -> None:
-        name, numeric = x
-        xs, ys = [], []
-        for row in self._plotted(metric):
-            if hue is not None and str(row.params.get(hue)) != label:
-                continue
-            xs.append(_position(row.params[name], numeric))
-            ys.append(row.metrics[metric])
-        axes.scatter(xs, ys, s=10, color=color, alpha=0.5)
+    def _dots(self, metric: str, x: str, hue: str | None) -> list[_Dot]:
+        """Return a dot per run a plot of ``metric`` draws, read in one pass over the runs."""
+        return [
+            (
+                row.run_id,
+                row.params.get(x, _ABSENT),
+                None if hue is None else str(row.params.get(hue)),
+                row.metrics[metric],
+            )
+            for row in self._plotted(metric)
+        ]
 
     def _plotted(self, metric: str) -> Iterator[RunRow]:
         """Yield the runs a plot of ``metric`` draws: successful, with a value of the metric."""
         return (
-            r for r in self._rows if r.status == "success" and r.metrics.get(metric) is not None
+            r for r in self._runs if r.status == "success" and r.metrics.get(metric) is not None
         )
-
-    def _numeric_axis(self, metric: str, x: str) -> bool:
-        """Whether ``x`` gets a numeric axis (all numbers) or a categorical one (anything else).
-
-        Raises:
-            ValueError: some plotted runs have no parameter ``x`` (explicit lists of dicts with
-                different keys): they have no place on the axis.
-
-        """
-        missing = [row.run_id for row in self._plotted(metric) if x not in row.params]
-        if missing:
-            raise ValueError(
-                f"plot(): x = {x!r}: {count_runs(len(missing))} ({', '.join(missing[:3])}"
-                f"{', ...' if len(missing) > 3 else ''}) {'has' if len(missing) == 1 else 'have'} "
-                "no such parameter; expected it in "
-                f"every run with a value of {metric!r}: plot the runs that have it with "
-                f"results.filter({x}=lambda value: True).plot(...)"
-            )
-        return all(_is_number(row.params[x]) for row in self._plotted(metric))
 
     def _plot_path(self, metric: str, x: str, hue: str | None, path: str | Path | None) -> Path:
         if path is not None:
@@ -417,6 +433,49 @@ class Results:
         # the hue is in the name: a plot per hue must not overwrite the plot without one
         per = "" if hue is None else f"_per_{_safe(hue)}"
         return base / f"{_safe(metric)}_by_{_safe(x)}{per}.png"
+
+
+#: A dot of a plot: run id, x value (``_ABSENT`` when the run has no such parameter), the
+#: text of its hue value (None without a hue) and the metric's value.
+_Dot = tuple[str, Any, "str | None", Any]
+_ABSENT = object()
+
+
+def _numeric_axis(dots: list[_Dot], metric: str, x: str) -> bool:
+    """Whether ``x`` gets a numeric axis (all numbers) or a categorical one (anything else).
+
+    Raises:
+        ValueError: some plotted runs have no parameter ``x`` (explicit lists of dicts with
+            different keys): they have no place on the axis.
+
+    """
+    missing = [run_id for run_id, value, _, _ in dots if value is _ABSENT]
+    if missing:
+        raise ValueError(
+            f"plot(): x = {x!r}: {count_runs(len(missing))} ({', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}) {'has' if len(missing) == 1 else 'have'} "
+            "no such parameter; expected it in "
+            f"every run with a value of {metric!r}: plot the runs that have it with "
+            f"results.filter({x}=lambda value: True).plot(...)"
+        )
+    return all(_is_number(value) for _, value, _, _ in dots)
+
+
+def _scatter(axes: Any, dots: list[_Dot], label: str, numeric: bool, color: Any) -> None:
+    """Draw the dots of the line ``label`` (every dot when the plot has no hue)."""
+    chosen = [(value, y) for _, value, hue, y in dots if hue is None or hue == label]
+    xs = [_position(value, numeric) for value, _ in chosen]
+    axes.scatter(xs, [y for _, y in chosen], s=10, color=color, alpha=0.5)
+
+
+def _check_param(name: str, where: str, names: list[str]) -> None:
+    if name not in names:
+        raise KeyError(f"{where} = {name!r} is not a parameter; the runs have {names or 'none'}")
+
+
+def _check_metric(metric: str, where: str, names: list[str]) -> None:
+    if metric not in names:
+        raise KeyError(f"{where}: no metric {metric!r}; the runs recorded {names or 'none'}")
 
 
 def _describe(values: list[float]) -> dict[str, Any]:
@@ -431,6 +490,8 @@ def _describe(values: list[float]) -> dict[str, Any]:
     if not count:
         return {"mean": math.nan, "std": math.nan, "count": 0}
     if all(math.isfinite(v) for v in kept):
+        import statistics  # here: loading results (``assay status``) does not need it
+
         mean = statistics.fmean(kept)
         std = statistics.stdev(kept) if count > 1 else math.nan
     else:  # fmean and stdev refuse infinities: plain float arithmetic gives pandas' answer
@@ -522,3 +583,128 @@ def _moved(record: RunRecord, runs: str) -> RunRecord:
     ]
     runtime = {**record.runtime, "run_dir": here}
     return dataclasses.replace(record, runtime=runtime, artifacts=artifacts)
+
+
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+# ---------------------------------------------------------------- the runs a Results holds
+
+
+class _Runs(Protocol):
+    """The runs a ``Results`` holds, and the questions it asks of them."""
+
+    def __iter__(self) -> Iterator[RunRow]: ...
+
+    def __len__(self) -> int: ...
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of runs per status."""
+        ...
+
+    def names(self) -> tuple[list[str], list[str]]:
+        """Return the names of the params and the metrics, in order of first appearance."""
+        ...
+
+    def select(self, keep: Callable[[RunRow], bool]) -> _Runs:
+        """Return the runs that ``keep`` keeps (asked now, once per run)."""
+        ...
+
+    def of_status(self, status: str) -> _Runs:
+        """Return the runs of ``status``."""
+        ...
+
+    def find(self, run_id: str) -> RunRow | None:
+        """Return the row of ``run_id`` if it is one of these runs."""
+        ...
+
+
+class _Listed:
+    """Runs held in memory: a ``Results`` made from rows."""
+
+    def __init__(self, rows: list[RunRow]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[RunRow]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self._rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
+    def names(self) -> tuple[list[str], list[str]]:
+        params = dict.fromkeys(k for row in self._rows for k in row.params)
+        metrics = dict.fromkeys(k for row in self._rows for k in row.metrics)
+        return list(params), list(metrics)
+
+    def select(self, keep: Callable[[RunRow], bool]) -> _Runs:
+        return _Listed([row for row in self._rows if keep(row)])
+
+    def of_status(self, status: str) -> _Runs:
+        return self.select(lambda row: row.status == status)
+
+    def find(self, run_id: str) -> RunRow | None:
+        return next((row for row in self._rows if row.run_id == run_id), None)
+
+
+class _Indexed:
+    """Runs of an experiment folder's index, kept as their planning numbers (ascending).
+
+    Each question opens the index read-only and reads what it needs: counts and lengths are
+    queries, rows are streamed and checked against their digests.
+    """
+
+    def __init__(self, folder: Path, seqs: Sequence[int]) -> None:
+        self._folder = folder
+        self._seqs = seqs
+
+    def _index(self) -> ResultsIndex:
+        return ResultsIndex(self._folder, read_only=True)
+
+    def __iter__(self) -> Iterator[RunRow]:
+        with self._index() as index:
+            yield from index.iter_rows(self._seqs)
+
+    def __len__(self) -> int:
+        with self._index() as index:
+            return index.count(self._seqs)
+
+    def counts(self) -> dict[str, int]:
+        with self._index() as index:
+            return index.status_counts(self._seqs)
+
+    def names(self) -> tuple[list[str], list[str]]:
+        with self._index() as index:
+            return index.names(self._seqs)
+
+    def select(self, keep: Callable[[RunRow], bool]) -> _Runs:
+        with self._index() as index:
+            kept = array("q", (seq for seq, row in index.numbered_rows(self._seqs) if keep(row)))
+        return _Indexed(self._folder, kept)
+
+    def of_status(self, status: str) -> _Runs:
+        with self._index() as index:
+            return _Indexed(self._folder, index.seqs(self._seqs, status))
+
+    def find(self, run_id: str) -> RunRow | None:
+        with self._index() as index:
+            found = index.row(run_id)
+        if found is None or not _holds(self._seqs, found[0]):
+            return None
+        return found[1]
+
+
+def _holds(seqs: Sequence[int], seq: int) -> bool:
+    """Whether the ascending ``seqs`` hold ``seq``."""
+    if isinstance(seqs, range):
+        return seq in seqs
+    at = bisect.bisect_left(seqs, seq)
+    return at < len(seqs) and seqs[at] == seq

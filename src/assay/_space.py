@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from assay_ops import canonical_bytes
 
@@ -36,6 +36,14 @@ class ParamSpace:
         """
         raise NotImplementedError
 
+    def points(self, seed: int) -> Sequence[Params]:
+        """Return the parameter dicts of ``expand(seed)``, possibly made on demand.
+
+        A sweep plans its runs from this sequence: a grid's points are computed when indexed
+        or iterated, so a grid of a million points is not held in memory as a million dicts.
+        """
+        return self.expand(seed)
+
     def __add__(self, other: ParamSpace) -> ParamSpace:
         """Concatenate two spaces: ``grid(a=[1, 2]) + grid(a=[10], b=[0])``."""
         if not isinstance(other, ParamSpace):
@@ -56,12 +64,47 @@ class _Grid(ParamSpace):
     axes: tuple[tuple[str, tuple[Any, ...]], ...]
 
     def expand(self, seed: int) -> list[Params]:
-        names = [name for name, _ in self.axes]
-        values = [vals for _, vals in self.axes]
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+        return list(self.points(seed))
+
+    def points(self, seed: int) -> Sequence[Params]:
+        return _GridPoints(self.axes)
 
     def __len__(self) -> int:
         return math.prod(len(vals) for _, vals in self.axes)
+
+
+class _GridPoints(Sequence[Params]):
+    """The points of a grid, each dict made when asked for (last axis fastest)."""
+
+    def __init__(self, axes: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
+        self._names = [name for name, _ in axes]
+        self._values = [values for _, values in axes]
+        self._length = math.prod(len(values) for values in self._values)
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> Params: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Params]: ...
+
+    def __getitem__(self, index: int | slice) -> Params | list[Params]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        rest = index + self._length if index < 0 else index
+        if not 0 <= rest < self._length:
+            raise IndexError(f"grid point {index} out of range for a grid of {self._length}")
+        combo: list[Any] = []
+        for values in reversed(self._values):  # mixed radix: the last axis varies fastest
+            rest, digit = divmod(rest, len(values))
+            combo.append(values[digit])
+        return dict(zip(self._names, reversed(combo), strict=True))
+
+    def __iter__(self) -> Iterator[Params]:
+        for combo in itertools.product(*self._values):
+            yield dict(zip(self._names, combo, strict=True))
 
 
 @dataclass(frozen=True)
@@ -71,8 +114,35 @@ class _Explicit(ParamSpace):
     def expand(self, seed: int) -> list[Params]:
         return [dict(p) for p in self.items]
 
+    def points(self, seed: int) -> Sequence[Params]:
+        return _Copies(self.items)
+
     def __len__(self) -> int:
         return len(self.items)
+
+
+class _Copies(Sequence[Params]):
+    """The dicts of an explicit space, each copied when asked for: the space keeps its own."""
+
+    def __init__(self, items: tuple[Params, ...]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Params: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Params]: ...
+
+    def __getitem__(self, index: int | slice) -> Params | list[Params]:
+        if isinstance(index, slice):
+            return [dict(p) for p in self._items[index]]
+        return dict(self._items[index])
+
+    def __iter__(self) -> Iterator[Params]:
+        return (dict(p) for p in self._items)
 
 
 def grid(**values: Iterable[Any]) -> ParamSpace:
