@@ -11,64 +11,100 @@ Example:
 
 """
 
-import assay_backends
-import assay_context
-import assay_ops
-import assay_scope
-import assay_steps
+from __future__ import annotations
 
-# Star imports follow each layer's __all__, so the re-exports can never drift from the layers.
-from assay_backends import *  # noqa: F403
-from assay_context import *  # noqa: F403
-from assay_ops import *  # noqa: F403
-from assay_scope import *  # noqa: F403
-from assay_steps import *  # noqa: F403
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ._experiment import Experiment, FolderConflictError, RunSummary
-from ._index import ResultsIndex, RunRow
-from ._infrastructure import InfrastructureError
-from ._reproduce import ReproduceReport, reproduce
-from ._results import Results
-from ._runs import RunSpec
-from ._space import (
-    Distribution,
-    ParamSpace,
-    choice,
-    explicit,
-    grid,
-    loguniform,
-    randint,
-    random,
-    uniform,
-)
+if TYPE_CHECKING:  # what type checkers and documentation tools see; at run time, on demand
+    from types import ModuleType
 
+    from assay_backends import *  # noqa: F403
+    from assay_context import *  # noqa: F403
+    from assay_ops import *  # noqa: F403
+    from assay_scope import *  # noqa: F403
+    from assay_steps import *  # noqa: F403
+
+    from ._experiment import Experiment as Experiment
+    from ._experiment import FolderConflictError as FolderConflictError
+    from ._experiment import RunSummary as RunSummary
+    from ._index import ResultsIndex as ResultsIndex
+    from ._index import RunRow as RunRow
+    from ._infrastructure import InfrastructureError as InfrastructureError
+    from ._reproduce import ReproduceReport as ReproduceReport
+    from ._reproduce import reproduce as reproduce
+    from ._results import Results as Results
+    from ._runs import RunSpec as RunSpec
+    from ._space import Distribution as Distribution
+    from ._space import ParamSpace as ParamSpace
+    from ._space import choice as choice
+    from ._space import explicit as explicit
+    from ._space import grid as grid
+    from ._space import loguniform as loguniform
+    from ._space import randint as randint
+    from ._space import random as random
+    from ._space import uniform as uniform
+
+    LAYERS: tuple[ModuleType, ...]
+
+#: The experiment layer's own names, and the module of each. Names are imported when first
+#: used (PEP 562), so that a command such as ``assay status`` starts without importing every
+#: layer (numpy, pydantic, submitit...).
+_OWN = {
+    "Distribution": "_space",
+    "Experiment": "_experiment",
+    "FolderConflictError": "_experiment",
+    "InfrastructureError": "_infrastructure",
+    "ParamSpace": "_space",
+    "ReproduceReport": "_reproduce",
+    "Results": "_results",
+    "ResultsIndex": "_index",
+    "RunRow": "_index",
+    "RunSpec": "_runs",
+    "RunSummary": "_experiment",
+    "choice": "_space",
+    "explicit": "_space",
+    "grid": "_space",
+    "loguniform": "_space",
+    "randint": "_space",
+    "random": "_space",
+    "reproduce": "_reproduce",
+    "uniform": "_space",
+}
 #: The layers whose public names ``assay`` re-exports, lowest first.
-LAYERS = (assay_scope, assay_context, assay_ops, assay_steps, assay_backends)
+_LAYER_NAMES = ("assay_scope", "assay_context", "assay_ops", "assay_steps", "assay_backends")
 
-# The experiment layer's own names, then every layer's public names.
-__all__ = [
-    "Distribution",
-    "Experiment",
-    "FolderConflictError",
-    "InfrastructureError",
-    "ParamSpace",
-    "ReproduceReport",
-    "Results",
-    "ResultsIndex",
-    "RunRow",
-    "RunSpec",
-    "RunSummary",
-    "choice",
-    "explicit",
-    "grid",
-    "loguniform",
-    "randint",
-    "random",
-    "reproduce",
-    "uniform",
-]
-__all__ += assay_scope.__all__
-__all__ += assay_context.__all__
-__all__ += assay_ops.__all__
-__all__ += assay_steps.__all__
-__all__ += assay_backends.__all__
+
+def _layers() -> tuple[ModuleType, ...]:
+    return tuple(importlib.import_module(name) for name in _LAYER_NAMES)
+
+
+def _public_names() -> list[str]:
+    # The experiment layer's own names, then every layer's public names: they follow each
+    # layer's __all__, so the re-exports can never drift from the layers.
+    names = sorted(_OWN)
+    for layer in _layers():
+        names += layer.__all__
+    return names
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OWN:
+        value = getattr(importlib.import_module(f"{__name__}.{_OWN[name]}"), name)
+    elif name == "__all__":
+        value = _public_names()
+    elif name == "LAYERS":
+        value = _layers()
+    else:
+        for layer in _layers():
+            if name in layer.__all__:
+                value = getattr(layer, name)
+                break
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_public_names(), "LAYERS"})
