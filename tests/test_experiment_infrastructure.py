@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from assay_ops import _capture
+from assay_steps import _frames
 from assay_steps._store import EntryStore
 
 from assay import Experiment, InfrastructureError, ProcessPool, Results, grid
@@ -78,8 +79,30 @@ def _experiment(module: Any, folder: Path, backend: Any = None) -> Experiment:
     )
 
 
-def _error_entries(folder: Path) -> list[Path]:
-    return [p for p in (folder / "cache").rglob("*.pkl") if p.read_bytes()[:8] == b"ASSAYE1\n"]
+def _error_entries(folder: Path) -> list[str]:
+    """The uids of the cached errors in the experiment's cache: frames of the error kind.
+
+    A frame is a header ``<4sBBHQQ>`` (magic, kind, 0, uid length, stamp, value length), the
+    uid, the value and a checksum; a torn last frame is not one.
+    """
+    found = []
+    for segment in (folder / "cache").glob("*/code-*/segments/*.seg"):
+        data, offset = segment.read_bytes(), 0
+        while offset + _frames.HEADER.size <= len(data):
+            magic, kind, _, uid_len, _, value_len = _frames.HEADER.unpack_from(data, offset)[:6]
+            end = offset + _frames.frame_length((kind, uid_len, 0, value_len))
+            if magic != _frames.MAGIC or end > len(data):
+                break
+            if kind == _frames.ERROR:
+                start = offset + _frames.HEADER.size
+                found.append(data[start : start + uid_len].decode())
+            offset = end
+    found += [  # entries of the older layout, never written any more
+        p.stem
+        for p in (folder / "cache").rglob("cache/*.pkl")
+        if p.read_bytes()[:8] == b"ASSAYE1\n"
+    ]
+    return found
 
 
 @pytest.mark.parametrize(
@@ -145,9 +168,8 @@ def test_a_full_disk_while_caching_a_run_leaves_it_pending(
     written: list[str] = []
 
     def full(self: EntryStore, uid: str, value: Any, **kwargs: Any) -> None:
-        if len(written) >= 2:  # the third run's record does not fit
-            entry = self.paths.cache_folder / f"{uid}.pkl"
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(entry))
+        if len(written) >= 2:  # the third run's record does not fit in the segment
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.paths.segments_folder))
         written.append(uid)
         write(self, uid, value, **kwargs)
 

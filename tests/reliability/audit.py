@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from layout import DELETED, new_process, newest
 from reliability_steps import ItemFailed, ReliabilityPayload, expected, fails, same, segments
 
 from assay import Results
@@ -26,18 +28,21 @@ class Audit:
 
     complete: int = 0  # items whose entry reads back (a result or the item's cached error)
     missing: int = 0  # items without an entry (not computed yet)
-    corrupt: int = 0  # items with an entry file that does not verify
+    corrupt: int = 0  # items with a frame (or an older entry file) that does not verify
     wrong: list[str] = dataclasses.field(default_factory=list)  # items read back wrong
 
 
 def audit_steps(folder: Path, items: Iterable[int]) -> Audit:
-    """Read every item of a :class:`ReliabilityPayload` cache in read-only mode, from disk."""
+    """Read every item of a :class:`ReliabilityPayload` cache in read-only mode, from disk.
+
+    Read as a new process reads it: nothing this process remembers of the folder is used.
+    """
+    new_process()
     step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder, "mode": "read-only"})
     found = Audit()
     for i in items:
         handle = step.lookup(i)
         status = handle.status
-        files = [handle.paths.cache_folder / f"{handle.uid}.{ext}" for ext in ("pkl", "npy")]
         if status == "success":
             value: Any = handle.result()
             if fails(i) or not same(value, expected(i)):
@@ -56,19 +61,43 @@ def audit_steps(folder: Path, items: Iterable[int]) -> Audit:
                 found.wrong.append(f"item {i}: cached error of the wrong type {error!r}")
             else:
                 found.wrong.append(f"item {i}: status 'error' but result() returned")
-        elif any(path.exists() for path in files):
+        elif has_entry(handle.paths.entries_folder, handle.uid):
             found.corrupt += 1
         else:
             found.missing += 1
     return found
 
 
+def has_entry(entries: Path, uid: str) -> bool:
+    """Whether a whole frame (or an entry file of the older layout) holds an entry of ``uid``."""
+    frame = newest(entries, uid)
+    if frame is not None:
+        return frame.kind != DELETED
+    return any((entries / "cache" / f"{uid}.{ext}").exists() for ext in ("pkl", "npy"))
+
+
+#: The files of a cache folder (relative to its root): the marker, each step's configuration,
+#: and in each code version's entries folder its record, segments, large arrays, saved catalog,
+#: claims and heartbeats, job references and the entries of the older layout.
+_LAYOUT = re.compile(
+    r"\.assay-cache|[^/]+/config\.json"
+    r"|[^/]+/code-[^/]+/(code\.json|index|segments/[^/.][^/]*\.seg|arrays/[^/.][^/]*\.npy"
+    r"|claims/[^/.][^/]*\.(claim|beat)|jobs/[^/.][^/]*\.json|cache/[^/.][^/]*\.(pkl|npy))"
+)
+
+
 def stray_files(folder: Path) -> list[str]:
-    """Files in the step folders' ``cache/`` that are not a published entry."""
+    """Files in the cache ``folder`` that are neither part of its layout nor temporary files.
+
+    A temporary file (``*.tmp``) is a write that never reached its rename: it is never read,
+    and is listed by :func:`layout.temporaries` instead.
+    """
     return [
         str(path)
-        for path in folder.glob("*/*/cache/*")  # <step>/code-<version>/cache/<uid>.<ext>
-        if path.suffix not in (".pkl", ".npy") or path.name.startswith(".")
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not path.name.endswith(".tmp")
+        and not _LAYOUT.fullmatch(path.relative_to(folder).as_posix())
     ]
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
@@ -20,17 +18,3 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
         terminalreporter.section("reliability figures")
         for name, value in sorted(FIGURES.items()):
             terminalreporter.write_line(f"{name}: {value}")
-
-
-@pytest.fixture
-def quick_stale_locks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Locks whose owner cannot be identified turn stale after 0.3 s instead of minutes.
-
-    A worker killed while it writes an entry into its lock file leaves a lock whose content
-    no longer names its process; it is recognised as stale by its age only. The crash tests
-    shorten that age so that hundreds of kill points fit in the time budget; forked workers
-    inherit the setting. No live worker runs beside them, so no live lock is taken over.
-    """
-    from assay_steps import _locks
-
-    monkeypatch.setattr(_locks, "STALE_SECONDS", 0.3)

@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -89,19 +88,25 @@ def same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
-def record_computation(folder: str, i: int) -> None:
-    """Leave one file per computation of item ``i``, to count duplicate computations."""
-    if folder:
-        name = f"{i}.{os.getpid()}.{uuid.uuid4().hex}"
-        with open(os.path.join(folder, name), "wb"):
-            pass
+def record_computation(log: str, i: int) -> None:
+    """Append a line ``<item> <pid>`` to the file ``log`` for each computation of item ``i``.
+
+    One ``write`` to a file opened with ``O_APPEND``: lines of concurrent processes never
+    mix, so the file counts every computation, by whichever process made it.
+    """
+    if log:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{i} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
 
 
 class ReliabilityPayload(Step):
     """A step whose item ``i`` is :func:`expected` (or a cached :class:`ItemFailed`).
 
-    ``side_effects`` names a folder where every computation leaves a file; it is left out
-    of the cache uid, so steps with different side-effect folders share their entries.
+    ``side_effects`` names a log file where every computation appends a line; it is left out
+    of the cache uid, so steps with different logs share their entries.
     """
 
     side_effects: str = ""
@@ -120,13 +125,19 @@ class ReliabilityPayload(Step):
         return expected(value)
 
 
-def computations(folder: Path) -> dict[int, int]:
-    """Count the computations of each item recorded in ``folder`` by :class:`ReliabilityPayload`."""
-    counts: dict[int, int] = {}
-    for path in folder.iterdir():
-        item = int(path.name.split(".", 1)[0])
-        counts[item] = counts.get(item, 0) + 1
-    return counts
+def computed_by(log: Path) -> dict[int, list[int]]:
+    """The pids of the processes that computed each item, one per computation, from ``log``."""
+    pids: dict[int, list[int]] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            item, pid = line.split()
+            pids.setdefault(int(item), []).append(int(pid))
+    return pids
+
+
+def computations(log: Path) -> dict[int, int]:
+    """Count the computations of each item recorded in ``log`` by :class:`ReliabilityPayload`."""
+    return {item: len(pids) for item, pids in computed_by(log).items()}
 
 
 @operation
@@ -143,12 +154,11 @@ def noisy(params: dict[str, Any], seeds: SeedBundle, capture: Capture) -> None:
 # ---------------------------------------------------------------- processes
 
 
-def run_forked(target: Callable[[], None], *, kill_after: float | None = None) -> int:
-    """Run ``target`` in a forked child; SIGKILL it after ``kill_after`` seconds if given.
+def start_forked(target: Callable[[], None]) -> int:
+    """Run ``target`` in a forked child; return its pid (collect it with :func:`wait_forked`).
 
-    Returns the child's wait status as from ``os.waitstatus_to_exitcode``: 0 on success,
-    1 when ``target`` raised (its traceback goes to stderr), ``-SIGKILL`` when killed.
-    Forking reuses the parent's imports, so each kill point costs milliseconds.
+    The child exits with 0 when ``target`` returned, 1 when it raised (its traceback goes to
+    stderr). Forking reuses the parent's imports, so a child costs milliseconds.
     """
     pid = os.fork()
     if pid == 0:  # the child: never return into the caller (the test runner)
@@ -163,33 +173,91 @@ def run_forked(target: Callable[[], None], *, kill_after: float | None = None) -
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
-    if kill_after is not None:
-        deadline = time.monotonic() + kill_after
-        while time.monotonic() < deadline:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(_)
-            time.sleep(min(0.002, max(0.0, deadline - time.monotonic())))
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def wait_forked(pid: int) -> int:
+    """Wait for a child; return its status as ``os.waitstatus_to_exitcode`` gives it."""
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
 
-_WATCHED = ("open", "write", "close", "replace", "unlink", "rename", "fsync", "utime")
+def run_forked(target: Callable[[], None], *, kill_after: float | None = None) -> int:
+    """Run ``target`` in a forked child; SIGKILL it after ``kill_after`` seconds if given.
+
+    Returns the child's wait status as from ``os.waitstatus_to_exitcode``: 0 on success,
+    1 when ``target`` raised (its traceback goes to stderr), ``-SIGKILL`` when killed.
+    """
+    pid = start_forked(target)
+    if kill_after is not None:
+        deadline = time.monotonic() + kill_after
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(min(0.002, max(0.0, deadline - time.monotonic())))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return wait_forked(pid)
+
+
+def process_state(pid: int) -> str:
+    """The state letter of process ``pid`` in ``/proc`` (``R``, ``S``, ``T`` stopped, ``Z``...)."""
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return stat.rsplit(b")", 1)[-1].split()[0].decode()
+
+
+#: The file-system calls of the write path: the segment append (``pwrite``), its seal
+#: (``pwrite``, ``fdatasync``), a new segment or array file (``open``, ``mkdir``), an array
+#: file's ``write``/``fsync``/``rename``, a claim's temporary file and rename, its release
+#: (``unlink``), the heartbeat file, the flushes of folders and file system.
+_WATCHED = (
+    "open",
+    "write",
+    "pwrite",
+    "close",
+    "replace",
+    "rename",
+    "unlink",
+    "fsync",
+    "fdatasync",
+    "ftruncate",
+    "utime",
+    "mkdir",
+)
+
+#: Where a kill lands relative to the call it is attached to: just before it, just after it
+#: returned, or inside it (a write that wrote half its bytes, as a kill during a long write
+#: leaves it).
+PHASES = ("before", "after", "torn")
+#: The calls a kill can tear (phase ``"torn"``).
+TEARABLE = ("write", "pwrite")
 
 
 @contextlib.contextmanager
-def _watching(on_call: Callable[[], None]) -> Iterator[None]:
-    """Call ``on_call`` before each file-system call among :data:`_WATCHED` of this process."""
+def _watching(on_call: Callable[[str, str, tuple[Any, ...]], bool]) -> Iterator[None]:
+    """Report each file-system call among :data:`_WATCHED` of this process to ``on_call``.
+
+    ``on_call(name, phase, args)`` is called with phase ``"before"`` then ``"after"`` the
+    call (returned or raised); for a write (:data:`TEARABLE`) it may return True at
+    ``"before"`` to have the call write only the first half of its bytes, then be called
+    with phase ``"torn"``.
+    """
     originals = {name: getattr(os, name) for name in _WATCHED}
 
     def wrap(name: str) -> Callable[..., Any]:
         original = originals[name]
 
         def watched(*args: Any, **kwargs: Any) -> Any:
-            on_call()
-            return original(*args, **kwargs)
+            if on_call(name, "before", args) and name in TEARABLE:
+                view = memoryview(args[1]).cast("B")
+                half = original(args[0], view[: max(1, len(view) // 2)], *args[2:])
+                on_call(name, "torn", args)
+                return half
+            try:
+                return original(*args, **kwargs)
+            finally:  # a call that failed (a file not there) is a kill point all the same
+                on_call(name, "after", args)
 
         return watched
 
@@ -203,35 +271,60 @@ def _watching(on_call: Callable[[], None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def kill_at_call(number: int) -> Iterator[None]:
-    """SIGKILL this process at its ``number``-th file-system call among :data:`_WATCHED`.
+def kill_at_call(number: int, phase: str = "before") -> Iterator[None]:
+    """SIGKILL this process at its ``number``-th watched file-system call, in ``phase``.
 
-    Used in a forked child: it enumerates crash points through the write path (lock
-    creation, entry writes, renames, lock release) deterministically.
+    Used in a forked child: it enumerates crash points through the write path
+    deterministically. Phase ``"torn"`` of a call that is not a write is ``"after"``.
     """
     count = [0]
 
-    def on_call() -> None:
-        count[0] += 1
-        if count[0] == number:
+    def on_call(name: str, when: str, args: tuple[Any, ...]) -> bool:
+        if when == "before":
+            count[0] += 1
+        if count[0] != number:
+            return False
+        if phase == "torn" and name in TEARABLE and _length(args) > 1:
+            if when == "torn":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return when == "before"  # write half of the bytes, then report "torn"
+        if when == ("before" if phase == "before" else "after"):
             os.kill(os.getpid(), signal.SIGKILL)
+        return False
 
     with _watching(on_call):
         yield
 
 
-def count_calls(target: Callable[[], None]) -> int:
-    """Return how many watched file-system calls ``target`` makes (run in a forked child)."""
+def _length(args: tuple[Any, ...]) -> int:
+    return len(memoryview(args[1])) if len(args) > 1 else 0
+
+
+def trace_calls(target: Callable[[], None]) -> list[str]:
+    """Return the names of the watched file-system calls ``target`` makes, in order.
+
+    ``target`` runs in a forked child. A write of more than one byte is named with a ``+``
+    (``"write+"``, ``"pwrite+"``): it can be torn.
+    """
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             os.close(read)
-            count = [0]
-            with _watching(lambda: count.__setitem__(0, count[0] + 1)):
+            names: list[str] = []
+
+            def on_call(name: str, when: str, args: tuple[Any, ...]) -> bool:
+                if when == "before":
+                    big = name in TEARABLE and _length(args) > 1
+                    names.append(f"{name}+" if big else name)
+                return False
+
+            with _watching(on_call):
                 target()
-            os.write(write, str(count[0]).encode())
+            data = " ".join(names).encode()
+            while data:
+                data = data[os.write(write, data) :]
             code = 0
         except BaseException:
             traceback.print_exc()
@@ -242,8 +335,23 @@ def count_calls(target: Callable[[], None]) -> int:
         text = pipe.read()
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError("the counting child failed")
-    return int(text)
+        raise RuntimeError("the tracing child failed")
+    return text.decode().split()
+
+
+def kill_points(calls: list[str]) -> list[tuple[int, str]]:
+    """Every kill point of a traced run: before and after each call, inside each long write."""
+    points = []
+    for number, name in enumerate(calls, start=1):
+        points += [(number, "before"), (number, "after")]
+        if name.endswith("+"):
+            points.append((number, "torn"))
+    return points
+
+
+def count_calls(target: Callable[[], None]) -> int:
+    """Return how many watched file-system calls ``target`` makes (run in a forked child)."""
+    return len(trace_calls(target))
 
 
 def tree(root: Path) -> set[str]:
@@ -253,7 +361,7 @@ def tree(root: Path) -> set[str]:
 
 @operation
 def counted(context: Any, params: dict[str, Any], seeds: SeedBundle, capture: Capture) -> None:
-    """Like :func:`noisy`, leaving a file per computation in ``context["side_effects"]``."""
+    """Like :func:`noisy`, logging each computation to the file ``context["side_effects"]``."""
     record_computation(str(context["side_effects"]), int(params["i"]))
     rng = seeds.numpy()
     draws = rng.random(100)

@@ -17,6 +17,7 @@ import cloudpickle  # type: ignore[import-untyped]
 import pytest
 from assay_steps import BatchProtocolError, Step
 from audit import count
+from layout import claim_files, temporaries
 
 # The step travels to pool workers by value, as a step defined in a notebook would.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -79,9 +80,9 @@ def test_a_batch_with_one_result_too_many_or_too_few_caches_nothing(
     assert statuses == [None] * len(ITEMS)
     assert list(fixed.run_many(ITEMS)) == [i * 10 for i in ITEMS]
     assert [fixed.lookup(i).status for i in ITEMS] == ["success"] * len(ITEMS)
-    # Nothing of the broken batch is left locked or half-written beside the entries.
-    locks = [p.name for p in tmp_path.glob("*/*/locks/*") if not p.name.startswith(".")]
-    assert locks == []
+    # Nothing of the broken batch is left claimed or half-written beside the entries.
+    assert [p.name for p in claim_files(tmp_path)] == []
+    assert [p.name for p in temporaries(tmp_path)] == []
 
 
 SEEN: list[str | None] = []
@@ -100,7 +101,7 @@ class Declared(Step):
 
 
 class Redefined(Declared):
-    """Redefines the batch without declaring it: its items stay locked (running) till it ends."""
+    """Redefines the batch without declaring it: its items stay claimed (running) till it ends."""
 
     def _run_batch(self, values: Iterable[Any]) -> Iterator[Any]:
         for value in values:

@@ -1,9 +1,13 @@
 """Crash during write: workers killed with SIGKILL at many points while writing.
 
-After every kill: no partial entry is read (none exists: every entry that is present
-verifies), every complete entry is correct, and a rerun completes the sweep with every
-result equal to a clean run's. The heavy variant (``ASSAY_RELIABILITY_HEAVY=1``) tries well
-over 100 kill points.
+After every kill: no partial entry is read (a torn frame at the end of a segment is not an
+entry, and every entry that is present verifies), every complete entry is correct, and a rerun
+completes the sweep with every result equal to a clean run's. The kill points are the file-system
+calls of the write path (the segment append, its seal and flush, a claim's temporary file, rename
+and release, an array file's write and rename, the flushes of folders), each killed before the
+call, after it, and, for a write, in the middle of it (half its bytes written). The default run
+tries two points of each kind of call and phase; the heavy variant (``ASSAY_RELIABILITY_HEAVY=1``)
+tries every point of a sweep.
 
 Every kill is checked to have landed: the worker died by SIGKILL before its sweep completed
 (a completed sweep leaves a marker, and a kill at a random time must leave some item still
@@ -14,6 +18,7 @@ it and an earlier kill point is tried; the test fails when none lands.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import random
 import shutil
@@ -35,19 +40,28 @@ from audit import (
     metrics_by_run,
     stray_files,
 )
+from layout import (
+    claim_files,
+    dead_heartbeats,
+    frames,
+    new_process,
+    owner_alive,
+    temporaries,
+    unreferenced_arrays,
+)
 from reliability_steps import (
     HEAVY,
     ReliabilityPayload,
-    count_calls,
     kill_at_call,
+    kill_points,
     run_forked,
     sweep_all,
+    trace_calls,
 )
 
 from assay import Experiment, Results, explicit
 
 ITEMS = list(range(24))
-pytestmark = pytest.mark.usefixtures("quick_stale_locks")
 HERE = Path(__file__).resolve().parent
 #: Seconds each item takes to compute in the sweeps killed at random times: a sweep lasts
 #: about 0.1 s instead of 0.02 s, so that a kill at a random time lands inside it.
@@ -59,7 +73,8 @@ KILL_TRIES = 6
 
 
 def sweep(folder: Path, items: list[int] = ITEMS, delay: float = 0.0) -> None:
-    """Compute every item into ``folder`` (the worker's job)."""
+    """Compute every item into ``folder`` (the worker's job), as a new process would."""
+    new_process()  # a forked worker starts from the folder's files, not the parent's memory
     step = ReliabilityPayload(delay=delay, infra={"backend": "Cached", "folder": folder})
     # run_many computes and writes the missing entries before returning; an item that raises
     # ends its batch (the items after it stay missing), so a sweep runs one segment at a time.
@@ -77,9 +92,9 @@ def sweep_and_mark(folder: Path, delay: float = 0.0) -> None:
     swept(folder).touch()
 
 
-def sweep_killed_at(folder: Path, number: int) -> None:
-    """Sweep, SIGKILLed at this process's ``number``-th watched file-system call."""
-    with kill_at_call(number):
+def sweep_killed_at(folder: Path, point: tuple[int, str]) -> None:
+    """Sweep, SIGKILLed at a kill point: this process's n-th watched call, in a phase."""
+    with kill_at_call(*point):
         sweep(folder)
     swept(folder).touch()  # not watched: reached only when the sweep needed fewer calls
 
@@ -104,7 +119,7 @@ def kill_until_it_lands(
     """
     snapshot = folder.with_name(f"{folder.name}.before-kill")
     if folder.exists():
-        shutil.copytree(folder, snapshot, symlinks=True)  # keeps the ages of stale locks
+        shutil.copytree(folder, snapshot, symlinks=True)
     try:
         for attempt in range(KILL_TRIES):
             status = kill(attempt)
@@ -135,7 +150,12 @@ def check_after_kill(folder: Path) -> int:
 
 
 def check_rerun_completes(folder: Path) -> None:
-    """A rerun after the kills completes the sweep, every result equal to a clean run's."""
+    """A rerun after the kills completes the sweep, every result equal to a clean run's.
+
+    Counts what the killed workers left behind that no reader uses: temporary files of
+    writes cut before their rename, array files whose frame was never appended, heartbeat
+    files of dead processes (see ``test_a_later_run_removes_what_killed_writers_left``).
+    """
     sweep(folder)
     found = audit_steps(folder, ITEMS)
     lost = len(ITEMS) - found.complete
@@ -143,8 +163,13 @@ def check_rerun_completes(folder: Path) -> None:
     count("wrong values returned", len(found.wrong))
     assert (lost, found.wrong) == (0, [])
     assert check_items_from_run_many(folder, ITEMS) == []
-    leftover = [p.name for p in folder.glob("*/*/locks/*") if not p.name.startswith(".")]
-    assert leftover == [], f"locks left after a complete rerun: {leftover}"
+    live = [p.name for p in claim_files(folder) if owner_alive(p)]
+    assert live == [], f"claims of live processes left after a complete rerun: {live}"
+    count("claims of killed workers left after a complete rerun", len(claim_files(folder)))
+    assert stray_files(folder) == []
+    count("temporary files left by killed writers", len(temporaries(folder)))
+    count("array files left without a frame by killed writers", len(unreferenced_arrays(folder)))
+    count("heartbeat files left by killed writers", len(dead_heartbeats(folder)))
 
 
 def test_clean_run_is_the_reference(tmp_path: Path) -> None:
@@ -153,22 +178,39 @@ def test_clean_run_is_the_reference(tmp_path: Path) -> None:
     assert (found.complete, found.wrong) == (len(ITEMS), [])
 
 
+def _point_sample(
+    points: list[tuple[int, str]], calls: list[str], rng: random.Random, per_kind: int = 2
+) -> list[tuple[int, str]]:
+    """A few kill points of each kind (call and phase), drawn at random among its points."""
+    kinds: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for number, phase in points:
+        kinds.setdefault((calls[number - 1], phase), []).append((number, phase))
+    drawn = [rng.sample(group, min(per_kind, len(group))) for group in kinds.values()]
+    return sorted(point for group in drawn for point in group)
+
+
 def test_sigkill_at_file_system_calls_of_the_write_path(tmp_path: Path) -> None:
-    """Kill the worker at its k-th open/write/rename/unlink/... call, for many k.
+    """Kill the worker at a kill point of its write path: before, after or inside a call.
 
-    Each case kills a first worker at call k, then the recovering worker at a random call
-    among those its recovery makes (a crash during recovery, with stale locks to take over),
-    audits after each kill, and reruns to completion. Each kill must land before its sweep
-    completed; the recovery's calls are counted on a copy of the folder first.
+    Each case kills a first worker at its point, then the recovering worker at a random
+    point among those its recovery makes (a crash during recovery, with the dead worker's
+    claims to take over), audits after each kill, and reruns to completion. Each kill must
+    land before its sweep completed; the recovery's calls are traced on a copy first.
     """
-    calls = count_calls(lambda: sweep(tmp_path / "count"))
-    assert calls > 5 * len(ITEMS)  # the write path was really watched
+    calls = trace_calls(lambda: sweep(tmp_path / "count"))
+    assert calls.count("pwrite+") > len(ITEMS)  # the segment appends were really watched
+    for needed in ("open", "write+", "replace", "unlink", "mkdir"):
+        assert needed in calls, f"no {needed} call was watched"
+    points = kill_points(calls)
     rng = random.Random(20261125)
-    points = 60 if HEAVY else 6
-    firsts = sorted(rng.sample(range(1, calls + 1), points))
+    firsts = points if HEAVY else _point_sample(points, calls, rng)
+    count("kill points of a sweep", len(points))
 
-    def killed_at(folder: Path, first: int, attempt: int) -> int:
-        point = first if attempt == 0 else rng.randint(1, max(1, first >> attempt))
+    def killed_at(folder: Path, first: tuple[int, str], attempt: int) -> int:
+        if attempt == 0:
+            point = first
+        else:  # too late: an earlier point
+            point = (rng.randint(1, max(1, first[0] >> attempt)), rng.choice(["before", "torn"]))
         return run_forked(partial(sweep_killed_at, folder, point))
 
     for case, first in enumerate(firsts):
@@ -178,29 +220,57 @@ def test_sigkill_at_file_system_calls_of_the_write_path(tmp_path: Path) -> None:
         count("kills that left items missing", missing_items(folder) > 0)
         check_after_kill(folder)
 
-        # The calls of the recovery, counted on a copy whose locks are all stale already: it
-        # need not wait for them (waiting makes no call; it only saves a few failed claims).
+        # The calls of the recovery, traced on a copy: the dead worker's claims are stale.
         probe = tmp_path / f"case{case}-probe"
-        shutil.copytree(folder, probe, symlinks=True)
-        age_locks(probe)
-        recovery = count_calls(lambda probe=probe: sweep(probe))
-        if recovery:
-            second = rng.randint(1, recovery)
+        if folder.exists():
+            shutil.copytree(folder, probe, symlinks=True)
+        recovery = kill_points(trace_calls(lambda probe=probe: sweep(probe)))
+        shutil.rmtree(probe)
+        if missing_items(folder):
+            second = rng.choice(recovery)
             kill_until_it_lands(folder, partial(killed_at, folder, second), done)
             count("kills that left items missing", missing_items(folder) > 0)
             check_after_kill(folder)
-        else:  # the first kill came after the last entry was written: nothing to recover
-            assert missing_items(folder) == 0
-        # The recovery above met the locks young, and waited for them; the rerun comes later.
-        age_locks(folder)
         check_rerun_completes(folder)
+        shutil.rmtree(folder)  # the heavy variant makes hundreds of cases
+        swept(folder).unlink(missing_ok=True)
 
 
-def age_locks(folder: Path) -> None:
-    """Date every lock in ``folder`` a minute back: stale, unless its owner names a live pid."""
-    then = time.time() - 60
-    for lock in folder.glob("*/*/locks/*"):
-        os.utime(lock, (then, then))
+def test_a_later_run_removes_what_killed_writers_left(tmp_path: Path) -> None:
+    """Files that only a killed writer leaves are removed once they are old, by a later run.
+
+    A worker killed between creating a temporary file and renaming it (an array file, a
+    claim) leaves the temporary file, and a killed worker its heartbeat file: nothing reads
+    them, and without a clean-up a folder that sees many kills (preempted jobs) grows a file
+    per kill forever. A day later, the next run on the folder removes them.
+    """
+    left = tmp_path / "cache"
+    for pattern in ("*/arrays/.*.tmp", "*/claims/.*.tmp"):
+        status = run_forked(partial(killed_after_creating, left, pattern))
+        assert status == -signal.SIGKILL, f"no file matching {pattern} was created"
+    assert {p.parent.name for p in temporaries(left)} >= {"arrays", "claims"}
+    assert dead_heartbeats(left) != []
+    day_ago = time.time() - 86_400
+    for path in temporaries(left) + dead_heartbeats(left):
+        os.utime(path, (day_ago, day_ago))
+    assert run_forked(partial(sweep, left)) == 0
+    assert audit_steps(left, ITEMS).complete == len(ITEMS)
+    assert [p.name for p in temporaries(left)] == []
+    assert [p.name for p in dead_heartbeats(left)] == []
+
+
+def killed_after_creating(folder: Path, pattern: str) -> None:
+    """Sweep, SIGKILLed as soon as a file whose path matches ``pattern`` was created."""
+    original = os.open
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        fd = original(path, flags, *args, **kwargs)
+        if flags & os.O_CREAT and fnmatch.fnmatch(os.fsdecode(path), pattern):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return fd
+
+    os.open = open_  # only in this forked child
+    sweep(folder)
 
 
 def test_sigkill_at_random_times(tmp_path: Path) -> None:
@@ -239,9 +309,10 @@ def test_sigkill_at_random_times(tmp_path: Path) -> None:
 def test_sigkill_of_a_process_pool_sweep_in_a_fresh_interpreter(tmp_path: Path) -> None:
     """Kill a whole process group (driver and pool workers), as a crashed job is killed.
 
-    Each kill comes once the pool has started this run's items and written a random number
-    of entries (bounded so that every kill has items left to cut); each must land before the
-    sweep completed, which the worker reports with a last line on its output.
+    Each kill comes once the pool has started this run's items (a claim or a frame appeared)
+    and written a random number of entries (bounded so that every kill has items left to
+    cut); each must land before the sweep completed, which the worker reports with a last
+    line on its output.
     """
     rng = random.Random(3)
     kills = 8 if HEAVY else 1
@@ -252,12 +323,11 @@ def test_sigkill_of_a_process_pool_sweep_in_a_fresh_interpreter(tmp_path: Path) 
     output = [b""]
 
     def entries() -> int:
-        return sum(not p.name.startswith(".") for p in folder.glob("*/*/cache/*"))
+        return len({f.uid for entries in folder.glob("*/code-*") for f in frames(entries)})
 
     def started(since: float, before: int) -> bool:
-        """Whether the pool took a lock (or wrote an entry) since the worker started."""
-        locks = folder.glob("*/*/locks/*.lock")
-        return entries() > before or any(_mtime(p) >= since for p in locks)
+        """Whether the pool claimed items (or wrote an entry) since the worker started."""
+        return entries() > before or any(_mtime(p) >= since for p in claim_files(folder))
 
     def killed_after(written: int, attempt: int) -> int:
         before, since = entries(), time.time()

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import pytest
 from assay_ops import Capture, SeedBundle, operation
 from assay_steps import Func, Step
 from audit import count
-from reliability_steps import ReliabilityPayload, tree
+from reliability_steps import ReliabilityPayload, expected, fails, run_forked, same, sweep_all, tree
 
 from assay import Experiment, Results, explicit, grid
 from assay._cli import main
@@ -269,7 +272,7 @@ def test_step_inputs_without_encoding_are_refused(sandbox: Sandbox, value: Any) 
     step = ReliabilityPayload(infra={"backend": "Cached", "folder": sandbox.folder})
     with pytest.raises(TypeError, match=type(value).__name__):
         step.run(value)
-    assert list(sandbox.folder.glob("*/cache/*")) == []
+    assert list(sandbox.folder.rglob("*.seg")) == []
 
 
 def test_func_of_a_lambda_is_refused(sandbox: Sandbox) -> None:
@@ -376,3 +379,114 @@ def test_bad_command_lines_are_one_line_errors_and_write_nothing(
     assert "Traceback" not in err
     assert re.search(r"error", err), err
     assert not sandbox.folder.exists(), f"{case} created the folder"
+
+
+# ---------------------------------------------------------------- special files in a cache folder
+
+SPECIAL_ITEMS = list(range(6))
+#: What a hostile (or broken) folder may hold where the cache expects a regular file.
+SPECIALS = ["fifo", "symlink-to-dev-zero", "symlink-to-huge-file", "huge-file"]
+#: Where: the segment holding the entries, the file of a large array, the saved catalog, a claim.
+PLACES = ["segment", "array-file", "index", "claim"]
+#: Seconds a reader may take among special files before it counts as blocked.
+PATIENCE = 10.0
+#: Bytes a reader may read in all: the entries themselves, nothing of a planted file.
+READ_BUDGET = 64 * 2**20
+#: The size of the planted huge file (sparse: it takes no room).
+HUGE = 64 * 2**30
+
+
+def _read_bytes() -> int:
+    """Bytes this process read so far (``rchar``: every read and pread, cached or not)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def _plant_special(path: Path, special: str, huge: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    if special == "fifo":
+        os.mkfifo(path)
+    elif special == "symlink-to-dev-zero":
+        path.symlink_to("/dev/zero")
+    elif special == "symlink-to-huge-file":
+        path.symlink_to(huge)
+    else:  # a huge regular file of zeros
+        with open(path, "wb") as f:
+            f.truncate(HUGE)
+
+
+def _read_everything(folder: Path, budget: int) -> None:
+    """Read every item read-only, then sweep them in cached mode; check every value.
+
+    Read-only, an item whose entry was the planted file raises an error naming it; cached,
+    it is recomputed. Run in a forked child: a reader that blocks is killed. At most
+    ``budget`` bytes are read in all.
+    """
+    from layout import new_process
+
+    new_process()
+    began, read = time.monotonic(), _read_bytes()
+    reader = ReliabilityPayload(infra={"backend": "Cached", "folder": folder, "mode": "read-only"})
+    for i in SPECIAL_ITEMS:
+        handle = reader.lookup(i)
+        if handle.status is None:
+            with pytest.raises(RuntimeError, match=handle.uid):
+                reader.run(i)
+        elif not fails(i):
+            assert same(reader.run(i), expected(i)), f"item {i}: a wrong value"
+    step = ReliabilityPayload(infra={"backend": "Cached", "folder": folder})
+    sweep_all(step, SPECIAL_ITEMS)
+    for i in SPECIAL_ITEMS:
+        if not fails(i):
+            assert same(step.run(i), expected(i)), f"item {i}: a wrong value"
+    took, read = time.monotonic() - began, _read_bytes() - read
+    assert took < PATIENCE / 2, f"reading took {took:.1f} s"
+    assert read < budget, f"reading read {read >> 20} MiB"
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts reads through /proc")
+@pytest.mark.parametrize("special", SPECIALS)
+@pytest.mark.parametrize("place", PLACES)
+def test_special_files_in_a_cache_folder_are_refused_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, place: str, special: str
+) -> None:
+    """A FIFO, a link to ``/dev/zero`` or to a huge file, or a huge file, planted in a cache.
+
+    Every read returns within seconds (a FIFO opened for reading would block it), nothing is
+    read from a FIFO or through a link, no value is wrong, and a cached run completes. A huge
+    regular file is read no further than its header says, except as a segment: the bytes
+    after a damaged frame are searched for the next frame, in bounded steps (not a tenth of
+    the file here).
+    """
+    from assay_steps import _catalog
+    from layout import array_file, claim_files, frame_of, new_process
+
+    count("hostile inputs")
+    folder, huge = tmp_path / "cache", tmp_path / "huge"
+    with open(huge, "wb") as f:
+        f.truncate(HUGE)
+    new_process()
+    monkeypatch.setattr(_catalog, "SNAPSHOT_FRAMES", 1)  # have the index saved
+    sweep_all(ReliabilityPayload(infra={"backend": "Cached", "folder": folder}), SPECIAL_ITEMS)
+    new_process()
+    handle = ReliabilityPayload(infra={"backend": "Cached", "folder": folder}).lookup(3)
+    assert handle.status == "success"
+    monkeypatch.undo()
+    entries = handle.paths.entries_folder
+    target = {
+        "segment": lambda: frame_of(entries, handle.uid).segment,
+        "array-file": lambda: array_file(entries, handle.uid),
+        "index": lambda: entries / "index",
+        "claim": lambda: handle.paths.claims_folder / "elsewhere-1-cafe0000-0.claim",
+    }[place]()
+    assert place == "claim" or target.is_file()
+    _plant_special(target, special, huge)
+    budget = HUGE // 10 if (place, special) == ("segment", "huge-file") else READ_BUDGET
+    status = run_forked(partial(_read_everything, folder, budget), kill_after=PATIENCE)
+    assert status != -signal.SIGKILL, f"a reader blocked on the planted {special} ({place})"
+    assert status == 0, "a reader failed (traceback on stderr)"
+    assert [p for p in claim_files(folder) if p != target] == []

@@ -25,13 +25,13 @@ from assay._runs import RunSpec
 from assay._worker import ExperimentRun
 
 
-def _experiment(folder: Path, side: Path) -> Experiment:
+def _experiment(folder: Path, log: Path) -> Experiment:
     return Experiment(
         "trusted",
         "reliability_steps:counted",
         explicit([{"i": i} for i in range(4)]),
         replicates=2,
-        context={"side_effects": str(side)},
+        context={"side_effects": str(log)},
         folder=folder,
         progress=False,
     )
@@ -39,10 +39,9 @@ def _experiment(folder: Path, side: Path) -> Experiment:
 
 @pytest.fixture
 def swept(tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
-    folder, side = tmp_path / "exp", tmp_path / "side"
-    side.mkdir()
-    clean = metrics_by_run(_experiment(folder, side).run())
-    return folder, side, clean
+    folder, log = tmp_path / "exp", tmp_path / "computations.log"
+    clean = metrics_by_run(_experiment(folder, log).run())
+    return folder, log, clean
 
 
 def _edit(folder: Path, sql: str, *args: Any) -> None:
@@ -63,7 +62,7 @@ def _one_run(folder: Path) -> tuple[str, str]:
 def test_a_changed_byte_of_a_metric_is_refused_then_repaired_from_the_cache(
     swept: tuple[Path, Path, dict[str, Any]],
 ) -> None:
-    folder, side, clean = swept
+    folder, log, clean = swept
     run_id, metrics = _one_run(folder)
     digit = next(i for i, c in enumerate(metrics) if c.isdigit() and c != "0" and i > 12)
     changed = metrics[:digit] + "0" + metrics[digit + 1 :]  # one byte of the value
@@ -71,9 +70,9 @@ def test_a_changed_byte_of_a_metric_is_refused_then_repaired_from_the_cache(
     count("corruption cases")
     with pytest.raises(DamagedIndexError, match=rf"{folder}.*run {run_id}"):
         Results.load(folder)
-    before = computations(side)
-    assert metrics_by_run(_experiment(folder, side).run()) == clean
-    assert computations(side) == before  # repaired from the cache, nothing ran again
+    before = computations(log)
+    assert metrics_by_run(_experiment(folder, log).run()) == clean
+    assert computations(log) == before  # repaired from the cache, nothing ran again
     assert metrics_by_run(Results.load(folder)) == clean
 
 
@@ -84,16 +83,16 @@ def test_a_changed_byte_of_a_metric_is_refused_then_repaired_from_the_cache(
 def test_any_changed_column_is_refused_then_repaired(
     swept: tuple[Path, Path, dict[str, Any]], column: str, value: str
 ) -> None:
-    folder, side, clean = swept
+    folder, log, clean = swept
     run_id, _ = _one_run(folder)
     _edit(folder, f"UPDATE runs SET {column} = ? WHERE run_id = ?", value, run_id)
     with pytest.raises(DamagedIndexError, match=rf"run {run_id}"):
         Results.load(folder).records()
-    before = computations(side)
-    repaired = _experiment(folder, side).run()
+    before = computations(log)
+    repaired = _experiment(folder, log).run()
     assert metrics_by_run(repaired) == clean
     assert {r.run_id for r in repaired.records()} == set(clean)
-    assert computations(side) == before
+    assert computations(log) == before
 
 
 def test_rows_of_another_experiment_are_not_read_as_this_ones(
@@ -112,8 +111,8 @@ def test_rows_of_another_experiment_are_not_read_as_this_ones(
 def test_rebuilding_checks_the_run_id_of_each_record(
     swept: tuple[Path, Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder, side, clean = swept
-    experiment = _experiment(folder, side)
+    folder, log, clean = swept
+    experiment = _experiment(folder, log)
     first, second = experiment.specs[0], experiment.specs[1]
     (other,) = Results.load(folder).filter(i=second.params["i"]).records()[1:]
     # A cache entry, well formed and checksummed, that holds the record of another run.
@@ -128,9 +127,9 @@ def test_rebuilding_checks_the_run_id_of_each_record(
     for path in folder.glob("index.sqlite*"):
         path.unlink()
     count("corruption cases")
-    before = sum(computations(side).values())
-    assert metrics_by_run(_experiment(folder, side).run()) == clean
-    assert sum(computations(side).values()) == before + 1  # only the misattributed run again
+    before = sum(computations(log).values())
+    assert metrics_by_run(_experiment(folder, log).run()) == clean
+    assert sum(computations(log).values()) == before + 1  # only the misattributed run again
 
 
 def test_an_artifact_is_checked_against_its_recorded_sha256(

@@ -2,7 +2,7 @@
 
 A driver killed by SIGKILL or SIGTERM (an out-of-memory killer, a scheduler, ``kill``) gets no
 chance to stop its ``ProcessPool`` workers. They must not outlive it: blocked on the pool's
-queue, they would hold the folder's locks and the driver's stdout and stderr open, so that
+queue, they would hold the folder's claims and the driver's stdout and stderr open, so that
 whoever waits for the driver's output would wait for them too. On Linux each worker asks the
 kernel for SIGKILL when its parent dies; a watchdog thread checks the parent every half second
 as well (the only way elsewhere). Both are checked alone here, and the race where the driver
@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from assay_backends import _pools
 from audit import FIGURES, count
+from layout import claim_files
 
 HERE = Path(__file__).resolve().parent
 LINUX = sys.platform.startswith("linux")
@@ -83,13 +84,14 @@ def test_pool_workers_die_with_their_killed_driver(
         stderr=subprocess.PIPE,
     )
     try:
-        # Wait until both workers run and compute (a lock is taken), then kill the driver only.
+        # Wait until both workers run and compute (a claim is taken or an entry appended), then
+        # kill the driver only.
         deadline = time.monotonic() + 60
         workers: set[int] = set()
         while time.monotonic() < deadline:
             assert driver.poll() is None, "the driver ended before it was killed"
             workers = alive_in_session(driver.pid) - {driver.pid}
-            if len(workers) >= 2 and list(tmp_path.glob("*/*/locks/*.lock")):
+            if len(workers) >= 2 and (claim_files(tmp_path) or list(tmp_path.rglob("*.seg"))):
                 break
             time.sleep(0.01)
         assert len(workers) >= 2, "the pool's workers never started"

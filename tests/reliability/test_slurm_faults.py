@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import submitit
 from audit import count, metrics_by_run
+from layout import DELETED, frames
 from reliability_steps import HEAVY
 
 from assay import Experiment, Results, explicit
@@ -82,8 +83,9 @@ def _check_and_recover(folder: Path, files: Path, backend: dict[str, Any], clean
     statuses = {row.run_id: row.status for row in Results.load(folder)}
     count("slurm faults")
     assert set(statuses.values()) == {"cancelled"}, statuses
-    for path in folder.glob("cache/*/*/cache/*"):  # nothing was cached for the failed runs
-        raise AssertionError(f"an entry was cached by a failed job: {path}")
+    for entries in folder.glob("cache/*/code-*"):  # nothing was cached for the failed runs
+        cached = [f.uid for f in frames(entries) if f.kind != DELETED]
+        assert cached == [], f"entries were cached by a failed job: {cached}"
     for name in ("hold", "kill"):
         (files / name).unlink(missing_ok=True)
     final = metrics_by_run(_experiment(folder, files, backend).run())

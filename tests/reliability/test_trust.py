@@ -1,19 +1,23 @@
 """The trust boundary: cache folders hold pickles; read-only mode with trust=False never unpickles.
 
-A planted entry whose pickle runs code when loaded (with a valid checksum: checksums catch
-accidents, not tampering) shows what trusting a folder means, and that ``trust=False``
-refuses it while still reading array entries.
+A planted frame whose pickle runs code when loaded (well formed, with a valid checksum:
+checksums catch accidents, not tampering) shows what trusting a folder means, and that
+``trust=False`` refuses it, and pickle entries of the older layout, while still reading array
+entries (inline in a frame, or in their own file).
 """
 
 from __future__ import annotations
 
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
 import pydantic
 import pytest
-from assay_steps import _store
+import xxhash
+from assay_steps import _legacy
+from layout import ERROR, RESULT, encode, frames, new_process, plant_segment
 from reliability_steps import ReliabilityPayload, expected, same, sweep_all
 
 from assay import Experiment, Results, explicit
@@ -32,11 +36,10 @@ class Touch:
         return (Path.touch, (self.path,))
 
 
-def plant(entry: Path, marker: Path, magic: bytes = _store.PICKLE_MAGIC) -> None:
-    """Replace ``entry`` with a well-formed entry (right checksum) whose pickle runs code."""
+def plant(entries: Path, uid: str, marker: Path, kind: int = RESULT) -> None:
+    """Supersede the entry of ``uid`` with a well-formed frame whose pickle runs code."""
     payload = pickle.dumps(Touch(marker))
-    entry.unlink()
-    entry.with_suffix(".pkl").write_bytes(magic + _store._digest(payload) + payload)
+    plant_segment(entries, [encode(kind, uid, payload, time.time_ns())])
 
 
 def sweep(folder: Path) -> None:
@@ -44,10 +47,10 @@ def sweep(folder: Path) -> None:
     sweep_all(step, ITEMS)
 
 
-def entry(folder: Path, item: int) -> Path:
+def entry(folder: Path, item: int) -> tuple[Path, str]:
+    """The entries folder and the uid of ``item``."""
     handle = ReliabilityPayload(infra={"backend": "Cached", "folder": folder}).lookup(item)
-    (path,) = handle.paths.cache_folder.glob(f"{handle.uid}.*")
-    return path
+    return handle.paths.entries_folder, handle.uid
 
 
 def test_the_docs_say_a_cache_folder_is_trusted_like_code() -> None:
@@ -61,30 +64,59 @@ def test_a_trusted_folder_runs_the_code_of_its_pickles(tmp_path: Path) -> None:
     """What the docs warn about: the checksum verifies, and loading runs the planted code."""
     folder, marker = tmp_path / "cache", tmp_path / "pwned"
     sweep(folder)
-    plant(entry(folder, 1), marker)
+    plant(*entry(folder, 1), marker)
+    new_process()
     reader = ReliabilityPayload(infra={"backend": "Cached", "folder": folder, "mode": "read-only"})
     reader.run(1)
     assert marker.exists()
 
 
-@pytest.mark.parametrize(
-    "magic", [_store.PICKLE_MAGIC, _store.ERROR_MAGIC], ids=["result", "error"]
-)
-def test_read_only_untrusted_refuses_to_unpickle(tmp_path: Path, magic: bytes) -> None:
+def _untrusted(folder: Path) -> ReliabilityPayload:
+    infra = {"backend": "Cached", "folder": folder, "mode": "read-only", "trust": False}
+    return ReliabilityPayload(infra=infra)
+
+
+@pytest.mark.parametrize("kind", [RESULT, ERROR], ids=["result", "error"])
+def test_read_only_untrusted_refuses_to_unpickle(tmp_path: Path, kind: int) -> None:
     folder, marker = tmp_path / "cache", tmp_path / "pwned"
     sweep(folder)
-    plant(entry(folder, 1), marker, magic)
-    infra = {"backend": "Cached", "folder": folder, "mode": "read-only", "trust": False}
-    reader = ReliabilityPayload(infra=infra)
+    plant(*entry(folder, 1), marker, kind)
+    new_process()
+    reader = _untrusted(folder)
     with pytest.raises(RuntimeError, match="trust=False refuses to unpickle"):
         reader.run(1)
     with pytest.raises(RuntimeError, match="trust=False refuses to unpickle"):
         reader.lookup(1).result()
     assert not marker.exists()
     # array entries are plain .npy data: read, verified, correct
-    array = reader.run(0)
-    assert isinstance(array, np.ndarray)
-    assert same(array, expected(0))
+    for item in (0, 3):  # inline in its frame; in a file of its own
+        array = reader.run(item)
+        assert isinstance(array, np.ndarray)
+        assert same(array, expected(item))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "magic", [_legacy.PICKLE_MAGIC, _legacy.ERROR_MAGIC], ids=["result", "error"]
+)
+def test_read_only_untrusted_refuses_pickles_of_the_older_layout(
+    tmp_path: Path, magic: bytes
+) -> None:
+    """An entry file of the one-file-per-item layout (still read) is refused all the same."""
+    folder, marker = tmp_path / "cache", tmp_path / "pwned"
+    sweep(folder)
+    entries, uid = entry(folder, 7)  # never computed: its entry is the planted file
+    payload = pickle.dumps(Touch(marker))
+    (entries / "cache").mkdir()
+    (entries / "cache" / f"{uid}.pkl").write_bytes(
+        magic + xxhash.xxh3_128_digest(payload) + payload
+    )
+    new_process()
+    reader = _untrusted(folder)
+    assert reader.lookup(7).status == ("error" if magic == _legacy.ERROR_MAGIC else "success")
+    with pytest.raises(RuntimeError, match="trust=False refuses to unpickle"):
+        reader.run(7)
+    assert not marker.exists()
 
 
 def test_untrusted_needs_read_only_mode(tmp_path: Path) -> None:
@@ -99,10 +131,11 @@ def test_results_load_reads_only_the_json_index(tmp_path: Path) -> None:
     folder, marker = tmp_path / "exp", tmp_path / "pwned"
     Experiment("trust", "reliability_steps:noisy", explicit([{"n": 4}, {"n": 5}]), folder=folder,
                progress=False).run()  # fmt: skip
-    entries = list(folder.glob("cache/*/*/cache/*.pkl"))
-    assert len(entries) == 2
-    for path in entries:
-        plant(path, marker)
+    records = [(e, f.uid) for e in folder.glob("cache/*/code-*") for f in frames(e)]
+    assert len(records) == 2
+    for entries, uid in records:
+        plant(entries, uid, marker)
+    new_process()
     results = Results.load(folder)
     assert results.counts() == {"success": 2}
     assert len(results.records()) == 2
