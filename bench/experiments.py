@@ -12,16 +12,27 @@ Measures, for a trivial operation run inline with caching:
   file, write it, write the entry into it, rename it into the cache, and a flush of the file
   system per batch of entries), in the same folder;
 - resuming a completed 1,000-run sweep (a new Experiment, every run found complete);
-- a status query of a 100,000-run results index.
+- a status query of a 100,000-run results index;
+- at scale, each in a process of its own so that its memory is its own: resuming a finished
+  1,000,000-run sweep (its index written directly, without running a million runs), the
+  ``assay status`` of that folder (the command's function in the process, and the command as a
+  new process), and the memory a 20,000-run sweep adds to the driver.
 
 Removing the previous sweep's folder is not part of any timing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
+import json
 import logging
 import os
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +50,8 @@ RUNS = 1_000
 POINTS, REPLICATES = 100, 10
 INDEX_RUNS = 100_000
 FLUSH_EVERY = 250
+SCALE_POINTS = 100_000  # × REPLICATES: a sweep of 1,000,000 runs
+SWEEP_POINTS = 2_000  # × REPLICATES: a sweep of 20,000 runs
 
 
 @operation
@@ -215,6 +228,189 @@ def _ms(value: float | None, digits: int = 3) -> str:
     return "not installed" if value is None else f"{value * 1e3:.{digits}f} ms"
 
 
+# ---------------------------------------------------------------- at scale
+
+
+def scale_experiment(folder: Path, points: int = SCALE_POINTS) -> Experiment:
+    return Experiment(
+        "scale",
+        trivial,
+        grid(x=range(points)),
+        replicates=REPLICATES,
+        folder=folder,
+        progress=False,
+    )
+
+
+def finished_index(folder: Path) -> None:
+    """Write the index of the 1,000,000-run sweep with every run a success.
+
+    Running a million runs through the cache would take long and write a million entries; a
+    resume and a status query read the index only. Its rows hold no record text (a trivial
+    run's record is about 1 KB), and it is not noted as holding the whole sweep, as the
+    ``run()`` that finishes a sweep notes it: the first resume compares the runs one by one (in
+    SQLite) and notes it, the next ones read the note.
+    """
+    experiment = scale_experiment(folder)
+    code = experiment.operation.code_hash
+    with ResultsIndex(folder) as index:
+        index.claim(experiment._stored_identity(), experiment._check_folder)
+        index.plan(experiment.specs)
+        index.store(
+            Outcome(s.run_id, "success", {"y": 2 * s.params["x"]}, 1e-4, None, code, None)
+            for s in experiment.specs
+        )
+
+
+def _rss_mb() -> float:
+    """The resident memory of this process now (its peak where /proc is not there)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return _peak_mb()
+
+
+def _peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """The peak resident memory of this process (or of its children, the largest)."""
+    peak = resource.getrusage(who).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KB here
+
+
+def child_resume(folder: Path) -> dict[str, float]:
+    """Resume the finished sweep: a new Experiment, every run found complete."""
+    start = time.perf_counter()
+    results = scale_experiment(folder).run()
+    seconds = time.perf_counter() - start
+    assert results.counts() == {"success": SCALE_POINTS * REPLICATES}
+    return {"seconds": seconds, "peak_mb": _peak_mb()}
+
+
+def child_status(folder: Path) -> dict[str, float]:
+    """The ``assay status`` command's function, called in this process (best of 5)."""
+    from assay._cli import main as command
+
+    def once() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert command(["status", str(folder)]) == 0
+
+    return {"seconds": best(once, 5), "peak_mb": _peak_mb()}
+
+
+def child_status_command(folder: Path) -> dict[str, float]:
+    """``assay status`` as a new process, as typed in a shell (best of 5), and its memory."""
+    argv = [sys.executable, "-m", "assay", "status", str(folder)]
+
+    def once() -> None:
+        subprocess.run(argv, check=True, capture_output=True)
+
+    def bare() -> None:
+        subprocess.run([sys.executable, "-c", "import assay"], check=True)
+
+    seconds = best(once, 5)
+    return {
+        "seconds": seconds,
+        "peak_mb": _peak_mb(resource.RUSAGE_CHILDREN),
+        "import": best(bare, 3),
+    }
+
+
+def child_sweep(folder: Path) -> dict[str, float]:
+    """The memory a 20,000-run sweep adds to the driver: after it, and at its peak."""
+    scale_experiment(folder / "warm", points=2).run()  # what is imported on first use
+    gc.collect()
+    before = _rss_mb()
+    start = time.perf_counter()
+    results = scale_experiment(folder / "sweep", points=SWEEP_POINTS).run()
+    seconds = time.perf_counter() - start
+    gc.collect()
+    after = _rss_mb()
+    assert results.counts() == {"success": SWEEP_POINTS * REPLICATES}
+    return {"seconds": seconds, "growth_mb": after - before, "peak_mb": _peak_mb() - before}
+
+
+CHILDREN: dict[str, Callable[[Path], dict[str, float]]] = {
+    "resume": child_resume,
+    "status": child_status,
+    "status-command": child_status_command,
+    "sweep": child_sweep,
+}
+
+
+def in_child(what: str, folder: Path) -> dict[str, float]:
+    """Measure ``what`` in a new process of this script: its memory is then its own."""
+    argv = [sys.executable, __file__, "--child", what, str(folder)]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True)
+    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return figures
+
+
+def at_scale(root: Path) -> dict[str, dict[str, float]]:
+    """Build the 1,000,000-run index, then measure resume, status and a 20,000-run sweep."""
+    folder = root / "million"
+    print("writing a finished 1,000,000-run index (about a minute)...", file=sys.stderr)
+    start = time.perf_counter()
+    finished_index(folder)
+    built = time.perf_counter() - start
+    figures = {
+        "first resume": in_child("resume", folder),
+        "resume": in_child("resume", folder),
+        "status": in_child("status", folder),
+        "status command": in_child("status-command", folder),
+        "sweep": in_child("sweep", root / "sweep"),
+    }
+    figures["build"] = {"seconds": built}
+    return figures
+
+
+def _s(value: float) -> str:
+    return f"{value:.2f} s"
+
+
+def _mb(value: float) -> str:
+    return f"{value:.0f} MB"
+
+
+def scale_table(figures: dict[str, dict[str, float]]) -> Table:
+    runs = SCALE_POINTS * REPLICATES
+    table = Table(title=f"Experiment sweeps at scale ({runs:,}-run index, trivial operation)")
+    table.add_column("measure")
+    table.add_column("assay", justify="right")
+    table.add_column("target", justify="right")
+    resume, first = figures["resume"], figures["first resume"]
+    status, command = figures["status"], figures["status command"]
+    sweep = figures["sweep"]
+    table.add_row(f"resume a finished {runs:,}-run sweep", _s(resume["seconds"]), "≤ 3 s")
+    table.add_row("  peak memory of that driver", _mb(resume["peak_mb"]), "≤ 300 MB")
+    table.add_row(
+        "  its first resume (the index not yet noted complete: runs compared in SQLite)",
+        _s(first["seconds"]),
+        "≤ 3 s",
+    )
+    table.add_row("  peak memory of that driver", _mb(first["peak_mb"]), "≤ 300 MB")
+    table.add_row(
+        "assay status of it, the command's function", _ms(status["seconds"], 1), "≤ 200 ms"
+    )
+    table.add_row("  peak memory of that process", _mb(status["peak_mb"]), "")
+    table.add_row("assay status of it, as a new process", _ms(command["seconds"], 1), "≤ 200 ms")
+    table.add_row("  of which Python importing assay", _ms(command["import"], 1), "")
+    table.add_row("  peak memory of that process", _mb(command["peak_mb"]), "")
+    sweep_runs = SWEEP_POINTS * REPLICATES
+    table.add_row(
+        f"memory a {sweep_runs:,}-run sweep adds to the driver", _mb(sweep["growth_mb"]), "≤ 40 MB"
+    )
+    table.add_row("  at its peak", _mb(sweep["peak_mb"]), "")
+    table.add_row(
+        "  the sweep's time (inline backend, every run computed)", _s(sweep["seconds"]), ""
+    )
+    table.add_row(
+        f"writing the {runs:,}-run index (not a target: set-up)",
+        _s(figures["build"]["seconds"]),
+        "",
+    )
+    return table
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -223,6 +419,7 @@ def main() -> None:
         floor = steps_floor(root)
         resume = assay_resume(root)
         status = assay_status(root)
+        scale = at_scale(root)
     memory = memory_root()
     in_memory = None
     if memory is not None:
@@ -278,7 +475,11 @@ def main() -> None:
         "assay's cold runs include what crystallize does not do: seed bundles, a run record "
         "with provenance, one atomically written cache entry and an index row per run."
     )
+    Console().print(scale_table(scale))
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:  # one measurement at scale, in a process of its own
+        print(json.dumps(CHILDREN[sys.argv[2]](Path(sys.argv[3]))))
+    else:
+        main()

@@ -109,6 +109,15 @@ def warm_per_item(cls: type, n: int, scratch: Scratch) -> float:
     return median_of(lambda: list(step.run_many(range(n))), 5) / n
 
 
+def warm_new_instance_per_item(cls: type, n: int, scratch: Scratch) -> float:
+    """Warm run_many of ``n`` cached items by a new instance (built outside the timing)."""
+    folder = scratch.new()
+    list(cls(infra=infra(folder)).run_many(range(n)))
+    steps = [cls(infra=infra(folder)) for _ in range(5)]
+    times = [timed(lambda s=s: list(s.run_many(range(n)))) for s in steps]
+    return statistics.median(times) / n
+
+
 def hit_new_instance(cls: type, scratch: Scratch) -> float:
     folder = scratch.new()
     cls(infra=infra(folder)).run(3)
@@ -172,6 +181,13 @@ def main() -> None:
             "warm hits per item (2,000 items)",
             warm_per_item(ExcaTiny, 2000, scratch),
             warm_per_item(AssayTiny, 2000, scratch),
+            "µs",
+            1e6,
+        )
+        add(
+            "warm run_many of 2,000 hits, new instance, per item",
+            warm_new_instance_per_item(ExcaTiny, 2000, scratch),
+            warm_new_instance_per_item(AssayTiny, 2000, scratch),
             "µs",
             1e6,
         )
