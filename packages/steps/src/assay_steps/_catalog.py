@@ -49,10 +49,19 @@ SNAPSHOT_FRAMES = 4096
 _SCAN_BLOCK = 4 * 2**20
 #: Bytes searched for the next frame past damage, per segment and refresh.
 _RESYNC_BUDGET = 64 * 2**20
-#: A folder modified less than this long before it was listed is listed again: file systems
-#: with coarse times (Lustre, many NFS servers) show no change for a segment created within
-#: the same second (as git's racy-clean rule).
-_RACY_SECONDS = 2.0
+
+
+def racy_seconds(mtime_ns: int) -> float:
+    """Return how long after ``mtime_ns`` a listing of its folder may miss a change.
+
+    A folder modified less than this long before it was listed is listed again (as git's
+    racy-clean rule): a file created within the same tick of the file system's clock leaves
+    the folder's time unchanged. A time of whole seconds comes from a file system with coarse
+    times (Lustre, many NFS servers): two seconds; else its clock ticks in milliseconds.
+    """
+    return 2.0 if mtime_ns % 1_000_000_000 == 0 else 0.05
+
+
 _READ_BLOCK = 256 * 2**10
 _MAX_OPEN = 64  # descriptors of segments kept open per catalog
 
@@ -119,7 +128,7 @@ class Catalog:
             if not self._loaded:
                 self._loaded = True
                 self._adopt_snapshot()
-            racy = self._listed_at - listed / 1e9 < _RACY_SECONDS
+            racy = self._listed_at - listed / 1e9 < racy_seconds(listed)
             if listed != self._listed_mtime or relist or racy:
                 self._listed_mtime, self._listed_at = listed, time.time()
                 self._list()

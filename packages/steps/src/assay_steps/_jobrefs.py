@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._arrays import open_regular
+from ._catalog import racy_seconds
 from ._durable import write_atomic
 from ._frames import CorruptEntryError
 from ._paths import StepPaths, check_name
@@ -25,7 +26,6 @@ from ._paths import StepPaths, check_name
 _JOBS_SUFFIX = ".json"
 # Per jobs folder: (the folder's modification time when read, uid -> reference, when read).
 _read_cache: dict[str, tuple[int, dict[str, dict[str, Any]], float]] = {}
-_RACY_SECONDS = 2.0
 _guard = threading.Lock()
 
 
@@ -54,7 +54,11 @@ def job_refs(paths: StepPaths) -> dict[str, dict[str, Any]]:
     with _guard:
         cached = _read_cache.get(folder)
         # A folder listed within its time granularity of a change may change unseen again.
-        if cached is not None and cached[0] == listed and cached[2] - listed / 1e9 > _RACY_SECONDS:
+        if (
+            cached is not None
+            and cached[0] == listed
+            and cached[2] - listed / 1e9 > racy_seconds(listed)
+        ):
             return cached[1]
     read_at = time.time()
     refs: dict[str, dict[str, Any]] = {}

@@ -98,6 +98,12 @@ class _Runtime:
     __hash__ = None  # type: ignore[assignment]
 
 
+def _rt(step: Step) -> _Runtime:
+    """Return a step's runtime state (read directly: pydantic's attribute fallback is slow)."""
+    runtime: _Runtime = step.__pydantic_private__["_runtime"]  # type: ignore[index]
+    return runtime
+
+
 def _same(value: Any, default: Any) -> bool:
     try:
         return type(value) is type(default) and bool(value == default)
@@ -320,7 +326,7 @@ class Step(pydantic.BaseModel):
         """Return the fingerprint of this step's own code (None when its class pins a version)."""
         if type(self).code_version is not None:
             return None
-        runtime = self._runtime
+        runtime = _rt(self)
         if runtime.carried_code is not None:
             if runtime.carried_print is None:
                 runtime.carried_print = CodeFingerprint.from_dict(runtime.carried_code)
@@ -445,9 +451,9 @@ class Step(pydantic.BaseModel):
         return f"{name}-{digest}"
 
     def _store(self, prefix: tuple[Step, ...]) -> EntryStore:
-        pinned = self._runtime.pinned
-        if pinned is not None and not prefix:
-            return pinned
+        runtime = _rt(self)
+        if runtime.pinned is not None and not prefix:
+            return runtime.pinned
         infra = self.infra
         if infra is None or infra.folder is None:
             raise RuntimeError(
@@ -455,14 +461,14 @@ class Step(pydantic.BaseModel):
             )
         attach_file_digests(infra.folder)  # before any uid: Path fields hash their files
         key = (str(infra.folder), self._step_uid(prefix))
-        store = self._runtime.stores.get(key)
+        store = runtime.stores.get(key)
         if store is None or (store.keep_in_ram, store.trust) != (infra.keep_in_ram, infra.trust):
             paths = StepPaths(infra.folder, key[1], self._entries_version(infra, key, prefix))
             store = EntryStore(
                 paths, keep_in_ram=infra.keep_in_ram, fsync=infra.fsync, trust=infra.trust
             )
             store.on_first_write = lambda: self._record_folder(store, key)
-            self._runtime.stores[key] = store
+            runtime.stores[key] = store
         return store
 
     def _entries_version(
@@ -473,7 +479,7 @@ class Step(pydantic.BaseModel):
         step_folder = Path(key[0]) / key[1]
         what = f"step {type(self).__name__}"
         version, registered = entries_version(step_folder, identity, infra.on_code_change, what)
-        self._runtime.codes[key] = identity  # recorded (if it is not yet) when it first writes
+        _rt(self).codes[key] = identity  # recorded (if it is not yet) when it first writes
         if not registered and infra.on_code_change == "error" and not step_folder.exists():
             name = key[1].rsplit("-", 1)[0]
             old = older_encodings(Path(key[0]), name, ENCODING)
@@ -564,12 +570,13 @@ class Step(pydantic.BaseModel):
             again = lambda: _dispatch(step, (), uids, values, forced=False)  # noqa: E731
             return StepItems(results, len(values), again=again)
         store = step._store(())
-        step._runtime.pinned = store
+        runtime = _rt(step)
+        runtime.pinned = store
         try:
             results = _dispatch(step, (), uids, values, forced=False, top=True)
             results = _raise_now(step, uids(), results)
         finally:
-            step._runtime.pinned = None
+            runtime.pinned = None
         # Iterating again reads the entries again, as in exca (whatever the mode).
         return StepItems(results, len(values), again=lambda: _read_all(step, store, uids()))
 
@@ -750,7 +757,7 @@ def _dispatch(
     store = step._store(prefix)
     store.refresh()  # what other processes wrote since this process last looked
     uids = get_uids()
-    attempted = step._runtime.attempted.setdefault(store.paths.step_uid, set())
+    attempted = _rt(step).attempted.setdefault(store.paths.step_uid, set())
     pending: dict[str, Any] = {}
     # Looked up together: entries read side by side are verified from shared reads.
     statuses = store.statuses(uids) if mode in ("cached", "retry") else None
