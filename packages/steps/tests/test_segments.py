@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from assay_steps import _catalog, _frames, _segments
+from assay_steps import _frames, _scan, _segments
 from assay_steps._catalog import Catalog
 from assay_steps._frames import RESULT, CorruptEntryError, encode
 from assay_steps._segments import SegmentWriter
@@ -147,7 +147,7 @@ def test_a_whole_frame_inside_another_frames_value_is_not_taken_for_an_entry(
 def test_frames_across_scan_blocks_are_all_found(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(_catalog, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(_scan, "SCAN_BLOCK", block)
     values = {f"item-{i}": bytes([i % 256]) * (i * 7 % 300) for i in range(60)}
     plant(tmp_path, b"".join(frame(uid, value) for uid, value in values.items()))
     assert read(tmp_path, *values) == list(values.values())
@@ -156,7 +156,7 @@ def test_frames_across_scan_blocks_are_all_found(
 def test_a_segment_read_in_steps_finds_what_each_step_added(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_catalog, "_SCAN_BLOCK", 100)
+    monkeypatch.setattr(_scan, "SCAN_BLOCK", 100)
     writer = SegmentWriter(str(tmp_path))
     catalog = Catalog(str(tmp_path))
     for i in range(30):

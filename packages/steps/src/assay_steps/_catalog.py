@@ -27,14 +27,13 @@ from ._frames import (
     DELETED,
     HEADER,
     MAGIC,
-    SEAL,
     CorruptEntryError,
     SegmentGoneError,
     frame_length,
-    may_grow_into_frame,
     parse_header,
     verify,
 )
+from ._scan import SegmentScan
 from ._segments import SEGMENTS, SUFFIX
 from ._snapshot import INDEX_NAME, load_snapshot, save_snapshot
 
@@ -46,7 +45,6 @@ _SEGMENT_SHIFT: Final = 44
 _OFFSET_MASK: Final = (1 << _OFFSET_BITS) - 1
 #: A refresh that scanned at least this many frames saves the catalog for the next process.
 SNAPSHOT_FRAMES = 4096
-_SCAN_BLOCK = 4 * 2**20
 #: Bytes searched for the next frame past damage, per segment and refresh.
 _RESYNC_BUDGET = 64 * 2**20
 
@@ -232,82 +230,26 @@ class Catalog:
         fd = self._fd(name)
         if fd is None:
             return 0
-        size = os.fstat(fd).st_size
-        entries = self.entries
-        offset, frames = start, 0
-        block, block_start = b"", start
-        while offset < size:
-            # Headers are parsed from blocks read ahead; values are skipped, not read.
-            local = offset - block_start
-            header = parse_header(block, local, len(block), total=size - block_start)
-            if header is not None and local + HEADER.size + header[1] > len(block):
-                header = None  # its uid runs past the block
-            if not block or (header is None and local > 0 and block_start + len(block) < size):
-                block_start, local = offset, 0
-                block = os.pread(fd, min(_SCAN_BLOCK, size - offset), offset)
-                header = parse_header(block, 0, len(block), total=size - offset)
-            if header is None:
-                resumed = self._resync(fd, offset, size, name)
-                if resumed is None:
-                    break  # the end of what is written (perhaps a frame being written now)
-                offset = resumed
-                block, block_start = b"", offset
-                continue
-            kind, uid_len, stamp, _ = header
-            if kind != SEAL:
-                first = local + HEADER.size
-                uid = block[first : first + uid_len].decode(errors="replace")
-                location = pack(number, kind, offset)
-                old = entries.get(uid)
-                if old is None or self._newer(stamp, location, old):
-                    entries[uid] = location
-                frames += 1
-            offset += frame_length(header)
-        self._scanned[name] = offset
+        scan = SegmentScan(
+            fd,
+            start,
+            os.fstat(fd).st_size,
+            searched=self._searched.get(name, 0),
+            budget=_RESYNC_BUDGET,  # damage (or a file of garbage) is searched in steps
+        )
+        entries, frames = self.entries, 0
+        for found in scan:
+            location = pack(number, found.kind, found.offset)
+            old = entries.get(found.uid)
+            if old is None or self._newer(found.stamp, location, old):
+                entries[found.uid] = location
+            frames += 1
+        self._scanned[name] = scan.end
+        if scan.searched:
+            self._searched[name] = scan.searched
+        else:
+            self._searched.pop(name, None)
         return frames
-
-    def _resync(self, fd: int, offset: int, size: int, name: str) -> int | None:
-        """Return the offset of the next whole, verified frame after ``offset``; else None.
-
-        A frame being written is the last thing in its file: when a whole frame follows the
-        bytes at ``offset``, those bytes are damage, and the scan goes on after them. What
-        was searched is remembered, so that damage (or a file of garbage) is searched through
-        once, in bounded steps, not again on every refresh.
-        """
-        search = max(offset + 1, self._searched.get(name, 0))
-        budget = search + _RESYNC_BUDGET
-        growing = None  # the first place where a frame may still be being written
-        while search < min(size, budget):
-            block = os.pread(fd, min(_SCAN_BLOCK, size - search), search)
-            found = block.find(MAGIC)
-            if found < 0:
-                search += max(len(block) - len(MAGIC) + 1, 1)
-                continue
-            candidate = search + found
-            head = os.pread(fd, HEADER.size, candidate)
-            header = parse_header(head, 0, len(head), total=size - candidate)
-            if header is not None and self._verifies(fd, candidate, header, name):
-                self._searched.pop(name, None)
-                return candidate
-            if header is None and growing is None and may_grow_into_frame(head, size - candidate):
-                growing = candidate
-            search = candidate + 1
-        if search < size:  # out of budget: go on from here next time
-            self._searched[name] = search
-        else:  # looked at all: next time, from where a frame may still complete
-            self._searched[name] = (
-                max(offset + 1, search - len(MAGIC) + 1) if growing is None else growing
-            )
-        return None
-
-    def _verifies(self, fd: int, offset: int, header: tuple[int, int, int, int], name: str) -> bool:
-        frame = os.pread(fd, frame_length(header), offset)
-        uid = frame[HEADER.size : HEADER.size + header[1]]
-        try:
-            verify(frame, 0, uid, name)
-        except CorruptEntryError:
-            return False
-        return True
 
     def _newer(self, stamp: int, location: int, old: int) -> bool:
         old_stamp = self._stamp(old)

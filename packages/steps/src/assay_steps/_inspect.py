@@ -11,7 +11,6 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,16 +22,11 @@ from ._frames import (
     ARRAY,
     ARRAY_FILE,
     ERROR,
-    HEADER,
-    MAGIC,
     RESULT,
-    SEAL,
     CorruptEntryError,
-    frame_length,
-    parse_header,
-    verify,
 )
 from ._legacy import LEGACY_FOLDER, legacy_uids
+from ._scan import FoundFrame, SegmentScan
 from ._segments import _HOST, SEGMENTS, SUFFIX, _writers
 
 ARRAYS = "arrays"
@@ -41,6 +35,7 @@ ENTRY_KINDS = frozenset({RESULT, ERROR, ARRAY, ARRAY_FILE})
 
 _STEP_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*-[0-9a-f]{32}")
 _BLOCK = 4 * 2**20
+_ARRAY_NAMES = frozenset({ARRAY_FILE})  # the values a survey reads: array files' names
 _BEAT = ".beat"
 _LOCK_FRESH_SECONDS = 120.0  # locks of the older layout were refreshed every 20 s
 
@@ -128,16 +123,6 @@ class _Survey:
         return total
 
 
-@dataclass(frozen=True)
-class _Found:
-    offset: int
-    kind: int
-    uid: str
-    stamp: int
-    length: int
-    array: str | None  # the file name of an array file frame
-
-
 def _survey(folder: str) -> _Survey:
     """Scan the headers of every segment of ``folder`` (values are skipped, not read).
 
@@ -182,7 +167,7 @@ def _scan(survey: _Survey, number: int, path: str) -> int:
         return 0  # replaced by something that is not a regular file: not ours to read
     try:
         count = 0
-        for found in _frames(fd, os.fstat(fd).st_size):
+        for found in SegmentScan(fd, 0, os.fstat(fd).st_size, values_of=_ARRAY_NAMES):
             count += 1
             _note(survey, number, found)
         survey.segments[number].size = os.fstat(fd).st_size
@@ -191,9 +176,9 @@ def _scan(survey: _Survey, number: int, path: str) -> int:
         os.close(fd)
 
 
-def _note(survey: _Survey, number: int, found: _Found) -> None:
-    if found.array is not None:
-        survey.array_refs[number, found.offset] = found.array
+def _note(survey: _Survey, number: int, found: FoundFrame) -> None:
+    if found.value is not None:  # an array file's name
+        survey.array_refs[number, found.offset] = found.value.decode(errors="replace")
     item = survey.items.get(found.uid)
     if item is None:
         survey.items[found.uid] = _Item(found.stamp, number, found.offset, found.kind, found.length)
@@ -202,76 +187,6 @@ def _note(survey: _Survey, number: int, found: _Found) -> None:
     if item.older_than(found.stamp, number, found.offset):
         item.stamp, item.segment, item.offset = found.stamp, number, found.offset
         item.kind, item.length = found.kind, found.length
-
-
-def _frames(fd: int, size: int) -> Iterator[_Found]:
-    """Yield the frames of a segment (not its seals), skipping damage as the catalog does."""
-    offset, block, start = 0, b"", 0
-    while offset < size:
-        local = offset - start
-        header = parse_header(block, local, len(block), total=size - start)
-        if header is None or local + HEADER.size + header[1] + _wanted(header) > len(block):
-            # Not in the block read ahead (or damaged): read on from the frame itself.
-            block, start, local = os.pread(fd, min(_BLOCK, size - offset), offset), offset, 0
-            header = parse_header(block, 0, len(block), total=size - offset)
-        if header is None:
-            resumed = _resync(fd, offset, size)
-            if resumed is None:
-                return  # the end of what was written: a torn tail, or a frame being written
-            offset, block, start = resumed, b"", resumed
-            continue
-        kind, uid_len, stamp, value_len = header
-        length = frame_length(header)
-        if kind != SEAL:
-            first = local + HEADER.size
-            uid = block[first : first + uid_len]
-            array = None
-            if kind == ARRAY_FILE:
-                at = HEADER.size + uid_len
-                array = _value(fd, block, local + at, value_len, offset + at)
-            yield _Found(offset, kind, uid.decode(errors="replace"), stamp, length, array)
-        offset += length
-
-
-def _wanted(header: tuple[int, int, int, int]) -> int:
-    """Return how much of the value the scan reads: an array file's name, nothing else."""
-    return header[3] if header[0] == ARRAY_FILE and header[3] <= 4096 else 0
-
-
-def _value(fd: int, block: bytes, local: int, length: int, offset: int) -> str:
-    raw = block[local : local + length]
-    if len(raw) < length:
-        raw = os.pread(fd, length, offset)
-    return raw.decode(errors="replace")
-
-
-def _resync(fd: int, offset: int, size: int) -> int | None:
-    """Return the offset of the next whole, verified frame after damage at ``offset``."""
-    search = offset + 1
-    while search < size:
-        block = os.pread(fd, min(_BLOCK, size - search), search)
-        found = block.find(MAGIC)
-        if found < 0:
-            search += max(len(block) - len(MAGIC) + 1, 1)
-            continue
-        candidate = search + found
-        if _verifies(fd, candidate, size):
-            return candidate
-        search = candidate + 1
-    return None
-
-
-def _verifies(fd: int, offset: int, size: int) -> bool:
-    head = os.pread(fd, HEADER.size, offset)
-    header = parse_header(head, 0, len(head), total=size - offset)
-    if header is None:
-        return False
-    frame = os.pread(fd, frame_length(header), offset)
-    try:
-        verify(frame, 0, frame[HEADER.size : HEADER.size + header[1]], "segment")
-    except CorruptEntryError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- who is still writing
