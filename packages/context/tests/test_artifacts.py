@@ -110,9 +110,11 @@ def test_metadata_is_frozen_and_validated() -> None:
     log = ArtifactLog()
     log.add("a", b"", metadata=meta)
     meta["shape"].append(4)
-    assert log["a"].metadata == {"shape": (2, 3)}
+    assert log["a"].metadata == {"shape": [2, 3]}
     with pytest.raises(TypeError):
         log["a"].metadata["shape"] = ()  # type: ignore[index]
+    with pytest.raises(TypeError):
+        log["a"].metadata["shape"].append(4)
     with pytest.raises(TypeError, match="artifact 'b': metadata"):
         log.add("b", b"", metadata={1: "x"})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="artifact 'c': metadata"):

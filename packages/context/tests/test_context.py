@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from assay_context import ContextMutationError, FrozenContext, FrozenDict, FrozenMetrics
+from assay_context import (
+    ContextMutationError,
+    FrozenContext,
+    FrozenDict,
+    FrozenList,
+    FrozenMetrics,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -140,16 +146,20 @@ def test_mutating_a_read_dict_is_impossible_and_invisible() -> None:
     cfg = ctx["cfg"]
     with pytest.raises(TypeError):
         cfg["layers"] = []
-    with pytest.raises(AttributeError):
+    with pytest.raises(TypeError):
         cfg["layers"].append(1)
     with pytest.raises(TypeError):
         cfg["opt"]["lr"] = 1.0
-    assert ctx["cfg"] == {"layers": (64, 64), "opt": {"lr": 0.1}}
+    assert ctx["cfg"] == {"layers": [64, 64], "opt": {"lr": 0.1}}
 
 
-def test_list_and_set_values_are_stored_as_tuple_and_frozenset() -> None:
-    ctx = FrozenContext({"xs": [1, [2, 3]], "s": {1, 2}})
-    assert ctx["xs"] == (1, (2, 3))
+def test_list_tuple_and_set_values_are_stored_as_frozen_list_tuple_and_frozenset() -> None:
+    ctx = FrozenContext({"xs": [1, [2, 3]], "t": (1, [2]), "s": {1, 2}})
+    assert ctx["xs"] == [1, [2, 3]]
+    assert type(ctx["xs"]) is FrozenList
+    assert type(ctx["xs"][1]) is FrozenList
+    assert ctx["t"] == (1, [2])
+    assert type(ctx["t"]) is tuple
     assert ctx["s"] == frozenset({1, 2})
 
 
@@ -161,8 +171,8 @@ def test_caller_mutating_the_original_does_not_reach_the_context() -> None:
     later: list[int] = [1]
     ctx.add("later", later)
     later.append(2)
-    assert ctx["cfg"] == {"layers": (64,)}
-    assert ctx["later"] == (1,)
+    assert ctx["cfg"] == {"layers": [64]}
+    assert ctx["later"] == [1]
 
 
 def test_unfreezable_objects_are_copied_on_store_and_on_read() -> None:
@@ -217,17 +227,18 @@ def test_frozen_values_equal_their_thawed_originals(initial: dict[str, Any]) -> 
     ctx = FrozenContext(initial)
     assert set(ctx) == set(initial)
     for key, value in initial.items():
-        assert _as_lists(thaw(ctx[key])) == _as_lists(value)
-        assert not isinstance(ctx[key], (list, dict, set))
+        assert thaw(ctx[key]) == value
+        assert ctx[key] == value
+        assert _is_frozen(ctx[key])
 
 
-def _as_lists(value: Any) -> Any:
-    """Normalise tuples to lists so a frozen value compares with its original."""
+def _is_frozen(value: Any) -> bool:
+    """Whether no container in ``value`` is a mutable list, dict or set."""
     if isinstance(value, (list, tuple)):
-        return [_as_lists(v) for v in value]
+        return type(value) is not list and all(_is_frozen(v) for v in value)
     if isinstance(value, Mapping):
-        return {k: _as_lists(v) for k, v in value.items()}
-    return value
+        return type(value) is not dict and all(_is_frozen(v) for v in value.values())
+    return type(value) is not set
 
 
 @given(st.dictionaries(keys, leaves, max_size=6), keys, leaves)
@@ -262,7 +273,7 @@ def test_child_additions_stay_in_the_child_until_merged() -> None:
     step.add("weights", [1.0, 2.0])
     assert "weights" not in run
     run.merge(step)
-    assert run["weights"] == (1.0, 2.0)
+    assert run["weights"] == [1.0, 2.0]
 
 
 def test_child_shares_metrics_artifacts_and_logger() -> None:
@@ -318,7 +329,7 @@ def test_frozen_dict_values_can_be_nested_in_new_keys() -> None:
 
 
 def test_repr_shows_the_values() -> None:
-    assert repr(FrozenContext({"a": [1]})) == "FrozenContext({'a': (1,)})"
+    assert repr(FrozenContext({"a": [1]})) == "FrozenContext({'a': FrozenList([1])})"
 
 
 def test_guarded_copies_stay_guarded_however_they_arrive() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from assay_context import FrozenDict, freeze, thaw
+from assay_context import FrozenDict, FrozenList, freeze, thaw
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,7 +35,10 @@ def test_containers_become_immutable_equivalents() -> None:
         {"l": [1, [2]], "s": {3}, "b": bytearray(b"x"), "d": collections.deque([4]), "t": (5, [6])}
     )
     assert isinstance(frozen, FrozenDict)
-    assert frozen == {"l": (1, (2,)), "s": frozenset({3}), "b": b"x", "d": (4,), "t": (5, (6,))}
+    assert frozen == {"l": [1, [2]], "s": frozenset({3}), "b": b"x", "d": [4], "t": (5, [6])}
+    assert [type(frozen[k]) for k in "lsbdt"] == [FrozenList, frozenset, bytes, FrozenList, tuple]
+    assert type(frozen["l"][1]) is FrozenList
+    assert type(frozen["t"][1]) is FrozenList
 
 
 @pytest.mark.parametrize(
@@ -50,7 +53,10 @@ def test_namedtuples_keep_their_type_with_frozen_fields() -> None:
     frozen = freeze(Point(1, [2]))
     assert isinstance(frozen, Point)
     fields: tuple[Any, ...] = tuple(frozen)
-    assert fields == (1, (2,))
+    assert fields == (1, [2])
+    assert type(frozen.y) is FrozenList
+    assert thaw(frozen) == Point(1, [2])
+    assert type(thaw(frozen)) is Point
 
 
 def test_unknown_objects_raise_type_error_naming_them() -> None:
@@ -64,24 +70,27 @@ def test_unknown_objects_raise_type_error_naming_them() -> None:
 def test_frozen_dict_refuses_every_mutation() -> None:
     frozen = FrozenDict({"a": 1})
     with pytest.raises(TypeError):
-        frozen["a"] = 2  # type: ignore[index]
+        frozen["a"] = 2
     with pytest.raises(TypeError):
-        del frozen["a"]  # type: ignore[attr-defined]
-    assert not hasattr(frozen, "update")
-    assert not hasattr(frozen, "pop")
-    with pytest.raises(AttributeError):
+        del frozen["a"]
+    with pytest.raises(TypeError):
+        frozen.update({"a": 2})
+    with pytest.raises(TypeError):
+        frozen.pop("a")
+    with pytest.raises(TypeError):
         frozen.extra = 1  # type: ignore[attr-defined]
+    assert frozen == {"a": 1}  # every mutation is tested in test_plain_containers.py
 
 
 def test_frozen_dict_equality_hash_union_and_repr() -> None:
     a: FrozenDict[str, Any] = FrozenDict({"x": [1]})
-    assert a == {"x": (1,)}
-    assert a == FrozenDict({"x": (1,)})
-    assert a != {"x": [1]}
-    assert hash(a) == hash(FrozenDict({"x": (1,)}))
-    assert {a: "usable as a key"}[FrozenDict({"x": (1,)})] == "usable as a key"
-    assert (a | {"y": [2]}) == {"x": (1,), "y": (2,)}
-    assert repr(a) == "FrozenDict({'x': (1,)})"
+    assert a == {"x": [1]}
+    assert a == FrozenDict({"x": [1]})
+    assert a != {"x": (1,)}
+    assert hash(a) == hash(FrozenDict({"x": [1]}))
+    assert {a: "usable as a key"}[FrozenDict({"x": [1]})] == "usable as a key"
+    assert (a | {"y": [2]}) == {"x": [1], "y": [2]}
+    assert repr(a) == "FrozenDict({'x': FrozenList([1])})"
     assert FrozenDict([("k", 1)]) == {"k": 1}
     assert FrozenDict() == {}
 

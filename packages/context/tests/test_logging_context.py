@@ -62,15 +62,30 @@ def test_same_api_and_type_as_the_context() -> None:
     assert len(ctx) == 2
     assert list(ctx) == ["a", "b"]
     assert set(ctx.reads) == set()  # membership, length and keys read no value
-    assert ctx["a"] == (1,)
+    assert ctx["a"] == [1]
 
 
-def test_as_dict_and_items_count_every_key_as_read() -> None:
+def test_as_dict_reads_no_key_as_in_crystallize(caplog: pytest.LogCaptureFixture) -> None:
+    ctx = LoggingContext(FrozenContext({"a": 1, "b": [2]}))
+    ctx["a"]
+    with caplog.at_level(logging.DEBUG, logger="assay.context"):
+        snapshot = ctx.as_dict()
+    assert snapshot == {"a": 1, "b": [2]}
+    assert set(ctx.reads) == {"a"}  # the snapshot marks nothing as read
+    assert not [r for r in caplog.records if r.levelno == logging.DEBUG]
+    fresh = LoggingContext(FrozenContext({"a": 1}))
+    fresh.as_dict()
+    assert dict(fresh.reads) == {}
+    fresh.child().as_dict()
+    assert dict(fresh.reads) == {}
+
+
+def test_items_and_values_count_the_keys_they_return() -> None:
     ctx = LoggingContext(FrozenContext({"a": 1, "b": 2}))
-    assert ctx.as_dict() == {"a": 1, "b": 2}
+    assert dict(ctx.items()) == {"a": 1, "b": 2}
     assert set(ctx.reads) == {"a", "b"}
     other = LoggingContext(FrozenContext({"a": 1}))
-    assert dict(other.items()) == {"a": 1}
+    assert list(other.values()) == [1]
     assert set(other.reads) == {"a"}
 
 
@@ -98,7 +113,8 @@ def test_pickles_with_its_reads_and_wrapped_context() -> None:
     ctx.record("m", 1.0)
     copy = pickle.loads(pickle.dumps(ctx))
     assert dict(copy.reads) == {"a": 1}
-    assert copy.as_dict() == {"a": 1, "b": (2,)}
+    assert copy.as_dict() == {"a": 1, "b": [2]}
+    assert dict(copy.reads) == {"a": 1}
     copy.add("c", 3)
     assert copy.inner["c"] == 3  # still a proxy of its (copied) inner context
     assert copy.metrics["m"] == (1.0,)

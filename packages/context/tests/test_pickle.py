@@ -28,7 +28,7 @@ def test_context_roundtrip_keeps_values_metrics_artifacts_and_rules(tmp_path: Pa
     ctx.artifacts.add("obj.pkl", {"a": 1})
     copy = roundtrip(ctx)
     assert isinstance(copy, FrozenContext)
-    assert copy.as_dict()["cfg"] == {"layers": (1, 2)}
+    assert copy.as_dict()["cfg"] == {"layers": [1, 2]}
     assert copy["box"].items == [1]
     copy["box"].items.append(2)
     assert copy["box"].items == [1]  # still copied on read
@@ -39,6 +39,8 @@ def test_context_roundtrip_keeps_values_metrics_artifacts_and_rules(tmp_path: Pa
         copy["cfg"] = {}
     with pytest.raises(TypeError):
         copy["cfg"]["layers"] = ()
+    with pytest.raises(TypeError):
+        copy["cfg"]["layers"].append(3)
 
 
 def test_a_named_logger_comes_back() -> None:

@@ -7,6 +7,7 @@ installed, so the shared contract is checked on both sides.
 from __future__ import annotations
 
 import importlib
+import json
 import pickle
 from types import ModuleType
 
@@ -67,6 +68,34 @@ def test_logging_context_contract(mod: ModuleType) -> None:
     assert inner["c"] == 3
     assert ctx.metrics is inner.metrics
     assert ctx.artifacts is inner.artifacts
+    assert dict(ctx.as_dict()) == {"a": 1, "b": 2, "c": 3}
+    assert set(ctx.reads) == {"a", "b"}  # a snapshot reads no key
+
+
+def test_stored_containers_read_back_equal_and_serialisable(mod: ModuleType) -> None:
+    ctx = mod.FrozenContext({"cfg": {"x": [1, 2], "opt": {"betas": [0.9, 0.99]}}})
+    ctx.add("xs", [1, [2]])
+    assert ctx["cfg"] == {"x": [1, 2], "opt": {"betas": [0.9, 0.99]}}
+    assert ctx.get("xs") == [1, [2]]
+    assert isinstance(ctx["cfg"], dict)
+    assert isinstance(ctx["cfg"]["x"], list)
+    assert json.dumps(ctx["cfg"], indent=2) == json.dumps(
+        {"x": [1, 2], "opt": {"betas": [0.9, 0.99]}}, indent=2
+    )
+    assert json.loads(json.dumps(dict(ctx.as_dict()))) == {
+        "cfg": {"x": [1, 2], "opt": {"betas": [0.9, 0.99]}},
+        "xs": [1, [2]],
+    }
+
+
+def test_get_tags_gives_dicts(mod: ModuleType) -> None:
+    ctx = mod.FrozenContext({})
+    ctx.record("loss", 0.5, tags={"epoch": 1})
+    ctx.record("loss", 0.4)
+    tags = ctx.metrics.get_tags("loss")
+    assert type(tags) is tuple
+    assert [type(t) for t in tags] == [dict, dict]
+    assert tags == ({"epoch": 1}, {})
 
 
 def test_where_assay_differs_on_purpose() -> None:
@@ -85,7 +114,14 @@ def test_where_assay_differs_on_purpose() -> None:
     ref["cfg"], ours["cfg"] = cfg, cfg
     cfg["layers"].append(2)  # the reference keeps the caller's object on add
     assert ref["cfg"] == {"layers": [1, 2]}
-    assert ours["cfg"] == {"layers": (1,)}
+    assert ours["cfg"] == {"layers": [1]}
     with pytest.raises(TypeError, match="mappingproxy"):
         pickle.dumps(ref.as_dict())
-    assert pickle.loads(pickle.dumps(ours.as_dict())) == {"a": 1, "cfg": {"layers": (1,)}}
+    assert pickle.loads(pickle.dumps(ours.as_dict())) == {"a": 1, "cfg": {"layers": [1]}}
+    with pytest.raises(TypeError, match="mappingproxy"):
+        json.dumps(ref.as_dict())  # the snapshot itself is not serialisable in the reference
+    assert json.loads(json.dumps(ours.as_dict())) == {"a": 1, "cfg": {"layers": [1]}}
+    with pytest.raises(TypeError, match="read-only"):
+        ours["cfg"]["layers"].append(2)  # a reader cannot change what later readers see
+    ref["cfg"]["layers"].append(3)  # the reference hands out a deep copy to change
+    assert ref["cfg"] == {"layers": [1, 2]}

@@ -1,7 +1,9 @@
 """assay_context — frozen, set-once experiment context with metrics and artifacts.
 
 A `FrozenContext` holds the shared state of a run: a key, once set, keeps its value, and
-values are deep-frozen so no reader can change what later readers see. Metrics accumulate in
+values are deep-frozen so no reader can change what later readers see (a dict reads back as a
+read-only `FrozenDict`, a list as a read-only `FrozenList`: equal to the originals, and
+serialisable with ``json``). Metrics accumulate in
 `FrozenMetrics`, files and objects in `ArtifactLog`, and `LoggingContext`
 reports which keys a run read. The API follows ``crystallize.utils.context``.
 """
@@ -9,7 +11,7 @@ reports which keys a run read. The API follows ``crystallize.utils.context``.
 from ._artifacts import ArtifactLog, ArtifactRecord
 from ._context import FrozenContext
 from ._errors import ContextMutationError
-from ._freeze import MAX_NESTING, FrozenDict, freeze, nesting_depth, thaw
+from ._freeze import MAX_NESTING, FrozenDict, FrozenList, freeze, nesting_depth, thaw
 from ._logging import LoggingContext
 from ._metrics import FrozenMetrics
 
@@ -20,6 +22,7 @@ __all__ = [
     "ContextMutationError",
     "FrozenContext",
     "FrozenDict",
+    "FrozenList",
     "FrozenMetrics",
     "LoggingContext",
     "freeze",

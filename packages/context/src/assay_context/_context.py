@@ -98,8 +98,10 @@ class FrozenContext(Mapping[str, Any]):
 
     Keys are added with `add` or ``ctx[key] = value``; setting a key that exists raises
     `ContextMutationError`. Values are deep-frozen when stored (dicts become read-only
-    `FrozenDict`, lists tuples, sets frozensets, numpy arrays read-only copies), so a
-    reader cannot change what later readers see, and reads cost no copy. A value whose
+    `FrozenDict`, lists read-only `FrozenList`, sets frozensets, numpy arrays read-only
+    copies), so a reader cannot change what later readers see, and reads cost no copy. A
+    frozen dict or list is a ``dict`` or ``list`` equal to the original and serialisable with
+    ``json``. A value whose
     mutability is unknown (an instance of an arbitrary class) is deep-copied when stored and on
     every read instead.
 
@@ -119,7 +121,9 @@ class FrozenContext(Mapping[str, Any]):
         >>> ctx = FrozenContext({"lr": 0.01, "layers": [64, 64]})
         >>> ctx.add("seed", 7)
         >>> ctx["layers"]
-        (64, 64)
+        FrozenList([64, 64])
+        >>> ctx["layers"] == [64, 64]
+        True
         >>> "seed" in ctx, len(ctx)
         (True, 3)
         >>> ctx.record("loss", 0.25, tags={"epoch": 1})
@@ -176,7 +180,15 @@ class FrozenContext(Mapping[str, Any]):
     def as_dict(self) -> Mapping[str, Any]:
         """Return a read-only snapshot of every key and value (a picklable `FrozenDict`).
 
-        Keys added later do not appear in the snapshot.
+        Keys added later do not appear in the snapshot. It is a ``dict``, so ``json.dumps``
+        serialises it when the values are JSON data.
+
+        Example:
+            >>> import json
+            >>> ctx = FrozenContext({"lr": 0.1, "layers": [64, 64]})
+            >>> json.dumps(ctx.as_dict())
+            '{"lr": 0.1, "layers": [64, 64]}'
+
         """
         # dict.copy() takes the items at once, running no Python code (iterating the live dict
         # while values are deep-copied would let another thread's add end it in RuntimeError).
@@ -243,7 +255,7 @@ class FrozenContext(Mapping[str, Any]):
             False
             >>> run.merge(step)
             >>> run["weights"]
-            (0.5, 0.25)
+            FrozenList([0.5, 0.25])
 
         """
         child: FrozenContext = object.__new__(FrozenContext)

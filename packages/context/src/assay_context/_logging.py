@@ -13,9 +13,10 @@ from ._context import FrozenContext
 class LoggingContext(FrozenContext):
     """A proxy of a `FrozenContext` that logs each key read and remembers it.
 
-    Every read (``ctx[key]``, ``get`` of a set key, ``items()``, ``values()``, ``as_dict()``)
-    emits a DEBUG line and enters the key in `reads`, so a run can report which context
-    values it used. Writes, metrics and artifacts go to the wrapped context.
+    Every read (``ctx[key]``, ``get`` of a set key, ``items()``, ``values()``) emits a DEBUG
+    line and enters the key in `reads`, so a run can report which context values it used;
+    ``as_dict()``, ``in``, ``len`` and iteration over keys read no value and are not recorded.
+    Writes, metrics and artifacts go to the wrapped context.
 
     Args:
         ctx: The context to wrap; keys added through the proxy are added to it.
@@ -87,11 +88,20 @@ class LoggingContext(FrozenContext):
         return self[key]
 
     def as_dict(self) -> Mapping[str, Any]:
-        """Return a read-only snapshot; every key in it counts as read."""
-        snapshot = self._inner.as_dict()
-        for key, value in snapshot.items():
-            self._log_read(key, value)
-        return snapshot
+        """Return a read-only snapshot of every key (see `FrozenContext.as_dict`).
+
+        As in crystallize, the snapshot is not a read: it neither enters keys in `reads` nor
+        logs, so saving or printing the whole context does not mark every value as used.
+
+        Example:
+            >>> ctx = LoggingContext(FrozenContext({"lr": 0.1, "epochs": 3}))
+            >>> ctx.as_dict()
+            FrozenDict({'lr': 0.1, 'epochs': 3})
+            >>> dict(ctx.reads)
+            {}
+
+        """
+        return self._inner.as_dict()
 
     def add(self, key: str, value: Any) -> None:
         """Add a new key to the wrapped context (see `FrozenContext.add`)."""

@@ -79,7 +79,7 @@ def check_tags(name: str, tags: object) -> FrozenDict[str, Any]:
             if type(key) is not str or type(value) not in _SCALARS:
                 break
         else:
-            return FrozenDict._wrap(dict(tags))
+            return FrozenDict._wrap(tags)
     if not isinstance(tags, Mapping):
         raise TypeError(
             f"metric {name!r}: tags {tags!r} of type {type(tags).__qualname__} are not accepted; "
@@ -99,7 +99,7 @@ class FrozenMetrics:
     """Append-only record of metric values, each kept with the tags it was recorded with.
 
     Values are never replaced: `add` appends to the series of a metric, and readers get
-    tuples and read-only mappings, so nothing already recorded can be changed.
+    tuples of values and copies of the tags, so nothing already recorded can be changed.
 
     Example:
         >>> metrics = FrozenMetrics()
@@ -153,10 +153,23 @@ class FrozenMetrics:
         series = self._series.get(key)
         return () if series is None else tuple(map(_VALUE, series))
 
-    def get_tags(self, key: str) -> tuple[Mapping[str, Any], ...]:
-        """Return the tags recorded with each value of ``key`` (an empty mapping if none)."""
+    def get_tags(self, key: str) -> tuple[dict[str, Any], ...]:
+        """Return the tags recorded with each value of ``key``, as plain ``dict`` copies.
+
+        One dict per value in recording order, ``{}`` for a value recorded without tags, and
+        ``()`` for a metric never recorded. Each dict is a new copy, so changing it changes
+        nothing recorded; tag values are frozen (a list is a `FrozenList`), as stored.
+
+        Example:
+            >>> metrics = FrozenMetrics()
+            >>> metrics.add("loss", 0.9, tags={"epoch": 1})
+            >>> metrics.add("loss", 0.5)
+            >>> metrics.get_tags("loss")
+            ({'epoch': 1}, {})
+
+        """
         series = self._series.get(key)
-        return () if series is None else tuple(map(_TAGS, series))
+        return () if series is None else tuple([dict(tags) for _, tags in series])
 
     def as_dict(self) -> Mapping[str, tuple[Any, ...]]:
         """Return a read-only snapshot: metric name → tuple of values, in recording order."""
