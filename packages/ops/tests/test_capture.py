@@ -28,6 +28,18 @@ def test_metrics_go_into_a_frozen_metrics_with_step_and_tags() -> None:
     assert tags["loss"] == [{"split": "train", "step": 1}, {"step": 2}]
 
 
+def test_list_tags_reach_the_series_as_plain_lists() -> None:
+    # The context layer hands a stored list back read-only; a run's record holds plain data.
+    capture = Capture()
+    capture.metric("loss", 0.5, tags={"layers": [64, 32], "shape": (2, 3)})
+    _, tags = capture.metric_series()
+    layers = tags["loss"][0]["layers"]
+    assert type(layers) is list and layers == [64, 32]
+    assert tags["loss"][0]["shape"] == (2, 3)
+    layers.append(16)  # the series is the caller's to change
+    assert capture.metric_series()[1]["loss"][0]["layers"] == [64, 32]
+
+
 def test_log_metrics_records_several_at_once() -> None:
     capture = Capture()
     capture.log_metrics({"a": 1, "b": 2.0}, step=3)

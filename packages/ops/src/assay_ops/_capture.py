@@ -27,11 +27,13 @@ _FORMATS = {"bytes": "binary", "text": "text", "path": "file", "array": "npy", "
 
 
 def thaw(value: Any) -> Any:
-    """Return plain dicts for the read-only mappings the context layer hands out."""
+    """Return plain dicts and lists for the read-only ones the context layer hands out."""
     if type(value) in _LEAVES:  # the common case, by exact type: no abstract-class check
         return value
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, list):  # a context's read-only list: recorded as a plain one
+        return [thaw(item) for item in value]
     if isinstance(value, tuple):
         return tuple(thaw(item) for item in value)
     return value
