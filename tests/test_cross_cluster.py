@@ -60,7 +60,9 @@ print(experiment.run().counts())
 
 
 def _job_ids(folder: Path) -> set[str]:
-    return {json.loads(p.read_text())["job_id"] for p in folder.glob("cache/*/*/jobs/*.json")}
+    return {
+        json.loads(p.read_text())["ref"]["job_id"] for p in folder.glob("cache/*/*/jobs/*.json")
+    }
 
 
 def _running(name: str) -> int:

@@ -55,7 +55,9 @@ class SlowWhileFlag(Step):
 
 
 def job_ids(step_folder: Path) -> set[str]:
-    return {json.loads(p.read_text())["job_id"] for p in step_folder.glob("code-*/jobs/*.json")}
+    return {
+        json.loads(p.read_text())["ref"]["job_id"] for p in step_folder.glob("code-*/jobs/*.json")
+    }
 
 
 def slurm(folder: Path, **fields: Any) -> dict[str, Any]:

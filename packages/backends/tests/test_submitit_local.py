@@ -59,7 +59,9 @@ class SlowWhileFlag(Step):
 
 def job_ids(step_folder: Path) -> set[str]:
     """Distinct job ids attached to items (one json per task under jobs/)."""
-    return {json.loads(p.read_text())["job_id"] for p in step_folder.glob("code-*/jobs/*.json")}
+    return {
+        json.loads(p.read_text())["ref"]["job_id"] for p in step_folder.glob("code-*/jobs/*.json")
+    }
 
 
 @pytest.mark.parametrize("backend", SUBMITIT)
@@ -329,7 +331,7 @@ def test_an_item_whose_job_is_still_queued_elsewhere_is_waited_for_not_resubmitt
     handle.paths.job_folder.mkdir(parents=True)
     # A job reference as a backend writes it: one file per task, naming its items.
     refs = handle.paths.job_folder / "0000000000000001-abcd1234.json"
-    refs.write_text(json.dumps({**ref, "uids": [handle.uid]}))
+    refs.write_text(json.dumps({"ref": ref, "uids": [handle.uid]}))
     assert _task_of(step, 5).job_ref(handle.uid) == ref
     try:
         # Once that job has ended without the item's entry, the waiter computes the item.

@@ -91,7 +91,15 @@ def test_job_ref_of_the_last_attached_job_wins(folder: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"{not json", b"[1, 2]", b'"text"', b'{"job_id": "1"}', b'{"job_id": "1", "uids": "x"}'],
+    [
+        b"",
+        b"{not json",
+        b"[1, 2]",
+        b'"text"',
+        b'{"job_id": "1"}',
+        b'{"ref": {"job_id": "1"}, "uids": "x"}',
+        b'{"ref": [1], "uids": []}',
+    ],
 )
 def test_unreadable_job_ref_is_none(folder: Path, content: bytes) -> None:
     task = task_for(Mult(infra=Cached(folder=folder)), [1.0])
@@ -106,8 +114,7 @@ def test_job_refs_are_one_file_per_task(folder: Path) -> None:
     task.attach_job({"job_id": "7"})
     (ref_file,) = task.paths.job_folder.iterdir()
     assert json.loads(ref_file.read_text()) == {
-        "backend": "Cached",
-        "job_id": "7",
+        "ref": {"backend": "Cached", "job_id": "7"},
         "uids": task.uids,
     }
     assert all(task.job_ref(uid) == {"backend": "Cached", "job_id": "7"} for uid in task.uids)
@@ -131,7 +138,7 @@ def test_job_refs_of_the_same_modification_time_go_by_name(folder: Path) -> None
     for path in files:  # a file system with coarse times: both written in one tick
         os.utime(path, ns=(10**18, 10**18))
     # Names start with the time of writing: the later file is the newer reference.
-    assert json.loads(files[-1].read_text())["job_id"] == "2"
+    assert json.loads(files[-1].read_text())["ref"]["job_id"] == "2"
     fresh = task_for(Mult(infra=Cached(folder=folder)), [1.0])
     assert fresh.job_ref(fresh.uids[0]) == {"backend": "Cached", "job_id": "2"}
 

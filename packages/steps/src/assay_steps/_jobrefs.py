@@ -1,7 +1,7 @@
 """Job references: small JSON files naming the job a backend ran a task's items in.
 
-``jobs/<name>.json`` holds ``{"backend": <backend class name>, **ref, "uids": [...]}``, one
-file per task (not per item); a backend writes it through ``ItemTask.attach_job`` and reads
+``jobs/<name>.json`` holds ``{"ref": {"backend": <backend class name>, **ref}, "uids": [...]}``:
+one file per task (not per item); a backend writes it through ``ItemTask.attach_job`` and reads
 it back through ``ItemTask.job_ref`` (to find the items of jobs still running), and
 ``LookupHandle.job`` turns it into a job object. When several files name an item, the newest
 (by modification time, then name) is its reference.
@@ -32,7 +32,7 @@ _guard = threading.Lock()
 def write_job_refs(paths: StepPaths, uids: Iterable[str], ref: dict[str, Any]) -> None:
     """Write the job reference ``ref`` for every item of ``uids``, in one file, atomically."""
     names = [check_name(uid, "item uid") for uid in uids]
-    data = json.dumps({**ref, "uids": names}).encode()
+    data = json.dumps({"ref": ref, "uids": names}).encode()  # ref may hold any key
     paths.job_folder.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns():016x}-{uuid.uuid4().hex[:8]}{_JOBS_SUFFIX}"
     write_atomic(paths.job_folder / name, [data], fsync=False)
@@ -41,7 +41,8 @@ def write_job_refs(paths: StepPaths, uids: Iterable[str], ref: dict[str, Any]) -
 def read_job_ref(paths: StepPaths, uid: str) -> dict[str, Any] | None:
     """Return the job reference of item ``uid``, or None if none (or no valid one) exists."""
     check_name(uid, "item uid")  # a bad uid is an error, not a missing reference
-    return job_refs(paths).get(uid)
+    ref = job_refs(paths).get(uid)
+    return None if ref is None else dict(ref)  # the caller's to change
 
 
 def job_refs(paths: StepPaths) -> dict[str, dict[str, Any]]:
@@ -63,10 +64,11 @@ def job_refs(paths: StepPaths) -> dict[str, dict[str, Any]]:
     read_at = time.time()
     refs: dict[str, dict[str, Any]] = {}
     for _, name in sorted(_listing(folder)):
-        ref = _read(os.path.join(folder, name))
-        if ref is None:
+        data = _read(os.path.join(folder, name))
+        ref = None if data is None else data.get("ref")
+        if not isinstance(ref, dict):
             continue
-        uids = ref.pop("uids", [])
+        uids = data.get("uids", []) if data is not None else []
         for uid in uids if isinstance(uids, list) else ():
             if isinstance(uid, str):
                 refs[uid] = ref
