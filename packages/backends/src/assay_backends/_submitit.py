@@ -20,7 +20,7 @@ from ._detect import require_slurm, slurm_available
 from ._jobs import HOST, ActiveJobs, JobError, active_slurm_jobs, wait_until_inactive
 from ._progress import ProgressBar, progress_enabled
 from ._slurm_job import ControllerSlurmJob, with_controller_state
-from ._tasks import dumps, item_count, loads, run_shard, shard
+from ._tasks import dumps, item_count, loads, run_shard, shard, share
 
 #: The most recent jobs submitted by this process, by (cluster, job id), so that
 #: ``LookupHandle.job()`` hands back the very object (a debug job cannot be rebuilt from its
@@ -91,9 +91,19 @@ def _job_main(shard_: list[ItemTask]) -> BaseException | None:
 
 
 def _job_main_pickled(payload: bytes) -> BaseException | None:
-    """Unpickle a shard made by :func:`~assay_backends._tasks.dumps` and run it."""
+    """Unpickle a shard made by :func:`~assay_backends._tasks.dumps` and run this task's part."""
     shard_: list[ItemTask] = loads(payload)
-    return _job_main(shard_)
+    rank, count = _task_rank()
+    return _job_main(share(shard_, rank, count))
+
+
+def _task_rank() -> tuple[int, int]:
+    """Return this process's rank among the tasks of its job, and their number."""
+    try:
+        environment = submitit.JobEnvironment()
+        return environment.global_rank, environment.num_tasks
+    except RuntimeError:  # not inside a submitit job (a debug job runs in the caller)
+        return 0, 1
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:

@@ -52,6 +52,38 @@ def _select(task: ItemTask, first: int, last: int) -> ItemTask:
     )
 
 
+def share(shard: Sequence[ItemTask], rank: int, count: int) -> list[ItemTask]:
+    """Return the part of ``shard`` that task ``rank`` of a job's ``count`` tasks computes.
+
+    The tasks of one job (``tasks_per_node``) all receive the shard; each takes every
+    ``count``-th item from its rank on, so that they share the work without waiting on each
+    other's claims.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from assay_steps import StepPaths
+        >>> task = ItemTask(None, (), StepPaths(Path("c"), "S-0"), list("abcde"), [1, 2, 3, 4, 5])
+        >>> [piece.uids for piece in share([task], 1, 2)]
+        [['b', 'd']]
+
+    """
+    if count <= 1:
+        return list(shard)
+    pieces = []
+    for task in shard:
+        picked = range(rank, len(task.uids), count)
+        if len(picked):
+            pieces.append(
+                dataclasses.replace(
+                    task,
+                    uids=[task.uids[i] for i in picked],
+                    values=[task.values[i] for i in picked],
+                    store=None,
+                )
+            )
+    return pieces
+
+
 def run_shard(shard: Sequence[ItemTask]) -> None:
     """Run every task of a shard in this process (the function a worker or a job calls).
 
