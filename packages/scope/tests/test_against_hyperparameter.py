@@ -10,7 +10,9 @@ scope, so no program sees another's values.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -218,6 +220,8 @@ COMMAND_LINES = [
     ["d", "--amp", "off"],
     ["d", "-D", "model.width=16"],
     ["d", "-D", "train.epochs=7", "-D", "train.amp=yes"],
+    ["d", "-D", "train.epochs=7", "train.amp=yes"],
+    ["d", "-D", "train.lr=0.5", "model.width=4", "--epochs", "2"],
     ["d", "-D", "train.epochs=7", "--epochs", "2"],
     ["d", "--define", "train.lr=0.25"],
     ["-D", "model.width=3", "--", "d"],
@@ -248,3 +252,54 @@ def test_nan_and_infinity_read_as_float_the_same() -> None:
             return math.isnan(ps.a(0.5)), ps.b(0.5)
 
     assert _in_thread(lambda: read(assay_scope)) == _in_thread(lambda: read(hyperparameter))
+
+
+FROZEN_PROGRAM = """
+import json, sys, threading
+from {lib} import param_scope as scope
+
+log = []
+
+
+def in_new_thread(what):
+    read = lambda: log.append((what, scope.frozen_test.r(0), scope.frozen_test.s(0)))
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+
+
+made_before = scope(x=1)
+with scope(**{{"frozen_test.r": 1}}):
+    with scope(**{{"frozen_test.s": 2}}):
+        scope.frozen()
+        log.append(("inner", scope.frozen_test.r(0), scope.frozen_test.s(0)))
+        in_new_thread("thread started in the inner block")
+    log.append(("after the inner block", scope.frozen_test.r(0), scope.frozen_test.s(0)))
+log.append(("after both blocks", scope.frozen_test.r(0), scope.frozen_test.s(0)))
+log.append(("scope made before", made_before.frozen_test.r(0)))
+with scope() as ps:
+    log.append(("new scope", sorted(ps.storage().storage())))
+in_new_thread("thread started after")
+print(json.dumps(log))
+"""
+
+
+def test_frozen_reaches_later_threads_and_leaves_the_caller_as_it_was() -> None:
+    # In a process of its own: what frozen() publishes stays for the rest of the process.
+    def run(lib: str) -> Any:
+        code = FROZEN_PROGRAM.format(lib=lib)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    ours = run("assay_scope")
+    assert ours == run("hyperparameter")
+    assert ours == [
+        ["inner", 1, 2],
+        ["thread started in the inner block", 1, 2],
+        ["after the inner block", 1, 0],
+        ["after both blocks", 0, 0],
+        ["scope made before", 0],
+        ["new scope", []],
+        ["thread started after", 1, 2],
+    ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,7 @@ def test_help_lists_parameters_defaults_and_descriptions(
         line = next(line for line in out.splitlines() if line.strip().startswith(option))
         assert text in line
     assert "mixed precision. (default: False)" in out
-    assert "-D KEY=VALUE, --define KEY=VALUE" in out
+    assert "-D [KEY=VALUE ...], --define [KEY=VALUE ...]" in out
 
 
 @pytest.mark.parametrize(
@@ -182,7 +184,7 @@ def test_the_example_help_lists_parameters_defaults_and_descriptions() -> None:
     assert "Train a toy model" in done.stdout
     assert "learning rate of the optimiser. (default: 0.1)" in done.stdout
     assert "number of passes over the data. (default: 5)" in done.stdout
-    assert "-D KEY=VALUE" in done.stdout
+    assert "-D [KEY=VALUE ...]" in done.stdout
     top = run_example("--help")
     assert "train" in top.stdout
     assert "evaluate" in top.stdout
@@ -257,3 +259,138 @@ def test_options_take_hyperparameters_underscore_spelling_too(
     out = capsys.readouterr().out
     assert "--batch-size BATCH_SIZE" in out
     assert "--batch_size" not in out  # the help shows one spelling
+
+
+# ---------------------------------------------------------------- launch() inside a function
+
+SCRIPT_WITH_MAIN = '''
+"""Tools whose commands are defined inside main()."""
+import os
+import sys
+
+from assay_scope import auto_param, launch, param_scope, run_cli
+
+
+@auto_param
+def report(verbose=False):
+    """Report at module level."""
+    print(("report", verbose))
+
+
+def main():
+    @auto_param
+    def fit(lr=0.1, epochs=1):
+        """Fit a model."""
+        print(("fit", lr, epochs, param_scope.model.width | 8))
+
+    @auto_param
+    def score(split="test"):
+        """Score a model."""
+        print(("score", split))
+
+    entry = run_cli if os.environ.get("ENTRY") == "run_cli" else launch
+    entry()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def run_script(path: Path, *args: str, entry: str = "launch") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "ENTRY": entry},
+    )
+
+
+@pytest.mark.parametrize("entry", ["launch", "run_cli"])
+def test_launch_called_in_a_function_finds_the_functions_defined_in_it(
+    tmp_path: Path, entry: str
+) -> None:
+    script = tmp_path / "tools.py"
+    script.write_text(SCRIPT_WITH_MAIN)
+    done = run_script(
+        script, "fit", "--lr", "0.5", "-D", "fit.epochs=3", "model.width=64", entry=entry
+    )
+    assert (done.returncode, done.stdout) == (0, "('fit', 0.5, 3, 64)\n"), done.stderr
+    done = run_script(script, "score", "--split", "val", entry=entry)
+    assert (done.returncode, done.stdout) == (0, "('score', 'val')\n"), done.stderr
+    done = run_script(script, "report", "--verbose", "yes", entry=entry)
+    assert (done.returncode, done.stdout) == (0, "('report', True)\n"), done.stderr
+    listing = run_script(script, "--help", entry=entry).stdout
+    assert "Tools whose commands are defined inside main()." in listing
+    for line in ("fit", "Fit a model.", "score", "Score a model.", "report"):
+        assert line in listing
+
+
+def test_launch_takes_the_callers_globals_and_locals_when_given() -> None:
+    module = load_module(MODULE)
+
+    @auto_param
+    def local(x: int = 1) -> tuple[str, int]:
+        return "local", x
+
+    local.__module__ = module.__name__  # defined "in" the module whose globals are given
+    names = {"_caller_globals": vars(module), "_caller_locals": {"local": local}}
+    assert launch(argv=["local", "--x", "4"], **names) == ("local", 4)  # type: ignore[arg-type]
+    assert run_cli(argv=["fit", "--lr", "2"], **names) == ("fit", 2.0)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- several values after one -D
+
+
+def test_one_define_takes_several_values() -> None:
+    result = launch(train, argv=["d", "-D", "train.epochs=3", "width=64", "--lr", "0.5"])
+    assert result == {"data": "d", "lr": 0.5, "epochs": 3, "amp": False, "width": 64}
+    result = launch(train, argv=["d", "-D", "train.epochs=3", "width=2", "-D", "train.amp=on"])
+    assert result == {"data": "d", "lr": 0.1, "epochs": 3, "amp": True, "width": 2}
+    result = launch(train, argv=["-D", "width=64", "--", "d"])  # -- ends the list
+    assert result["width"] == 64
+
+
+def test_a_positional_argument_taken_by_define_is_a_usage_error_saying_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        launch(train, argv=["-D", "width=64", "d"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "expects KEY=VALUE, got 'd'" in error
+    assert "--" in error.split("got 'd'")[1]  # how to end the list
+
+
+# ---------------------------------------------------------------- -D values reach new threads
+
+
+@auto_param("job")
+def spawns(width: int = 8) -> tuple[Any, Any]:
+    seen: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: seen.append((param_scope.job.width(0), param_scope.model.depth(0)))
+    )
+    thread.start()
+    thread.join()
+    return width, seen[0]
+
+
+def in_new_thread(read: Any) -> Any:
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(read()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def test_threads_started_by_the_launched_function_see_the_defines() -> None:
+    assert launch(spawns, argv=["-D", "job.width=3", "model.depth=2"]) == (3, (3, 2))
+    assert launch(spawns, argv=["--width", "5", "-D", "model.depth=4"]) == (5, (0, 4))
+    # Once launch returns, the defines are gone: for this thread and for threads started now.
+    assert (param_scope.model.depth(0), in_new_thread(lambda: param_scope.model.depth(0))) == (
+        0,
+        0,
+    )

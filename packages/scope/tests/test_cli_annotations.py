@@ -82,4 +82,4 @@ def test_errors_of_a_subcommand_show_its_usage(
         namespace["main"](["fit", "-D", "nokey"])
     err = capsys.readouterr().err
     assert err.startswith("usage: tool.py fit [-h]"), err
-    assert "tool.py fit: error: -D/--define expects KEY=VALUE" in err
+    assert "tool.py fit: error: argument -D/--define: expects KEY=VALUE" in err

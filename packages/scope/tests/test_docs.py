@@ -45,7 +45,7 @@ def test_guide_examples_print_what_their_comments_say() -> None:
         "0.01 5 0.9\n0.1 None\n0.1\n",
         "('d', 0.1, 10)\n('d', 0.5, 3)\n('d', 0.01, 3)\n('d', 0.5, 1)\n",
         "[8, 64] 64 64\n",
-        "[7]\n",
+        "[7] 0\n",
         "{'train.lr': 0.1, 'train.epochs': 3, 'model.width': 32}\n['model.width', 'train.lr']\n",
         "(0.5, 64, 16)\n",
     ]:

@@ -25,15 +25,16 @@ def test_inside_the_block_frozen_publishes_and_after_it_the_base_is_as_before() 
         param_scope.frozen()
         assert (in_new_thread("kept"), in_new_thread("added")) == ("block", 1)
     assert (in_new_thread("kept"), in_new_thread("added")) == ("before", "unset")
-    assert param_scope().get("kept") == "before"
+    assert param_scope().get("kept") is None  # this thread keeps the base it started with
 
 
-def test_the_block_sees_what_it_froze_once_the_scope_that_set_it_is_left() -> None:
+def test_inside_the_block_frozen_values_are_gone_once_the_scope_that_set_them_is_left() -> None:
     with isolated_base():
         with param_scope(a=1):
             param_scope.frozen()
-        assert param_scope.a(0) == 1  # as outside a block: the base lies under every scope
-    assert param_scope.a(0) == 0
+        # as outside a block: the caller keeps its base, threads started now get the new one
+        assert (param_scope.a(0), in_new_thread("a")) == (0, 1)
+    assert (param_scope.a(0), in_new_thread("a")) == (0, "unset")
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), SystemExit(2), KeyboardInterrupt()])
@@ -49,16 +50,21 @@ def test_the_base_is_put_back_however_the_block_ends(error: BaseException) -> No
     assert param_scope.current().get("a") is None
 
 
-def test_threads_carrying_the_blocks_context_see_what_it_froze() -> None:
-    seen: list[Any] = []
-    with isolated_base():
-        with param_scope(a=1):
-            param_scope.frozen()
+def test_threads_carrying_the_blocks_context_see_what_the_block_sees() -> None:
+    def scoped_thread_and_bound_call_read_a() -> list[Any]:
+        seen: list[Any] = []
         thread = ScopedThread(target=lambda: seen.append(param_scope.a(0)))
         thread.start()
         thread.join()
         seen.append(bind_scope(lambda: param_scope.a(0))())
-    assert seen == [1, 1]
+        return seen
+
+    with isolated_base():
+        with param_scope(a=1):
+            param_scope.frozen()
+            assert scoped_thread_and_bound_call_read_a() == [1, 1]
+        assert scoped_thread_and_bound_call_read_a() == [0, 0]
+        assert in_new_thread("a") == 1
 
 
 def test_blocks_in_two_threads_neither_see_nor_restore_each_others_values() -> None:
@@ -96,7 +102,7 @@ def test_a_nested_block_withdraws_only_its_own_values() -> None:
             param_scope.frozen()
             assert in_new_thread("a") == "inner"
         assert (param_scope.a(""), in_new_thread("a"), in_new_thread("b")) == (
-            "outer",
+            "",
             "outer",
             "unset",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import pytest
@@ -149,6 +150,50 @@ def test_dotted_keys_both_ways() -> None:
     assert odd.table() == {1: "one"}
 
 
+def test_a_nested_dict_given_at_creation_is_flattened_whatever_is_done_first() -> None:
+    # The values are flattened when first needed; every first use must see them flat.
+    def make() -> param_scope:
+        return param_scope(m={"a": 1, "b": {"c": 2}}, x=0)
+
+    ps = make()
+    ps.m = 5  # a write before any read overrides nothing it should keep
+    assert dict(ps) == {"m.a": 1, "m.b.c": 2, "x": 0, "m": 5}
+    ps = make()
+    ps.update({"m": {"a": 9}})
+    assert (ps.m.a(), ps.m.b.c()) == (9, 2)
+    assert repr(make()) == "param_scope({'m.a': 1, 'm.b.c': 2, 'x': 0})"
+    with make():  # entered, then read through the current scope
+        assert (param_scope.m.a(), param_scope.m.b.c(), sorted(param_scope.current())) == (
+            1,
+            2,
+            ["m.a", "m.b.c", "x"],
+        )
+    with param_scope(other=1), make() as entered_elsewhere:  # a node shares the values
+        assert dict(entered_elsewhere) == {"other": 1, "m.a": 1, "m.b.c": 2, "x": 0}
+    with param_scope.empty(m={"a": 1}) as detached:
+        assert dict(detached) == {"m.a": 1}
+
+
+def test_threads_reading_a_new_scope_at_once_see_the_same_flat_values() -> None:
+    def read(ps: param_scope, barrier: threading.Barrier, seen: list[Any]) -> None:
+        barrier.wait()
+        seen.append((ps.m.a(), dict(ps)))
+        ps[f"t{threading.get_ident()}"] = 1  # writes all land in the one dict
+
+    for _ in range(20):
+        ps = param_scope(m={"a": 1, "b": 2})
+        barrier = threading.Barrier(4)
+        seen: list[Any] = []
+        threads = [threading.Thread(target=read, args=(ps, barrier, seen)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [value for value, _ in seen] == [1] * 4
+        assert all({"m.a": 1, "m.b": 2}.items() <= values.items() for _, values in seen)
+        assert len(dict(ps)) == 6
+
+
 def test_strings_split_on_the_first_equal_sign() -> None:
     ps = param_scope.empty("a.b=1", "x=2", "expr=y=z")
     assert dict(ps) == {"a.b": "1", "x": "2", "expr": "y=z"}
@@ -198,6 +243,27 @@ def test_class_level_accessor_held_in_a_variable_follows_the_current_scope() -> 
     assert lr(0) == 0
 
 
+def test_any_public_name_is_a_key_under_an_accessor() -> None:
+    ps = param_scope.empty(**{"opt.func": "adam", "opt.args": 2, "opt.keywords": "k"})
+    assert (ps.opt.func(), ps.opt.args | 0, param_scope.empty().opt.keywords("none")) == (
+        "adam",
+        2,
+        "none",
+    )
+    ps.opt.args = 3
+    assert ps["opt.args"] == 3
+    with ps:
+        assert (param_scope.opt.func(), param_scope.opt.args | 0) == ("adam", 3)
+
+
+def test_an_accessor_kept_as_a_class_attribute_stays_an_accessor() -> None:
+    class Config:
+        lr = param_scope.train.lr
+
+    with param_scope(**{"train.lr": 0.5}):
+        assert Config.lr(0.1) == Config().lr | 0.1 == 0.5
+
+
 def test_truth_of_an_accessor() -> None:
     ps = param_scope.empty(yes=1, zero=0)
     assert ps.yes
@@ -238,3 +304,15 @@ def test_every_written_key_reads_back(values: dict[str, int]) -> None:
         for part in key.split("."):
             accessor = getattr(accessor, part)
         assert accessor() == value
+
+
+def test_a_subclass_keeps_its_own_attributes_and_reads_others_at_class_level() -> None:
+    assert param_scope.probe(0) == 0  # param_scope now knows "probe" as a class-level key
+
+    class Custom(param_scope):
+        def probe(self) -> str:
+            return "method"
+
+    with param_scope(other=3):
+        assert Custom(x=1).probe() == "method"
+        assert Custom.other(0) == 3

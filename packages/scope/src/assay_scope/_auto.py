@@ -169,9 +169,12 @@ def _wrap(func: Callable[..., Any], namespace: str) -> Callable[..., Any]:
     def inner(*args: Any, **kwargs: Any) -> Any:
         scope = _state.get_current()
         cached = cache.entry
-        found = (
-            cached[2] if cached[0] is scope and cached[1] == _state.VERSION[0] else resolve(scope)
-        )
+        if cached[0] is scope and cached[1] == _state.VERSION[0]:
+            found = cached[2]
+        else:
+            if scope is _state.ROOT:  # never cached: the first read pins the base first
+                scope = _state.pin()
+            found = resolve(scope)
         if _state.RECORDING[0]:
             record(args, kwargs, found)
         if found:

@@ -1,9 +1,9 @@
 """The frozen base, and blocks that keep what they publish to it to themselves.
 
 ``param_scope.frozen()`` publishes the current values as the base of the process
-(``_state.ROOT_VALUES``): every scope falls back to it, and a plain thread, which starts with an
-empty context, sees nothing else. Inside an ``isolated_base()`` block (an operation's run) the
-block reads its own copy of the base instead, and what it publishes is withdrawn when the block
+(``_state.ROOT_VALUES``), which threads and tasks take at their first use of a scope (a plain
+thread starts with an empty context, so it sees nothing else). Inside an
+``isolated_base()`` block (an operation's run), what it publishes is withdrawn when the block
 ends, so that one run cannot change what later runs see.
 
 While such blocks have published, the base is the base of before them (``_BASE``) with what
@@ -19,19 +19,18 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._state import LOCK, ROOT_VALUES, bump, flatten, get_current
+from ._state import LOCK, ROOT, ROOT_VALUES, UNLAYERED, _Snapshot, flatten, get_current, refresh
 
 if TYPE_CHECKING:
     from ._scope import param_scope
 
 
 class _Block:
-    """One ``isolated_base()`` block: its copy of the base and what it published."""
+    """One ``isolated_base()`` block: what it published, and whether it has ended."""
 
-    __slots__ = ("closed", "published", "view")
+    __slots__ = ("closed", "published")
 
-    def __init__(self, view: dict[str, Any]) -> None:
-        self.view = view  # the base its scopes fall back to: a copy, plus what it published
+    def __init__(self) -> None:
         self.published: dict[str, Any] = {}  # what it laid over the process base
         self.closed = False
 
@@ -43,37 +42,37 @@ BLOCK: ContextVar[_Block | None] = ContextVar("assay_scope.block", default=None)
 _ACTIVE: dict[_Block, None] = {}
 
 #: While ``_ACTIVE`` is not empty: the process base without the blocks' publications.
-_BASE: list[dict[str, Any] | None] = [None]
+_BASE = UNLAYERED
 
 
 def publish(chain: tuple[dict[str, Any], ...]) -> None:
     """Publish the values of a scope's chain as the base (``param_scope.frozen()``).
 
-    The base the chain falls back to is left out: its values are published already, and the
-    shared base also holds what the blocks running now published, which must not outlive them.
+    The base the chain falls back to (a snapshot) is left out: its values were published
+    already, and may hold what blocks that have ended since published, which must not come
+    back. The chains of scopes that exist already keep their snapshot, so the caller's own
+    view does not change: once it leaves the scopes that set the values, they are gone for it.
     """
-    block = BLOCK.get()
-    if chain and (chain[-1] is ROOT_VALUES or (block is not None and chain[-1] is block.view)):
+    if chain and type(chain[-1]) is _Snapshot:
         chain = chain[:-1]
     values = flatten(chain)
+    block = BLOCK.get()
     with LOCK:
         if block is None:
             base = _BASE[0]
             if base is None:
-                ROOT_VALUES.update(values)
+                dict.update(ROOT_VALUES, values)
             else:  # blocks have published: the base under them changes, they stay on top
                 base.update(values)
                 _rebuild(base)
-        else:
-            block.view.update(values)  # the block's own scopes see it, as outside a block
-            if not block.closed:  # a thread that outlived its block publishes to it only
-                if _BASE[0] is None:
-                    _BASE[0] = dict(ROOT_VALUES)
-                block.published.update(values)
-                _ACTIVE.pop(block, None)
-                _ACTIVE[block] = None
-                ROOT_VALUES.update(values)
-        bump()
+        elif not block.closed:  # a thread that outlived its block publishes nothing
+            if _BASE[0] is None:
+                _BASE[0] = dict(ROOT_VALUES)
+            block.published.update(values)
+            _ACTIVE.pop(block, None)
+            _ACTIVE[block] = None
+            dict.update(ROOT_VALUES, values)
+        refresh()
 
 
 def _close(block: _Block) -> None:
@@ -87,49 +86,46 @@ def _close(block: _Block) -> None:
             _rebuild(base)
             if not _ACTIVE:
                 _BASE[0] = None
-            bump()
+            refresh()
 
 
 def _rebuild(base: dict[str, Any]) -> None:
-    """Make the process base ``base`` with every active block's publication over it (LOCK held).
-
-    Changed in place (scopes hold the dict itself), and so that a key kept is never missing
-    for a reader in another thread meanwhile.
-    """
+    """Make the process base ``base`` with every active block's publication over it (LOCK held)."""
     merged = dict(base)
     for block in _ACTIVE:
         merged.update(block.published)
-    for key in [key for key in ROOT_VALUES if key not in merged]:
-        del ROOT_VALUES[key]
-    ROOT_VALUES.update(merged)
+    dict.clear(ROOT_VALUES)
+    dict.update(ROOT_VALUES, merged)
 
 
 @functools.cache
-def _scope_api() -> tuple[Any, Any, Any, type[param_scope]]:
+def _scope_class() -> type[param_scope]:
     # Imported on first use, once: _scope imports this module for param_scope.frozen(). An
     # import statement run on every entry costs a look through the import system.
-    from ._scope import _CHAIN, _OWN, _PREV, param_scope
+    from ._scope import param_scope
 
-    return _CHAIN, _OWN, _PREV, param_scope
+    return param_scope
 
 
 class isolated_base:
     """A block that keeps what ``param_scope.frozen()`` publishes inside it to itself.
 
-    Inside the block, scopes fall back to the block's own copy of the frozen base (the base of
-    the process, or of the enclosing block, as it was on entering), so values that other
-    blocks publish meanwhile, in other threads, are not seen. ``param_scope.frozen()`` inside
-    the block still publishes: the block's scopes see the values after the scopes that set
-    them are left, threads that carry the block's context (``ScopedThread``, ``bind_scope``)
-    see them, and so do plain threads started while the block runs. When the block ends,
-    however it ends (an exception, ``SystemExit``, ``KeyboardInterrupt``), what it published is
-    withdrawn and the base is what it would be had the block never run; values published
-    meanwhile outside any block stay. ``OperationWrapper.run`` runs every operation in one.
+    ``param_scope.frozen()`` inside the block publishes as outside it: threads started while
+    the block runs see the values. When the block ends, however it ends (an exception,
+    ``SystemExit``, ``KeyboardInterrupt``), what it published is withdrawn and the base is what
+    it would be had the block never run; values published meanwhile outside any block stay.
+    ``OperationWrapper.run`` runs every operation in one, so that a run's ``frozen()`` never
+    reaches later runs.
 
-    A plain thread reads the base of the whole process, not a block's copy: started while two
+    The block starts from the frozen base of the process as it is when the block starts, as
+    a thread started then would (its thread or task may keep an older one), without what
+    other blocks running at the same time have published; inside it, the caller's scopes are
+    seen as usual. As everywhere, the code inside keeps the base it started with: values that
+    other threads publish meanwhile are not seen in it, nor are its own once the scopes that
+    set them are left. A plain thread reads the base of the whole process: started while two
     blocks publish at the same time, it sees what both published (the later one where both set
-    a key). Threads started with ``ScopedThread`` or ``bind_scope`` see their own block's base
-    only. A plain thread that calls ``frozen()`` publishes outside any block: that stays.
+    a key). A thread that outlives its block publishes nothing to the process; a plain thread
+    that calls ``frozen()`` publishes outside any block: that stays.
 
     Entering the block returns its scope, which is empty and current inside it; an instance is
     entered once at a time.
@@ -161,29 +157,20 @@ class isolated_base:
         self._block = None
 
     def __enter__(self) -> param_scope:
-        set_chain, set_own, set_prev, scope_class = _scope_api()
         if self._block is not None:
             raise RuntimeError("this isolated_base() block is already entered")
-        outer = BLOCK.get()
-        current = get_current()
-        chain: tuple[dict[str, Any], ...] = current._chain
-        with LOCK:  # a consistent copy: other threads publish under the lock
-            if outer is not None:
-                view = dict(outer.view)
-            else:
-                base = _BASE[0]
-                view = dict(ROOT_VALUES if base is None else base)
-        # Scopes fall back to the block's copy instead of the shared base (a detached scope
-        # falls back to nothing, and stays so).
-        tail = chain[-1]
-        if tail is ROOT_VALUES or (outer is not None and tail is outer.view):
-            chain = (*chain[:-1], view)
-        scope: param_scope = object.__new__(scope_class)
-        own: dict[str, Any] = {}
-        set_own(scope, own)
-        set_prev(scope, current)
-        set_chain(scope, (own, *chain))
-        block = _Block(view)
+        scope = _scope_class()()
+        if BLOCK.get() is None:
+            # The block starts from the process base as it is now, as a thread started now
+            # would, but without what other blocks running now have published (a block
+            # inside another one keeps that one's base).
+            current = get_current()
+            chain = (ROOT._pinned if current is ROOT else current)._chain
+            if type(chain[-1]) is _Snapshot:
+                base = ROOT._pinned._chain[0]
+                assert type(base) is _Snapshot
+                scope.__dict__["_chain"] = (scope._s[0], *chain[:-1], base.unlayered)
+        block = _Block()
         self._block, self._scope = block, scope
         scope.__enter__()
         self._token = BLOCK.set(block)

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from ._accessor import Accessor, CurrentAccessor
+from ._accessor import Accessor, CurrentAccessor, bound_accessor
 from ._base import publish
 from ._errors import MissingParameterError
 from ._record import Recording
@@ -37,8 +37,42 @@ def _private_read(name: str, where: str) -> str:
     )
 
 
+class _Chain:
+    """The chain of a scope (its own values, then each enclosing scope's), built on first use.
+
+    A non-data descriptor: once built, the chain sits in the instance dict and is found there
+    directly. (A fallback through ``__getattr__`` would cost an AttributeError built and
+    dropped on each first read.)
+    """
+
+    def __get__(self, scope: Any, owner: Any = None) -> Any:
+        if scope is None:
+            return self
+        own, prev = scope._s
+        if _nested(own):
+            with LOCK:  # one flat dict, whichever thread builds the chain first
+                own, prev = scope._s
+                if _nested(own):
+                    own = _flat_items(own)
+                    _S(scope, (own, prev))
+        chain = (own,) if prev is None else (own, *prev._chain)
+        scope.__dict__["_chain"] = chain
+        return chain
+
+
 class _ScopeType(type):
     """Metaclass giving the class itself ``param_scope.x | 1`` and ``param_scope.x = 1``."""
+
+    def __getattribute__(cls, name: str) -> Any:
+        # The accessors of class-level reads are looked up first: a name that is not an
+        # attribute of the class would otherwise fail the look-up, and Python 3.11 builds and
+        # drops an AttributeError each time before it calls __getattr__. (Names in _DYNAMIC
+        # are never param_scope's own: they are added only when it has no such name; a
+        # subclass may define them.)
+        accessor = _DYNAMIC.get(name)
+        if accessor is not None and cls is param_scope:
+            return accessor
+        return type.__getattribute__(cls, name)
 
     def __getattr__(cls, name: str) -> CurrentAccessor:
         if name.startswith("_"):
@@ -87,33 +121,34 @@ class param_scope(metaclass=_ScopeType):
 
     """
 
-    # Internal state in slots, set through the slot descriptors (_OWN, _PREV, ...) because
-    # __setattr__ writes parameters. Accessors are cached in the instance __dict__.
-    __slots__ = ("__dict__", "_chain", "_own", "_owner", "_prev")
-    _own: dict[str, Any]  # this scope's values (shared with the nodes pushed when re-entered)
-    _chain: tuple[dict[str, Any], ...]  # _own, then the values of every enclosing scope (lazy)
-    _prev: Any  # the scope current at creation (None: detached, see empty())
-    _owner: param_scope | None  # for a pushed node: the scope it was entered for
+    # Internal state: ``_s`` is the pair (own values, scope current at creation), set through
+    # its slot descriptor because __setattr__ writes parameters; one store, because every
+    # store on a class that overrides __setattr__ is a call. The chain of values (``_chain``)
+    # and, for a pushed node, the scope it was entered for (``_owner``) are kept in the
+    # instance dict, with the accessors, when they are first needed.
+    #
+    # Creating and entering a scope do no work on its values: the chain is built at the first
+    # read (or write), and a nested dict given as a value is flattened into dotted keys then.
+    __slots__ = ("__dict__", "_s")
+    _s: tuple[dict[str, Any], Any]
+    _chain = _Chain()
+    _owner: param_scope | None = None
 
     def __init__(self, *args: str, **kwargs: Any) -> None:
-        own = kwargs
-        if args:
-            own = _from_strings(args, kwargs)
-        else:
-            for value in kwargs.values():
-                if type(value) is dict:
-                    own = _flat_items(kwargs)
-                    break
-        _OWN(self, own)
         # The scope current at creation: reads before entering go through it, and entering
-        # where it is still current needs no extra object. The chain is built at the first read.
-        _PREV(self, get_current())
+        # where it is still current needs no extra object. At the top of a thread or task,
+        # the scope pins the frozen base of the moment.
+        prev = get_current()
+        if prev is ROOT:
+            prev = ROOT._pinned
+        _S(self, (_from_strings(args, kwargs) if args else kwargs, prev))
 
     # ------------------------------------------------------------------ entering and leaving
 
     def __enter__(self) -> param_scope:
         current = get_current()
-        if current is self._prev:
+        prev = self._s[1]
+        if current is prev or (current is ROOT and prev is ROOT._pinned):
             set_current(self)
             return self
         # Entered somewhere else than where it was created (or re-entered, or detached):
@@ -130,34 +165,37 @@ class param_scope(metaclass=_ScopeType):
     ) -> None:
         current = get_current()
         if current is self:
-            set_current(self._prev)
+            set_current(self._s[1])
             return
         # A scope entered inside this one was never left (param_scope.init does that):
         # unwind to this scope's entry.
         while current is not None:
             if current is self or current._owner is self:
-                set_current(current._prev)
+                set_current(current._s[1])
                 return
-            current = current._prev
+            current = current._s[1]
         raise RuntimeError(f"{self!r} is left but it is not entered in this thread or task")
 
     def _node(self, current: Any) -> param_scope:
+        _ = self._chain  # built first: it flattens the values the node shares
+        own, prev = self._s
+        if current is ROOT:
+            current = ROOT._pinned
         node: param_scope = object.__new__(param_scope)
-        _OWN(node, self._own)
-        _PREV(node, current)
-        _CHAIN(node, (self._own,) if self._prev is None else (self._own, *current._chain))
-        _OWNER(node, self)
+        _S(node, (own, current))
+        state = node.__dict__
+        state["_chain"] = (own,) if prev is None else (own, *current._chain)
+        state["_owner"] = self
         return node
 
     def _writable(self) -> param_scope:
         return self
 
     @classmethod
-    def _context_root(cls) -> param_scope:
+    def _context_root(cls, root: Any) -> param_scope:
         """Create and enter, for good, a scope local to this thread or task (top-level writes)."""
         scope: param_scope = object.__new__(cls)
-        _OWN(scope, {})
-        _PREV(scope, ROOT)
+        _S(scope, ({}, root))
         set_current(scope)
         return scope
 
@@ -165,21 +203,14 @@ class param_scope(metaclass=_ScopeType):
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
-            if name == "_chain":  # built on first use, so that creating a scope stays cheap
-                prev = self._prev
-                chain = (self._own,) if prev is None else (self._own, *prev._chain)
-                _CHAIN(self, chain)
-                return chain
-            if name == "_owner":
-                return None
             raise AttributeError(_private_read(name, "ps"))
         # Cached in the instance dict: the next ``ps.name`` is a plain attribute hit.
-        accessor = self.__dict__[name] = Accessor(self, name)
+        accessor = self.__dict__[name] = bound_accessor(self, name)
         return accessor
 
     def __call__(self) -> Accessor:
         """Return the root accessor: ``ps().lr()`` is ``ps.lr()``."""
-        return Accessor(self, "")
+        return bound_accessor(self, "")
 
     def __getitem__(self, key: str) -> Any:
         """Return the value of a dotted key as stored (no conversion).
@@ -223,9 +254,9 @@ class param_scope(metaclass=_ScopeType):
     # ------------------------------------------------------------------ writing
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # The internal slots are set through their descriptors; any other name but a dunder
-        # is a parameter (``ps._secret = 1``), as in the reference.
-        if _is_dunder(name) or name in _SLOTS:
+        # The internal state is set through its descriptor and the instance dict; any name
+        # but a dunder is a parameter (``ps._secret = 1``), as in the reference.
+        if _is_dunder(name):
             object.__setattr__(self, name, value)
         else:
             self.put(name, value)
@@ -246,20 +277,23 @@ class param_scope(metaclass=_ScopeType):
                 f"param_scope.update({values!r}): expected a mapping from str keys to values"
             )
         items = _flat_items(values)
+        _ = self._chain  # built first: it flattens the values given at creation
         with LOCK:
-            self._own.update(items)
+            self._s[0].update(items)
             bump()
         return self
 
     def clear(self) -> param_scope:
         """Remove this scope's own values (enclosing scopes are untouched); return the scope."""
+        _ = self._chain  # built first: it flattens the values given at creation
         with LOCK:
-            self._own.clear()
+            self._s[0].clear()
             bump()
         return self
 
     def __repr__(self) -> str:
-        return f"param_scope({self._own!r})"
+        _ = self._chain  # built first: it flattens the values given at creation
+        return f"param_scope({self._s[0]!r})"
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         # Another process has its own scopes: a pickled scope arrives as a detached scope
@@ -284,7 +318,7 @@ class param_scope(metaclass=_ScopeType):
 
         """
         scope = param_scope(*args, **kwargs)
-        _PREV(scope, None)  # detached: entering it never chains to the current scope
+        _S(scope, (scope._s[0], None))  # detached: entering it never chains to the current scope
         return scope
 
     @staticmethod
@@ -332,18 +366,24 @@ class param_scope(metaclass=_ScopeType):
     def frozen() -> None:
         """Publish the current values as the base that every thread started later sees.
 
-        Inside an ``isolated_base()`` block (every operation's run is one), what it publishes
-        is withdrawn when the block ends.
+        Threads started later, threads and tasks at their first use of a scope, and
+        ``isolated_base()`` blocks (operations' runs) started later start from the published
+        values. The caller keeps what it sees, as do threads and tasks already at work: once
+        it leaves the scopes that set the values, they are gone for it (hyperparameter behaves
+        the same: each thread keeps the copy of the base it made at its first use). Inside an
+        ``isolated_base()`` block, what it publishes is withdrawn when the block ends.
 
         Example:
             >>> import threading
+            >>> def read_in_a_new_thread():
+            ...     seen = []
+            ...     thread = threading.Thread(target=lambda: seen.append(param_scope.seed(0)))
+            ...     thread.start(); thread.join()
+            ...     return seen[0]
             >>> with param_scope(seed=7):
             ...     param_scope.frozen()
-            >>> seen = []
-            >>> thread = threading.Thread(target=lambda: seen.append(param_scope.seed(0)))
-            >>> thread.start(); thread.join()
-            >>> seen
-            [7]
+            >>> read_in_a_new_thread(), param_scope.seed(0)
+            (7, 0)
 
         """
         publish(get_current()._chain)
@@ -367,11 +407,7 @@ def _unpickle_scope(values: dict[str, Any]) -> param_scope:
     return param_scope.empty(**values)
 
 
-_SLOTS = frozenset(param_scope.__slots__)
-_OWN = vars(param_scope)["_own"].__set__
-_PREV = vars(param_scope)["_prev"].__set__
-_CHAIN = vars(param_scope)["_chain"].__set__
-_OWNER = vars(param_scope)["_owner"].__set__
+_S = vars(param_scope)["_s"].__set__
 
 
 class ScopeStorage:
@@ -403,6 +439,20 @@ class ScopeStorage:
         self._scope.update(values)
 
 
+def _flattens(value: Any) -> bool:
+    """Tell whether a value is a dict that is written as dotted keys (non-empty, str keys)."""
+    return type(value) is dict and bool(value) and all(isinstance(k, str) for k in value)
+
+
+def _nested(values: dict[str, Any]) -> bool:
+    """Tell whether ``values`` holds a dict that ``_flat_items`` flattens."""
+    # A loop, not any(...): a generator costs several times as much on small dicts.
+    for value in values.values():  # noqa: SIM110
+        if type(value) is dict and _flattens(value):
+            return True
+    return False
+
+
 def _flat_items(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested dicts of str keys into dotted keys; other values are kept as they are."""
     flat: dict[str, Any] = {}
@@ -413,7 +463,7 @@ def _flat_items(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
                 "expected a str"
             )
         name = f"{prefix}.{key}" if prefix else key
-        if type(value) is dict and value and all(isinstance(k, str) for k in value):
+        if _flattens(value):
             flat.update(_flat_items(value, name))
         else:
             flat[name] = value
