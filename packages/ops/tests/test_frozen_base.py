@@ -1,18 +1,29 @@
 """A run cannot change what later runs see: ``param_scope.frozen()`` inside one stays in it.
 
-Each test uses keys of its own, so that what a failing run leaves in the process-wide base
-cannot reach any other test.
+Each test uses keys of its own, and the process-wide base is put back after each one: what
+these tests publish on purpose (or a failing run leaves) cannot reach any other test.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from assay_ops import Capture, operation
 from assay_scope import ScopedThread, param_scope
+
+
+@pytest.fixture(autouse=True)
+def _put_the_base_back() -> Iterator[None]:
+    base = importlib.import_module("assay_scope._state").ROOT_VALUES
+    published = dict(base)
+    yield
+    base.clear()
+    base.update(published)
 
 
 def _key() -> str:
