@@ -379,14 +379,15 @@ class FrozenDict(dict[_K, _V]):
 
     Example:
         >>> settings = FrozenDict({"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}})
-        >>> settings["optimizer"]["betas"]
+        >>> optimizer = settings["optimizer"]
+        >>> optimizer.get("betas")
         FrozenList([0.9, 0.99])
         >>> settings == {"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}}
         True
         >>> import json
         >>> json.dumps(settings)
         '{"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}}'
-        >>> settings["optimizer"]["lr"] = 1.0
+        >>> optimizer["lr"] = 1.0
         Traceback (most recent call last):
         ...
         TypeError: cannot set key 'lr' in FrozenDict({'lr': 0.1, ...
@@ -504,7 +505,8 @@ class FrozenList(list[_T]):
         >>> layers = FrozenList([64, [32, 16]])
         >>> layers == [64, [32, 16]], layers[1]
         (True, FrozenList([32, 16]))
-        >>> layers + [8]
+        >>> longer = layers + [8]
+        >>> longer
         [64, FrozenList([32, 16]), 8]
         >>> layers.append(8)
         Traceback (most recent call last):
