@@ -335,10 +335,25 @@ def test_item_uid_gives_custom_keys(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("hostile", ["../evil", "a/b", "/abs", "..", ".hidden", "", "x" * 300])
-def test_hostile_item_uids_are_rejected(folder: Path, hostile: str) -> None:
-    with pytest.raises(ValueError, match="not a safe file name"):
-        ById(infra=cached(folder)).run({"id": hostile, "x": 1})
+def test_unsafe_item_uids_become_safe_names_inside_the_cache(folder: Path, hostile: str) -> None:
+    # As in exca, a long or path-like uid is shortened with a hash instead of refused; here
+    # the unsafe characters go too, so that no uid can name a file outside its folder.
+    step = ById(infra=cached(folder))
+    assert step.run({"id": hostile, "x": 1}) == 2
+    assert step.run({"id": hostile, "x": 100}) == 2  # the same uid on every run
+    uid = step.lookup({"id": hostile}).uid
+    assert uid != hostile
+    assert len(uid) <= 200
+    assert "/" not in uid
+    assert ".." not in uid
+    assert not uid.startswith(".")
+    assert step.lookup({"id": hostile + "!"}).uid != uid  # another uid, another name
     assert not (folder.parent / "evil").exists()
+
+
+def test_a_custom_item_uid_must_be_a_string(folder: Path) -> None:
+    with pytest.raises(TypeError, match=r"ById\.item_uid.*returned 7, a int; expected a str"):
+        ById(infra=cached(folder)).run({"id": 7, "x": 1})
 
 
 def test_unhashable_input_is_a_clear_error(folder: Path) -> None:

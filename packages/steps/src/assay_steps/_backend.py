@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import importlib
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -17,6 +18,7 @@ from ._claims import Claim, running
 from ._dump import dump_tagged
 from ._errors import BatchProtocolError
 from ._jobrefs import read_job_ref, write_job_refs
+from ._notes import noted
 from ._paths import StepPaths, check_name
 from ._store import CachedError, EntryStore
 
@@ -67,7 +69,8 @@ class Backend(pydantic.BaseModel):
             means no caching (unless a parent Chain provides a folder).
         mode: ``"cached"`` reuses successes and errors; ``"force"`` recomputes and
             overwrites (once per step instance); ``"read-only"`` never computes or writes
-            and raises on a miss; ``"retry"`` recomputes cached errors.
+            and raises on a miss; ``"retry"`` recomputes cached errors. exca's former name
+            of ``"force"``, ``"force-forward"``, is accepted with a ``DeprecationWarning``.
         keep_in_ram: Serve repeated hits from memory (read-only arrays, other results
             unpickled afresh on each hit, so callers never share a mutable object).
         fsync: ``"batch"`` flushes the written entries to stable storage once per task;
@@ -151,6 +154,20 @@ class Backend(pydantic.BaseModel):
             return value.model_copy()
         return handler(value)
 
+    @pydantic.field_validator("mode", mode="before")
+    @classmethod
+    def _accept_force_forward(cls, mode: Any) -> Any:
+        # exca's former name of "force": configs written with it still load.
+        if mode == "force-forward":
+            warnings.warn(
+                "mode='force-forward' is deprecated: use mode='force', which carries over to "
+                "the steps after the forced one",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return "force"
+        return mode
+
     @pydantic.model_validator(mode="after")
     def _untrusted_only_reads(self) -> Backend:
         if not self.trust and self.mode != "read-only":
@@ -166,6 +183,32 @@ class Backend(pydantic.BaseModel):
     ) -> Any:
         # The dump options of pydantic apply; the "backend" key stays, to validate it back.
         return dump_tagged(self, handler, info, "backend", type(self).__name__)
+
+    def derive(self, backend: str | None = None, **changes: Any) -> Backend:
+        """Return a new backend with this one's settings, of another class or with changes.
+
+        The fields this backend shares with the target class are copied; ``changes`` are
+        then applied (and validated: a field the target lacks is an error).
+
+        Args:
+            backend: Name of the target class (``"Slurm"``, ``"Cached"``, ...); defaults to
+                this backend's own class.
+            changes: Field values for the new backend.
+
+        Raises:
+            ValueError: ``backend`` names no known backend, or a change is invalid.
+
+        Example:
+            >>> base = Cached(folder="cache", keep_in_ram=True)
+            >>> forced = base.derive(mode="force")
+            >>> type(forced).__name__, forced.mode, forced.keep_in_ram
+            ('Cached', 'force', True)
+
+        """
+        target = type(self) if backend is None else Backend.resolve_class(backend)
+        own = type(self).model_fields
+        shared = {name: getattr(self, name) for name in target.model_fields if name in own}
+        return target(**{**shared, **changes})
 
     def _execute(self, tasks: list[ItemTask]) -> None:
         """Run every task; the base class runs them inline, in order."""
@@ -389,10 +432,14 @@ class ItemTask:
             if getattr(self.step, "_composite", False):  # a Chain needs its whole input list
                 values = list(claimed())
                 results = self.step._compute_items(
-                    self.prefix, lambda: todo, values, self.propagate_force, self.propagate_retry
+                    self.prefix,
+                    todo.__getitem__,
+                    values,
+                    self.propagate_force,
+                    self.propagate_retry,
                 )
             else:
-                results = iter(self.step._run_batch(claimed()))
+                results = noted(self.step, iter(self.step._run_batch(claimed())))
             try:
                 for result in results:
                     if written + len(held or ()) >= len(todo):

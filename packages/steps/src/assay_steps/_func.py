@@ -130,6 +130,9 @@ class Func(Step):
     def _is_generator(self) -> bool:
         return not self._input
 
+    def _is_pure_generator(self) -> bool:
+        return not self._input  # without an input parameter, no input reaches the function
+
     def _run(self, *args: Any) -> Any:
         kwargs = dict(self.model_extra or {})
         if self._input and args and args[0] is not NOVALUE:

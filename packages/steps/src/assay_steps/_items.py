@@ -13,7 +13,9 @@ class StepItems:
     the results back one at a time, so a large run does not hold every result in memory.
     Each new iteration reads them again, as exca's ``StepItems`` does (from the cache, or
     by computing them again for a step without one). ``next(items)`` steps through the
-    first pass. A cached error is re-raised when iteration reaches its item.
+    first pass. A cached error is re-raised when iteration reaches its item. The results of
+    a step without a cache over an iterator (not a list) are computed as they are read, in
+    a single pass: ``len()`` is then unknown and raises a ``TypeError``.
 
     Example:
         >>> items = StepItems(iter([1, 2]), 2, again=lambda: iter([1, 2]))
@@ -25,7 +27,7 @@ class StepItems:
     def __init__(
         self,
         results: Iterator[Any],
-        length: int,
+        length: int | None,
         again: Callable[[], Iterator[Any]] | None = None,
     ) -> None:
         self._results = results
@@ -45,4 +47,9 @@ class StepItems:
         return next(self._results)
 
     def __len__(self) -> int:
+        if self._length is None:
+            raise TypeError(
+                "the length of these results is unknown: they are computed as they are read, "
+                "from an iterator; pass a list to run_many to know it"
+            )
         return self._length

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 # Names that become file names: no separators, no "..", no leading dot, bounded length.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}")
 
@@ -27,6 +29,44 @@ def check_name(name: str, what: str) -> str:
             "[A-Za-z0-9_.=+-], not starting with '.', without '..' or path separators"
         )
     return name
+
+
+_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_.=+-]")
+_DOTS = re.compile(r"\.{2,}")
+#: Characters kept from each end of a shortened item uid (with the digest, under 200).
+_KEPT_END = 70
+
+
+def safe_item_uid(uid: str, what: str) -> str:
+    """Return ``uid`` if it is a safe file name, else a safe name derived from it.
+
+    A custom item uid too long for a file name, or holding characters that are unsafe in one
+    (separators, ``..``, a leading dot), becomes its safe characters (each unsafe one made
+    ``_``), shortened to its two ends when long, followed by the xxh3-128 digest of the
+    whole uid: deterministic, readable, and distinct for distinct uids. A uid that is safe as
+    it is stays as it is.
+
+    Raises:
+        TypeError: ``uid`` is not a string (nothing to derive a name from).
+
+    Example:
+        >>> safe_item_uid("sub-01", "item uid")
+        'sub-01'
+        >>> safe_item_uid("/data/sub-01.wav", "item uid")[:17]
+        '_data_sub-01.wav-'
+
+    """
+    if not isinstance(uid, str):
+        raise TypeError(f"{what} returned {uid!r}, a {type(uid).__name__}; expected a str or None")
+    if _SAFE_NAME.fullmatch(uid) and ".." not in uid:
+        return uid
+    readable = _DOTS.sub(lambda dots: "_" * len(dots.group()), _UNSAFE_CHAR.sub("_", uid))
+    if len(readable) > 2 * _KEPT_END:
+        readable = f"{readable[:_KEPT_END]}-{readable[-_KEPT_END:]}"
+    if not readable[:1].isalnum() and readable[:1] != "_":
+        readable = "_" + readable  # a name starting with a dot or a dash is hidden or an option
+    digest = xxhash.xxh3_128_hexdigest(uid.encode("utf-8", "surrogatepass"))
+    return check_name(f"{readable}-{digest}", what)
 
 
 #: The record of one code version of a step folder (``code-<version>/code.json``).

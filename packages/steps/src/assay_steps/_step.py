@@ -12,9 +12,9 @@ import random
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import pydantic
 import xxhash
@@ -37,8 +37,12 @@ from ._errors import BatchProtocolError, CodeChangedError
 from ._filehash import attach as attach_file_digests
 from ._items import StepItems
 from ._lookup import LookupHandle
-from ._paths import StepPaths, check_name, mark_cache_folder
-from ._store import CorruptEntryError, EntryStore, UntrustedEntryError
+from ._modes import effective_mode, fold_modes
+from ._notes import add_note
+from ._paths import StepPaths, mark_cache_folder, safe_item_uid
+from ._store import CorruptEntryError, EntryStore
+from ._stream import WINDOW, Failed, UidAt, _batch_pairs, chain_pairs
+from ._tree import holds, nested_steps, show_lines
 from ._uid import ENCODING, ENCODING_VERSION, encode, uid_of
 
 if TYPE_CHECKING:
@@ -53,11 +57,15 @@ _STALLED_ROUNDS = 4
 #: Longest random pause before another round after one that computed nothing: longer than
 #: the coarsest file system time (one second) that could order two claims as simultaneous.
 _TIE_PAUSE_SECONDS = 1.5
-#: A chain looks for an item's cached result in its steps' caches until this many items in a
-#: row were found in none of them (the run is then cold: the steps compute them anyway).
-_PROBE_MISSES = 16
 #: Longest step class name: with "-<32 hex digits>" the folder name stays under 255 bytes.
 _MAX_CLASS_NAME = 120
+
+
+class _SubModes(NamedTuple):
+    """What a step passes on to the sub-steps it runs: force them, retry their errors."""
+
+    force: bool
+    retry: bool
 
 
 class _NoValue:
@@ -90,6 +98,9 @@ class _Runtime:
     #: The store of the step on its own, fixed for the length of one ``run_many`` call (its
     #: key, a hash of the configuration, is then computed once per call, not per use).
     pinned: EntryStore | None = dataclasses.field(default=None, repr=False)
+    #: The step ``_resolve_step()`` last gave: kept while it gives an equal one, so that the
+    #: resolution's own state (the items it forced) lasts as long as this instance.
+    resolution: Step | None = dataclasses.field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
         # Runtime state never makes two equal configurations differ.
@@ -102,6 +113,13 @@ def _rt(step: Step) -> _Runtime:
     """Return a step's runtime state (read directly: pydantic's attribute fallback is slow)."""
     runtime: _Runtime = step.__pydantic_private__["_runtime"]  # type: ignore[index]
     return runtime
+
+
+def _same_config(one: Step, other: Step) -> bool:
+    try:
+        return type(one) is type(other) and bool(one == other)
+    except Exception:  # e.g. array fields: no truth value, so never "the same"
+        return False
 
 
 def _same(value: Any, default: Any) -> bool:
@@ -133,6 +151,77 @@ def _memo(source: Callable[[], list[str]]) -> UidSource:
     return get
 
 
+def _keyed_by_value(step: Step) -> bool:
+    """Whether ``step`` keys an input by hashing it (no ``item_uid`` of its own)."""
+    return type(step)._item_uid is Step._item_uid and type(step).item_uid is Step.item_uid
+
+
+def _uid_function(step: Step) -> Callable[[Any], str]:
+    """Return how ``step`` keys an input: ``item_uid``, or the hash of the value itself."""
+    if _keyed_by_value(step):
+        return lambda value: _NOINPUT_UID if value is NOVALUE else uid_of(value)
+    return step._item_uid
+
+
+def _check_inputs(step: Step, values: Iterable[Any]) -> Iterator[Any]:
+    """Pass ``values`` on, refusing "no input" for a step that needs one."""
+    generator = step._is_generator()
+    for value in values:
+        if value is NOVALUE and not generator:
+            raise TypeError(f"{type(step).__name__}._run needs an input: call run(value)")
+        yield value
+
+
+def _values_of(pairs: Iterator[tuple[int, Any]]) -> Iterator[Any]:
+    """Yield the values of ``(index, value)`` pairs; raise the error of a failed item."""
+    for _, value in pairs:
+        if isinstance(value, Failed):
+            raise value.error
+        yield value
+
+
+def _streamed(step: Step, values: Iterable[Any]) -> StepItems:
+    """Run ``step`` (without a cache of its own) over ``values`` as its results are read.
+
+    A collection (a list, a tuple) can be read again: each reading computes again, as in
+    exca; its cached sub-steps take all of it at once. Any other iterable is taken as it is
+    read, once (it may be endless), and its cached sub-steps take a window at a time.
+    """
+    if isinstance(values, Collection):
+        for _ in _check_inputs(step, values):  # refused now, before any result is read
+            pass
+        return StepItems(
+            _stream_results(step, values, None),
+            len(values),
+            again=lambda: _stream_results(step, values, None),
+        )
+    return StepItems(_stream_results(step, _check_inputs(step, values), WINDOW), None)
+
+
+def _stream_results(step: Step, values: Iterable[Any], window: int | None) -> Iterator[Any]:
+    """Yield ``step``'s results over ``values``; keep each input only while its item runs."""
+    inputs: dict[int, Any] = {}
+    uids: dict[int, str] = {}
+    item_uid = _uid_function(step)
+
+    def uid_at(index: int) -> str:
+        uid = uids.get(index)
+        if uid is None:  # computed only when a cache asks: a run without one never hashes
+            uid = uids[index] = item_uid(inputs[index])
+        return uid
+
+    def kept() -> Iterator[Any]:
+        for index, value in enumerate(values):
+            inputs[index] = value
+            yield value
+
+    results = step._compute_items((), uid_at, kept(), window=window, cached=False)
+    for index, result in enumerate(results):
+        inputs.pop(index, None)
+        uids.pop(index, None)
+        yield result
+
+
 class Step(pydantic.BaseModel):
     """Base class of pipeline steps: a pydantic config whose results are cached per item.
 
@@ -145,7 +234,8 @@ class Step(pydantic.BaseModel):
     is dispatched on its ``"type"`` key to the Step subclass of that name (or of that
     ``module.qualname``), so that configs round-trip through JSON and YAML with the same cache
     uids. A dump names the class by its short name, or by its ``module.qualname`` while another
-    live class shares the short name.
+    live class shares the short name. A hierarchy of steps may name its classes under another
+    key: ``class Block(Step, discriminator_key="name")``.
 
     Args:
         infra: The backend that caches (and computes) this step's items; None runs inline
@@ -180,12 +270,53 @@ class Step(pydantic.BaseModel):
     #: A version pinned by hand instead of the code fingerprint (as exca users keep a version
     #: field): entries are served while it stays the same, whatever the code does.
     code_version: ClassVar[str | None] = None
+    #: The format of the cache entries, as exca's ``CACHE_TYPE`` (``None``: chosen per value).
+    #: assay always chooses per value (arrays as ``.npy`` files, memory-mapped when large;
+    #: anything else pickled), so a name set here is accepted and changes nothing.
+    CACHE_TYPE: ClassVar[str | None] = None
+    # The key a dict names its Step subclass by, for fields typed with this class (set with
+    # ``class Base(Step, discriminator_key="name")``); inherited by subclasses.
+    _discriminator_key: ClassVar[str] = "type"
+    # The Chain class a list becomes in a field typed with this class (see Chain).
+    _chain_class: ClassVar[type[Step] | None] = None
 
     # ------------------------------------------------------------------ class set-up
+
+    def __init_subclass__(cls, discriminator_key: str | None = None, **kwargs: Any) -> None:
+        """Set the key that dicts name the subclasses of ``cls`` by (``"type"`` by default).
+
+        Example:
+            >>> class Node(Step, discriminator_key="name"):
+            ...     pass
+            >>> class Doubled(Node):
+            ...     def _run(self, value: int) -> int:
+            ...         return 2 * value
+            >>> Node.model_validate({"name": "Doubled"}).run(4)
+            8
+
+        """
+        super().__init_subclass__(**kwargs)
+        if discriminator_key is not None:
+            if not isinstance(discriminator_key, str) or not discriminator_key.isidentifier():
+                raise TypeError(
+                    f"{cls.__name__}: discriminator_key={discriminator_key!r}; expected a "
+                    "Python identifier such as 'type' or 'name'"
+                )
+            cls._discriminator_key = discriminator_key
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        key = cls._discriminator_key
+        if key in cls.model_fields:
+            raise TypeError(
+                f"{cls.__name__} has a field {key!r}, which is the key its configurations name "
+                f"their class by; rename the field or pass another discriminator_key"
+            )
+        if not (cls.CACHE_TYPE is None or isinstance(cls.CACHE_TYPE, str)):
+            raise TypeError(
+                f"{cls.__name__}.CACHE_TYPE={cls.CACHE_TYPE!r}; expected None or a format name"
+            )
         qualified = f"{cls.__module__}.{cls.__qualname__}"
         Step._registry.setdefault(cls.__name__, weakref.WeakValueDictionary())[qualified] = cls
         flags = set()
@@ -205,6 +336,8 @@ class Step(pydantic.BaseModel):
             p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params
         ):
             flags.add("generator")
+            if all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params):
+                flags.add("pure_generator")  # no input can reach it, not even an optional one
         cls._flags = frozenset(flags)
         if cls.code_version is not None:
             check_pin(cls.code_version, cls.__name__)
@@ -217,39 +350,58 @@ class Step(pydantic.BaseModel):
     @pydantic.model_validator(mode="wrap")
     @classmethod
     def _dispatch_on_type(cls, value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
+        key = cls._discriminator_key
+        chain = cls._chain_class or Chain
         if isinstance(value, (list, tuple)):
-            value = {"type": "Chain", "steps": list(value)}
+            value = {key: _type_name(chain), "steps": list(value)}
         elif (
             isinstance(value, dict)
             and value
-            and "type" not in value
+            and key not in value
             and not set(value) <= set(cls.model_fields)
             and all(isinstance(v, (Step, dict)) for v in value.values())
         ):
-            value = {"type": "Chain", "steps": OrderedDict(value)}
-        if isinstance(value, dict) and "type" in value:
-            data = dict(value)
-            name = data.pop("type")
-            if name in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
-                target: type[Step] | None = cls  # its own name: no other class is meant
-            else:
-                target = _registered_step(name) if isinstance(name, str) else None
-            if target is None:
-                raise ValueError(
-                    f"type={name!r} is not a registered Step subclass; expected one of "
-                    f"{sorted(short for short, live in Step._registry.items() if live)}"
-                )
-            if not issubclass(target, cls):
-                raise ValueError(f"type={name!r} is not a subclass of {cls.__name__}")
-            return handler(data) if target is cls else target.model_validate(data)
-        return handler(value)
+            value = {key: _type_name(chain), "steps": OrderedDict(value)}
+        if not isinstance(value, dict):
+            return handler(value)
+        if key not in value:
+            return _validate_with_hint(cls, value, handler)
+        data = dict(value)
+        name = data.pop(key)
+        if name in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
+            target: type[Step] | None = cls  # its own name: no other class is meant
+        else:
+            target = _registered_step(name, key, cls) if isinstance(name, str) else None
+        if target is None:
+            raise ValueError(
+                f"{key}={name!r} is not a registered Step subclass; expected one of "
+                f"{sorted(short for short, live in Step._registry.items() if live)}"
+            )
+        if not issubclass(target, cls):
+            raise ValueError(f"{key}={name!r} is not a subclass of {cls.__name__}")
+        if target is cls:
+            return _validate_with_hint(cls, data, handler)
+        return target.model_validate(data)
+
+    if not TYPE_CHECKING:  # the signature type checkers see stays pydantic's, per field
+
+        def __init__(self, /, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except pydantic.ValidationError as error:
+                _add_summary_note(error, data, type(self)._discriminator_key)
+                raise
+
+        # Validation of nested configs still takes pydantic's own path, not this __init__.
+        __init__.__pydantic_base_init__ = True
 
     @pydantic.model_serializer(mode="wrap")
     def _dump_with_type(
         self, handler: pydantic.SerializerFunctionWrapHandler, info: pydantic.SerializationInfo
     ) -> Any:
         # The dump options of pydantic apply; the "type" key stays, to validate the dump back.
-        return dump_tagged(self, handler, info, "type", _type_name(type(self)))
+        key = type(self)._discriminator_key
+        return dump_tagged(self, handler, info, key, _type_name(type(self)))
 
     def model_post_init(self, context: Any, /) -> None:
         """Check that the step can run, and give sub-steps this step's cache folder."""
@@ -282,15 +434,8 @@ class Step(pydantic.BaseModel):
             sub._inherit_folder(folder)
 
     def _sub_steps(self) -> list[Step]:
-        subs: list[Step] = []
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            items = value.values() if isinstance(value, dict) else value
-            if isinstance(value, Step):
-                subs.append(value)
-            elif isinstance(value, (list, tuple, dict)):
-                subs.extend(v for v in items if isinstance(v, Step))
-        return subs
+        """Return the steps this step holds (in its fields, however deep; see ``_tree``)."""
+        return [sub for _, sub in nested_steps(self)]
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
@@ -376,6 +521,17 @@ class Step(pydantic.BaseModel):
             2
 
         """
+        if len(dicts) > 1:
+            raise ValueError(
+                f"clone got {len(dicts)} dicts of updates {list(dicts)}; expected one dict "
+                "(merge them: which one wins a shared key would be a guess)"
+            )
+        twice = sorted(set(kwargs) & set(dicts[0])) if dicts else []
+        if twice:
+            raise ValueError(
+                f"clone got {twice[0]!r} both in the dict ({dicts[0][twice[0]]!r}) and as a "
+                f"keyword argument ({kwargs[twice[0]]!r}); expected each key once"
+            )
         data = self.model_dump()
         for update in (*dicts, kwargs):
             for key, value in update.items():
@@ -390,14 +546,59 @@ class Step(pydantic.BaseModel):
                 target[slot] = value
         return type(self).model_validate(data)
 
+    def show(self) -> str:
+        """Return a readable tree of this step: each step with its fields, backend and mode.
+
+        Fields at their default are left out; a step held by another (a chain's steps, a
+        step in a field) is a branch; a step that resolves to another (``_resolve_step``) is
+        shown as what it runs as. The format is for reading, not parsing: it may change.
+
+        Example:
+            >>> class Scale(Step):
+            ...     factor: float = 1.0
+            ...
+            ...     def _run(self, value: float) -> float:
+            ...         return value * self.factor
+            >>> chain = Chain(
+            ...     steps=[Scale(factor=2), Scale(infra={"backend": "Cached", "mode": "force"})],
+            ...     infra={"backend": "Cached", "folder": "cache"},
+            ... )
+            >>> print(chain.show())
+            Chain  [Cached, cache]
+            └── steps
+                ├── Scale  factor=2.0
+                └── Scale  [Cached, cache, mode=force]
+
+        """
+        return "\n".join(show_lines(self))
+
     def _resolved(self) -> Step:
+        """Return the step this one runs as: the fixed point of ``_resolve_step()``."""
+        if "has_resolve" not in self._flags:
+            return self
         step: Step = self
         for _ in range(32):
             resolved = step._resolve_step()
             if resolved is step:
-                return step
+                break
             step = resolved
-        raise RuntimeError(f"{type(self).__name__}._resolve_step does not reach a fixed point")
+        else:
+            raise RuntimeError(f"{type(self).__name__}._resolve_step does not reach a fixed point")
+        if step is self:
+            return self
+        runtime = _rt(self)
+        # Resolved again on every use, since the configuration may have changed since; an
+        # equal resolution is the one already in use, with what it remembers.
+        if runtime.resolution is not None and _same_config(runtime.resolution, step):
+            return runtime.resolution
+        if holds(step, self):
+            raise RuntimeError(
+                f"{type(self).__name__}._resolve_step returned a step containing the step "
+                "itself, which would resolve again without end; expected a step built from "
+                "copies, e.g. self.model_copy(update=...) with the field that resolves emptied"
+            )
+        runtime.resolution = step
+        return step
 
     def _uid_fields(self) -> dict[str, Any]:
         fields = type(self).model_fields
@@ -426,14 +627,29 @@ class Step(pydantic.BaseModel):
         return "generator" in self._flags
 
     def _forces(self) -> bool:
-        return (self.infra is not None and self.infra.mode == "force") or any(
-            s._resolved()._forces() for s in self._sub_steps()
-        )
+        """Whether this step recomputes its results (forced itself, or through a sub-step)."""
+        return effective_mode(self) == "force"
+
+    def _retries(self) -> bool:
+        """Whether this step recomputes its cached errors (itself, or through a sub-step)."""
+        return effective_mode(self) == "retry"
+
+    def _is_pure_generator(self) -> bool:
+        """Whether ``_run`` takes no input at all (not even an optional one)."""
+        return "pure_generator" in self._flags
 
     def _item_uid(self, value: Any) -> str:
         custom = self.item_uid(value)
         if custom is not None:
-            return check_name(custom, f"{type(self).__name__}.item_uid({value!r:.60})")
+            if value is NOVALUE and not self._is_pure_generator():
+                name = type(self).__name__
+                raise TypeError(
+                    f"{name}.item_uid returned {custom!r} without an input, but {name}._run "
+                    "accepts an optional input: its results with and without an input would "
+                    "share uids; expected item_uid to return None without an input, or a _run "
+                    "taking no input"
+                )
+            return safe_item_uid(custom, f"{type(self).__name__}.item_uid({value!r:.60})")
         if value is NOVALUE:
             return _NOINPUT_UID
         return uid_of(value, "input value")
@@ -506,7 +722,8 @@ class Step(pydantic.BaseModel):
                 dumped.pop("infra", None)
                 steps.append(dumped)
             except Exception:  # not JSON-able: keep a readable trace of it anyway
-                steps.append({"type": _type_name(type(step)), "repr": repr(step)})
+                key = type(step)._discriminator_key
+                steps.append({key: _type_name(type(step)), "repr": repr(step)})
         data = {"step_uid": store.paths.step_uid, "encoding": ENCODING, "steps": steps}
         store.paths.step_folder.mkdir(parents=True, exist_ok=True)
         write_atomic(path, [json.dumps(data, indent=2).encode()], fsync=False)
@@ -521,17 +738,22 @@ class Step(pydantic.BaseModel):
     def _compute_items(
         self,
         prefix: tuple[Step, ...],
-        uids: UidSource,
-        values: list[Any],
+        uid_at: UidAt,
+        values: Iterable[Any],
         forced: bool = False,
         retried: bool = False,
+        window: int | None = None,
+        cached: bool = True,
     ) -> Iterator[Any]:
-        """Compute items without this step's own cache (sub-steps use theirs).
+        """Compute items without this step's own cache (sub-steps use theirs), as they are read.
 
+        ``uid_at(i)``: the uid of the ``i``-th input (sub-steps key their caches by it).
         ``forced`` and ``retried`` carry a mode ``"force"`` or ``"retry"`` of an enclosing
-        step down to the sub-steps, whose own cache would otherwise answer.
+        step down to the sub-steps, whose own cache would otherwise answer. ``window``: how
+        many items a cached sub-step takes at a time (None: all of them). ``cached``: the
+        caller caches the results (a batch that may break its protocol is then held).
         """
-        return _checked(self, iter(self._run_batch(iter(values))), len(values))
+        return _values_of(_batch_pairs(self, enumerate(values), cached))
 
     def run(self, value: Any = NOVALUE) -> Any:
         """Return the result for one input, from the cache or computed (and cached).
@@ -552,23 +774,35 @@ class Step(pydantic.BaseModel):
         Missing items are computed (through the backend) before this returns; the returned
         :class:`StepItems` reads the results back lazily. With a cache, an item's error is
         raised by this call (as in exca): a cached error before anything is computed, a new
-        one once the backend ran. Without a cache, items are computed as they are read.
+        one once the backend ran.
+
+        Without a cache, items are computed as they are read, and stream through a chain:
+        item 1 passes every step before item 2 starts (a ``_run_batch`` pulls its inputs
+        lazily, a cached step takes a window of items at a time), so ``values`` may be a
+        long or endless iterator, taken as it is read; the result can then be read once.
+
+        Example:
+            >>> import itertools
+            >>> class Half(Step):
+            ...     def _run(self, value: float) -> float:
+            ...         return value / 2
+            >>> items = Chain(steps=[Half(), Half()]).run_many(itertools.count())
+            >>> next(items), next(items)
+            (0.0, 0.25)
+
         """
         step = self._resolved()
+        if step.infra is None:
+            effective_mode(step)  # modes that contradict each other are refused before work
+            return _streamed(step, values)
         values = list(values)
         if not step._is_generator() and any(v is NOVALUE for v in values):
             raise TypeError(f"{type(step).__name__}._run needs an input: call run(value)")
-        if type(step)._item_uid is Step._item_uid and type(step).item_uid is Step.item_uid:
-            # Default keying: hash the inputs directly (the hot path of warm runs).
+        if _keyed_by_value(step):
+            # Hashed inline, without a call per input: the hot path of warm runs.
             uids = _memo(lambda: [_NOINPUT_UID if v is NOVALUE else uid_of(v) for v in values])
         else:
             uids = _memo(lambda: [step._item_uid(v) for v in values])
-
-        if step.infra is None or step.infra.folder is None:
-            results = _dispatch(step, (), uids, values, forced=False, top=True)
-            # Iterating again computes again, as in exca.
-            again = lambda: _dispatch(step, (), uids, values, forced=False)  # noqa: E731
-            return StepItems(results, len(values), again=again)
         store = step._store(())
         runtime = _rt(step)
         runtime.pinned = store
@@ -595,7 +829,9 @@ class Chain(Step):
 
     Step ``k`` of a chain is cached under the identity of steps ``0..k`` and the uid of the
     chain's input, so changing step ``k`` recomputes only steps ``k`` onwards. A chain
-    shares its identity (and its cache folder) with its last step.
+    shares its identity (and its cache folder) with its last step. Items stream through the
+    steps: item 1 passes every step before item 2 starts, except that a step with a cache
+    takes its items together (a window of them over an iterator), for its backend.
 
     Args:
         steps: A list of steps, or an ordered dict name → step (``chain["name"]``).
@@ -616,6 +852,16 @@ class Chain(Step):
 
     _composite: ClassVar[bool] = True
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # As in exca: a chain class of a hierarchy of its own (class MyChain(Chain, MyBase))
+        # is what a list becomes in a field typed MyBase. A plain subclass of Chain does not
+        # change what lists become everywhere else.
+        base = next(b for b in cls.__mro__[1:] if issubclass(b, Step) and not issubclass(b, Chain))
+        if base is not Step:
+            base._chain_class = cls
+
     def model_post_init(self, context: Any, /) -> None:
         """Reject an empty chain, then propagate the cache folder."""
         if not self.steps:
@@ -632,8 +878,9 @@ class Chain(Step):
         if isinstance(index, slice):
             if isinstance(self.steps, dict):
                 keys = list(self.steps)[index]
-                return Chain(steps=OrderedDict((k, self.steps[k]) for k in keys), infra=self.infra)
-            return Chain(steps=self._sequence()[index], infra=self.infra)
+                named = OrderedDict((k, self.steps[k]) for k in keys)
+                return type(self)(steps=named, infra=self.infra)
+            return type(self)(steps=self._sequence()[index], infra=self.infra)
         if isinstance(index, str):
             if not isinstance(self.steps, dict):
                 raise TypeError(f"chain[{index!r}]: string indices need steps given as a dict")
@@ -669,12 +916,21 @@ class Chain(Step):
     def _compute_items(
         self,
         prefix: tuple[Step, ...],
-        uids: UidSource,
-        values: list[Any],
+        uid_at: UidAt,
+        values: Iterable[Any],
         forced: bool = False,
         retried: bool = False,
+        window: int | None = None,
+        cached: bool = True,
     ) -> Iterator[Any]:
-        return _chain_results(self, prefix, uids, values, forced, retried)
+        """Stream the items through the steps (see ``_stream``), then raise the first error.
+
+        The items before the failing one go through every step and are yielded before the
+        error is raised: the task that writes the chain's entries then caches each success
+        under its item and the error under the item that failed.
+        """
+        pairs = enumerate(values)
+        return _values_of(chain_pairs(self, prefix, pairs, uid_at, forced, retried, window, cached))
 
     def _lookup(self, prefix: tuple[Step, ...], uid: str) -> LookupHandle:
         subs = []
@@ -702,24 +958,6 @@ def _clone_slot(container: dict[str, Any] | list[Any], part: str, key: str) -> t
     return part, container.get(part)
 
 
-def _checked(step: Step, results: Iterator[Any], expected: int) -> Iterator[Any]:
-    """Pass ``results`` through, raising if there are more or fewer than ``expected``."""
-    count = 0
-    for result in results:
-        count += 1
-        if count > expected:
-            raise BatchProtocolError(
-                f"{type(step).__name__}._run_batch yielded more than {expected} results "
-                f"for {expected} inputs; expected exactly one result per input"
-            )
-        yield result
-    if count < expected:
-        raise BatchProtocolError(
-            f"{type(step).__name__}._run_batch yielded {count} results for {expected} inputs; "
-            "expected exactly one result per input"
-        )
-
-
 def _dispatch(
     step: Step,
     prefix: tuple[Step, ...],
@@ -738,22 +976,18 @@ def _dispatch(
     """
     infra = step.infra
     if infra is None:
-        return step._compute_items(prefix, get_uids, values, forced, retried)
-    if infra.mode != "read-only" and isinstance(step, Chain) and step._shares_last_cache():
+        return step._compute_items(prefix, lambda i: get_uids()[i], values, forced, retried)
+    context = "force" if forced else "retry" if retried else "cached"
+    # The mode of this step's own cache: its own, raised by a forced (or retried) sub-step,
+    # whose results its own depend on, and by what comes before it.
+    mode = fold_modes([context, effective_mode(step)], type(step).__name__)
+    # What its sub-steps are run in: its own mode and the enclosing one, as in exca (a chain
+    # retried as a whole retries the errors of its steps). A mode that comes from a sub-step
+    # applies from that sub-step on, not to the steps before it.
+    subs = _SubModes(forced or infra.mode == "force", retried or infra.mode == "retry")
+    if mode != "read-only" and isinstance(step, Chain) and step._shares_last_cache():
         # The chain's entry is its last step's entry: computing the steps writes it.
-        force = forced or infra.mode == "force"
-        retry = retried or infra.mode == "retry"
-        return _run_chain_missing(step, prefix, get_uids, values, top, force, retry)
-    mode = infra.mode
-    if forced or mode == "force":
-        if mode == "read-only":
-            raise ValueError(
-                f"{type(step).__name__} has mode='read-only' after a step in mode='force': "
-                "its cached results would be stale"
-            )
-        mode = "force"
-    elif retried and mode == "cached":
-        mode = "retry"  # a chain retried as a whole retries the errors of its steps (as exca)
+        return _run_chain_missing(step, prefix, get_uids, values, top, mode, subs)
     store = step._store(prefix)
     store.refresh()  # what other processes wrote since this process last looked
     uids = get_uids()
@@ -774,66 +1008,10 @@ def _dispatch(
             _read(step, store, uid)
     if pending:
         step._write_config(store, prefix)
-        _compute(step, prefix, store, pending, mode)
+        _compute(step, prefix, store, pending, mode, subs)
         if mode in ("force", "retry"):
             attempted.update(pending)
     return _read_all(step, store, uids)
-
-
-def _chain_results(
-    chain: Chain,
-    prefix: tuple[Step, ...],
-    uids: UidSource,
-    values: list[Any],
-    forced: bool,
-    retried: bool,
-) -> Iterator[Any]:
-    """Yield the results of ``chain``'s steps in turn, then raise the first item's error.
-
-    As in exca, an item starts after the last step that has it cached: the steps before
-    that one, cached or not, do not run for it. Each step needs its whole input list, so a
-    failure surfaces while a step's results are gathered. The items before the failing one
-    go on through the remaining steps and are yielded before the error is raised: whoever
-    consumes the results (the task that writes the chain's entries) then caches each success
-    under its item and the error under the item that failed, not under the first item.
-    """
-    steps = chain._resolved_steps()
-    prefixes = []
-    for step in steps:
-        prefixes.append(prefix)
-        prefix = (*prefix, *step._uid_steps())
-    starts, cached = _resume_points(steps, prefixes, uids, len(values), forced)
-    failure: Exception | None = None
-    limit = len(values)  # the items from this index on stopped at a failure
-    current = {i: value for i, value in enumerate(values) if starts[i] == 0}
-    for k, step in enumerate(steps):
-        current.update((i, value) for i, value in cached.items() if starts[i] == k)
-        active = sorted(i for i in current if i < limit)
-        if not active:  # every item starts later: a batch step is never called with none
-            forced = forced or step._forces()
-            continue
-        done: list[Any] = []
-        try:
-            for result in _dispatch(
-                step,
-                prefixes[k],
-                _pick(uids, active),
-                [current[i] for i in active],
-                forced,
-                retried,
-            ):
-                done.append(result)
-        except BatchProtocolError:
-            raise  # which input a result belongs to is unknown: none goes on, none is cached
-        except Exception as error:
-            failure = error  # an earlier item than any previous failure: it is the one raised
-            limit = active[len(done)]
-        current = dict(zip(active, done, strict=False))
-        forced = forced or step._forces()
-    current.update((i, value) for i, value in cached.items() if starts[i] == len(steps))
-    yield from (current[i] for i in range(limit))
-    if failure is not None:
-        raise failure
 
 
 def _serves_cache(step: Step) -> bool:
@@ -842,91 +1020,40 @@ def _serves_cache(step: Step) -> bool:
     return infra is not None and infra.folder is not None and infra.mode != "force"
 
 
-def _resume_points(
-    steps: list[Step],
-    prefixes: list[tuple[Step, ...]],
-    uids: UidSource,
-    count: int,
-    forced: bool,
-) -> tuple[list[int], dict[int, Any]]:
-    """Find, per item, the first step of a chain to run, and the cached input it gets there.
-
-    An item whose result at step ``k`` is cached (a success) starts at step ``k + 1`` with
-    that result. Steps from a forced one on do not count (their results are recomputed).
-    As in a run, a long series of misses at a step stops the lookups there: a cold run then
-    costs a few lookups per step, and an item missed that way only runs more steps.
-
-    Returns:
-        The first step of each item, and the cached results of the items starting later
-        than step 0, by item index.
-
-    """
-    starts = [0] * count
-    cached: dict[int, Any] = {}
-    last = -1  # the last step an item may start after
-    for k, step in enumerate(steps):
-        if forced or step._forces():
-            break
-        if _serves_cache(step):
-            last = k
-    for k in range(last, -1, -1):
-        if not _serves_cache(steps[k]):
-            continue
-        store = steps[k]._store(prefixes[k])
-        all_uids = uids()
-        misses = 0
-        for i in range(count):
-            if starts[i] or misses >= _PROBE_MISSES:
-                continue
-            try:
-                found = store.read(all_uids[i])
-            except (CorruptEntryError, UntrustedEntryError):
-                found = None  # the step itself reports or recomputes it
-            if found is None or found[0] != "success":
-                misses += 1
-                continue
-            misses = 0
-            starts[i] = k + 1
-            cached[i] = found[1]
-    return starts, cached
-
-
-def _pick(uids: UidSource, indices: list[int]) -> UidSource:
-    """Return the uids of the items at ``indices`` (those going through a chain's step)."""
-    return lambda: [uids()[i] for i in indices]
-
-
 def _run_chain_missing(
     chain: Chain,
     prefix: tuple[Step, ...],
     get_uids: UidSource,
     values: list[Any],
     top: bool,
-    force: bool,
-    retry: bool,
+    mode: str,
+    subs: _SubModes,
 ) -> Iterator[Any]:
     """Run ``chain`` over the items its shared entry lacks (or, in retry, has as an error).
 
     As in exca, an item with a chain entry runs none of the steps, even when an earlier step
     has a cache of its own without the item: a success is read, a cached error re-raised
-    (with ``retry``, computed again). Missing and corrupt entries go through the steps; with
-    ``force``, every item does. Each item goes through the steps once, however many times
-    it is given.
+    (in mode ``"retry"``, computed again). Missing and corrupt entries go through the steps;
+    in mode ``"force"``, every item does. Force and retry apply once per chain instance. Each
+    item goes through the steps once, however many times it is given. ``subs``: the modes
+    the steps are run in (see ``_dispatch``).
     """
     store = chain._store(prefix)
     uids = get_uids()
+    attempted = _rt(chain).attempted.setdefault(store.paths.step_uid, set())
     todo: dict[str, Any] = {}
     for uid, value in zip(uids, values, strict=True):
         if uid in todo:
             continue
-        if force:
+        again = mode in ("force", "retry") and uid not in attempted
+        if again and mode == "force":
             todo[uid] = value
             continue
         try:
             found = store.peek(uid)  # from memory when this instance verified it before
         except CorruptEntryError:
             found = None  # recomputed and overwritten
-        if found is None or (retry and found == "error"):
+        if found is None or (again and found == "error"):
             todo[uid] = value
         elif top and found == "error":
             _read(chain, store, uid)
@@ -936,12 +1063,14 @@ def _run_chain_missing(
         try:
             # Consumed here: the steps write the chain's entries as they go.
             computed = chain._compute_items(
-                prefix, lambda: missing, list(todo.values()), force, retry
+                prefix, missing.__getitem__, list(todo.values()), subs.force, subs.retry
             )
             for _ in computed:
                 pass
         except Exception as error:
             failure = error
+        if mode in ("force", "retry"):
+            attempted.update(missing)
         for uid in missing:
             store.forget(uid)  # the steps' own stores wrote them: what this one holds is old
         # A broken batch caches nothing; nor does the storage failing (a full disk is not
@@ -1029,7 +1158,12 @@ def _status(step: Step, store: EntryStore, uid: str, mode: str) -> str | None:
 
 
 def _compute(
-    step: Step, prefix: tuple[Step, ...], store: EntryStore, pending: dict[str, Any], mode: str
+    step: Step,
+    prefix: tuple[Step, ...],
+    store: EntryStore,
+    pending: dict[str, Any],
+    mode: str,
+    subs: _SubModes,
 ) -> None:
     infra = step.infra
     assert infra is not None
@@ -1047,8 +1181,8 @@ def _compute(
             uids=todo,
             values=[pending[uid] for uid in todo],
             force=mode in ("force", "retry"),
-            propagate_force=mode == "force",
-            propagate_retry=mode == "retry",
+            propagate_force=subs.force,
+            propagate_retry=subs.retry,
             keep_in_ram=infra.keep_in_ram,
             fsync=infra.fsync,
             store=store,
@@ -1155,8 +1289,90 @@ def _read(step: Step, store: EntryStore, uid: str) -> Any:
         )
     status, value = found
     if status == "error":
-        raise value.rebuild()
+        cached_error = value.rebuild()
+        add_note(
+            cached_error,
+            f"  -> cached error of item {uid!r} of {type(step).__name__}, re-raised from "
+            f"{store.paths.entries_folder}; infra mode='retry' computes it again",
+        )
+        raise cached_error
     return value
+
+
+def _validate_with_hint(
+    cls: type[Step], data: dict[str, Any], handler: pydantic.ValidatorFunctionWrapHandler
+) -> Any:
+    """Validate ``data`` as ``cls``; when fields it lacks belong to a subclass, say which.
+
+    As exca's hint: ``{"coeff": 3}`` for a field typed ``Step`` most likely forgot its
+    ``"type"``, and ``{"type": "Mult", "extra": 1}`` may name the parent of the class meant.
+    """
+    try:
+        return handler(data)
+    except pydantic.ValidationError as error:
+        unknown = set(data) - set(cls.model_fields)
+        having = _subclasses_with_fields(cls, unknown) if unknown else []
+        if not having:
+            raise
+        key = cls._discriminator_key
+        raise ValueError(
+            f"validation of {cls.__name__!r} failed: it has no field {sorted(unknown)}; you may "
+            f"have forgotten to specify the discriminator key {key!r}, or named the wrong "
+            f"class: {having} have those fields\n\nOriginal error: {error}"
+        ) from error
+
+
+def _subclasses_with_fields(cls: type[Step], names: set[str]) -> list[str]:
+    """Return the names of the live subclasses of ``cls`` that have every field of ``names``."""
+    found: set[str] = set()
+    todo = list(cls.__subclasses__())
+    while todo:
+        sub = todo.pop()
+        todo.extend(sub.__subclasses__())
+        if sub._discriminator_key == cls._discriminator_key and names <= set(sub.model_fields):
+            found.add(sub.__name__)
+    return sorted(found)
+
+
+def _add_summary_note(error: pydantic.ValidationError, data: dict[str, Any], key: str) -> None:
+    """Add to ``error`` a summary naming each failing step and field by its plain path.
+
+    pydantic names the branches of a union in its paths (``steps.list[...].0.coef``) and
+    reports every branch that did not match (``Input should be a valid OrderedDict``); the
+    summary, as exca's, keeps the real errors under their plain paths (``steps.0.coef``),
+    each with the class of the step it is about.
+    """
+    branch_noise = {"dict_type", "list_type", "ordered_dict_type"}
+    lines = []
+    noisy = False
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and "[" in p))
+        noisy = noisy or loc != tuple(item["loc"])
+        if item["type"] in branch_noise:
+            continue
+        path = ".".join(str(p) for p in loc)
+        step = _step_named_along(data, loc, key)
+        first, newline, rest = item["msg"].partition("\n")
+        where = f" (step {step})" if step else ""
+        lines.append(f"  {path}: {first}{where}{newline}{rest}")
+    if noisy and lines and hasattr(error, "add_note"):
+        error.add_note("----------\nSummary:\n" + "\n".join(lines))
+
+
+def _step_named_along(data: Any, loc: tuple[Any, ...], key: str) -> str | None:
+    """Return the class named by the innermost step config on the path ``loc`` in ``data``."""
+    name = None
+    node = data
+    for part in loc:
+        if part == "steps" and isinstance(node, (list, tuple)):
+            continue  # a list given for a step is the steps of a chain
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and Step._registry.get(node.get(key)):  # type: ignore[arg-type]
+            name = node[key]
+    return name
 
 
 def _type_name(cls: type[Step]) -> str:
@@ -1172,16 +1388,24 @@ def _type_name(cls: type[Step]) -> str:
     return name
 
 
-def _registered_step(name: str) -> type[Step] | None:
-    """Find the Step subclass a config's ``type`` names (short name or ``module.qualname``)."""
+def _registered_step(
+    name: str, key: str = "type", base: type[Step] | None = None
+) -> type[Step] | None:
+    """Find the Step subclass a config names under ``key`` (short name or ``module.qualname``).
+
+    Classes of another hierarchy than ``base`` (one with its own ``discriminator_key``) that
+    share the short name do not make it ambiguous.
+    """
     if "." in name:
         same_short_name = Step._registry.get(name.rsplit(".", 1)[1])
         return None if same_short_name is None else same_short_name.get(name)
     candidates = dict(Step._registry.get(name) or {})
+    if base is not None and base._discriminator_key != "type":
+        candidates = {q: c for q, c in candidates.items() if issubclass(c, base)} or candidates
     if len(candidates) > 1:
         qualified = sorted(candidates)
         raise ValueError(
-            f"type={name!r} is ambiguous: the Step subclasses {qualified} share that name; "
-            f"give the qualified name instead, e.g. type={qualified[0]!r}"
+            f"{key}={name!r} is ambiguous: the Step subclasses {qualified} share that name; "
+            f"give the qualified name instead, e.g. {key}={qualified[0]!r}"
         )
     return next(iter(candidates.values()), None)
