@@ -34,7 +34,8 @@ def test_list_tags_reach_the_series_as_plain_lists() -> None:
     capture.metric("loss", 0.5, tags={"layers": [64, 32], "shape": (2, 3)})
     _, tags = capture.metric_series()
     layers = tags["loss"][0]["layers"]
-    assert type(layers) is list and layers == [64, 32]
+    assert type(layers) is list
+    assert layers == [64, 32]
     assert tags["loss"][0]["shape"] == (2, 3)
     layers.append(16)  # the series is the caller's to change
     assert capture.metric_series()[1]["loss"][0]["layers"] == [64, 32]
