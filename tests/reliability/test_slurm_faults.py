@@ -60,7 +60,9 @@ def _clean(tmp_path: Path) -> dict[str, Any]:
 
 
 def _job_ids(folder: Path) -> set[str]:
-    return {json.loads(p.read_text())["job_id"] for p in folder.glob("cache/*/*/jobs/*.json")}
+    return {
+        json.loads(p.read_text())["ref"]["job_id"] for p in folder.glob("cache/*/*/jobs/*.json")
+    }
 
 
 def _run_in_thread(experiment: Experiment) -> tuple[threading.Thread, dict[str, Any]]:
