@@ -299,24 +299,17 @@ class Catalog:
             CorruptEntryError: The frame is damaged, another item's, or its file is gone.
 
         """
-        number = location >> _SEGMENT_SHIFT
-        offset = location & _OFFSET_MASK
-        block = self._blocks.get(number)
-        if block is not None:
-            local = offset - block[0]
-            data = block[1]
-            if local >= 0 and local + HEADER.size <= len(data):
-                header = parse_header(data, local, len(data), total=block[2] - block[0])
-                if header is not None and local + frame_length(header) <= len(data):
-                    kind, _, value = verify(data, local, uid.encode(), self.names[number], header)
-                    return kind, value
-        return self._read_block(uid, number, offset)
+        kept = self.read_kept(uid, location)
+        if kept is not None:
+            return kind_of(location), memoryview(kept)
+        # Not in a block read before, or failing there: read it (again) and say what is wrong.
+        return self._read_block(uid, location >> _SEGMENT_SHIFT, location & _OFFSET_MASK)
 
     def read_kept(self, uid: str, location: int) -> bytes | None:
         """Return the value of a frame lying in a block already read, verified; else None.
 
-        The fast path of warm hits: no system call, no error raised — None sends the caller
-        to :meth:`read`, which reads the block, or says what is wrong with the frame.
+        The fast path of warm hits: no system call, no error raised — None sends
+        :meth:`read` to the file, which reads the block, or says what is wrong with the frame.
         """
         block = self._blocks.get(location >> _SEGMENT_SHIFT)
         if block is None:
