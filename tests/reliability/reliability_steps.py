@@ -75,6 +75,18 @@ def sweep_all(step: Step, items: list[int]) -> None:
             list(step.run_many(segment[:-1]))
 
 
+def assert_every_result(step: Step, items: list[int]) -> None:
+    """Assert that ``step.run`` gives each item's expected value, or raises for failing ones."""
+    for i in items:
+        try:
+            value = step.run(i)
+        except ItemFailed:
+            assert fails(i), f"item {i} raised"
+        else:
+            assert not fails(i), f"item {i} returned {value!r:.60}"
+            assert same(value, expected(i)), f"item {i}: wrong value {value!r:.60}"
+
+
 def same(a: Any, b: Any) -> bool:
     """Exact equality for the values :func:`expected` returns (arrays by dtype, shape, bytes)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):

@@ -25,15 +25,13 @@ from audit import audit_steps, count
 from layout import claim_files, new_process
 from reliability_steps import (
     HEAVY,
-    ItemFailed,
     ReliabilityPayload,
+    assert_every_result,
     computations,
     computed_by,
-    expected,
     fails,
     process_state,
     run_forked,
-    same,
     start_forked,
     sweep_all,
     wait_forked,
@@ -334,13 +332,7 @@ def recoverer(folder: Path, log: Path, start: float, reverse: bool) -> None:
     step = step_on(folder, log)
     time.sleep(max(0.0, start - time.time()))
     sweep_all(step, items)
-    for i in items:
-        try:
-            value = step.run(i)
-        except ItemFailed:
-            assert fails(i), f"item {i} raised"
-        else:
-            assert same(value, expected(i)), f"item {i}: wrong value {value!r:.60}"
+    assert_every_result(step, items)
 
 
 @pytest.mark.parametrize("processes", [2, 4])

@@ -17,14 +17,11 @@ import pytest
 from audit import audit_steps, count, metrics_by_run
 from reliability_steps import (
     HEAVY,
-    ItemFailed,
     ReliabilityPayload,
+    assert_every_result,
     computations,
     computed_by,
-    expected,
-    fails,
     run_forked,
-    same,
     sweep_all,
 )
 
@@ -42,14 +39,7 @@ def writer(folder: Path, log: Path, start: float, reverse: bool, backend: str = 
     step = ReliabilityPayload(side_effects=str(log), delay=0.002, infra=infra)
     time.sleep(max(0.0, start - time.time()))
     sweep_all(step, items)
-    for i in items:
-        try:
-            value = step.run(i)
-        except ItemFailed:
-            assert fails(i), f"item {i} raised"
-        else:
-            assert not fails(i), f"item {i} returned {value!r:.60}"
-            assert same(value, expected(i)), f"item {i}: wrong value {value!r:.60}"
+    assert_every_result(step, items)
 
 
 def run_writers(tmp_path: Path, writers: int, backend: str = "Cached") -> dict[int, int]:
