@@ -297,12 +297,12 @@ class EntryStore:
                 found.append("error" if remembered[0] == "err" else "success")
                 continue
             location = entries.get(uid)
-            kind = None if location is None else kind_of(location)
-            raw = kept(uid, location) if kind in (RESULT, ERROR) else None  # type: ignore[arg-type]
+            kind = -1 if location is None else kind_of(location)
+            raw = kept(uid, location) if location is not None and kind in (RESULT, ERROR) else None
             if raw is None:
                 found.append(self.status(uid))  # read, or arrays, cleared, old layout...
                 continue
-            self._remember(uid, _EXT[kind], raw)  # type: ignore[index]
+            self._remember(uid, _EXT[kind], raw)
             found.append("error" if kind == ERROR else "success")
         return found
 
