@@ -6,6 +6,11 @@
 # not already running, waits until each one answers, and ends with a smoke job (sbatch + srun) whose
 # output it checks. Daemons it starts are recorded so that stop.sh stops exactly those.
 #
+# Usage: start.sh [--session-file FILE]
+#   Each run is a session: the daemons it starts are listed under /run/assay-slurm/sessions/<token>,
+#   and the token is printed (and written to FILE when given). `stop.sh --session TOKEN` stops only
+#   what that run started.
+#
 # Settings (environment variables, all optional):
 #   SLURM_CPUS     CPUs the node advertises (default: what `slurmd -C` reports). A higher value
 #                  oversubscribes the host (SlurmdParameters=config_overrides), which lets more
@@ -19,7 +24,9 @@ TIMEOUT="${SLURM_TIMEOUT:-30}"
 CLUSTER=localcluster
 PARTITION=debug
 STATE_DIR=/run/assay-slurm            # which daemons this script started (read by stop.sh)
-STARTED_FILE="$STATE_DIR/started"
+STARTED_FILE="$STATE_DIR/started"     # every daemon any run started (stop.sh without --session)
+SESSION="$(date +%s%N)-$$"            # this run: the daemons it starts go to sessions/$SESSION
+SESSION_FILE=""
 MARKER="# Written by assay scripts/slurm/start.sh"
 PACKAGES=(munge mariadb-server slurmdbd slurmctld slurmd slurm-client)
 
@@ -33,7 +40,24 @@ die() {
   exit 1
 }
 
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --session-file)
+      [ $# -ge 2 ] || die "--session-file needs a file name"
+      SESSION_FILE=$2
+      shift 2
+      ;;
+    *) die "unknown argument '$1' (usage: start.sh [--session-file FILE])" ;;
+  esac
+done
+
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and starts system daemons)"
+
+mkdir -p "$STATE_DIR/sessions"
+: >"$STATE_DIR/sessions/$SESSION"
+if [ -n "$SESSION_FILE" ]; then
+  printf '%s\n' "$SESSION" >"$SESSION_FILE" || die "cannot write the session token to $SESSION_FILE"
+fi
 
 # ------------------------------------------------------------------ helpers
 
@@ -68,9 +92,21 @@ wait_for() {
   done
 }
 
+# record_started NAME: this run started daemon NAME (its session file, and the list of all runs).
 record_started() {
-  mkdir -p "$STATE_DIR"
+  mkdir -p "$STATE_DIR/sessions"
+  grep -qx "$1" "$STATE_DIR/sessions/$SESSION" 2>/dev/null || echo "$1" >>"$STATE_DIR/sessions/$SESSION"
   grep -qx "$1" "$STARTED_FILE" 2>/dev/null || echo "$1" >>"$STARTED_FILE"
+}
+
+# running NAME: a live (non-zombie) process called NAME exists. pgrep alone counts zombies, which
+# linger after stop.sh where PID 1 does not reap orphans (a container), though they run nothing.
+running() {
+  local pid
+  for pid in $(pgrep -x "$1" 2>/dev/null); do
+    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] || return 0
+  done
+  return 1
 }
 
 # write_config PATH CONTENT: write a configuration file unless an identical one is there; refuse
@@ -83,8 +119,8 @@ write_config() {
   if [ -f "$path" ] && [ "$(cat "$path")" = "$content" ]; then
     return 0
   fi
-  if [ -f "$path" ] && pgrep -x slurmctld >/dev/null; then
-    die "$path would change while Slurm runs; run scripts/slurm/stop.sh first"
+  if [ -f "$path" ] && { running slurmctld || running slurmd; }; then
+    die "$path would change (other settings, e.g. SLURM_CPUS) while Slurm runs; run scripts/slurm/stop.sh first"
   fi
   printf '%s\n' "$content" >"$path"
   say "wrote $path"
@@ -287,3 +323,4 @@ grep -qx smoke-ok "$smoke/out" 2>/dev/null ||
   die "smoke job $jobid is COMPLETED but left no expected output in $smoke/out (job launch is broken; see /var/log/slurm/slurmd.log)"
 rm -rf "$smoke"
 say "smoke job $jobid ran (sbatch + srun) and is COMPLETED in sacct; Slurm is ready"
+say "session $SESSION started: $(tr '\n' ' ' <"$STATE_DIR/sessions/$SESSION")(stop them with: scripts/slurm/stop.sh --session $SESSION)"

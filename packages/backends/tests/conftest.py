@@ -11,11 +11,17 @@ import functools
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 START_HINT = "start one with: sudo bash scripts/slurm/start.sh (Debian 12, root)"
+
+
+#: sinfo's short states of a node that cannot run jobs.
+_UNUSABLE = frozenset({"down", "drain", "drng", "fail", "failg", "maint", "unk", "boot", "inval"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,7 +35,9 @@ def slurm_problem() -> str | None:
         ).stdout.split()
     except (OSError, subprocess.SubprocessError) as error:
         return f"Slurm does not answer ({error})"
-    if not any(state.rstrip("*") in {"idle", "mix", "alloc"} for state in states):
+    # Busy nodes count ("comp": finishing a job, "plnd": planned for one); a trailing "*"
+    # means the node does not respond.
+    if not any(not state.endswith("*") and state not in _UNUSABLE for state in states):
         return f"no Slurm node is up (sinfo states: {states})"
     return None
 
@@ -56,3 +64,26 @@ def _notes_of(error: BaseException) -> str:
 def notes_of() -> Callable[[BaseException], str]:
     """The text attached to an error: its notes, or on Python 3.10 its cause."""
     return _notes_of
+
+
+Outcome = dict[str, Any]
+
+
+def _in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, Outcome]:
+    outcome: Outcome = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.fixture
+def in_thread() -> Callable[[Callable[[], Any]], tuple[threading.Thread, Outcome]]:
+    """Start ``work()`` in a daemon thread; its outcome dict gets ``result`` or ``error``."""
+    return _in_thread

@@ -118,21 +118,6 @@ def test_an_error_inside_a_job_surfaces_with_its_traceback(
     assert step.lookup(0).status == "success"
 
 
-def test_a_job_that_hits_its_time_limit_leaves_its_items_uncached_and_a_rerun_recovers(
-    tmp_path: Path,
-) -> None:
-    flag = tmp_path / "hold"
-    flag.touch()
-    step = SlowWhileFlag(flag=flag, infra=slurm(tmp_path / "cache", timeout_min=1, max_jobs=1))
-    with pytest.raises(JobError, match=r"timed-out|TIME LIMIT") as raised:
-        list(step.run_many([1, 2]))
-    assert "run again" in str(raised.value)
-    assert step.lookup(1).status is None
-    assert step.lookup(2).status is None
-    flag.unlink()
-    assert list(step.run_many([1, 2])) == [101, 102]
-
-
 def test_a_cancelled_job_leaves_its_items_uncached_and_a_rerun_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import cloudpickle
 import pytest
 import submitit
-from assay_backends import JobError, _submitit
+from assay_backends import JobError, _submitit_base
 from assay_steps import Step
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -66,7 +66,7 @@ def test_the_job_of_an_item_just_computed_reports_its_state_while_sacct_lags(
     submitit.SlurmJob.watcher.clear()
     # The jobs this process submitted, then the same jobs rebuilt from their folders.
     own = [step.lookup(value).job() for value in range(3)]
-    monkeypatch.setattr(_submitit, "_SUBMITTED", OrderedDict())
+    monkeypatch.setattr(_submitit_base, "_SUBMITTED", OrderedDict())
     rebuilt = [step.lookup(value).job() for value in range(3)]
     for job in own + rebuilt:
         assert isinstance(job, submitit.SlurmJob)

@@ -436,6 +436,6 @@ def test_debug_jobs_run_from_a_thread_other_than_the_main_one(tmp_path: Path) ->
     ],
 )
 def test_the_reason_of_a_failed_job_is_its_telling_line(text: str, expected: str) -> None:
-    from assay_backends._submitit import _reason
+    from assay_backends._failures import reason
 
-    assert _reason(submitit.core.utils.UncompletedJobError(text)) == expected
+    assert reason(text) == expected

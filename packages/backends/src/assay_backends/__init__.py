@@ -17,18 +17,28 @@ Example:
 """
 
 from ._detect import SlurmUnavailableError, slurm_available
+from ._failures import JobFailure, JobsFailed
 from ._jobs import JobError
 from ._pools import ProcessPool, ThreadPool
+from ._signals import current_job_logs, job_logs
+from ._states import job_states
 from ._submitit import Auto, LocalProcess, Slurm, SubmititDebug
+from ._watch import watch
 
 __all__ = [
     "Auto",
     "JobError",
+    "JobFailure",
+    "JobsFailed",
     "LocalProcess",
     "ProcessPool",
     "Slurm",
     "SlurmUnavailableError",
     "SubmititDebug",
     "ThreadPool",
+    "current_job_logs",
+    "job_logs",
+    "job_states",
     "slurm_available",
+    "watch",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -9,6 +10,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from assay_steps import ItemTask
 
 HOST = socket.gethostname()
 #: Longest pause between two polls of jobs that another process submitted.
@@ -121,3 +124,38 @@ def wait_until_inactive(refs: Iterable[dict[str, Any]]) -> None:
         if pending:
             time.sleep(delay)
             delay = min(2 * delay, MAX_POLL_SECONDS)
+
+
+def skip_running(tasks: list[ItemTask]) -> tuple[list[ItemTask], list[dict[str, Any]]]:
+    """Drop items being computed elsewhere: locked by a live process, or in an active job.
+
+    Returns the remaining tasks and the references of the active jobs to wait for.
+    """
+    checker = ActiveJobs()
+    kept: list[ItemTask] = []
+    elsewhere: list[dict[str, Any]] = []
+    for task in tasks:
+        if task.force:  # force and retry recompute whatever is cached
+            kept.append(task)
+            continue
+        running = task.running_uids()  # the steps layer waits for locked items itself
+        keep: list[int] = []
+        for index, uid in enumerate(task.uids):
+            if uid in running:
+                continue
+            ref = task.job_ref(uid)
+            if ref is not None and checker.is_active(ref):
+                elsewhere.append(ref)
+                continue
+            keep.append(index)
+        if len(keep) == len(task.uids):
+            kept.append(task)
+        elif keep:
+            kept.append(_subset(task, keep))
+    return kept, elsewhere
+
+
+def _subset(task: ItemTask, indices: list[int]) -> ItemTask:
+    return dataclasses.replace(
+        task, uids=[task.uids[i] for i in indices], values=[task.values[i] for i in indices]
+    )

@@ -6,6 +6,7 @@ An operation is a plain function that asks only for what it needs among ``contex
 
 from ._canonical import CANONICAL_VERSION, canonical_bytes, canonical_digest
 from ._capture import Capture
+from ._checkpoint import checkpoint_now
 from ._codehash import code_hash
 from ._fingerprint import CodeFingerprint, FunctionPrint, Unresolved, fingerprint
 from ._infrastructure import is_infrastructure_error
@@ -32,6 +33,7 @@ __all__ = [
     "Unresolved",
     "canonical_bytes",
     "canonical_digest",
+    "checkpoint_now",
     "code_hash",
     "fingerprint",
     "git_state",

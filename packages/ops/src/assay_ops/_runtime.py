@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from ._checkpoint import CHECKPOINT_FILE, read_checkpoint, register, unregister
 
 
 def path_text(value: str | Path) -> str:
@@ -54,6 +59,12 @@ class Runtime:
         job: Identifier of the batch job the run ran in (a Slurm job ``"1234"`` or array task
             ``"1234_5"``, a local job's process id), where its logs are found; ``None`` outside
             a job.
+        logs: Paths of the job's stdout and stderr log files, recorded in the run's record
+            (``runtime["logs"]``); ``None`` outside a job.
+
+    A run may opt in to checkpointing with :meth:`on_timeout`: when the scheduler warns that
+    the job's time limit (or a preemption) is near, the state the hook returns is saved and
+    the job requeued; the run, started again, finds it with :meth:`checkpoint`.
 
     Example:
         >>> with Runtime(cpus=2) as runtime:
@@ -75,6 +86,7 @@ class Runtime:
         memory: int | None = None,
         backend: str = "inline",
         job: str | None = None,
+        logs: tuple[str, str] | None = None,
     ) -> None:
         if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
             raise TypeError(f"run_dir={run_dir!r}: expected a str or Path, or None")
@@ -96,6 +108,13 @@ class Runtime:
         if job is not None and (not isinstance(job, str) or not job):
             raise ValueError(f"job={job!r}: expected a non-empty job identifier or None")
         self.job = job
+        if logs is not None and (
+            not isinstance(logs, tuple)
+            or len(logs) != 2
+            or not all(isinstance(path, (str, os.PathLike)) for path in logs)
+        ):
+            raise ValueError(f"logs={logs!r}: expected a (stdout, stderr) tuple of paths or None")
+        self.logs = None if logs is None else (path_text(logs[0]), path_text(logs[1]))
 
     @property
     def scratch_dir(self) -> Path:
@@ -156,19 +175,96 @@ class Runtime:
         self._run_dir.mkdir(parents=True, exist_ok=True)
         return self._run_dir
 
+    def on_timeout(self, save: Callable[[], Any]) -> None:
+        """Opt in to checkpointing: ``save()`` is called when the time limit is near.
+
+        When the scheduler warns that the job's time limit (or a preemption) is near, the
+        backend calls ``save()`` (from a signal handler, at whatever point the run has
+        reached: return a consistent snapshot, such as the state after the last complete
+        step), pickles what it returns atomically to ``<run_dir>/checkpoint.pkl`` and requeues
+        the job. The operation then starts again from its beginning, where
+        :meth:`checkpoint` returns the saved state. The file is removed when the run ends
+        with a record (success or failure). Calling it again replaces the hook. Without a
+        hook, the warning is ignored and the run goes on until the hard limit.
+
+        Args:
+            save: Returns the state to resume from (anything picklable).
+
+        Raises:
+            TypeError: ``save`` is not callable.
+            RuntimeError: This runtime has no run directory to hold the checkpoint.
+
+        Example:
+            >>> import tempfile
+            >>> runtime = Runtime(run_dir=tempfile.mkdtemp())
+            >>> state = runtime.checkpoint() or {"epoch": 0}
+            >>> runtime.on_timeout(lambda: state)
+            >>> runtime.cleanup()
+
+        """
+        if not callable(save):
+            raise TypeError(f"save={save!r}: expected a callable returning the state to save")
+        if not self.has_run_dir:
+            raise RuntimeError(
+                "on_timeout() needs a run directory to hold the checkpoint, and this Runtime "
+                "has none (run_dir=None); build it with Runtime(run_dir=...)"
+            )
+        register(id(self), self._checkpoint_path(), save)
+
+    def checkpoint(self) -> Any | None:
+        """Return the state the last attempt of this run saved with :meth:`on_timeout`, if any.
+
+        Returns:
+            The unpickled state, or None when nothing was saved (first attempt, no run
+            directory).
+
+        Raises:
+            RuntimeError: The checkpoint file exists but cannot be read.
+
+        Example:
+            >>> Runtime().checkpoint() is None
+            True
+
+        """
+        if not self.has_run_dir:
+            return None
+        return read_checkpoint(self._checkpoint_path())
+
+    def _checkpoint_path(self) -> Path:
+        assert self._run_dir_raw is not None  # callers check has_run_dir
+        return Path(self._run_dir_raw) / CHECKPOINT_FILE
+
     def cleanup(self) -> None:
         """End the run: remove the scratch directory, unless ``keep_scratch`` is set.
 
         Safe to call twice. Afterwards ``scratch_dir`` makes no new folder (see the class).
+        The checkpoint hook is forgotten, and the checkpoint file removed, unless an exception
+        is on its way out (a storage failure: the run left no record, and its next attempt
+        resumes from the file).
         """
+        self._close(keep_checkpoint=sys.exc_info()[1] is not None)
+
+    def _close(self, keep_checkpoint: bool) -> None:
+        self._end_checkpointing(keep=keep_checkpoint)
         if self._scratch is not None and not self.keep_scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._removed, self._scratch = self._scratch, None
         self._closed = True
 
+    def _end_checkpointing(self, keep: bool) -> None:
+        unregister(id(self))
+        if not keep and self._run_dir_raw is not None:
+            # os.path, not pathlib: this runs at the end of every run, trivial ones included.
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(os.path.join(os.fspath(self._run_dir_raw), CHECKPOINT_FILE))
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the resource hints and directories as a JSON-serialisable dict."""
-        return {
+        """Return the resource hints and directories as a JSON-serialisable dict.
+
+        ``"logs"`` (``{"stdout": ..., "stderr": ...}``) is there only when the runtime was
+        given the job's log paths.
+        """
+        described: dict[str, Any] = {
             "backend": self.backend,
             "job": self.job,
             "cpus": self.cpus,
@@ -176,6 +272,9 @@ class Runtime:
             "memory": self.memory,
             "run_dir": None if self._run_dir_raw is None else path_text(self._run_dir_raw),
         }
+        if self.logs is not None:
+            described["logs"] = {"stdout": self.logs[0], "stderr": self.logs[1]}
+        return described
 
     def __enter__(self) -> Runtime:
         self._reopen()
@@ -187,7 +286,8 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.cleanup()
+        # An error leaving the block is not the end of the run: its checkpoint stays.
+        self._close(keep_checkpoint=exc is not None)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
