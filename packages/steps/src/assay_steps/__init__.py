@@ -24,6 +24,7 @@ from ._inspect import (
     packed_entries,
 )
 from ._items import StepItems
+from ._jobrefs import job_refs
 from ._lookup import LookupHandle
 from ._migrate import MigrateReport, migrate
 from ._paths import StepPaths
@@ -52,6 +53,7 @@ __all__ = [
     "entries_folders",
     "folder_info",
     "in_use",
+    "job_refs",
     "migrate",
     "packed_entries",
 ]

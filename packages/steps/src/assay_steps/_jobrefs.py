@@ -46,7 +46,25 @@ def read_job_ref(paths: StepPaths, uid: str) -> dict[str, Any] | None:
 
 
 def job_refs(paths: StepPaths) -> dict[str, dict[str, Any]]:
-    """Return the newest job reference of every item of a code version folder."""
+    """Return the newest job reference of every item of a code version folder, by item uid.
+
+    One read of the folder's ``jobs/`` files, kept until the folder changes: the bulk form of
+    ``LookupHandle.job()``, for a tool that shows where many items run (``assay status``).
+    The mapping is shared: copy a reference before changing it.
+
+    Args:
+        paths: the step folder and code version (``LookupHandle.paths``).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> paths = StepPaths(Path(tempfile.mkdtemp()), "Mult-0")
+        >>> write_job_refs(paths, ["a", "b"], {"backend": "Slurm", "job_id": "7_0"})
+        >>> ref = job_refs(paths)["b"]
+        >>> ref.get("job_id")
+        '7_0'
+
+    """
     folder = str(paths.job_folder)
     try:
         listed = os.stat(folder).st_mtime_ns
