@@ -12,6 +12,10 @@ import pytest
 START_HINT = "start one with: sudo bash scripts/slurm/start.sh"
 
 
+#: sinfo's short states of a node that cannot run jobs.
+_UNUSABLE = frozenset({"down", "drain", "drng", "fail", "failg", "maint", "unk", "boot", "inval"})
+
+
 @functools.lru_cache(maxsize=1)
 def slurm_problem() -> str | None:
     """Why no Slurm cluster is usable here, or None when one answers with a usable node."""
@@ -23,7 +27,9 @@ def slurm_problem() -> str | None:
         ).stdout.split()
     except (OSError, subprocess.SubprocessError) as error:
         return f"Slurm does not answer ({error})"
-    if not any(state.rstrip("*") in {"idle", "mix", "alloc"} for state in states):
+    # Busy nodes count ("comp": finishing a job, "plnd": planned for one); a trailing "*"
+    # means the node does not respond.
+    if not any(not state.endswith("*") and state not in _UNUSABLE for state in states):
         return f"no Slurm node is up (sinfo states: {states})"
     return None
 

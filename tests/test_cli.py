@@ -58,7 +58,7 @@ def test_status_counts_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["status", str(_folder(tmp_path))]) == 0
     out = capsys.readouterr().out
     assert "experiment 'demo': operation mod:op" in out
-    assert "8 runs: pending 1, success 7, failed 0, cancelled 0" in out
+    assert "8 runs: pending 1, success 7, failed 0, timeout 0, cancelled 0" in out
 
 
 def test_results_as_csv_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -130,11 +130,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._space import grid
 
     _look_in_current_folder()
+    backend = _run_backend(args)  # bad job settings are refused before anything is imported
     operation = import_operation(args.operation)  # a module exiting at import: ImportError
     scope = dict(parse_assignment(d, "-D") for d in args.define)
-    backend: dict[str, Any] = {"backend": BACKENDS[args.backend]}
-    if args.max_jobs is not None:
-        backend["max_jobs"] = args.max_jobs
     experiment = Experiment(
         args.name or operation.name,
         operation,
@@ -146,7 +144,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         folder=args.folder,
     )
     try:
-        results = experiment.run(retry_failed=args.retry_failed, on_code_change=args.on_code_change)
+        results = experiment.run(
+            retry_failed=args.retry_failed,
+            on_code_change=args.on_code_change,
+            max_failures=args.max_failures,
+        )
     except CodeChangedError as error:  # the same advice, in this command's option names
         print(
             f"assay: error: CodeChangedError: {error.what}; pass --on-code-change rerun to run "
@@ -154,11 +156,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if not experiment._show() and experiment.last_summary is not None:
+    summary = experiment.last_summary
+    if not experiment._show() and summary is not None:
         # Without a terminal there is no bar and the library stays quiet; the command still
-        # says what it did (a batch job's log).
-        print(experiment.last_summary.line(experiment.name), file=sys.stderr)
-    return 0 if not results.counts().get("failed") else 1
+        # says what it did (a batch job's log), and what did not succeed.
+        print(summary.line(experiment.name), file=sys.stderr)
+        for line in summary.report(experiment.name):
+            print(line, file=sys.stderr)
+    counts = results.counts()
+    return 1 if any(counts.get(s) for s in ("failed", "timeout", "cancelled")) else 0
+
+
+def _run_backend(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the backend dict of ``assay run``: --backend, --backend-config, job options."""
+    from ._jobopts import backend_settings, option_fields, read_config
+
+    config: dict[str, Any] = {}
+    source = "--backend-config"
+    if args.backend_config is not None:
+        config = read_config(args.backend_config)
+        source = f"--backend-config {args.backend_config}"
+    named = config.pop("backend", None)
+    # The file may name the backend as the option does ("slurm") or by its class ("Slurm").
+    by_class = {cls.lower(): option for option, cls in BACKENDS.items()}
+    if isinstance(named, str) and named.lower() in by_class:
+        named = by_class[named.lower()]
+    if named is not None and named not in BACKENDS:
+        raise UsageError(
+            f"{source}: key 'backend' = {named!r}; expected one of {', '.join(sorted(BACKENDS))}"
+            f" (or its class: {', '.join(sorted(BACKENDS.values()))})"
+        )
+    name = args.backend or named or "inline"
+    options = option_fields(args)
+    backend = backend_settings(name, config, options, source)
+    if args.max_jobs is not None:
+        backend["max_jobs"] = args.max_jobs
+    return backend
 
 
 def _look_in_current_folder() -> None:
@@ -182,7 +215,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"experiment {info.get('name')!r}: operation {info.get('operation')}")
     parts = [f"{status} {counts.get(status, 0)}" for status in STATUSES]
     print(f"{total} runs: " + ", ".join(parts))
+    from ._status import print_resources, print_runs
+
+    print_runs(args.folder, info.get("config"), every=args.all)
+    if args.resources:
+        print_resources(args.folder)
     return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from ._status import print_logs
+
+    return print_logs(args.folder, args.run_id, paths_only=args.path)
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
@@ -193,6 +237,12 @@ def _cmd_results(args: argparse.Namespace) -> int:
     if args.read and args.summary:
         raise UsageError("--read adds columns to the table of runs; it does not go with --summary")
     results = Results.load(args.folder)
+    if args.status:
+        wanted = [s.strip() for item in args.status for s in item.split(",") if s.strip()]
+        for status in wanted:
+            if status not in STATUSES:
+                raise UsageError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
+        results = results.with_status(*wanted)
     rows = results.summary(args.summary, by=args.by or None) if args.summary else results.table()
     if args.read:
         rows = _with_reads(results, rows)
@@ -646,7 +696,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis")
     run.add_argument("--replicates", type=int, default=1, help="runs per grid point (default 1)")
     run.add_argument(
-        "--backend", choices=sorted(BACKENDS), default="inline", help="where runs execute"
+        "--backend",
+        choices=sorted(BACKENDS),
+        default=None,
+        help="where runs execute (default inline, or the backend of --backend-config)",
     )
     run.add_argument(
         "--max-jobs", type=int, default=None, help="worker or job limit of the backend"
@@ -659,18 +712,51 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-D", "--define", action="append", default=[], metavar="KEY=VALUE", help="scope value"
     )
-    run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    run.add_argument(
+        "--retry-failed", action="store_true", help="run failed and timed-out runs again"
+    )
+    run.add_argument(
+        "--max-failures",
+        type=int,
+        metavar="N",
+        help="stop once N runs failed or timed out (the runs left are cancelled; run again "
+        "to resume them)",
+    )
     run.add_argument(
         "--on-code-change",
         choices=["error", "rerun", "keep"],
         default="error",
         help="when the operation's code changed since the folder was made",
     )
+    from ._jobopts import add_job_arguments
+
+    add_job_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    status = sub.add_parser("status", help="count the runs of an experiment folder by status")
+    status = sub.add_parser(
+        "status",
+        help="count the runs of an experiment folder by status; list those not done",
+        description=(
+            "Count the runs by status, then list the runs not done with their state (pending, "
+            "queued, running: the scheduler's state of their job) and job id. With "
+            "--resources, the most memory and time the runs used, and the --mem and --time "
+            "to ask for next."
+        ),
+    )
     status.add_argument("folder")
+    status.add_argument("--all", action="store_true", help="list every run, done ones too")
+    status.add_argument(
+        "--resources",
+        action="store_true",
+        help="print the runs' peak memory, CPU and wall time, and suggest --mem and --time",
+    )
     status.set_defaults(func=_cmd_status)
+
+    logs = sub.add_parser("logs", help="print the stdout and stderr of a run's job")
+    logs.add_argument("folder")
+    logs.add_argument("run_id", metavar="RUN_ID", help="the run's id, or a prefix only it has")
+    logs.add_argument("--path", action="store_true", help="print the log paths only")
+    logs.set_defaults(func=_cmd_logs)
 
     results = sub.add_parser("results", help="print the runs of an experiment folder")
     results.add_argument("folder")
@@ -678,6 +764,12 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     fmt.add_argument("--json", action="store_true", help="print JSON")
     results.add_argument("--summary", metavar="METRIC", help="mean/std/count of METRIC per point")
+    results.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help="only the runs of STATUS (comma-separated or repeated), e.g. failed,timeout",
+    )
     results.add_argument(
         "--by", action="append", metavar="PARAM", help="group the summary by PARAM (with --summary)"
     )

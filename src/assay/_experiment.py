@@ -38,8 +38,9 @@ from assay_ops import (
 )
 from assay_steps import UID_ENCODING, Backend, CodeChangedError
 
+from ._failures import FailureCount, FailureNote, check_max_failures, failure_lines, first_failures
 from ._folder import CACHE, RUNS
-from ._index import STATUSES, Outcome, ResultsIndex
+from ._index import STATUSES, Outcome, ResultsIndex, job_text
 from ._infrastructure import InfrastructureError
 from ._interrupt import STOP_REQUESTED
 from ._progress import SweepProgress
@@ -47,6 +48,7 @@ from ._reproduce import store_diff
 from ._results import Results, count_runs
 from ._runs import RunSpec, SweepPlan, plan
 from ._space import ParamSpace, as_space
+from ._sweep_jobs import JobSweep, submits_jobs
 from ._worker import WORKER_ERROR, ExperimentRun
 
 CodeChange = Literal["error", "rerun", "keep"]
@@ -91,6 +93,11 @@ class RunSummary:
         cached: of those, runs the backend served from its cache.
         failed: runs of the sweep that failed (after this call).
         seconds: wall-clock duration of the call.
+        timeout: runs of the sweep whose job reached its time limit (after this call).
+        cancelled: runs of the sweep cancelled (their job cancelled, or the sweep stopped).
+        failures: the first few runs of the sweep that did not succeed, with their errors.
+        stopped: why the call stopped before running every run (``max_failures``), or None.
+        folder: the experiment folder (named by the command that lists every failure).
 
     """
 
@@ -100,6 +107,11 @@ class RunSummary:
     cached: int
     failed: int
     seconds: float
+    timeout: int = 0
+    cancelled: int = 0
+    failures: tuple[FailureNote, ...] = ()
+    stopped: str | None = None
+    folder: str = "."
 
     @property
     def from_cache(self) -> int:
@@ -118,10 +130,29 @@ class RunSummary:
         """
         if self.from_cache == self.planned:
             return f"{name}: {count_runs(self.planned)}: all from cache in {self.seconds:.3f} s"
+        more = "".join(
+            f", {n} {status}"
+            for status, n in (("timeout", self.timeout), ("cancelled", self.cancelled))
+            if n
+        )
         return (
             f"{name}: {count_runs(self.planned)}: {self.executed - self.cached} ran, "
-            f"{self.from_cache} from cache, {self.failed} failed, in {self.seconds:.2f} s"
+            f"{self.from_cache} from cache, {self.failed} failed{more}, in {self.seconds:.2f} s"
         )
+
+    def report(self, name: str) -> list[str]:
+        """Return the lines that summarise the runs that did not succeed (none if all did).
+
+        Counts by status, the first few errors with their run ids, why the sweep stopped
+        early (``max_failures``), and the command that lists every such run.
+
+        Example:
+            >>> RunSummary(4, 0, 4, 0, 1, 0.5, folder="runs/pi").report("pi")[0]
+            'pi: 1 run did not succeed: 1 failed'
+
+        """
+        counts = {"failed": self.failed, "timeout": self.timeout, "cancelled": self.cancelled}
+        return failure_lines(name, counts, self.failures, self.folder, self.stopped)
 
 
 class Experiment:
@@ -303,14 +334,31 @@ class Experiment:
 
     # -------------------------------------------------------------- running
 
-    def run(self, *, retry_failed: bool = False, on_code_change: CodeChange = "error") -> Results:
+    def run(
+        self,
+        *,
+        retry_failed: bool = False,
+        on_code_change: CodeChange = "error",
+        max_failures: int | None = None,
+    ) -> Results:
         """Run every run not complete yet and return the results of the whole sweep.
 
-        Completed runs are skipped (resume). Failed runs are kept unless ``retry_failed``.
-        When the operation's code changed since runs were recorded, ``on_code_change``
-        decides: ``"error"`` (default) stops before running anything, ``"rerun"`` runs
-        them again, ``"keep"`` keeps their results. Ctrl-C stops the sweep, records the
-        unfinished runs as ``cancelled`` and keeps every completed one; run again to resume.
+        Completed runs are skipped (resume). Failed and timed-out runs are kept unless
+        ``retry_failed``. When the operation's code changed since runs were recorded,
+        ``on_code_change`` decides: ``"error"`` (default) stops before running anything,
+        ``"rerun"`` runs them again, ``"keep"`` keeps their results. Ctrl-C stops the sweep,
+        records the unfinished runs as ``cancelled`` and keeps every completed one; run again
+        to resume.
+
+        The sweep goes on past runs that fail, time out or whose job is cancelled, and
+        ``last_summary`` says what they were (printed on a terminal). With ``max_failures``,
+        it stops once that many runs failed or timed out in this call: jobs still queued
+        are cancelled and the runs left are recorded ``cancelled``, so a plain ``run()``
+        resumes them.
+
+        On a backend that submits jobs (``LocalProcess``, ``Slurm``, ``Auto``), every run
+        to do is submitted at once and indexed as it lands; other backends get the runs in
+        chunks.
 
         Raises:
             FolderConflictError: the folder belongs to another experiment.
@@ -325,6 +373,7 @@ class Experiment:
             raise ValueError(
                 f"on_code_change = {on_code_change!r}; expected 'error', 'rerun' or 'keep'"
             )
+        check_max_failures(max_failures)
         start = time.perf_counter()
         with ResultsIndex(self.folder) as index:
             # checked and stored in one transaction: of two different experiments started
@@ -336,19 +385,29 @@ class Experiment:
             todo = self._todo(index, state, retry_failed, on_code_change)
             if todo:  # the diff of a dirty tree, once per folder: the records carry its address
                 store_diff(self.folder, self.operation)
-            executed, cached = self._execute(index, todo)
+            count = FailureCount(max_failures)
+            executed, cached = self._execute(index, todo, count)
             selection = self._selection(index, state)
         results = Results._indexed(self.folder, selection)
+        counts = results.counts()
+        bad = any(counts.get(status) for status in ("failed", "timeout", "cancelled"))
         self.last_summary = RunSummary(
             planned=len(self.specs),
             skipped=len(self.specs) - len(todo),
             executed=executed,
             cached=cached,
-            failed=results.counts().get("failed", 0),
+            failed=counts.get("failed", 0),
             seconds=time.perf_counter() - start,
+            timeout=counts.get("timeout", 0),
+            cancelled=counts.get("cancelled", 0),
+            failures=first_failures(results) if bad else (),
+            stopped=count.reason() if count.reached else None,
+            folder=str(self.folder),
         )
         if self._show():
             print(self.last_summary.line(self.name), file=sys.stderr)
+            for line in self.last_summary.report(self.name):
+                print(line, file=sys.stderr)
         return results
 
     def _todo(
@@ -429,29 +488,49 @@ class Experiment:
         for spec in specs:
             self.step.lookup(_item(spec, runs)).clear_cache()
 
-    def _execute(self, index: ResultsIndex, todo: Sequence[int]) -> tuple[int, int]:
+    def _execute(
+        self, index: ResultsIndex, todo: Sequence[int], count: FailureCount
+    ) -> tuple[int, int]:
         """Run the runs at positions ``todo``, writing outcomes to the index.
 
-        Return (executed, cached). The runs go to the backend in chunks, so that the progress
-        bar and the index advance while the sweep runs; chunks grow while they finish
-        quickly, which keeps the per-call overhead of the backend negligible for tiny runs.
-        Only the chunk at hand is made into specs and items.
+        Return (executed, cached). On a backend that submits jobs, every run goes to it at
+        once (``JobSweep``). Elsewhere the runs go to the backend in chunks, so that the
+        progress bar and the index advance while the sweep runs; chunks grow while they
+        finish quickly, which keeps the per-call overhead of the backend negligible for tiny
+        runs. Only the chunk at hand is made into specs and items. Either way ``count``
+        stops the sweep at ``max_failures``, recording the runs left ``cancelled``.
         """
         if not todo:
             return 0, 0
-        chunk: list[RunSpec] = []
         session = datetime.datetime.now(datetime.timezone.utc)
+        if submits_jobs(self.step.infra):
+            return self._execute_jobs(index, todo, count, session)
+        chunk: list[RunSpec] = []
         done = 0  # the runs of todo[:done] are stored
         cancelled = kept = 0
         size = _MIN_CHUNK
+        # Inline, a chunk stops at the run that reaches max_failures; a pool keeps its
+        # workers busy and stops after the chunk in which it was reached.
+        pooled = "max_jobs" in getattr(type(self.step.infra), "model_fields", {})
         with SweepProgress(len(todo), enabled=self._show(), label=self.name) as bar:
             try:
                 while done < len(todo):
                     if STOP_REQUESTED.is_set():  # a Ctrl-C whose exception was swallowed
                         raise KeyboardInterrupt
-                    chunk = [self.specs[i] for i in todo[done : done + size]]
+                    if count.reached:
+                        left = (self.specs.run_id(i) for i in todo[done:])
+                        index.mark_ended((r, "cancelled", count.reason(), None) for r in left)
+                        break
+                    allowed = count.left()
+                    take = size if allowed is None else min(size, max(allowed, 1))
+                    if pooled and allowed is not None:
+                        take = max(take, min(size, _MIN_CHUNK))
+                    chunk = [self.specs[i] for i in todo[done : done + take]]
                     began = time.perf_counter()
-                    index.store(self._run_chunk(chunk, bar, session))
+                    outcomes = self._run_chunk(chunk, bar, session)
+                    index.store(outcomes)
+                    for outcome in outcomes:
+                        count.add(outcome.status)
                     done, chunk = done + len(chunk), []
                     size = _next_size(size, time.perf_counter() - began)
             except KeyboardInterrupt:
@@ -470,6 +549,32 @@ class Experiment:
             print(
                 f"{self.name}: interrupted; {done + kept} runs completed and kept, "
                 f"{cancelled} cancelled; run again to resume",
+                file=sys.stderr,
+            )
+            raise KeyboardInterrupt
+        return len(todo), bar.cached
+
+    def _execute_jobs(
+        self,
+        index: ResultsIndex,
+        todo: Sequence[int],
+        count: FailureCount,
+        session: datetime.datetime,
+    ) -> tuple[int, int]:
+        """Run the runs at positions ``todo`` on a backend that submits jobs (``JobSweep``)."""
+        with SweepProgress(len(todo), enabled=self._show(), label=self.name) as bar:
+            sweep = JobSweep(self, index, bar, session, count)
+            try:
+                sweep.run(todo)
+            except OSError as error:
+                if not is_infrastructure_error(error):
+                    raise
+                kept = f"{sweep.completed} completed and kept, the others left pending"
+                raise self._storage_stopped(error, kept) from error
+        if sweep.interrupted:  # said after the bar has stopped, so the line stays readable
+            print(
+                f"{self.name}: interrupted; {sweep.completed} runs completed and kept, "
+                f"{sweep.cancelled} cancelled; run again to resume",
                 file=sys.stderr,
             )
             raise KeyboardInterrupt
@@ -535,6 +640,12 @@ class Experiment:
         left = len(todo) - done - len(salvaged)
         with contextlib.suppress(Exception):
             self._mark_left(index, todo, done, salvaged, "pending")
+        return self._storage_stopped(
+            error, f"{done + len(salvaged)} completed and kept, {left} left pending"
+        )
+
+    def _storage_stopped(self, error: OSError, kept: str) -> InfrastructureError:
+        """Return the error that says the storage stopped the sweep, and what ``kept`` says."""
         what = (
             str(error)  # the index's own error names it and the folder
             if isinstance(error, InfrastructureError)
@@ -542,9 +653,8 @@ class Experiment:
         )
         return InfrastructureError(
             error.errno,
-            f"{self.name}: stopped: {what}; this is not a failure of the runs: "
-            f"{done + len(salvaged)} completed and kept, {left} left pending; free space (or "
-            "fix the file system) and run again: a plain run completes them",
+            f"{self.name}: stopped: {what}; this is not a failure of the runs: {kept}; free "
+            "space (or fix the file system) and run again: a plain run completes them",
             error.filename,
         )
 
@@ -578,7 +688,7 @@ class _Standing:
         retry_failed: failed runs run again (so they are not stale: they rerun anyway).
         missing: runs not in the index.
         pending: runs pending or cancelled.
-        failed: runs that failed.
+        failed: runs that failed or timed out.
         other: finished runs recorded with another code hash, by that hash.
         noted: the index noted that it holds every run of the sweep.
         joined: the sweep's run ids were loaded into the index's connection.
@@ -601,7 +711,7 @@ class _Standing:
             return
         if status in ("pending", "cancelled"):
             self.pending.append(position)
-        elif status == "failed":
+        elif status in ("failed", "timeout"):
             self.failed.append(position)
             if self.retry_failed:
                 return
@@ -644,14 +754,13 @@ def _resolve(operation: OperationWrapper | str) -> OperationWrapper:
     return operation
 
 
-#: Backends whose items run in a new interpreter (submitit jobs): there ``__main__`` is
-#: submitit's own module, so an operation of the running script cannot be imported by its ref.
-#: Pools fork, or spawn with the script as ``__main__`` again, and find it.
-_NEW_INTERPRETER = frozenset({"LocalProcess", "Slurm", "Auto"})
-
-
 def _check_importable_in_jobs(operation: OperationWrapper, backend: Any) -> None:
-    if operation.ref.startswith("__main__:") and type(backend).__name__ in _NEW_INTERPRETER:
+    # A backend whose class has ``new_interpreter`` (submitit jobs) runs items in a new
+    # interpreter, where ``__main__`` is submitit's own module: an operation of the running
+    # script cannot be imported there by its ref. Pools fork, or spawn with the script as
+    # ``__main__`` again, and find it.
+    new = bool(getattr(type(backend), "new_interpreter", False))
+    if operation.ref.startswith("__main__:") and new:
         raise ValueError(
             f"operation {operation.name!r} is defined in the script being run (__main__), and "
             f"{type(backend).__name__} jobs import it by its ref in a new interpreter where "
@@ -798,13 +907,14 @@ def _outcome(
         lasts = {name: values[-1] for name, values in record.metrics.items() if values}
         error = None if record.error is None else (record.error.type, record.error.message)
         return _row(spec, text, record.status, lasts, record.duration, error,
-                    record.code_hash, record.ended_at)  # fmt: skip
+                    record.code_hash, record.ended_at, _job(record.runtime))  # fmt: skip
     data = json.loads(text)
     if WORKER_ERROR in data:
         failure = data[WORKER_ERROR]
         _check_run(spec, failure.get("run_id", spec.run_id))
         message = f"{failure['type'].rpartition('.')[2]}: {failure['message']}"
-        return Outcome(spec.run_id, "failed", {}, None, message, None, text), None
+        outcome = Outcome(spec.run_id, "failed", {}, None, message, None, text, _job(failure))
+        return outcome, None
     if data.get("format") != RECORD_FORMAT or not data.keys() >= _RECORD_KEYS:
         RunRecord.from_dict(data)  # raises the record's own error naming what is wrong
     _check_run(spec, data["run_id"])
@@ -823,7 +933,26 @@ def _outcome(
     info = data["error"]
     error = None if info is None else (info["type"], info["message"])
     return _row(spec, text, data["status"], lasts, data["duration"], error,
-                data["code_hash"], data["ended_at"])  # fmt: skip
+                data["code_hash"], data["ended_at"], _job(data.get("runtime")))  # fmt: skip
+
+
+def _job(runtime: Any) -> str | None:
+    """Return the index's text of the job a run ran in, from its record's runtime (or None).
+
+    The runtime (or a worker's error) names the job (``"job"``) and its logs (``"logs"``:
+    stdout and stderr paths) when the run ran in a batch job.
+    """
+    if not isinstance(runtime, Mapping):
+        return None
+    job, logs = runtime.get("job"), runtime.get("logs")
+    if not isinstance(logs, Mapping):
+        logs = {}
+    out, err = logs.get("stdout"), logs.get("stderr")
+    return job_text(
+        job if isinstance(job, str) else None,
+        out if isinstance(out, str) else None,
+        err if isinstance(err, str) else None,
+    )
 
 
 class _OtherRunError(ValueError):
@@ -848,6 +977,7 @@ def _row(
     error: tuple[str, str] | None,
     code_hash: str,
     ended_at: str,
+    job: str | None = None,
 ) -> tuple[Outcome, datetime.datetime]:
     if status not in _FINAL:
         raise ValueError(f"run record status = {status!r}; expected one of {_FINAL}")
@@ -860,7 +990,7 @@ def _row(
     ended = datetime.datetime.fromisoformat(ended_at)
     if ended.tzinfo is None:
         ended = ended.replace(tzinfo=datetime.timezone.utc)
-    return Outcome(spec.run_id, status, metrics, duration, message, code_hash, text), ended
+    return Outcome(spec.run_id, status, metrics, duration, message, code_hash, text, job), ended
 
 
 _RECORD_KEYS = frozenset(RunRecord.__dataclass_fields__)

@@ -43,8 +43,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 #: File name of the index inside an experiment folder.
 INDEX_NAME = "index.sqlite"
 
-#: Statuses a run can have in the index; ``pending`` means planned but not finished.
-STATUSES = ("pending", "success", "failed", "cancelled")
+#: Statuses a run can have in the index; ``pending`` means planned but not finished,
+#: ``timeout`` that its job reached its time limit before the run ended.
+STATUSES = ("pending", "success", "failed", "timeout", "cancelled")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -60,7 +61,8 @@ CREATE TABLE IF NOT EXISTS runs (
     record    TEXT,
     updated   REAL NOT NULL,
     digest    TEXT,
-    record_digest TEXT
+    record_digest TEXT,
+    job       TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs (status, code_hash);
 CREATE INDEX IF NOT EXISTS runs_seq ON runs (seq);
@@ -338,13 +340,15 @@ def _row_digest(
     duration: float | None,
     error: str | None,
     code_hash: str | None,
+    job: str | None = None,
 ) -> str:
     """Return the digest of one row of the index: its values and the experiment that wrote it.
 
-    The values are those SQLite gives back (JSON text, float or None), in their ``repr``.
+    The values are those SQLite gives back (JSON text, float or None), in their ``repr``. A
+    row without a job leaves it out: rows written before the column existed keep their digest.
     """
     values = (run_id, params, replicate, status, metrics, duration, error, code_hash)
-    return _row_hasher(config)(values)
+    return _row_hasher(config)(values if job is None else (*values, job))
 
 
 def _row_hasher(config: str) -> Callable[[tuple[Any, ...]], str]:
@@ -370,7 +374,8 @@ def _text(value: Any) -> str | None:
 
 #: The digest of a row as SQLite computes it (the function is registered on writers).
 _ROW_DIGEST_SQL = (
-    "assay_row_digest(?, run_id, params, replicate, status, metrics, duration, error, code_hash)"
+    "assay_row_digest(?, run_id, params, replicate, status, metrics, duration, error, code_hash, "
+    "job)"
 )
 
 
@@ -418,11 +423,15 @@ class RunRow:
         run_id: the canonical run id.
         params: the run's parameters.
         replicate: the replicate index.
-        status: ``pending``, ``success``, ``failed`` or ``cancelled``.
+        status: ``pending``, ``success``, ``failed``, ``timeout`` or ``cancelled``.
         metrics: the last value of each scalar metric.
         duration: seconds the operation ran, or None when it has not finished.
-        error: ``"Type: message"`` of a failed run, else None.
+        error: ``"Type: message"`` of a failed run, the job's message of a run whose job
+            failed, timed out or was cancelled, else None.
         code_hash: the code hash of the operation that produced the row.
+        job_id: the batch job the run ran in (``"123_4"`` for a Slurm array task), if any.
+        stdout: the path of that job's standard output log, if known.
+        stderr: the path of that job's standard error log, if known.
 
     """
 
@@ -434,6 +443,9 @@ class RunRow:
     duration: float | None
     error: str | None
     code_hash: str | None
+    job_id: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +459,8 @@ class Outcome:
     error: str | None
     code_hash: str | None
     record: str | None
+    #: The job the run ran in, as :func:`job_text` writes it; None outside a job.
+    job: str | None = None
 
 
 class ResultsIndex:
@@ -481,7 +495,10 @@ class ResultsIndex:
             # WAL + NORMAL never corrupts; a crash can only lose the last batch, still in the cache
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            self._db.create_function("assay_row_digest", 9, _row_digest, deterministic=True)
+            for arguments in (9, 10):  # without and with the job
+                self._db.create_function(
+                    "assay_row_digest", arguments, _row_digest, deterministic=True
+                )
             self._db.create_function("assay_record_digest", 2, _record_digest, deterministic=True)
             self._add_digest_columns()
             self._track_changes()
@@ -490,13 +507,13 @@ class ResultsIndex:
             raise
 
     def _add_digest_columns(self) -> None:
-        """Give an index of an older assay its digest columns (its rows are adopted by claim)."""
-        if self._has_digests():
+        """Give an index of an older assay its digest and job columns (rows adopted by claim)."""
+        if self._has_digests() and self._has_job():
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            for column in ("digest", "record_digest"):
+            for column in ("digest", "record_digest", "job"):
                 if column not in columns:  # another driver may have just added it
                     self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
         except BaseException:
@@ -507,6 +524,9 @@ class ResultsIndex:
     def _has_digests(self) -> bool:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
         return {"digest", "record_digest"} <= columns
+
+    def _has_job(self) -> bool:
+        return any(row[1] == "job" for row in self._db.execute("PRAGMA table_info(runs)"))
 
     def _track_changes(self) -> None:
         """Give the index its change log (see ``_CHANGE_LOG``), once.
@@ -654,8 +674,8 @@ class ResultsIndex:
             reset = [s for s in specs if s.run_id in damaged] if damaged else []
             self._db.executemany(
                 "UPDATE runs SET params = ?, replicate = ?, status = 'pending', metrics = '{}', "
-                "duration = NULL, error = NULL, code_hash = NULL, record = NULL, updated = ?, "
-                "digest = ?, record_digest = ? WHERE run_id = ?",
+                "duration = NULL, error = NULL, code_hash = NULL, record = NULL, job = NULL, "
+                "updated = ?, digest = ?, record_digest = ? WHERE run_id = ?",
                 [self._pending(config, s, now) for s in reset],
             )
             kept = {s.run_id for s in reset}
@@ -701,14 +721,15 @@ class ResultsIndex:
                     None if o.duration is None else float(o.duration),
                     _text(o.error),
                     _text(o.code_hash),
+                    o.job,
                 )
                 digest = _record_digest(o.run_id, o.record)
                 yield (*values, o.record, now, config, *values, digest, o.run_id)
 
         self._write(
             "UPDATE runs SET status = ?, metrics = ?, duration = ?, error = ?, code_hash = ?, "
-            "record = ?, updated = ?, digest = assay_row_digest(?, run_id, params, replicate, "
-            "?, ?, ?, ?, ?), record_digest = ? WHERE run_id = ?",
+            "job = ?, record = ?, updated = ?, digest = assay_row_digest(?, run_id, params, "
+            "replicate, ?, ?, ?, ?, ?, ?), record_digest = ? WHERE run_id = ?",
             rows(),
         )
 
@@ -721,8 +742,33 @@ class ResultsIndex:
         config = self._identity_config()
         self._write(
             "UPDATE runs SET status = ?, updated = ?, digest = assay_row_digest(?, run_id, "
-            "params, replicate, ?, metrics, duration, error, code_hash) WHERE run_id = ?",
+            "params, replicate, ?, metrics, duration, error, code_hash, job) WHERE run_id = ?",
             ((status, now, config, status, run_id) for run_id in run_ids),
+        )
+
+    @_names_the_file
+    def mark_ended(self, ended: Iterable[tuple[str, str, str | None, str | None]]) -> None:
+        """Record runs that ended without a record: (run id, status, error, job) each.
+
+        A run whose job failed, timed out or was cancelled before it ended has no record: its
+        row gets the status, the job's message as its error, the job (see :func:`job_text`),
+        and no metrics, duration, code hash or record of an earlier attempt.
+        """
+        now = time.time()
+        config = self._identity_config()
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for run_id, status, error, job in ended:
+                if status not in STATUSES:
+                    raise ValueError(f"status = {status!r}; expected one of {', '.join(STATUSES)}")
+                empty = _record_digest(run_id, None)
+                yield (status, error, job, now, config, status, error, job, empty, run_id)
+
+        self._write(
+            "UPDATE runs SET status = ?, error = ?, job = ?, metrics = '{}', duration = NULL, "
+            "code_hash = NULL, record = NULL, updated = ?, digest = assay_row_digest(?, run_id, "
+            "params, replicate, ?, '{}', NULL, ?, NULL, ?), record_digest = ? WHERE run_id = ?",
+            rows(),
         )
 
     @_names_the_file
@@ -945,13 +991,16 @@ class ResultsIndex:
         check = _row_hasher(self._identity_config())
         loads = json.loads
         for row in _at(self._db.execute(sql, args), merge):
-            seq, rid, params, rep, status, metrics, duration, error, code_hash, stored = row
-            if stored is not None and stored != check(row[1:-1]):
+            seq, rid, params, rep, status, metrics, duration, error, code_hash, job, stored = row
+            if stored is not None and stored != check(_digested(row[1:-1])):
                 raise self._damaged(rid)
             yield (
                 seq,
-                RunRow(rid, loads(params), rep, status, loads(metrics), duration, error, code_hash),
-            )
+                RunRow(
+                    rid, loads(params), rep, status, loads(metrics), duration, error, code_hash,
+                    *_job_fields(job),
+                ),
+            )  # fmt: skip
 
     @_names_the_file
     def row(self, run_id: str) -> tuple[int, RunRow] | None:
@@ -965,12 +1014,14 @@ class ResultsIndex:
         found = self._db.execute(sql, (run_id,)).fetchone()
         if found is None:
             return None
-        seq, rid, params, rep, status, metrics, duration, error, code_hash, stored = found
-        if stored is not None and stored != _row_hasher(self._identity_config())(found[1:-1]):
+        seq, rid, params, rep, status, metrics, duration, error, code_hash, job, stored = found
+        checked = _row_hasher(self._identity_config())(_digested(found[1:-1]))
+        if stored is not None and stored != checked:
             raise self._damaged(rid)
         row = RunRow(
-            rid, json.loads(params), rep, status, json.loads(metrics), duration, error, code_hash
-        )
+            rid, json.loads(params), rep, status, json.loads(metrics), duration, error, code_hash,
+            *_job_fields(job),
+        )  # fmt: skip
         return seq, row
 
     @_names_the_file
@@ -984,7 +1035,7 @@ class ResultsIndex:
         sql = f"SELECT {self._checked_columns()} FROM runs ORDER BY seq"
         check = _row_hasher(self._identity_config())
         for row in self._db.execute(sql):
-            if row[-1] is not None and row[-1] != check(row[:-1]):
+            if row[-1] is not None and row[-1] != check(_digested(row[:-1])):
                 raise self._damaged(row[0])
 
     @_names_the_file
@@ -1012,7 +1063,28 @@ class ResultsIndex:
     def _checked_columns(self) -> str:
         """Return the columns a row's digest covers, then its digest (NULL in an old index)."""
         digest = "digest" if self._has_digests() else "NULL"
-        return f"run_id, params, replicate, status, metrics, duration, error, code_hash, {digest}"
+        job = "job" if self._has_job() else "NULL"
+        return (
+            f"run_id, params, replicate, status, metrics, duration, error, code_hash, {job}, "
+            f"{digest}"
+        )
+
+    @_names_the_file
+    def jobs(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Return the job (as :func:`job_text` wrote it) of each of ``run_ids`` that has one.
+
+        Not checked against the rows' digests: it says where to look (a job id, log paths),
+        never what a run computed.
+        """
+        if not self._has_job():
+            return {}
+        found: dict[str, str] = {}
+        for start in range(0, len(run_ids), 500):  # stay under SQLite's parameter limit
+            chunk = run_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT run_id, job FROM runs WHERE job IS NOT NULL AND run_id IN ({marks})"
+            found.update(self._db.execute(sql, chunk))
+        return found
 
     @_names_the_file
     def records(self, run_ids: Sequence[str]) -> list[str | None]:
@@ -1050,7 +1122,7 @@ def _unfinished_sql(code_hash: str, row: str, join: str) -> tuple[str, tuple[str
     """
     first = "s.pos" if join else "run_id"
     select = f"SELECT {first}, {row}status, {row}code_hash FROM runs {join}"
-    sql = f"{select} WHERE {row}status IN ('pending', 'cancelled', 'failed')"
+    sql = f"{select} WHERE {row}status IN ('pending', 'cancelled', 'failed', 'timeout')"
     if not code_hash:
         return sql, ()
     sql += (
@@ -1095,3 +1167,39 @@ def _config_of(identity: Any) -> str:
     """Return the config uid of a stored experiment identity ("" when there is none)."""
     config = identity.get("config") if isinstance(identity, dict) else None
     return config if isinstance(config, str) else ""
+
+
+def job_text(
+    job_id: str | None, stdout: str | None = None, stderr: str | None = None
+) -> str | None:
+    """Return the index's text of a run's job (None when the run had no job and no logs).
+
+    Example:
+        >>> job_text("12_3", "/logs/12_3_0_log.out", None)
+        '{"id": "12_3", "stdout": "/logs/12_3_0_log.out", "stderr": null}'
+        >>> job_text(None) is None
+        True
+
+    """
+    if job_id is None and stdout is None and stderr is None:
+        return None
+    return json.dumps({"id": job_id, "stdout": stdout, "stderr": stderr})
+
+
+def _job_fields(text: str | None) -> tuple[str | None, str | None, str | None]:
+    """Return job id, stdout and stderr paths of a row's job text (Nones when it has none)."""
+    if text is None:
+        return None, None, None
+    try:
+        job = json.loads(text)
+    except ValueError:
+        return None, None, None
+    if not isinstance(job, dict):
+        return None, None, None
+    fields = (job.get("id"), job.get("stdout"), job.get("stderr"))
+    return tuple(v if isinstance(v, str) else None for v in fields)  # type: ignore[return-value]
+
+
+def _digested(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Return a row's values as its digest covers them: the job (last) only when it has one."""
+    return values if values[-1] is not None else values[:-1]

@@ -50,7 +50,7 @@ class SweepProgress:
 
     def advance(self, status: str, cached: bool) -> None:
         """Count one finished run."""
-        if status == "failed":
+        if status in ("failed", "timeout", "cancelled"):
             self.failed += 1
         else:
             self.done += 1

@@ -35,6 +35,8 @@ IN_MEMORY = 10_000
 #: Column order of the flat table of runs (params and metrics go in between).
 _FIRST = ("run_id",)
 _LAST = ("replicate", "status", "duration", "error")
+#: Columns of the job each run ran in, after ``_LAST``, when some run ran in a batch job.
+_JOB = ("job_id", "stdout", "stderr")
 
 
 class Results:
@@ -127,7 +129,7 @@ class Results:
         return self._runs.names()[1]
 
     def counts(self) -> dict[str, int]:
-        """Return the number of runs per status (pending, success, failed, cancelled)."""
+        """Return the number of runs per status (pending, success, failed, timeout, cancelled)."""
         found = self._runs.counts()
         return {s: found[s] for s in STATUSES if found.get(s)}
 
@@ -167,8 +169,29 @@ class Results:
         return Results._of(self._runs.select(matches), self.folder)
 
     def failed(self) -> Results:
-        """Return the runs that failed."""
+        """Return the runs that failed (see :meth:`with_status` for time-outs too)."""
         return Results._of(self._runs.of_status("failed"), self.folder)
+
+    def with_status(self, *statuses: str) -> Results:
+        """Return the runs of any of ``statuses``, in planning order.
+
+        Raises:
+            ValueError: a status that runs cannot have (the message lists those they can).
+
+        Example:
+            >>> Results([]).with_status("failed", "timeout")
+            Results(0 runs: none)
+
+        """
+        for status in statuses:
+            if status not in STATUSES:
+                raise ValueError(
+                    f"with_status(): status = {status!r}; expected one of {', '.join(STATUSES)}"
+                )
+        wanted = set(statuses)
+        if len(wanted) == 1:
+            return Results._of(self._runs.of_status(statuses[0]), self.folder)
+        return Results._of(self._runs.select(lambda row: row.status in wanted), self.folder)
 
     def records(self) -> list[Any]:
         """Return the full ``RunRecord`` of every finished run.
@@ -240,9 +263,13 @@ class Results:
     def table(self) -> list[dict[str, Any]]:
         """Return one flat dict per run: run id, params, metrics' last values, replicate, status.
 
+        When some run ran in a batch job (a submitit or Slurm backend), every row also has
+        ``job_id``, ``stdout`` and ``stderr``: the job and the paths of its logs.
+
         A parameter named like a column of the run's own (``run_id``, ``replicate``,
-        ``status``, ``duration``, ``error``) gets the column ``param:<name>``; a metric named
-        like a parameter or one of those, ``metric:<name>``. No value is ever overwritten.
+        ``status``, ``duration``, ``error``, and the job's columns when there are) gets the
+        column ``param:<name>``; a metric named like a parameter or one of those,
+        ``metric:<name>``. No value is ever overwritten.
 
         Example:
             >>> from assay import RunRow
@@ -252,19 +279,26 @@ class Results:
             (10, 0.2, 0.5)
 
         """
-        own = {*_FIRST, *_LAST}
         param_names, metric_names = self._runs.names()
+        out: list[dict[str, Any]] = []
+        jobs: list[tuple[str | None, str | None, str | None]] = []
+        for row in self._runs:
+            out.append({"run_id": row.run_id, "row": row})
+            jobs.append((row.job_id, row.stdout, row.stderr))
+        # the job's columns when some run ran in a job, named apart from params and metrics
+        with_jobs = any(job != (None, None, None) for job in jobs)
+        own = {*_FIRST, *_LAST, *(_JOB if with_jobs else ())}
         params = {p: (f"param:{p}" if p in own else p) for p in param_names}
         metrics = {m: (f"metric:{m}" if m in params or m in own else m) for m in metric_names}
-        out = []
-        for row in self._runs:
-            flat: dict[str, Any] = {"run_id": row.run_id}
+        for flat, job in zip(out, jobs, strict=True):
+            row = flat.pop("row")
             flat.update({col: row.params.get(p) for p, col in params.items()})
             flat.update({col: row.metrics.get(m) for m, col in metrics.items()})
             flat.update(
                 replicate=row.replicate, status=row.status, duration=row.duration, error=row.error
             )
-            out.append(flat)
+            if with_jobs:
+                flat.update(zip(_JOB, job, strict=True))
         return out
 
     def to_dataframe(self) -> pandas.DataFrame:

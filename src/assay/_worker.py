@@ -29,6 +29,8 @@ from assay_ops import (
 from assay_scope import param_scope
 from assay_steps import Step
 
+from ._usage import Usage, job_logs
+
 #: Key of the JSON object a worker returns instead of a record when the run could not start.
 WORKER_ERROR = "assay.worker-error"
 #: Most records kept for the driver to take (a sweep's chunks are at most 4096 runs).
@@ -93,6 +95,36 @@ class ExperimentRun(Step):
         """Forget the records computed in this process that were not taken."""
         self._fresh.clear()
 
+    def landed(self, run_ids: list[str]) -> dict[str, str]:
+        """Return the record (JSON text) of each of ``run_ids`` whose entry is in the cache.
+
+        One look at what other processes wrote since the last one, then a status look-up of
+        every run in one pass: cheap enough to ask every second about every run a sweep
+        still waits for. A run whose entry is an error or cannot be read is left out (the
+        end of the sweep reads it again).
+        """
+        store = self._store(())
+        store.refresh()
+        uids = [
+            # a run id (hex) is its own uid: asked about every waiting run every second, the
+            # general path (a check of the name per run) would cost more than the look-up
+            run_id
+            if run_id.isascii() and run_id.isalnum() and len(run_id) <= 200
+            else self._item_uid({"run_id": run_id})
+            for run_id in run_ids
+        ]
+        found: dict[str, str] = {}
+        for run_id, uid, status in zip(run_ids, uids, store.statuses(uids), strict=True):
+            if status != "success":
+                continue
+            try:
+                entry = store.read(uid)
+            except Exception:  # a corrupt entry: read (and reported) by the end of the sweep
+                continue
+            if entry is not None and entry[0] == "success" and isinstance(entry[1], str):
+                found[run_id] = entry[1]
+        return found
+
     def _runner(self) -> Runner:
         backend = "inline" if self.infra is None else type(self.infra).__name__
         return Runner(self.operation, self.seed, self.context, self.scope, backend)
@@ -116,6 +148,8 @@ class Runner:
     ) -> None:
         self.ref, self.seed, self.scope, self.backend = ref, seed, scope, backend
         self.job, self.cpus = batch_job()
+        #: The job's own stdout and stderr paths (None outside a submitit job).
+        self.logs = job_logs() if self.job is not None else None
         self.error: Exception | None = None
         #: The record of the last run, None when it failed outside the operation.
         self.record: RunRecord | None = None
@@ -138,7 +172,7 @@ class Runner:
         started = time.time()
         self.record = None
         if self.error is not None:
-            return _failure(self.ref, self.seed, spec, _iso(started), self.error)
+            return self._failure(spec, started, self.error)
         try:
             params = dict(spec["params"])
             run_id = spec["run_id"]
@@ -150,14 +184,18 @@ class Runner:
                 self.context,
                 params,
                 SeedBundle(self.seed, params, replicate=spec["replicate"]),
-                Runtime(run_dir, backend=self.backend, job=self.job, cpus=self.cpus),
+                Runtime(
+                    run_dir, backend=self.backend, job=self.job, cpus=self.cpus, logs=self.logs
+                ),
                 Capture(artifact_dir=artifacts),
             )
+            usage = Usage()
             if self.scope:
                 with param_scope(**self.scope):
                     record = self.operation.run(*args, run_id=run_id)
             else:
                 record = self.operation.run(*args, run_id=run_id)
+            record.runtime = {**record.runtime, "resources": usage.measure()}
             # compact JSON: the C encoder is several times faster than indented output
             text = record.to_json(indent=None)
             self.record = record
@@ -167,7 +205,10 @@ class Runner:
                 # The storage failed (a full disk), not the run: no record, nothing cached;
                 # the driver leaves the run pending and says so.
                 raise
-            return _failure(self.ref, self.seed, spec, _iso(started), error)
+            return self._failure(spec, started, error)
+
+    def _failure(self, spec: dict[str, Any], started: float, error: Exception) -> str:
+        return _failure(self.ref, self.seed, spec, _iso(started), error, self.job, self.logs)
 
 
 def execute(
@@ -216,7 +257,15 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
-def _failure(ref: str, seed: int, spec: dict[str, Any], started: str, error: Exception) -> str:
+def _failure(
+    ref: str,
+    seed: int,
+    spec: dict[str, Any],
+    started: str,
+    error: Exception,
+    job: str | None = None,
+    logs: tuple[str, str] | None = None,
+) -> str:
     """Describe an error raised outside the operation (importing it, building its context)."""
     return json.dumps(
         {
@@ -231,6 +280,8 @@ def _failure(ref: str, seed: int, spec: dict[str, Any], started: str, error: Exc
                 "run_id": spec.get("run_id"),
                 "started_at": started,
                 "ended_at": _now(),
+                "job": job,
+                "logs": None if logs is None else {"stdout": logs[0], "stderr": logs[1]},
             }
         }
     )
