@@ -75,7 +75,10 @@ def run_script(script: Path) -> tuple[str, float, int]:
 
 
 def main() -> int:
-    scripts = sorted(p for p in BENCH.glob("*.py") if p.name != Path(__file__).name)
+    # Modules named with a leading "_" are helpers of the benchmarks, not benchmarks.
+    scripts = sorted(
+        p for p in BENCH.glob("*.py") if p.name != Path(__file__).name and p.name[0] != "_"
+    )
     sections = []
     failures = 0
     for script in scripts:
