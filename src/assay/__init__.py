@@ -4,7 +4,7 @@ The meta-package re-exports the public API of every layer (``assay_scope``,
 ``assay_context``, ``assay_ops``, ``assay_steps``, ``assay_backends``) and adds the experiment
 layer: parameter spaces, ``Experiment`` sweeps, ``Results`` and the ``assay`` command.
 
-Example:
+Examples:
     >>> import assay
     >>> len(assay.grid(n=[10, 100], method=["a", "b"]).expand(seed=0))
     4

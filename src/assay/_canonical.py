@@ -82,7 +82,7 @@ def _normalise(value: Any, where: str, depth: int) -> Any:
 def run_id(params: Mapping[str, Any], replicate: int) -> str:
     """Return the run id of one (params, replicate) pair: a pure function of both.
 
-    Example:
+    Examples:
         >>> run_id({"n": 10}, 0) == run_id({"n": 10}, 0)
         True
         >>> run_id({"n": 10}, 0) == run_id({"n": 10}, 1)

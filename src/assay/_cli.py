@@ -43,7 +43,7 @@ class UsageError(ValueError):
 def parse_value(text: str) -> Any:
     """Read a command-line value: JSON when it parses (numbers, true, null, lists), else a string.
 
-    Example:
+    Examples:
         >>> parse_value("1e3"), parse_value("true"), parse_value("adam"), parse_value("[1, 2]")
         (1000.0, True, 'adam', [1, 2])
 
@@ -68,7 +68,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     Each value is read by :func:`parse_value`; commas inside a JSON list, object or string
     belong to the value (``layers=[64, 64],[128]`` is two values).
 
-    Example:
+    Examples:
         >>> parse_grid(["n=1e3,1e4", "method=a,b"])
         {'n': [1000.0, 10000.0], 'method': ['a', 'b']}
 
@@ -92,7 +92,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 def _split_values(text: str) -> list[str]:
     """Split ``text`` on the commas outside JSON brackets, braces and double-quoted strings.
 
-    Example:
+    Examples:
         >>> _split_values('a,[1, 2],{"k": 1},"x,y"')
         ['a', '[1, 2]', '{"k": 1}', '"x,y"']
 
@@ -964,7 +964,7 @@ def one_line(error: BaseException) -> str:
     Backend"); its errors are listed field by field instead. Other messages keep their first
     line.
 
-    Example:
+    Examples:
         >>> one_line(KeyError("no metric 'loss'"))
         "no metric 'loss'"
 

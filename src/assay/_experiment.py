@@ -121,7 +121,7 @@ class RunSummary:
     def line(self, name: str) -> str:
         """Describe the call in one line, as printed after a sweep of experiment ``name``.
 
-        Example:
+        Examples:
             >>> RunSummary(4, 1, 3, 0, 1, 0.25).line("pi")
             'pi: 4 runs: 3 ran, 1 from cache, 1 failed, in 0.25 s'
             >>> RunSummary(1, 1, 0, 0, 0, 0.002).line("pi")
@@ -146,7 +146,7 @@ class RunSummary:
         Counts by status, the first few errors with their run ids, why the sweep stopped
         early (``max_failures``), and the command that lists every such run.
 
-        Example:
+        Examples:
             >>> RunSummary(4, 0, 4, 0, 1, 0.5, folder="runs/pi").report("pi")[0]
             'pi: 1 run did not succeed: 1 failed'
 
@@ -178,7 +178,7 @@ class Experiment:
     Raises:
         ValueError, TypeError, ImportError: bad input, before anything runs.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from assay import grid
         >>> experiment = Experiment(

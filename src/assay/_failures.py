@@ -31,7 +31,7 @@ class TooManyFailures(Exception):
 def check_max_failures(value: int | None) -> int | None:
     """Return ``value`` if it is a valid ``max_failures`` (None or an int >= 1), else raise.
 
-    Example:
+    Examples:
         >>> check_max_failures(3), check_max_failures(None)
         (3, None)
 
@@ -49,7 +49,7 @@ def check_max_failures(value: int | None) -> int | None:
 class FailureCount:
     """Counts the runs of one call that failed or timed out, against ``max_failures``.
 
-    Example:
+    Examples:
         >>> count = FailureCount(2)
         >>> count.add("failed"); count.add("cancelled"); count.reached
         False
@@ -124,7 +124,7 @@ def failure_lines(
 ) -> list[str]:
     """Return the lines that summarise a sweep's runs that did not succeed (none if all did).
 
-    Example:
+    Examples:
         >>> notes = (FailureNote("ab12", "failed", "ValueError: bad lr"),)
         >>> for line in failure_lines("fit", {"success": 3, "failed": 1}, notes, "runs/fit"):
         ...     print(line)

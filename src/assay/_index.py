@@ -466,7 +466,7 @@ class Outcome:
 class ResultsIndex:
     """The SQLite index of one experiment folder.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from assay._runs import RunSpec
         >>> with tempfile.TemporaryDirectory() as folder, ResultsIndex(folder) as index:
@@ -1174,7 +1174,7 @@ def job_text(
 ) -> str | None:
     """Return the index's text of a run's job (None when the run had no job and no logs).
 
-    Example:
+    Examples:
         >>> job_text("12_3", "/logs/12_3_0_log.out", None)
         '{"id": "12_3", "stdout": "/logs/12_3_0_log.out", "stderr": null}'
         >>> job_text(None) is None

@@ -17,7 +17,7 @@ class InfrastructureError(OSError):
     them once the storage is fixed. ``errno`` and ``filename`` are the original error's; the
     message names the folder, the file and the system's own words, and says what to do.
 
-    Example:
+    Examples:
         >>> import errno
         >>> error = InfrastructureError(errno.ENOSPC, "runs/pi: No space left on device")
         >>> isinstance(error, OSError), error.errno == errno.ENOSPC

@@ -34,7 +34,7 @@ def parse_time(text: str) -> int:
     Raises:
         JobOptionError: anything else, or a limit of zero.
 
-    Example:
+    Examples:
         >>> parse_time("90"), parse_time("1:30:00"), parse_time("2-0"), parse_time("0:30")
         (90, 90, 2880, 1)
 
@@ -75,7 +75,7 @@ def parse_mem(text: str) -> float:
     Raises:
         JobOptionError: not a positive number with an optional K, M, G or T suffix.
 
-    Example:
+    Examples:
         >>> parse_mem("8G"), parse_mem("512M"), parse_mem("1T"), parse_mem("2048")
         (8.0, 0.5, 1024.0, 2.0)
 

@@ -67,7 +67,7 @@ _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 def parse_duration(text: str) -> float:
     """Read a duration such as ``30d``, ``12h``, ``90m``, ``2w`` or ``45s``; return seconds.
 
-    Example:
+    Examples:
         >>> parse_duration("12h"), parse_duration("2w")
         (43200.0, 1209600.0)
 
@@ -87,7 +87,7 @@ def parse_duration(text: str) -> float:
 def parse_size(text: str) -> int:
     """Read a size such as ``500M``, ``2G``, ``10k`` or ``1048576`` (powers of 1024); return bytes.
 
-    Example:
+    Examples:
         >>> parse_size("10k"), parse_size("2G"), parse_size("1.5MiB"), parse_size("100")
         (10240, 2147483648, 1572864, 100)
 
@@ -107,7 +107,7 @@ def parse_size(text: str) -> int:
 def format_size(size: float) -> str:
     """Write a number of bytes for people (powers of 1024).
 
-    Example:
+    Examples:
         >>> format_size(512), format_size(1536), format_size(3 * 2**30)
         ('512 B', '1.5 KiB', '3.0 GiB')
 
@@ -124,7 +124,7 @@ def format_size(size: float) -> str:
 def format_duration(seconds: float) -> str:
     """Write seconds in the largest unit of :func:`parse_duration` that divides them.
 
-    Example:
+    Examples:
         >>> format_duration(1209600), format_duration(5400), format_duration(1.5)
         ('2w', '90m', '1.5s')
 

@@ -87,7 +87,7 @@ def store_diff(folder: str | Path, operation: OperationWrapper) -> Path | None:
 def diff_path(folder: str | Path, address: str) -> Path:
     """Return where the diff of content address ``"sha256:<hex>"`` is stored in ``folder``.
 
-    Example:
+    Examples:
         >>> diff_path("runs/pi", "sha256:ab12").as_posix()
         'runs/pi/provenance/diffs/ab12.diff'
 
@@ -116,7 +116,7 @@ class ReproduceReport:
         recorded: The run's stored record.
         reproduced: The record of the rerun.
 
-    Example:
+    Examples:
         >>> from assay_ops import operation
         >>> @operation
         ... def op(capture):
@@ -203,7 +203,7 @@ def reproduce(
             be imported any more).
         TimeoutError: the rerun took longer than ``timeout``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from assay import Experiment, grid
         >>> folder = tempfile.mkdtemp()
@@ -391,7 +391,7 @@ def identical(a: Any, b: Any) -> bool:
     ``-0.0``), numpy values by dtype, shape and bytes (and mask), containers element by
     element; values of different types never match.
 
-    Example:
+    Examples:
         >>> identical(0.1 + 0.2, 0.3), identical(float("nan"), float("nan")), identical(1, 1.0)
         (False, True, False)
 
@@ -425,7 +425,7 @@ def compare_records(recorded: RunRecord, now: RunRecord) -> list[str]:
     The status, then for every metric: recorded but missing now, produced now but not
     recorded, a different number of values, and each differing value (or tags) with its step.
 
-    Example:
+    Examples:
         >>> from assay_ops import operation
         >>> @operation
         ... def op(params, capture):

@@ -54,7 +54,7 @@ class Results:
     ``len()`` and ``counts()`` are single queries of the index. A smaller one reads its rows
     at once and keeps them.
 
-    Example:
+    Examples:
         >>> results = Results([])
         >>> len(results), results.counts()
         (0, {})
@@ -144,7 +144,7 @@ class Results:
         Raises:
             KeyError: a name that no run has as parameter (the message lists the parameters).
 
-        Example:
+        Examples:
             >>> Results([]).filter()
             Results(0 runs: none)
 
@@ -178,7 +178,7 @@ class Results:
         Raises:
             ValueError: a status that runs cannot have (the message lists those they can).
 
-        Example:
+        Examples:
             >>> Results([]).with_status("failed", "timeout")
             Results(0 runs: none)
 
@@ -271,7 +271,7 @@ class Results:
         column ``param:<name>``; a metric named like a parameter or one of those,
         ``metric:<name>``. No value is ever overwritten.
 
-        Example:
+        Examples:
             >>> from assay import RunRow
             >>> row = RunRow("r0", {"duration": 10}, 0, "success", {"acc": 0.5}, 0.2, None, "h")
             >>> flat = Results([row]).table()[0]
@@ -587,7 +587,7 @@ def _verified(artifact: dict[str, Any], run_id: str) -> Path:
 def count_runs(n: int) -> str:
     """Return ``"1 run"`` or ``"<n> runs"``.
 
-    Example:
+    Examples:
         >>> count_runs(1), count_runs(3)
         ('1 run', '3 runs')
 

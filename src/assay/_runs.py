@@ -30,7 +30,7 @@ class RunSpec:
     The run id is a pure function of the params and the replicate (see ``run_id``), so the same
     sweep planned twice, in any process, names its runs identically: that is what resume relies on.
 
-    Example:
+    Examples:
         >>> spec = RunSpec.of({"n": 10}, 0)
         >>> spec == RunSpec.of({"n": 10}, 0), len(spec.run_id)
         (True, 20)
@@ -54,7 +54,7 @@ class SweepPlan(Sequence[RunSpec]):
     the packed run ids only (computed when first needed). ``plan[i]`` is the spec of point
     ``i // replicates`` at replicate ``i % replicates``.
 
-    Example:
+    Examples:
         >>> from assay._space import grid
         >>> runs = plan(grid(n=[10, 100]), replicates=2, seed=0)
         >>> len(runs), runs[3].params, runs[3].replicate, runs[3] == RunSpec.of({"n": 100}, 1)

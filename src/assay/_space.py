@@ -156,7 +156,7 @@ def grid(**values: Iterable[Any]) -> ParamSpace:
         TypeError: a parameter's values are not a list, or a value is not JSON-like data.
         ValueError: a parameter has no values or a repeated value.
 
-    Example:
+    Examples:
         >>> for params in grid(n=[10, 100], method=["a", "b"]).expand(0):
         ...     print(params)
         {'n': 10, 'method': 'a'}
@@ -187,7 +187,7 @@ def explicit(items: Iterable[Mapping[str, Any]]) -> ParamSpace:
         TypeError: an item is not a dict with string keys, or holds a non JSON-like value.
         ValueError: two items are equal (they would be the same runs).
 
-    Example:
+    Examples:
         >>> explicit([{"lr": 0.1}, {"lr": 0.01, "wd": 0.0}]).expand(0)
         [{'lr': 0.1}, {'lr': 0.01, 'wd': 0.0}]
 
@@ -259,7 +259,7 @@ def _number(name: str, label: str, value: Any, dist: Distribution) -> float:
 class uniform(Distribution):  # lower case: read as functions beside grid and random
     """Floats drawn uniformly from ``[low, high)``.
 
-    Example:
+    Examples:
         >>> uniform(0.0, 1.0)
         uniform(low=0.0, high=1.0)
 
@@ -284,7 +284,7 @@ class uniform(Distribution):  # lower case: read as functions beside grid and ra
 class loguniform(Distribution):
     """Floats whose logarithm is uniform on ``[log(low), log(high))``: learning rates and the like.
 
-    Example:
+    Examples:
         >>> loguniform(1e-4, 1e-1)
         loguniform(low=0.0001, high=0.1)
 
@@ -311,7 +311,7 @@ class loguniform(Distribution):
 class randint(Distribution):
     """Integers drawn uniformly from ``low`` (inclusive) to ``high`` (exclusive), as numpy does.
 
-    Example:
+    Examples:
         >>> randint(1, 10)
         randint(low=1, high=10)
 
@@ -341,7 +341,7 @@ class randint(Distribution):
 class choice(Distribution):
     """One of the given options, each equally likely.
 
-    Example:
+    Examples:
         >>> choice(["adam", "sgd"])
         choice(['adam', 'sgd'])
 
@@ -413,7 +413,7 @@ def random(n: int, *, seed: int | None = None, **distributions: Distribution | A
         ValueError: ``n`` is not a positive int, or a distribution is invalid (the message
             names the parameter).
 
-    Example:
+    Examples:
         >>> space = random(3, lr=loguniform(1e-4, 1e-1), opt=choice(["adam", "sgd"]))
         >>> space.expand(0) == space.expand(0), len(space.expand(0))
         (True, 3)

@@ -71,7 +71,7 @@ def job_states(job_ids: list[str]) -> dict[str, str]:
 def run_states(rows: list[RunRow], refs: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
     """Return (state, job id) of each row: done, queued, running, pending or cancelled.
 
-    Example:
+    Examples:
         >>> from assay import RunRow
         >>> rows = [RunRow("a", {}, 0, "success", {}, 1.0, None, "h", "7_0")]
         >>> run_states(rows, {})
@@ -195,7 +195,7 @@ def _runtime(text: str | None) -> dict[str, Any]:
 def suggest_mem(peak_bytes: int) -> str:
     """Return ``--mem`` for a peak RSS: 1.25x, rounded up to 100M (to 1G above 10G).
 
-    Example:
+    Examples:
         >>> suggest_mem(300 * 1024**2), suggest_mem(9 * 1024**3), suggest_mem(20 * 1024**3)
         ('400M', '12G', '25G')
 
@@ -209,7 +209,7 @@ def suggest_mem(peak_bytes: int) -> str:
 def suggest_time(seconds: float) -> str:
     """Return ``--time`` for the longest job task: 1.5x, in whole minutes (at least 1).
 
-    Example:
+    Examples:
         >>> suggest_time(30), suggest_time(3000), suggest_time(7200)
         ('1', '75', '3:00:00')
 
@@ -223,7 +223,7 @@ def suggest_time(seconds: float) -> str:
 def format_bytes(size: int) -> str:
     """Return ``size`` in the largest unit that keeps it above 1 (powers of 1024).
 
-    Example:
+    Examples:
         >>> format_bytes(1536 * 1024)
         '1.5M'
 

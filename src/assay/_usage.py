@@ -36,7 +36,7 @@ class Usage:
     after the other reports, for each, the most memory the job needed up to its end, which is
     what a job's ``--mem`` must hold.
 
-    Example:
+    Examples:
         >>> usage = Usage()
         >>> sorted(usage.measure())
         ['cpu_s', 'elapsed_s', 'max_rss_bytes']

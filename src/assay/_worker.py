@@ -230,7 +230,7 @@ def batch_job(environ: Mapping[str, str] = os.environ) -> tuple[str | None, int]
     Slurm job, or the process id of a submitit local job; ``None`` outside a job. CPUs are
     Slurm's ``--cpus-per-task`` (1 when not set).
 
-    Example:
+    Examples:
         >>> batch_job({"SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "9"})
         ('7_3', 1)
         >>> batch_job({"SLURM_JOB_ID": "80", "SLURM_CPUS_PER_TASK": "4"})

@@ -4,7 +4,7 @@ Each backend is a :class:`assay_steps.Backend`: set it as a step's ``infra`` (or
 ``infra={"backend": "ProcessPool", ...}`` dict) and the step's cache engine hands it the items
 to compute. Workers write every result to the cache themselves, atomically.
 
-Example:
+Examples:
     >>> from assay_steps import Step
     >>> import assay_backends
     >>> class Double(Step):

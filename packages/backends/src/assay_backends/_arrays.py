@@ -26,7 +26,7 @@ def array_limit(cluster: str) -> int:
 def chunks(shards: Sequence[list[ItemTask]], size: int) -> list[Sequence[list[ItemTask]]]:
     """Cut ``shards`` into consecutive groups of at most ``size``.
 
-    Example:
+    Examples:
         >>> [len(group) for group in chunks([[]] * 5, 2)]
         [2, 2, 1]
 
@@ -72,7 +72,7 @@ def submit_all(
 def activation_lines(conda_env: str | None, venv: str | None) -> list[str]:
     """Return the shell lines that activate a conda environment and/or a virtual environment.
 
-    Example:
+    Examples:
         >>> activation_lines("torch", "/opt/env")
         ['eval "$(conda shell.posix hook)"', 'conda activate torch', '. /opt/env/bin/activate']
 

@@ -12,7 +12,7 @@ class SlurmUnavailableError(RuntimeError):
 def slurm_available() -> bool:
     """Return True when ``sbatch`` is on ``PATH``, the test ``Auto`` uses to pick Slurm.
 
-    Example:
+    Examples:
         >>> isinstance(slurm_available(), bool)
         True
 
@@ -23,7 +23,7 @@ def slurm_available() -> bool:
 def require_slurm(backend: str = "Slurm") -> None:
     """Raise :class:`SlurmUnavailableError` unless ``sbatch`` is on ``PATH``.
 
-    Example:
+    Examples:
         >>> try:
         ...     require_slurm()
         ... except SlurmUnavailableError as error:

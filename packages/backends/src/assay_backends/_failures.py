@@ -32,7 +32,7 @@ class JobFailure:
         stdout: The job's standard output log, when it has one.
         stderr: The job's standard error log, when it has one.
 
-    Example:
+    Examples:
         >>> failure = JobFailure("12_3", "TIMEOUT", "timeout", "job 12_3 ...", ("a", "b"))
         >>> failure.kind
         'timeout'
@@ -58,7 +58,7 @@ class JobsFailed(JobError):
     Attributes:
         failures: One :class:`JobFailure` per failed job, in submission order.
 
-    Example:
+    Examples:
         >>> failure = JobFailure("7", "CANCELLED", "cancelled", "job 7 was cancelled")
         >>> error = JobsFailed([failure, failure])
         >>> str(error)
@@ -81,7 +81,7 @@ class JobsFailed(JobError):
 def kind_of(state: str) -> Kind:
     """Return the kind of failure a job's final ``state`` means.
 
-    Example:
+    Examples:
         >>> kind_of("TIMEOUT"), kind_of("CANCELLED by 0"), kind_of("OUT_OF_MEMORY")
         ('timeout', 'cancelled', 'failed')
 
@@ -122,7 +122,7 @@ def describe(
 def _limit_text(limit: str) -> str:
     """Say Slurm's time limit (``"1:00"``, ``"1-00:00:00"``, minutes) in words.
 
-    Example:
+    Examples:
         >>> _limit_text("1:00"), _limit_text("2:30:00"), _limit_text("5")
         ('1 min', '2 h 30 min', '5 min')
 

@@ -15,7 +15,7 @@ def job_count(n_items: int, max_jobs: int, min_items_per_job: int = 1) -> int:
     ``min_items_per_job`` items (unless there are fewer items than that in total, which makes one
     job). No items make no job.
 
-    Example:
+    Examples:
         >>> job_count(100, max_jobs=4)
         4
         >>> job_count(10, max_jobs=128, min_items_per_job=3)
@@ -36,7 +36,7 @@ def pack(items: Sequence[T], max_jobs: int, min_items_per_job: int = 1) -> list[
 
     Order is kept: concatenating the groups gives back ``items``.
 
-    Example:
+    Examples:
         >>> pack(list(range(7)), max_jobs=3)
         [[0, 1, 2], [3, 4], [5, 6]]
 

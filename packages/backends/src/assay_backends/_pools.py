@@ -112,7 +112,7 @@ class ThreadPool(_PoolBackend):
         progress: Show a progress bar (rich) over the items; ``None`` shows it only when
             stderr is a terminal.
 
-    Example:
+    Examples:
         >>> from assay_steps import Step
         >>> class Square(Step):
         ...     def _run(self, value: int) -> int:
@@ -150,7 +150,7 @@ class ProcessPool(_PoolBackend):
             ``None`` uses ``fork`` where it exists (fast, and sees the caller's classes),
             else the platform's default.
 
-    Example:
+    Examples:
         >>> from assay_steps import Step
         >>> class Cube(Step):
         ...     def _run(self, value: int) -> int:

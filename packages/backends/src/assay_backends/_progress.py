@@ -14,7 +14,7 @@ def progress_enabled(setting: bool | None, stream: TextIO | None = None) -> bool
     ``stream`` defaults to ``sys.stderr``, where the bar is drawn. An automatic bar also needs rich
     to be installed; an explicit ``True`` without rich raises, naming the extra to install.
 
-    Example:
+    Examples:
         >>> import io
         >>> progress_enabled(None, io.StringIO())
         False
@@ -38,7 +38,7 @@ def progress_enabled(setting: bool | None, stream: TextIO | None = None) -> bool
 class ProgressBar:
     """Count finished items on a rich bar drawn on ``stream`` (stderr), or do nothing when disabled.
 
-    Example:
+    Examples:
         >>> with ProgressBar(total=3, description="step", enabled=False) as bar:
         ...     bar.advance(3)
         >>> bar.done

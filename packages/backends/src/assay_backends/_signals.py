@@ -84,7 +84,7 @@ def warning_ignored_until_handled(python: str) -> str:
     any handler is installed: the signal's default action would kill the job. A signal
     ignored by a shell stays ignored across ``exec``, until Python sets its handler.
 
-    Example:
+    Examples:
         >>> warning_ignored_until_handled("/usr/bin/python3")
         '/bin/sh -c \'trap "" USR2; exec "$0" "$@"\' /usr/bin/python3'
 
@@ -210,7 +210,7 @@ def current_job_logs() -> tuple[str, str] | None:
         ``(stdout, stderr)`` inside a Slurm or local job of a submitit backend; None outside
         one (and in a ``SubmititDebug`` job, which has no logs of its own).
 
-    Example:
+    Examples:
         >>> current_job_logs() is None  # not inside a job here
         True
 
@@ -238,7 +238,7 @@ def job_logs(ref: Any) -> tuple[Path, Path] | None:
         ``(stdout, stderr)``, or None when the reference names no job with logs (a debug
         job, a reference of another backend).
 
-    Example:
+    Examples:
         >>> ref = {"cluster": "slurm", "job_id": "12_3", "folder": "/c/logs/%j", "host": "h"}
         >>> stdout, stderr = job_logs(ref)
         >>> stdout.as_posix(), stderr.as_posix()

@@ -99,7 +99,7 @@ def _covered(record: str, wanted: set[str]) -> list[str]:
     Tasks of an array that never started are listed as the array itself, ``"123"`` (once
     cancelled, even with ``--array``) or ``"123_[0-5%2]"``.
 
-    Example:
+    Examples:
         >>> sorted(_covered("123_[0-2,5%2]", {"123_1", "123_4", "123_5", "124_1"}))
         ['123_1', '123_5']
         >>> _covered("123", {"123_0", "12_0"})
@@ -165,7 +165,7 @@ def job_states(job_ids: Iterable[str]) -> dict[str, str]:
     Args:
         job_ids: Job ids, ``"123"`` for a job, ``"123_4"`` for a task of a job array.
 
-    Example:
+    Examples:
         >>> job_states([])
         {}
 

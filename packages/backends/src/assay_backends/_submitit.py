@@ -63,7 +63,7 @@ class LocalProcess(SubmititBackend):
     :func:`~assay_backends.watch`, a callback sees failures as they come and can stop the
     submission.
 
-    Example:
+    Examples:
         >>> from assay_steps import Step
         >>> class Triple(Step):
         ...     def _run(self, value: int) -> int:
@@ -83,7 +83,7 @@ class SubmititDebug(SubmititBackend):
     Same fields and packing as :class:`LocalProcess`, but the jobs run in this process, one
     after the other, so a debugger or ``breakpoint()`` works inside them.
 
-    Example:
+    Examples:
         >>> from assay_steps import Step
         >>> class Negate(Step):
         ...     def _run(self, value: int) -> int:
@@ -127,7 +127,7 @@ class Slurm(SubmititBackend):
 
     The fields of :class:`LocalProcess` apply too.
 
-    Example:
+    Examples:
         >>> infra = {"backend": "Slurm", "folder": "cache", "partition": "debug", "max_jobs": 4}
         >>> Slurm.model_validate({k: v for k, v in infra.items() if k != "backend"}).max_jobs
         4
@@ -159,7 +159,7 @@ class Slurm(SubmititBackend):
 class Auto(Slurm):
     """Slurm where ``sbatch`` exists, else local processes (Slurm fields then ignored).
 
-    Example:
+    Examples:
         >>> backend = Auto(folder="cache", partition="gpu")
         >>> backend._cluster() in ("slurm", "local")
         True

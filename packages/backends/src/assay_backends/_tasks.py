@@ -59,7 +59,7 @@ def share(shard: Sequence[ItemTask], rank: int, count: int) -> list[ItemTask]:
     ``count``-th item from its rank on, so that they share the work without waiting on each
     other's claims.
 
-    Example:
+    Examples:
         >>> from pathlib import Path
         >>> from assay_steps import StepPaths
         >>> task = ItemTask(None, (), StepPaths(Path("c"), "S-0"), list("abcde"), [1, 2, 3, 4, 5])

@@ -37,7 +37,7 @@ def watch(callback: Callback) -> Iterator[None]:
     Args:
         callback: Called with the failures new since its last call.
 
-    Example:
+    Examples:
         >>> seen = []
         >>> with watch(seen.extend):
         ...     pass  # run steps on a submitit backend here

@@ -12,7 +12,7 @@ def worker_count(max_jobs: int | None, n_items: int, cpus: int | None = None) ->
     (``cpu_count - 1``), every core is used: on a 2-core machine exca's pools never run two
     items at once, assay's do.
 
-    Example:
+    Examples:
         >>> worker_count(128, n_items=10, cpus=2)
         2
         >>> worker_count(3, n_items=10, cpus=8)

@@ -154,7 +154,7 @@ class ArtifactLog:
     `ContextMutationError`), and names are validated so that a writer can use them as file
     names safely.
 
-    Example:
+    Examples:
         >>> log = ArtifactLog()
         >>> log.add("notes.txt", b"converged after 3 epochs", metadata={"epoch": 3})
         >>> for record in log:

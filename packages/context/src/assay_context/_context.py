@@ -117,7 +117,7 @@ class FrozenContext(Mapping[str, Any]):
         artifacts: The run's `ArtifactLog`.
         logger: The run's `logging.Logger`.
 
-    Example:
+    Examples:
         >>> ctx = FrozenContext({"lr": 0.01, "layers": [64, 64]})
         >>> ctx.add("seed", 7)
         >>> ctx["layers"]
@@ -183,7 +183,7 @@ class FrozenContext(Mapping[str, Any]):
         Keys added later do not appear in the snapshot. It is a ``dict``, so ``json.dumps``
         serialises it when the values are JSON data.
 
-        Example:
+        Examples:
             >>> import json
             >>> ctx = FrozenContext({"lr": 0.1, "layers": [64, 64]})
             >>> json.dumps(ctx.as_dict())
@@ -228,7 +228,7 @@ class FrozenContext(Mapping[str, Any]):
     def record(self, metric_name: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
         """Record a metric value with optional tags (same as ``ctx.metrics.add``).
 
-        Example:
+        Examples:
             >>> ctx = FrozenContext({})
             >>> ctx.record("loss", 0.5, tags={"epoch": 1, "split": "train"})
             >>> ctx.metrics.get_tags("loss")[0].get("split")
@@ -247,7 +247,7 @@ class FrozenContext(Mapping[str, Any]):
         records lands in the run's record. Keys the step adds stay in the child until
         `merge` brings them back.
 
-        Example:
+        Examples:
             >>> run = FrozenContext({"lr": 0.1})
             >>> step = run.child()
             >>> step.add("weights", [0.5, 0.25])

@@ -8,7 +8,7 @@ class ContextMutationError(Exception):
 
     The message names the offending key, so the failing step is easy to find.
 
-    Example:
+    Examples:
         >>> from assay_context import FrozenContext
         >>> ctx = FrozenContext({"lr": 0.1})
         >>> ctx["lr"] = 0.2

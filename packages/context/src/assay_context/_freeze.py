@@ -71,7 +71,7 @@ def nesting_depth(value: object) -> int | None:
     Lists, tuples, sets, deques and mappings (their values) count; a scalar is 0, ``[]`` is 1,
     ``{"a": [[1]]}`` is 3. It walks without recursion, so any depth can be measured.
 
-    Example:
+    Examples:
         >>> nesting_depth(5), nesting_depth([]), nesting_depth({"a": [[1]]})
         (0, 1, 3)
 
@@ -305,7 +305,7 @@ def freeze(value: Any) -> Any:
         TypeError: If ``value`` holds an object whose mutability is unknown (for example an
             instance of an arbitrary class); the message names it and lists what is accepted.
 
-    Example:
+    Examples:
         >>> frozen = freeze({"layers": [64, 64], "tags": {"a"}})
         >>> frozen
         FrozenDict({'layers': FrozenList([64, 64]), 'tags': frozenset({'a'})})
@@ -324,7 +324,7 @@ def thaw(value: Any) -> Any:
     tuples, of thawed items. Anything else is returned as it is. ``thaw(freeze(value))``
     equals ``value`` and has the same container types for dicts, lists and tuples.
 
-    Example:
+    Examples:
         >>> thaw(freeze({"layers": [64, 64], "shape": (2, [3])}))
         {'layers': [64, 64], 'shape': (2, [3])}
 
@@ -377,7 +377,7 @@ class FrozenDict(dict[_K, _V]):
     called on it (``dict.__setitem__(d, k, v)``), and ``exec`` or ``eval`` given it as their
     globals (they add ``__builtins__``). Do not hand a frozen value to those.
 
-    Example:
+    Examples:
         >>> settings = FrozenDict({"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}})
         >>> optimizer = settings["optimizer"]
         >>> optimizer.get("betas")
@@ -501,7 +501,7 @@ class FrozenList(list[_T]):
     methods called on it (``list.append(x, 1)``), and the ``heapq`` functions, which accept
     any list. Do not hand a frozen value to those; ``thaw()`` it first.
 
-    Example:
+    Examples:
         >>> layers = FrozenList([64, [32, 16]])
         >>> layers == [64, [32, 16]], layers[1]
         (True, FrozenList([32, 16]))

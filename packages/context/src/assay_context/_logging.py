@@ -22,7 +22,7 @@ class LoggingContext(FrozenContext):
         ctx: The context to wrap; keys added through the proxy are added to it.
         logger: Logger for the DEBUG lines; defaults to the wrapped context's logger.
 
-    Example:
+    Examples:
         >>> run = FrozenContext({"lr": 0.1, "epochs": 3})
         >>> ctx = LoggingContext(run)
         >>> ctx["lr"]
@@ -93,7 +93,7 @@ class LoggingContext(FrozenContext):
         As in crystallize, the snapshot is not a read: it neither enters keys in `reads` nor
         logs, so saving or printing the whole context does not mark every value as used.
 
-        Example:
+        Examples:
             >>> ctx = LoggingContext(FrozenContext({"lr": 0.1, "epochs": 3}))
             >>> ctx.as_dict()
             FrozenDict({'lr': 0.1, 'epochs': 3})

@@ -101,7 +101,7 @@ class FrozenMetrics:
     Values are never replaced: `add` appends to the series of a metric, and readers get
     tuples of values and copies of the tags, so nothing already recorded can be changed.
 
-    Example:
+    Examples:
         >>> metrics = FrozenMetrics()
         >>> metrics.add("loss", 0.9, tags={"epoch": 1})
         >>> metrics.add("loss", 0.5, tags={"epoch": 2})
@@ -160,7 +160,7 @@ class FrozenMetrics:
         ``()`` for a metric never recorded. Each dict is a new copy, so changing it changes
         nothing recorded; tag values are frozen (a list is a `FrozenList`), as stored.
 
-        Example:
+        Examples:
             >>> metrics = FrozenMetrics()
             >>> metrics.add("loss", 0.9, tags={"epoch": 1})
             >>> metrics.add("loss", 0.5)

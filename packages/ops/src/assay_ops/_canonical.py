@@ -257,7 +257,7 @@ def canonical_bytes(value: Any, name: str = "params") -> bytes:
         ValueError: When ``value`` nests containers more than ``MAX_ENCODED_NESTING`` (200)
             deep, or contains itself; the message names the entry and its depth.
 
-    Example:
+    Examples:
         >>> canonical_bytes(1) != canonical_bytes(1.0) != canonical_bytes(True)
         True
 
@@ -268,7 +268,7 @@ def canonical_bytes(value: Any, name: str = "params") -> bytes:
 def canonical_digest(value: Any, name: str = "params") -> str:
     """Return the SHA-256 hex digest of ``value``'s canonical encoding, version included.
 
-    Example:
+    Examples:
         >>> canonical_digest({"a": 1, "b": 2}) == canonical_digest({"b": 2, "a": 1})
         True
 

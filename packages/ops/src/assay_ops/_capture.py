@@ -154,7 +154,7 @@ class Capture:
         artifact_dir: Folder to write artifact files to, or ``None`` to keep them in memory only.
         logger: Logger that ``log()`` also forwards messages to.
 
-    Example:
+    Examples:
         >>> capture = Capture()
         >>> capture.metric("loss", 0.5, step=1)
         >>> capture.metric("loss", 0.25, step=2)

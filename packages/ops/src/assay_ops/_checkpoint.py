@@ -92,7 +92,7 @@ def checkpoint_now() -> bool:
         True when at least one checkpoint was written (the job may then be requeued), False
         when no run registered a hook or none could be saved.
 
-    Example:
+    Examples:
         >>> checkpoint_now()  # no run registered a hook
         False
 

@@ -35,7 +35,7 @@ def code_hash(func: Callable[..., Any]) -> str:
     change the hash, and any change to the code does. The tree's layout is Python's, so the
     hash is stable for a given Python minor version.
 
-    Example:
+    Examples:
         >>> def f(x):
         ...     return x + 1  # one more
         >>> len(code_hash(f))

@@ -33,7 +33,7 @@ class FunctionPrint:
             (its source was not found) or ``"name"`` (a root in library code, which counts
             by its name only).
 
-    Example:
+    Examples:
         >>> FunctionPrint("0123456789abcdef", "/nowhere/models.py", 12).location
         '/nowhere/models.py:12'
 

@@ -85,7 +85,7 @@ class CodeFingerprint:
     def report(self) -> str:
         """Return a readable report: what is covered, with file:line, and what is not.
 
-        Example:
+        Examples:
             >>> __name__ = "example"  # this docstring's own module is library code
             >>> def double(x):
             ...     return 2 * x
@@ -144,7 +144,7 @@ class CodeFingerprint:
         Raises:
             ValueError: When ``data`` is not that form (the message names the key).
 
-        Example:
+        Examples:
             >>> import json
             >>> fp = fingerprint(json.dumps)
             >>> CodeFingerprint.from_dict(fp.to_dict()) == fp
@@ -178,7 +178,7 @@ class CodeFingerprint:
         (constant int:3 -> int:4)"``. Another Python minor version is one line (every syntax
         tree differs then).
 
-        Example:
+        Examples:
             >>> __name__ = "example"
             >>> def f(x):
             ...     return x + 1
@@ -347,7 +347,7 @@ def fingerprint(*roots: Any) -> CodeFingerprint:
     Raises:
         TypeError: When a root is neither a function, a method nor a class.
 
-    Example:
+    Examples:
         >>> __name__ = "example"  # this docstring's own module is library code
         >>> SCALE = 3
         >>> def helper(x):

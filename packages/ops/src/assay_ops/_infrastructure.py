@@ -28,7 +28,7 @@ def is_infrastructure_error(error: BaseException) -> TypeGuard[OSError]:
     file system). ``OperationWrapper.run`` lets such an error propagate instead of recording a
     ``failed`` run, and a step's cache does not store it as the item's error.
 
-    Example:
+    Examples:
         >>> import errno
         >>> is_infrastructure_error(OSError(errno.ENOSPC, "No space left on device"))
         True

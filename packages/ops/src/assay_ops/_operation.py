@@ -147,7 +147,7 @@ class OperationWrapper:
         func: The function.
         name: The operation's name (defaults to the function's name).
 
-    Example:
+    Examples:
         >>> def square(params, capture):
         ...     capture.metric("y", params["x"] ** 2)
         >>> op = OperationWrapper(square)
@@ -211,7 +211,7 @@ class OperationWrapper:
     def code_report(self) -> str:
         """Return what the code hash covers: the functions reached, and what it cannot follow.
 
-        Example:
+        Examples:
             >>> def double(params, capture):
             ...     capture.metric("y", 2 * params["x"])
             >>> "code fingerprint" in OperationWrapper(double).code_report()
@@ -297,7 +297,7 @@ class OperationWrapper:
             run_id: Identifier of the run; by default a hash of the operation's ref and code
                 hash, the params digest and the seed key, so the same run gets the same id.
 
-        Example:
+        Examples:
             >>> @operation
             ... def train(capture):
             ...     capture.metric("accuracy", 0.5)
@@ -459,7 +459,7 @@ def operation(
 
     Works as ``@operation``, ``@operation()`` and ``@operation(name="custom")``.
 
-    Example:
+    Examples:
         >>> @operation(name="pi")
         ... def estimate_pi(params, seeds, capture):
         ...     xy = seeds.numpy().random((params["n"], 2))
@@ -486,7 +486,7 @@ def import_operation(ref: str) -> OperationWrapper:
         AttributeError: When the module has no such name.
         TypeError: When the name is not an operation.
 
-    Example:
+    Examples:
         ``import_operation("myproject.experiments:train")`` returns the ``train`` operation
         defined in ``myproject/experiments.py``; ``operation.ref`` gives that string.
 

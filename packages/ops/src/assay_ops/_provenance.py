@@ -213,7 +213,7 @@ class GitState:
         diff_address: ``"sha256:<hex>"`` of ``diff_bytes``, or ``None``: what a run record
             keeps, the content address under which the diff itself is stored.
 
-    Example:
+    Examples:
         >>> state = GitState(root=None, commit=None, dirty=None, diff_bytes=None)
         >>> state.diff_address is None, state.diff_name is None
         (True, True)
@@ -282,7 +282,7 @@ def git_state(path: str | Path) -> GitState:
     raises: outside a repository, or when ``git`` is not installed or fails, ``dirty`` is
     ``None``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> state = git_state(tempfile.mkdtemp())  # a folder outside any repository
         >>> state.commit is None or state.root is not None

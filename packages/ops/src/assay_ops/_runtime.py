@@ -66,7 +66,7 @@ class Runtime:
     the job's time limit (or a preemption) is near, the state the hook returns is saved and
     the job requeued; the run, started again, finds it with :meth:`checkpoint`.
 
-    Example:
+    Examples:
         >>> with Runtime(cpus=2) as runtime:
         ...     path = runtime.scratch_dir / "tmp.txt"
         ...     _ = path.write_text("scratch")
@@ -194,7 +194,7 @@ class Runtime:
             TypeError: ``save`` is not callable.
             RuntimeError: This runtime has no run directory to hold the checkpoint.
 
-        Example:
+        Examples:
             >>> import tempfile
             >>> runtime = Runtime(run_dir=tempfile.mkdtemp())
             >>> state = runtime.checkpoint() or {"epoch": 0}
@@ -221,7 +221,7 @@ class Runtime:
         Raises:
             RuntimeError: The checkpoint file exists but cannot be read.
 
-        Example:
+        Examples:
             >>> Runtime().checkpoint() is None
             True
 

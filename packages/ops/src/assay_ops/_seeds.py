@@ -58,7 +58,7 @@ class SeedBundle:
         params: The run's parameters (see ``canonical_digest`` for the supported types).
         replicate: Non-negative replicate index below 2**32.
 
-    Example:
+    Examples:
         >>> seeds = SeedBundle(42, {"lr": 0.1}, replicate=0)
         >>> a = seeds.numpy().random()
         >>> a == SeedBundle(42, {"lr": 0.1}, replicate=0).numpy().random()
@@ -175,7 +175,7 @@ class SeedBundle:
             name: Optional name of an independent sub-stream (e.g. ``"init"``, ``"noise"``),
                 so that adding draws to one part of the code leaves the others unchanged.
 
-        Example:
+        Examples:
             >>> rng = SeedBundle(0).numpy()
             >>> 0.0 <= rng.random() < 1.0
             True
@@ -186,7 +186,7 @@ class SeedBundle:
     def python(self, name: str | None = None) -> random.Random:
         """Return a ``random.Random`` seeded from its own stream of the bundle.
 
-        Example:
+        Examples:
             >>> SeedBundle(0).python().random() == SeedBundle(0).python().random()
             True
 
@@ -201,7 +201,7 @@ class SeedBundle:
             name: Optional name of an independent sub-stream.
             bits: 32 (the default; accepted by every library) or 64.
 
-        Example:
+        Examples:
             >>> 0 <= SeedBundle(0).integer() < 2**32
             True
 
@@ -217,7 +217,7 @@ class SeedBundle:
         Unlike ``SeedSequence.spawn``, this is stateless: ``spawn(n)`` always returns the same
         children 0..n-1, so the streams do not depend on how often it was called before.
 
-        Example:
+        Examples:
             >>> a, b = SeedBundle(0).spawn(2)
             >>> a.numpy().random() != b.numpy().random()
             True

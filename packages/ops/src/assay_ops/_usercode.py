@@ -60,7 +60,7 @@ def is_user_module(module: types.ModuleType | str | None) -> bool:
     else (a script, ``__main__``, a project checkout, a test module) is the user's. The answer
     is memoised per module name. ``None`` (code executed without a module) is the user's.
 
-    Example:
+    Examples:
         >>> is_user_module("json"), is_user_module("assay_ops"), is_user_module("my_lab.models")
         (False, False, True)
 

@@ -87,7 +87,7 @@ class Accessor(functools.partial[Any]):
     many times (``p = ps.train; p.lr(); p.epochs()``). ``p.lr(default)`` and ``p.lr | default``
     read the key, ``p.lr = value`` writes it.
 
-    Example:
+    Examples:
         >>> from assay_scope import param_scope
         >>> ps = param_scope(**{"train.lr": 0.1})
         >>> p = ps.train

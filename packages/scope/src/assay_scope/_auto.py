@@ -79,7 +79,7 @@ def auto_param(name_or_func: Any = None) -> Any:
     Returns:
         The wrapped function, the class, or a decorator when given a namespace.
 
-    Example:
+    Examples:
         >>> from assay_scope import param_scope
         >>> @auto_param("train")
         ... def fit(data, lr=0.1, epochs=10):

@@ -130,7 +130,7 @@ class isolated_base:
     Entering the block returns its scope, which is empty and current inside it; an instance is
     entered once at a time.
 
-    Example:
+    Examples:
         >>> import threading
         >>> from assay_scope import param_scope
         >>> def read_in_a_new_thread():

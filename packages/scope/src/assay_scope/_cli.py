@@ -49,7 +49,7 @@ def launch(
     Returns:
         What the called function returned.
 
-    Example:
+    Examples:
         >>> from assay_scope import auto_param, launch
         >>> @auto_param
         ... def train(lr=0.1, epochs=10):

@@ -17,7 +17,7 @@ def convert(key: str, value: Any, default: Any) -> Any:
     Only bool, int, float and str defaults convert; any other default (None, lists, objects)
     returns the value unchanged. A stored None is never converted: it means "set to None".
 
-    Example:
+    Examples:
         >>> convert("epochs", "3", 10), convert("lr", "0.5", 0.1), convert("amp", "yes", False)
         (3, 0.5, True)
 

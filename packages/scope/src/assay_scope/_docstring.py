@@ -36,7 +36,7 @@ def summary(doc: str | None) -> str:
 def param_help(doc: str | None) -> dict[str, str]:
     """Map each documented parameter name to its one-line description.
 
-    Example:
+    Examples:
         >>> param_help('''Train.
         ...
         ... Args:

@@ -10,7 +10,7 @@ class MissingParameterError(KeyError):
 
     It is a ``KeyError``, so code written for mappings keeps working.
 
-    Example:
+    Examples:
         >>> from assay_scope import param_scope
         >>> try:
         ...     param_scope.empty().lr()
@@ -42,7 +42,7 @@ class ConversionError(ValueError):
         value: the stored value.
         expected: the type the default asked for.
 
-    Example:
+    Examples:
         >>> from assay_scope import param_scope
         >>> try:
         ...     param_scope(epochs="abc").epochs(10)

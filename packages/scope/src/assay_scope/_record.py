@@ -17,7 +17,7 @@ class Record(Mapping[str, Any]):
     the key). ``defaulted`` tells which keys fell back to their default. Reads made by
     ``auto_param`` functions count too, so a record is the "operative configuration" of a run.
 
-    Example:
+    Examples:
         >>> from assay_scope import param_scope
         >>> with param_scope(lr="0.1"), param_scope.record() as used:
         ...     lr = param_scope.lr(0.01)

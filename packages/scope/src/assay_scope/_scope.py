@@ -111,7 +111,7 @@ class param_scope(metaclass=_ScopeType):
             ``model.width``), so ``param_scope(**{"a.b": 1})`` and ``param_scope(a={"b": 1})``
             are the same.
 
-    Example:
+    Examples:
         >>> with param_scope(lr=0.1, **{"model.width": 64}) as ps:
         ...     ps.lr(), ps.model.width(), param_scope.epochs | 10
         (0.1, 64, 10)
@@ -308,7 +308,7 @@ class param_scope(metaclass=_ScopeType):
     def empty(*args: str, **kwargs: Any) -> param_scope:
         """Create a scope that sees none of the enclosing values, only its own.
 
-        Example:
+        Examples:
             >>> with param_scope(a="not empty"):
             ...     param_scope.a("empty")
             ...     with param_scope.empty():
@@ -325,7 +325,7 @@ class param_scope(metaclass=_ScopeType):
     def current() -> param_scope:
         """Return the innermost scope of this thread or task; writes to it are seen at once.
 
-        Example:
+        Examples:
             >>> with param_scope(), param_scope(a=1):
             ...     param_scope.current().a = 2
             ...     param_scope.a("empty")
@@ -339,7 +339,7 @@ class param_scope(metaclass=_ScopeType):
     def init(params: Mapping[str, Any] | None = None) -> None:
         """Enter, for the rest of this thread or task, a scope holding ``params``.
 
-        Example:
+        Examples:
             >>> import threading
             >>> seen = []
             >>> def worker():
@@ -373,7 +373,7 @@ class param_scope(metaclass=_ScopeType):
         the same: each thread keeps the copy of the base it made at its first use). Inside an
         ``isolated_base()`` block, what it publishes is withdrawn when the block ends.
 
-        Example:
+        Examples:
             >>> import threading
             >>> def read_in_a_new_thread():
             ...     seen = []
@@ -392,7 +392,7 @@ class param_scope(metaclass=_ScopeType):
     def record() -> Recording:
         """Record the parameters read inside a ``with`` block; yields a ``Record``.
 
-        Example:
+        Examples:
             >>> with param_scope(lr=0.1), param_scope.record() as used:
             ...     _ = param_scope.lr | 0.01
             >>> dict(used)

@@ -17,7 +17,7 @@ class ScopedThread(threading.Thread):
     A plain thread starts with an empty context, so it sees only the base published by
     ``param_scope.frozen()``. This subclass copies the creating context, like asyncio tasks do.
 
-    Example:
+    Examples:
         >>> from assay_scope import param_scope
         >>> seen = []
         >>> with param_scope(lr=0.5):
@@ -43,7 +43,7 @@ def bind_scope(func: Callable[..., R]) -> Callable[..., R]:
     Each call runs in its own copy of the captured context, so concurrent calls are safe and
     scopes they enter do not leak into each other.
 
-    Example:
+    Examples:
         >>> from concurrent.futures import ThreadPoolExecutor
         >>> from assay_scope import param_scope
         >>> with param_scope(width=64):

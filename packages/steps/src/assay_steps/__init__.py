@@ -1,6 +1,6 @@
 """assay_steps — pydantic-configured pipeline steps whose every item is cached on disk.
 
-Example:
+Examples:
     >>> from assay_steps import Step
     >>> class Double(Step):
     ...     def _run(self, value: int) -> int:

@@ -87,7 +87,7 @@ class Backend(pydantic.BaseModel):
             ``"rerun"`` computes the items again, keeping the old entries on disk until
             pruned; ``"keep"`` serves the old entries, a choice remembered for this code.
 
-    Example:
+    Examples:
         >>> Backend.model_validate({"backend": "Cached", "folder": "cache"}).mode
         'cached'
 
@@ -198,7 +198,7 @@ class Backend(pydantic.BaseModel):
         Raises:
             ValueError: ``backend`` names no known backend, or a change is invalid.
 
-        Example:
+        Examples:
             >>> base = Cached(folder="cache", keep_in_ram=True)
             >>> forced = base.derive(mode="force")
             >>> type(forced).__name__, forced.mode, forced.keep_in_ram
@@ -229,7 +229,7 @@ Backend._registry["Backend"] = Backend
 class Cached(Backend):
     """Inline execution with caching: items are computed in the calling process.
 
-    Example:
+    Examples:
         >>> Cached(folder="cache").mode
         'cached'
 
@@ -352,7 +352,7 @@ class ItemTask:
         Raises:
             ValueError: ``uid`` is not a safe file name.
 
-        Example:
+        Examples:
             >>> task = ItemTask(None, (), StepPaths(Path("cache"), "Mult-0"), ["a"], [1])
             >>> task.job_ref("a") is None
             True
@@ -367,7 +367,7 @@ class ItemTask:
         task skips them anyway, and the steps layer waits for their entries). A claim whose
         process is gone does not count.
 
-        Example:
+        Examples:
             >>> task = ItemTask(None, (), StepPaths(Path("cache"), "Mult-0"), ["a"], [1])
             >>> task.running_uids()
             set()

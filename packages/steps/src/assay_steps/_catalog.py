@@ -77,7 +77,7 @@ def kind_of(location: int) -> int:
 class Catalog:
     """Maps each item uid to its newest frame in the segments of one entries folder.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> catalog = Catalog(tempfile.mkdtemp())
         >>> catalog.refresh(); catalog.location("missing") is None

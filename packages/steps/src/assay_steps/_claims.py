@@ -285,7 +285,7 @@ def running(entries_folder: str) -> set[str]:
 class Claim:
     """A chunk of items this process claimed; ``granted`` lists those it is to compute.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> folder = tempfile.mkdtemp()
         >>> claim = Claim.take(folder, ["a", "b"])

@@ -72,7 +72,7 @@ _identities: dict[CodeParts, CodeIdentity] = {}
 def code_identity(parts: CodeParts) -> CodeIdentity:
     """Return the code identity of entries computed by steps with these ``parts`` (memoised).
 
-    Example:
+    Examples:
         >>> code_identity((("2", None),)).version
         'v2'
 

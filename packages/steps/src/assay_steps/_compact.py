@@ -110,7 +110,7 @@ def compact(
     is the saved catalog (``index``, rebuilt by the next reader). Segments of live writers are
     left as they are. Safe to run while steps run on the folder.
 
-    Example:
+    Examples:
         >>> from assay_steps import StepPaths
         >>> from assay_steps._store import EntryStore
         >>> store = EntryStore(StepPaths(Path("compacted"), "Double-0"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 class BatchProtocolError(RuntimeError):
     """``_run_batch`` did not yield exactly one result per input.
 
-    Example:
+    Examples:
         >>> issubclass(BatchProtocolError, RuntimeError)
         True
 
@@ -24,7 +24,7 @@ class CodeChangedError(ValueError):
         what: What changed, without the advice on what to do (so that a command line can
             give it with its own option names).
 
-    Example:
+    Examples:
         >>> str(CodeChangedError("step Mult changed")).startswith("step Mult changed;")
         True
 

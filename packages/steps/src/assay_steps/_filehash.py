@@ -121,7 +121,7 @@ def _hash_file(path: str, size: int) -> bytes:
 def file_digest(path: str, info: os.stat_result | None = None) -> bytes:
     """Return the xxh3-128 digest of the regular file ``path`` (16 bytes), memoised.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.NamedTemporaryFile(delete=False) as f:
         ...     _ = f.write(b"data")

@@ -27,7 +27,7 @@ class Func(Step):
         function: A module-level function, or its import path.
         input_param: Name of the parameter receiving the step's input.
 
-    Example:
+    Examples:
         >>> import math
         >>> Func(function="math.pow", input_param="x", y=2).run(3.0)
         9.0

@@ -49,7 +49,7 @@ def entries_folders(cache_folder: str | Path) -> list[Path]:
     A step folder (``<StepName>-<32 hex>/``) counts itself when it has no ``code-*/`` folder
     or when it holds entries of its own (``segments/``, ``arrays/`` or ``cache/``).
 
-    Example:
+    Examples:
         >>> base = Path("cache-base")
         >>> (base / ("Mult-" + "0" * 32) / "code-v1").mkdir(parents=True)
         >>> print(*(p.relative_to(base).as_posix() for p in entries_folders(base)))
@@ -264,7 +264,7 @@ def in_use(entries_folder: str | Path) -> bool:
     In use means: a live claim, a segment whose writer is alive, or a lock of the older
     layout refreshed in the last two minutes. Nothing is changed.
 
-    Example:
+    Examples:
         >>> in_use("no-such-folder")
         False
 
@@ -335,7 +335,7 @@ def folder_info(entries_folder: str | Path) -> FolderInfo:
     Entries are counted from this process's catalog after a refresh; nothing is changed in
     the folder (but for the saved catalog a large scan writes, as any reader's does).
 
-    Example:
+    Examples:
         >>> info = folder_info("empty-entries")
         >>> info.entries, info.segments, info.legacy
         (0, 0, 0)
@@ -399,7 +399,7 @@ class PackedEntry:
 def packed_entries(entries_folder: str | Path) -> list[PackedEntry]:
     """Return the entries served from the segments of ``entries_folder``, oldest first.
 
-    Example:
+    Examples:
         >>> packed_entries("empty-entries")
         []
 
@@ -423,7 +423,7 @@ def packed_entries(entries_folder: str | Path) -> list[PackedEntry]:
 def count_entries(entries_folder: str | Path) -> int:
     """Return how many items have an entry: packed ones, and older ones no frame shadows.
 
-    Example:
+    Examples:
         >>> count_entries("empty-entries")
         0
 

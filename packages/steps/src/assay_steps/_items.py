@@ -17,7 +17,7 @@ class StepItems:
     a step without a cache over an iterator (not a list) are computed as they are read, in
     a single pass: ``len()`` is then unknown and raises a ``TypeError``.
 
-    Example:
+    Examples:
         >>> items = StepItems(iter([1, 2]), 2, again=lambda: iter([1, 2]))
         >>> len(items), list(items), list(items)
         (2, [1, 2], [1, 2])

@@ -55,7 +55,7 @@ def job_refs(paths: StepPaths) -> dict[str, dict[str, Any]]:
     Args:
         paths: the step folder and code version (``LookupHandle.paths``).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> paths = StepPaths(Path(tempfile.mkdtemp()), "Mult-0")

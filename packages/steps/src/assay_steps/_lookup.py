@@ -20,7 +20,7 @@ class LookupHandle:
 
     Returned by ``Step.lookup(value)``. It never computes anything.
 
-    Example:
+    Examples:
         >>> handle = LookupHandle()  # a step without a cache folder
         >>> handle.status is None, handle.cached()
         (True, False)

@@ -51,7 +51,7 @@ def migrate(entries_folder: str | Path) -> MigrateReport:
     deleted. A corrupt old entry is reported and left in place, never packed. Nothing is done
     while a lock of the older layout is fresh (an older assay is computing there).
 
-    Example:
+    Examples:
         >>> migrate("nothing-old").migrated
         []
 

@@ -27,7 +27,7 @@ def fold_modes(modes: Iterable[str], where: str) -> str:
     Raises:
         ValueError: ``"read-only"`` comes after ``"force"``.
 
-    Example:
+    Examples:
         >>> fold_modes(["cached", "force", "cached"], "chain")
         'force'
         >>> fold_modes(["read-only", "cached"], "chain")

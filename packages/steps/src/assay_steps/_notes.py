@@ -16,7 +16,7 @@ _MAX_VALUE = 40
 def shorten(text: str, limit: int = _MAX_VALUE) -> str:
     """Cut the middle of ``text`` down to ``limit`` characters, keeping both ends.
 
-    Example:
+    Examples:
         >>> shorten("model.layers.attention.heads", 20)
         'model.la...ion.heads'
 
@@ -48,7 +48,7 @@ def field_values(step: Step) -> list[tuple[str, Any]]:
 def step_label(step: Step) -> str:
     """Return ``Class(field=value, ...)`` with the fields that differ from their default.
 
-    Example:
+    Examples:
         >>> from assay_steps import Func
         >>> step_label(Func(function="math.pow", input_param="x", y=2))
         "Func(function=math.pow, input_param='x', y=2)"

@@ -18,7 +18,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}")
 def check_name(name: str, what: str) -> str:
     """Return ``name`` if it is safe as a single file name, else raise ``ValueError``.
 
-    Example:
+    Examples:
         >>> check_name("item-1", "item uid")
         'item-1'
 
@@ -49,7 +49,7 @@ def safe_item_uid(uid: str, what: str) -> str:
     Raises:
         TypeError: ``uid`` is not a string (nothing to derive a name from).
 
-    Example:
+    Examples:
         >>> safe_item_uid("sub-01", "item uid")
         'sub-01'
         >>> safe_item_uid("/data/sub-01.wav", "item uid")[:17]
@@ -106,7 +106,7 @@ class StepPaths:
     (job references written by backends) and ``logs/`` (free for backends). Without a
     ``code`` version, those sit in the step folder. See ``docs/guide/cache.md``.
 
-    Example:
+    Examples:
         >>> StepPaths(Path("cache"), "Mult-0123", "9f3a").segments_folder.as_posix()
         'cache/Mult-0123/code-9f3a/segments'
 
@@ -164,7 +164,7 @@ class StepPaths:
         Each holds at least its ``"version"`` (taken from its folder's name when the file is
         damaged, since the version still exists); see ``docs/guide/cache.md`` for the fields.
 
-        Example:
+        Examples:
             >>> StepPaths(Path("nowhere"), "Mult-0123").code_versions()
             []
 

@@ -55,7 +55,7 @@ class SegmentScan:
         budget: The most bytes searched past damage in this walk (None: no limit).
         values_of: Kinds of frame whose value is read and yielded (values up to 4 KiB).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ._frames import RESULT, encode
         >>> path = tempfile.mktemp()

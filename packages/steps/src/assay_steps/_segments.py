@@ -48,7 +48,7 @@ def create_exclusive(path: str) -> int:
 class SegmentWriter:
     """Appends frames to this process's segment of one entries folder.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> writer = SegmentWriter(tempfile.mkdtemp())
         >>> name, start, end = writer.append(1, "item", b"value", stamp=1, fsync=False)

@@ -241,7 +241,7 @@ class Step(pydantic.BaseModel):
         infra: The backend that caches (and computes) this step's items; None runs inline
             without caching.
 
-    Example:
+    Examples:
         >>> class Mult(Step):
         ...     coeff: float = 2.0
         ...
@@ -285,7 +285,7 @@ class Step(pydantic.BaseModel):
     def __init_subclass__(cls, discriminator_key: str | None = None, **kwargs: Any) -> None:
         """Set the key that dicts name the subclasses of ``cls`` by (``"type"`` by default).
 
-        Example:
+        Examples:
             >>> class Node(Step, discriminator_key="name"):
             ...     pass
             >>> class Doubled(Node):
@@ -487,7 +487,7 @@ class Step(pydantic.BaseModel):
         that cannot be followed statically, which a change would not be noticed through.
         Called on the class, or on an instance (a :class:`Func` covers its function).
 
-        Example:
+        Examples:
             >>> class Half(Step):
             ...     def _run(self, value: float) -> float:
             ...         return value / 2
@@ -511,7 +511,7 @@ class Step(pydantic.BaseModel):
     def clone(self, *dicts: dict[str, Any], **kwargs: Any) -> Self:
         """Return a new config with updates; dotted keys (``"a.b"``) reach nested fields.
 
-        Example:
+        Examples:
             >>> class Add(Step):
             ...     x: int = 0
             ...
@@ -553,7 +553,7 @@ class Step(pydantic.BaseModel):
         step in a field) is a branch; a step that resolves to another (``_resolve_step``) is
         shown as what it runs as. The format is for reading, not parsing: it may change.
 
-        Example:
+        Examples:
             >>> class Scale(Step):
             ...     factor: float = 1.0
             ...
@@ -758,7 +758,7 @@ class Step(pydantic.BaseModel):
     def run(self, value: Any = NOVALUE) -> Any:
         """Return the result for one input, from the cache or computed (and cached).
 
-        Example:
+        Examples:
             >>> class Square(Step):
             ...     def _run(self, value: int) -> int:
             ...         return value * value
@@ -781,7 +781,7 @@ class Step(pydantic.BaseModel):
         lazily, a cached step takes a window of items at a time), so ``values`` may be a
         long or endless iterator, taken as it is read; the result can then be read once.
 
-        Example:
+        Examples:
             >>> import itertools
             >>> class Half(Step):
             ...     def _run(self, value: float) -> float:
@@ -836,7 +836,7 @@ class Chain(Step):
     Args:
         steps: A list of steps, or an ordered dict name → step (``chain["name"]``).
 
-    Example:
+    Examples:
         >>> class Add(Step):
         ...     x: int = 1
         ...

@@ -114,7 +114,7 @@ class EntryStore:
             the system) or ``"item"`` (flush every frame as it is written).
         trust: False refuses to unpickle entries (only arrays are read).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> store = EntryStore(StepPaths(Path(tempfile.mkdtemp()), "Double-0"))

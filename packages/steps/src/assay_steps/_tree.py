@@ -49,7 +49,7 @@ def may_hold_model(annotation: Any) -> bool:
     Only what is certain says no (``float``, ``list[int]``, ``Literal[...]``): ``Any``, an
     unknown class or a bare container may hold one.
 
-    Example:
+    Examples:
         >>> may_hold_model(list[float]), may_hold_model(dict[str, pydantic.BaseModel])
         (False, True)
 
@@ -92,7 +92,7 @@ def nested_steps(step: Step) -> list[tuple[str, Step]]:
     models, and stops at each step it finds (what that step holds is its own). The cache
     settings (``infra``) hold no step and are not searched.
 
-    Example:
+    Examples:
         >>> from assay_steps import Chain, Func
         >>> chain = Chain(steps=[Func(function="math.sqrt"), Func(function="math.exp")])
         >>> [path for path, _ in nested_steps(chain)]

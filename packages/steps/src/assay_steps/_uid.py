@@ -226,7 +226,7 @@ def class_name(cls: type) -> str:
     class (``assay_steps._step.Chain`` is ``assay_steps.Chain``), else the module path with its
     private parts left out. A class may set its own name with ``__assay_name__``.
 
-    Example:
+    Examples:
         >>> from assay_steps import Chain
         >>> class_name(Chain)
         'assay_steps.Chain'
@@ -326,7 +326,7 @@ def encode(value: Any, where: str = "value") -> bytes:
         ValueError: ``value`` nests containers more than ``MAX_NESTING`` (200) deep.
         FileNotFoundError: a ``Path`` in ``value`` names nothing on disk.
 
-    Example:
+    Examples:
         >>> encode(1) != encode(1.0) != encode(True)
         True
 
@@ -348,7 +348,7 @@ def encode(value: Any, where: str = "value") -> bytes:
 def uid_of(value: Any, where: str = "value") -> str:
     """Return the 32-hex-digit xxh3-128 uid of the canonical encoding of ``value``.
 
-    Example:
+    Examples:
         >>> uid_of((1, 2)) == uid_of((1, 2)) != uid_of([1, 2])
         True
 
