@@ -76,3 +76,18 @@ def vendor_scope(root: Path) -> Path:
     source = PACKAGES["scope"].path / "src" / "assay_scope"
     shutil.copytree(source, vendor / "assay_scope", ignore=shutil.ignore_patterns("__pycache__"))
     return tool
+
+
+def version_source(project: Path) -> Path:
+    """The file a project's version is read from (``[tool.hatch.version] path``)."""
+    config = tomllib.loads((project / "pyproject.toml").read_text())
+    return project / config["tool"]["hatch"]["version"]["path"]
+
+
+def version_of(project: Path) -> str:
+    """The version of the project at ``project`` (a package folder or the root), from its source."""
+    match = re.search(
+        r'^__version__ = "([^"]+)"$', version_source(project).read_text(encoding="utf-8"), re.M
+    )
+    assert match, f'{version_source(project)} has no line __version__ = "..."'
+    return match[1]

@@ -1,0 +1,3 @@
+"""The version of assay-scope, its one source: the build reads it from this file as text."""
+
+__version__ = "0.1.0"
