@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 from assay import Capture, Experiment, ProcessPool, SeedBundle, grid, operation
 
@@ -39,8 +40,10 @@ def main(folder: str) -> None:
     for row in results.summary("pi_estimate", by=["n_samples"]):
         n = row["n_samples"]
         print(f"{n:>10} {row['mean']:>9.5f} {row['std']:>9.5f} {errors[n]['mean']:>13.5f}")
-    try:
-        print("plot:", results.plot("abs_error", x="n_samples"))
+    try:  # log–log: the error shrinks like 1/sqrt(n), a straight line of slope -1/2
+        png = Path(folder) / "plots" / "abs_error_by_n_samples.png"
+        results.plot("abs_error", x="n_samples", logx=True, logy=True, out=png)
+        print("plot:", png)
     except ImportError as error:  # matplotlib is the optional extra assay[plot]
         print("no plot:", error)
     summary = experiment.last_summary

@@ -157,6 +157,24 @@ def test_readme_example_runs_with_the_package_installed_alone(
         )
 
 
+@pytest.mark.slow
+def test_steps_alone_says_where_the_pools_and_slurm_come_from(
+    alone: Callable[..., Path], tmp_path: Path
+) -> None:
+    # No assay-backends: the "assay.backends" entry-point group is empty.
+    probe = (
+        "from assay_steps import Backend\n"
+        "try:\n"
+        "    Backend.model_validate({'backend': 'ProcessPool'})\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    done = run_in(alone("steps"), tmp_path, "-c", probe)
+    assert done.returncode == 0, done.stderr
+    assert "backend='ProcessPool' is not a known backend" in done.stdout
+    assert "pip install assay-backends" in done.stdout
+
+
 # User code as the README and the guides write it. A "type: ignore[...]" marks a call mypy
 # must refuse: under --strict an ignore that is not needed is itself an error, so each one
 # checks that a signature reached the user intact.

@@ -84,5 +84,16 @@ def test_pip_install_of_the_repository_is_what_the_docs_say() -> None:
         for line in re.findall(r"pip install [^\n`]*packages/[^\n`]*", page.read_text())
     ]
     assert found, "the getting-started page says how to install from a checkout"
-    for line in found:
-        assert set(re.findall(r"packages/(\w+)", line)) == set(LAYERS), line
+    named = [set(re.findall(r"packages/(\w+)", line)) for line in found]
+    assert set(LAYERS) in named, "one command installs every layer"
+    for line, layers in zip(found, named, strict=True):
+        # A command for one package names the folders of the layers it builds on too.
+        needed = {
+            dependency.removeprefix("assay-")
+            for layer in layers
+            for dependency in PACKAGES[layer].local_requires
+        }
+        assert needed <= layers, f"{line!r} misses {sorted(needed - layers)}"
+    # And one command per package: each layer is the top of some line.
+    tops = {max(layers, key=LAYERS.index) for layers in named}
+    assert tops == set(LAYERS), f"no install command for {sorted(set(LAYERS) - tops)}"

@@ -157,3 +157,14 @@ def test_bad_option_values_are_refused_before_anything_runs(
     assert "--slurm 'exclusive': expected KEY=VALUE" in capsys.readouterr().err
     assert main([*base, "--cpus", "0"]) == 1
     assert "'cpus_per_task' = 0" in capsys.readouterr().err
+
+
+def test_every_backend_name_of_the_command_line_resolves_to_a_backend_class() -> None:
+    # The CLI's own vocabulary ("process" -> "ProcessPool"): each must name a backend that is
+    # registered or offered through the "assay.backends" entry-point group.
+    from assay_steps import Backend
+
+    from assay._cli import BACKENDS
+
+    for option, name in BACKENDS.items():
+        assert Backend.resolve_class(name).__name__ == name, option

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assay._index import Outcome, ResultsIndex
+from assay._index import Outcome, ResultsIndex, RunRow
 from assay._results import Results
 from assay._runs import plan
 from assay._space import grid
@@ -159,20 +159,104 @@ def test_to_dataframe_without_pandas_names_the_extra(
         Results([]).to_dataframe()
 
 
-def test_plot_writes_a_png_in_the_folder(tmp_path: Path) -> None:
+def test_plot_returns_the_figure_and_writes_no_file_unless_asked(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
     results = _make(tmp_path, _values())
-    path = results.plot("err", x="n", hue="method")
-    assert path == tmp_path / "plots" / "err_by_n_per_method.png"
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    other = results.plot("err", x="n", path=tmp_path / "custom.png")
-    assert other.is_file()
+    before = sorted(tmp_path.rglob("*"))
+    figure = results.plot("err", x="n", hue="method")
+    assert isinstance(figure, Figure)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing saved without out=
+    (axes,) = figure.axes
+    assert [line.get_label() for line in axes.get_lines()] == ["a", "b"]
+    assert axes.get_xlabel() == "n"
+    assert axes.get_ylabel() == "err"
+    assert axes.get_xscale() == "linear"  # 10 to 1000 is two decades, not more
+    assert axes.get_yscale() == "linear"
+    # the default title names what is plotted and how many runs (no experiment name here)
+    assert axes.get_title() == "err vs n, per method (18 runs)"
+    out = tmp_path / "figures" / "custom.png"  # its folder is made
+    assert isinstance(results.plot("err", x="n", out=out), Figure)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(KeyError, match="no metric 'nope'"):
         results.plot("nope", x="n")
     with pytest.raises(KeyError, match=r"plot\(\): x = 'size' is not a parameter"):
         results.plot("err", x="size")
     with pytest.raises(KeyError, match=r"plot\(\): hue = 'replicate' is not a parameter"):
         results.plot("err", x="n", hue="replicate")
+
+
+def test_plot_draws_log_axes_and_the_title_asked_for(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    results = _make(tmp_path, _values())
+    (axes,) = results.plot("err", x="n", logx=True, logy=True, title="error by size").axes
+    assert (axes.get_xscale(), axes.get_yscale()) == ("log", "log")
+    assert axes.get_title() == "error by size"
+    (axes,) = results.plot("err", x="n", logy=True, title="").axes
+    assert (axes.get_xscale(), axes.get_yscale()) == ("linear", "log")
+    assert axes.get_title() == ""
+    # False keeps a linear axis where the default is log (more than two decades)
+    rows = [RunRow(f"r{n}", {"n": n}, 0, "success", {"m": 1}, 0.1, None, "h") for n in (1, 1000)]
+    assert Results(rows).plot("m", x="n").axes[0].get_xscale() == "log"
+    assert Results(rows).plot("m", x="n", logx=False).axes[0].get_xscale() == "linear"
+    (axes,) = results.plot("err", x="method", hue="n").axes
+    assert axes.get_xscale() == "linear"  # a categorical axis
+
+
+def test_plot_refuses_a_log_axis_for_values_that_have_no_place_on_it(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    results = _make(tmp_path, _values())
+    with pytest.raises(ValueError, match=r"logx=True, but x = 'method' has values that are not"):
+        results.plot("err", x="method", logx=True)
+    rows = [RunRow(f"r{n}", {"n": n}, 0, "success", {"m": 1.0}, 0.1, None, "h") for n in (0, 1, 10)]
+    with pytest.raises(ValueError, match=r"x = 'n' has values <= 0 \(0\)"):
+        Results(rows).plot("m", x="n", logx=True)
+    # what the message advises works
+    (axes,) = Results(rows).filter(n=lambda value: value > 0).plot("m", x="n", logx=True).axes
+    assert axes.get_xscale() == "log"
+
+
+def test_plot_on_a_log_y_axis_ends_a_band_that_reaches_zero_at_the_bottom(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("matplotlib")
+    rows = [
+        RunRow(f"r{n}{k}", {"n": n}, k, "success", {"m": m}, 0.1, None, "h")
+        for n, ms in ((1, [0.01, 0.02, 3.0]), (2, [0.5, 0.6, 0.7]))
+        for k, m in enumerate(ms)
+    ]
+    (axes,) = Results(rows).plot("m", x="n", logy=True).axes
+    (band,) = [c for c in axes.collections if "Poly" in type(c).__name__]  # not the dots
+    lows = [y for _, y in band.get_paths()[0].vertices]
+    assert min(lows) == pytest.approx(0.005)  # half the smallest value drawn, not below 0
+    assert axes.get_ylim()[0] > 0
+
+
+def test_plot_path_is_the_deprecated_name_of_out(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    results = _make(tmp_path, _values())
+    with pytest.warns(DeprecationWarning, match=r"plot\(path=\.\.\.\) is deprecated: pass out="):
+        figure = results.plot("err", x="n", path=tmp_path / "old.png")
+    assert isinstance(figure, Figure)
+    assert (tmp_path / "old.png").is_file()
+    with pytest.raises(TypeError, match="both out= and its deprecated name path="):
+        results.plot("err", x="n", out=tmp_path / "a.png", path=tmp_path / "b.png")
+
+
+def test_plot_title_names_the_experiment_of_the_folder(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from assay import Experiment, grid
+
+    results = Experiment(
+        "pi", "assay._demo:estimate_pi", grid(n_samples=[100, 200]), folder=tmp_path, progress=False
+    ).run()
+    (axes,) = results.plot("abs_error", x="n_samples").axes
+    assert axes.get_title() == "pi: abs_error vs n_samples (2 runs)"
+    (axes,) = Results.load(tmp_path).plot("abs_error", x="n_samples", hue="n_samples").axes
+    assert axes.get_title() == "pi: abs_error vs n_samples, per n_samples (2 runs)"
 
 
 def test_plot_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

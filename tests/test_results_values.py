@@ -131,17 +131,8 @@ def _plot_rows(xs: list[Any]) -> list[RunRow]:
 
 
 @pytest.fixture
-def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The figures plot() draws, kept open so that a test can read their axes."""
+def mpl() -> None:
     pytest.importorskip("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figures: list[Any] = []
-    monkeypatch.setattr(plt, "close", figures.append)
-    return figures
 
 
 def _ticks(figure: Any) -> list[str]:
@@ -159,19 +150,17 @@ def _ticks(figure: Any) -> list[str]:
     ],
 )
 def test_plot_draws_parameters_of_other_kinds_as_categories(
-    tmp_path: Path, drawn: list[Any], xs: list[Any], ticks: list[str]
+    tmp_path: Path, mpl: None, xs: list[Any], ticks: list[str]
 ) -> None:
-    path = Results(_plot_rows(xs)).plot("m", x="x", path=tmp_path / "p.png")
-    assert path.is_file()
-    (figure,) = drawn
+    figure = Results(_plot_rows(xs)).plot("m", x="x", out=tmp_path / "p.png")
+    assert (tmp_path / "p.png").is_file()
     assert _ticks(figure) == ticks
     assert figure.axes[0].get_xscale() == "linear"
 
 
-def test_plot_draws_booleans_as_categories(tmp_path: Path, drawn: list[Any]) -> None:
+def test_plot_draws_booleans_as_categories(mpl: None) -> None:
     # assay keeps True and 1 apart everywhere else (run ids, filters): the axis does too
-    Results(_plot_rows([True, False])).plot("m", x="x", path=tmp_path / "p.png")
-    (figure,) = drawn
+    figure = Results(_plot_rows([True, False])).plot("m", x="x")
     assert _ticks(figure) == ["False", "True"]
 
 
@@ -179,15 +168,15 @@ def test_plot_refuses_runs_without_the_x_parameter(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     results = Results(_plot_rows([..., 1, 2]))
     with pytest.raises(ValueError, match=r"plot\(\): x = 'x'.* 2 runs .*r00.*have no such param"):
-        results.plot("m", x="x", path=tmp_path / "p.png")
+        results.plot("m", x="x", out=tmp_path / "p.png")
+    assert not (tmp_path / "p.png").exists()
     # what the message advises works
-    path = results.filter(x=lambda v: True).plot("m", x="x", path=tmp_path / "p.png")
-    assert path.is_file()
+    results.filter(x=lambda v: True).plot("m", x="x", out=tmp_path / "p.png")
+    assert (tmp_path / "p.png").is_file()
 
 
-def test_plot_keeps_a_numeric_axis_for_numbers(tmp_path: Path, drawn: list[Any]) -> None:
-    Results(_plot_rows([1e-4, 1e-2, 1])).plot("m", x="x", path=tmp_path / "p.png")
-    (figure,) = drawn
+def test_plot_keeps_a_numeric_axis_for_numbers(mpl: None) -> None:
+    figure = Results(_plot_rows([1e-4, 1e-2, 1])).plot("m", x="x")
     (axes,) = figure.axes
     assert axes.get_xscale() == "log"  # more than two decades
     line = axes.get_lines()[0]
@@ -195,17 +184,21 @@ def test_plot_keeps_a_numeric_axis_for_numbers(tmp_path: Path, drawn: list[Any])
     assert list(line.get_ydata()) == [0.5, 1.5, 2.5]
 
 
-def test_plots_with_and_without_hue_go_to_different_files(tmp_path: Path) -> None:
+def test_plots_with_and_without_hue_go_to_different_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("matplotlib")
-    rows = [
-        RunRow(f"r{n}{opt}", {"n": n, "opt": opt}, 0, "success", {"m": n}, 0.1, None, "h")
-        for n in (1, 2)
-        for opt in ("adam", "sgd")
-    ]
-    results = Results(rows, tmp_path)
-    plain = results.plot("m", x="n")
-    per_opt = results.plot("m", x="n", hue="opt")
-    assert plain == tmp_path / "plots" / "m_by_n.png"
-    assert per_opt == tmp_path / "plots" / "m_by_n_per_opt.png"
-    assert plain.is_file()
-    assert per_opt.is_file()
+    specs = [RunSpec.of({"n": n, "opt": opt}, 0) for n in (1, 2) for opt in ("adam", "sgd")]
+    with ResultsIndex(tmp_path) as index:
+        index.plan(specs)
+        index.store(
+            Outcome(s.run_id, "success", {"m": s.params["n"]}, 0.1, None, "h", None) for s in specs
+        )
+    # plot() saves nothing unless asked; `assay plot` writes to a file named by its arguments
+    Results.load(tmp_path).plot("m", x="n", hue="opt")
+    assert not (tmp_path / "plots").exists()
+    assert main(["plot", str(tmp_path), "m", "--x", "n"]) == 0
+    assert main(["plot", str(tmp_path), "m", "--x", "n", "--hue", "opt"]) == 0
+    assert (tmp_path / "plots" / "m_by_n.png").is_file()
+    assert (tmp_path / "plots" / "m_by_n_per_opt.png").is_file()
+    assert capsys.readouterr().out.count("plot written to") == 2

@@ -284,7 +284,8 @@ def test_a_dataframe_and_a_plot_read_on_demand_match_those_held_in_memory(
     streamed = Results.load(scored_folder)
     pandas.testing.assert_frame_equal(streamed.to_dataframe(), held.to_dataframe())
     for results, name in ((held, "held.png"), (streamed, "streamed.png")):
-        assert results.plot("loss", x="n", hue="m", path=tmp_path / name).is_file()
+        results.plot("loss", x="n", hue="m", out=tmp_path / name)
+        assert (tmp_path / name).is_file()
         with pytest.raises(KeyError, match=r"plot\(\): x = 'size' is not a parameter"):
             results.plot("loss", x="size")
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .__about__ import __version__ as __version__
+
 if TYPE_CHECKING:  # what type checkers and documentation tools see; at run time, on demand
     from types import ModuleType
 

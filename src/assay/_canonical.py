@@ -1,9 +1,9 @@
 """Parameter values as plain data, and the run ids derived from their canonical encoding.
 
-Parameters are JSON-like data (None, bools, ints, floats, strings, lists and string-keyed
-dicts) because they are stored in the results index, printed by the command line and compared
-across processes. Run ids, like duplicate detection in the parameter spaces, use the
-type-tagged, versioned encoding of assay-ops (:func:`assay_ops.canonical_bytes`), the one seeds
+Parameters are JSON-like data (None, bools, ints, floats, strings, lists and string-keyed dicts)
+because they are stored in the results index, printed by the command line and compared across
+processes. Run ids, like duplicate detection in the parameter spaces, use the type-tagged, versioned
+encoding of assay-ops ([`assay_ops.canonical_bytes`][assay_ops.canonical_bytes]), the one seeds
 derive from: ``1``, ``1.0`` and ``True`` give different run ids, and dict order does not matter.
 """
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ._clihelp import HelpFormatter, add_global_options, finish_parser
 from ._index import STATUSES, ResultsIndex
 from ._interrupt import STOP_REQUESTED
 from ._results import Results
@@ -65,7 +66,7 @@ def parse_assignment(text: str, option: str) -> tuple[str, str]:
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """Read ``--grid key=v1,v2`` options into grid axes.
 
-    Each value is read by :func:`parse_value`; commas inside a JSON list, object or string
+    Each value is read by ``parse_value``; commas inside a JSON list, object or string
     belong to the value (``layers=[64, 64],[128]`` is two values).
 
     Examples:
@@ -299,8 +300,20 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    path = Results.load(args.folder).plot(args.metric, x=args.x, hue=args.hue, path=args.out)
-    print(f"plot written to {path}")
+    from ._plot import default_path
+
+    results = Results.load(args.folder)
+    out = args.out or default_path(results.folder, args.metric, args.x, args.hue)
+    results.plot(
+        args.metric,
+        x=args.x,
+        hue=args.hue,
+        logx=args.logx,
+        logy=args.logy,
+        title=args.title,
+        out=out,
+    )
+    print(f"plot written to {out}")
     return 0
 
 
@@ -686,14 +699,25 @@ def _is_number(value: Any) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``assay`` command."""
     parser = argparse.ArgumentParser(
-        prog="assay", description="Run parameter sweeps and look at their results."
+        prog="assay",
+        description="Run parameter sweeps and look at their results.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run an operation over a parameter grid")
-    run.add_argument("operation", help="the operation, as module:name")
-    run.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis")
+    run.add_argument(
+        "operation", help="the operation, as module:name (the @operation `name` in module.py)"
+    )
+    run.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a grid axis: each value is read as JSON when it parses (1e-3, true, null, "
+        '[64, 64], "2"), else as text; repeat for more axes (their product is swept)',
+    )
     run.add_argument("--replicates", type=int, default=1, help="runs per grid point (default 1)")
     run.add_argument(
         "--backend",
@@ -710,7 +734,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=None, help="root seed (default: the fixed default)"
     )
     run.add_argument(
-        "-D", "--define", action="append", default=[], metavar="KEY=VALUE", help="scope value"
+        "-D",
+        "--define",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a param_scope value set around every run, read as JSON when it parses, else as "
+        "text (repeatable)",
     )
     run.add_argument(
         "--retry-failed", action="store_true", help="run failed and timed-out runs again"
@@ -786,7 +816,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("metric")
     plot.add_argument("--x", required=True, metavar="PARAM", help="the parameter on the x axis")
     plot.add_argument("--hue", metavar="PARAM", help="one line per value of PARAM")
-    plot.add_argument("--out", metavar="PNG", help="where to write the plot")
+    plot.add_argument(
+        "--logx",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a log (--logx) or linear (--no-logx) x axis; default log when the values are "
+        "positive numbers spanning more than two decades",
+    )
+    plot.add_argument("--logy", action="store_true", help="a log y axis")
+    plot.add_argument(
+        "--title", metavar="TEXT", help="the title (default: experiment, metric, x, hue, runs)"
+    )
+    plot.add_argument(
+        "--out",
+        metavar="PNG",
+        help="where to write the plot (default: FOLDER/plots/METRIC_by_PARAM[_per_HUE].png)",
+    )
     plot.set_defaults(func=_cmd_plot)
 
     cache = sub.add_parser(
@@ -926,6 +971,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--replicates", type=int, default=8, help="runs per sample size")
     demo.add_argument("--max-jobs", type=int, default=None, help="worker processes")
     demo.set_defaults(func=_cmd_demo)
+    finish_parser(parser)
     return parser
 
 
@@ -1013,5 +1059,5 @@ class _InterruptWatch:
 
 
 def entry_point() -> None:
-    """Console-script entry point: exit with the status of :func:`main`."""
+    """Console-script entry point: exit with the status of ``main``."""
     sys.exit(main())

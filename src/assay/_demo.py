@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay_ops import Capture, SeedBundle, operation
 
@@ -15,8 +16,14 @@ from ._experiment import Experiment
 from ._results import Results
 from ._space import grid
 
+if TYPE_CHECKING:  # pragma: no cover - only for annotations
+    from matplotlib.figure import Figure
+
 #: Sample sizes of the demo sweep: the error should shrink like 1/sqrt(n).
 SAMPLE_SIZES = [100, 1_000, 10_000, 100_000, 1_000_000]
+
+#: How the demo draws its plot; in the plot's stamp, so a plot drawn otherwise is drawn again.
+_STYLE = "abs_error vs n_samples, log-log, c/sqrt(n) reference"
 
 # Points are drawn in chunks so that a million samples never hold more than ~16 MB.
 _CHUNK = 250_000
@@ -98,18 +105,49 @@ def run_demo(
     return results
 
 
+def error_figure(results: Results) -> Figure:
+    """Plot the error against the sample size, log–log, beside a reference line ∝ 1/√n.
+
+    The error of a Monte Carlo estimate shrinks like 1/√n: on log–log axes, a straight line of
+    slope -1/2. The reference is ``c/√n`` with ``c`` fitted to the mean errors (the mean of
+    ``log(error) + log(n)/2``), drawn dashed and labelled with its ``c``.
+
+    Raises:
+        ImportError: matplotlib is not installed (the message names ``assay[plot]``).
+
+    """
+    figure = results.plot("abs_error", x="n_samples", logx=True, logy=True)
+    means = [
+        (row["n_samples"], row["mean"])
+        for row in results.summary("abs_error", by=["n_samples"])
+        if row["mean"] > 0
+    ]
+    axes = figure.axes[0]
+    if means:
+        scale = math.exp(statistics.fmean(math.log(m) + math.log(n) / 2 for n, m in means))
+        ns = sorted(n for n, _ in means)
+        label = f"{scale:.2g}/√n (reference)"
+        axes.plot(ns, [scale / math.sqrt(n) for n in ns], "k--", linewidth=1, label=label)
+    axes.legend()
+    return figure
+
+
 def _plot(results: Results, path: Path) -> Path:
-    """Plot the error against the sample size, unless ``path`` already holds that very plot.
+    """Save the demo's figure at ``path``, unless ``path`` already holds that very plot.
 
     Drawing costs about a second (matplotlib's import and rendering): the demo run again from
-    the cache keeps the plot of the same runs. A stamp beside it names the runs plotted and the
-    PNG's own digest, so a plot of other runs, or a replaced or removed file, is drawn again.
+    the cache keeps the plot of the same runs. A stamp beside it names the runs plotted, how
+    they were drawn and the PNG's own digest, so a plot of other runs, one drawn another way
+    (an earlier version's), or a replaced or removed file, is drawn again.
     """
+    from ._plot import save
+
     stamp = path.with_name(f".{path.name}.stamp")
-    runs = json.dumps([[r.run_id, r.status, r.metrics.get("abs_error")] for r in results.rows])
+    plotted = [[r.run_id, r.status, r.metrics.get("abs_error")] for r in results.rows]
+    runs = json.dumps([_STYLE, plotted])
     if path.is_file() and stamp.is_file() and stamp.read_text() == _stamp(runs, path):
         return path
-    drawn = results.plot("abs_error", x="n_samples", path=path)
+    drawn = save(error_figure(results), path)
     stamp.write_text(_stamp(runs, drawn))
     return drawn
 

@@ -1,11 +1,11 @@
 """Experiment: an operation swept over a parameter space with replicates, resumable.
 
-Each (params, replicate) pair is one run and one cache entry of an :class:`ExperimentRun`
+Each (params, replicate) pair is one run and one cache entry of an ``ExperimentRun``
 step, executed by any assay backend. The driver (the process calling ``run()``) plans the
 runs, skips those its results index already holds, hands the rest to the backend, and
 writes each record into the index as it arrives.
 
-The driver streams: the sweep is a :class:`SweepPlan` (packed run ids), the index says which
+The driver streams: the sweep is a ``SweepPlan`` (packed run ids), the index says which
 runs are not complete, runs go to the backend chunk by chunk, and the returned ``Results``
 reads its rows from the index when asked. Nothing holds every run of a sweep in memory.
 """
@@ -40,6 +40,7 @@ from assay_steps import UID_ENCODING, Backend, CodeChangedError
 
 from ._failures import FailureCount, FailureNote, check_max_failures, failure_lines, first_failures
 from ._folder import CACHE, RUNS
+from ._folderpath import check_folder
 from ._index import STATUSES, Outcome, ResultsIndex, job_text
 from ._infrastructure import InfrastructureError
 from ._interrupt import STOP_REQUESTED
@@ -162,8 +163,8 @@ class Experiment:
         name: a name for the experiment (shown in status and progress).
         operation: an ``@operation`` (``OperationWrapper``) or its ref ``"module:name"``; the
             workers import it by its ref.
-        params: :func:`grid`, :func:`random`, :func:`explicit` or a list of dicts; None for
-            one run without parameters.
+        params: [`grid`][assay.grid], [`random`][assay.random], [`explicit`][assay.explicit] or a
+            list of dicts; None for one run without parameters.
         replicates: runs per parameter dict, each with its own seed stream.
         seed: the root seed, ``0 <= seed < 2**128`` (default ``assay_ops.DEFAULT_ROOT_SEED``,
             fixed); each run's seeds derive from (seed, params, replicate).
@@ -209,7 +210,11 @@ class Experiment:
         self.name = name
         self.operation = _resolve(operation)
         self.seed = _check_seed(seed)
-        self.folder = Path(folder) if folder is not None else Path("runs") / _folder_name(name)
+        self.folder = check_folder(
+            Path(folder) if folder is not None else Path("runs") / _folder_name(name),
+            "folder",
+            "a folder for the experiment (an existing one, or where to make it)",
+        )
         self.context = _mapping("context", context)
         self.scope = _mapping("scope", scope)
         self.progress = progress

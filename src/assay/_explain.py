@@ -17,6 +17,7 @@ from assay_ops import import_operation
 from assay_steps import StepPaths
 
 from ._folder import CACHE
+from ._folderpath import check_folder
 from ._index import INDEX_NAME, ResultsIndex
 from ._prune import count_entries
 
@@ -28,9 +29,10 @@ def explain(folder: str | Path) -> str:
 
     Raises:
         FileNotFoundError: ``folder`` holds neither an experiment nor a step cache.
+        ValueError: ``folder`` is a file.
 
     """
-    root = Path(folder)
+    root = check_folder(folder, "folder", "an experiment folder, or a step cache folder")
     lines: list[str] = []
     cache = root
     if (root / INDEX_NAME).is_file():

@@ -7,7 +7,7 @@
         index.sqlite        the results index (written by the driver only)
         cache/              the step cache: one entry per run, written atomically by workers
         runs/<run_id>/      each run's own directory (artifacts, outputs)
-        plots/              PNGs written by Results.plot()
+        plots/              PNGs written by assay plot and the demo
         provenance/diffs/   <sha256>.diff: the uncommitted changes the runs were made from
 """
 
@@ -55,7 +55,7 @@ def cache_info(folder: str | Path) -> dict[str, Any]:
 
 
 def clear_targets(folder: str | Path) -> list[tuple[Path, int, int]]:
-    """List what :func:`cache_clear` removes: ``(path, files, bytes)`` of each present target.
+    """List what ``cache_clear`` removes: ``(path, files, bytes)`` of each present target.
 
     Raises:
         FileNotFoundError: the folder is not an experiment folder.

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._folderpath import check_folder
 from ._infrastructure import index_storage_error
 
 if TYPE_CHECKING:  # only for annotations: the index is read without the experiment layer
@@ -115,7 +116,7 @@ def _names_the_file(method: _F) -> _F:
 
 
 def _streams_naming_the_file(method: _F) -> _F:
-    """:func:`_names_the_file` for a generator: errors raised while it is read are named too."""
+    """``_names_the_file`` for a generator: errors raised while it is read are named too."""
 
     @functools.wraps(method)
     def wrapper(self: ResultsIndex, *args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -197,9 +198,10 @@ def claim_folder(folder: str | Path, *, create: bool) -> None:
     Raises:
         ForeignFolderError: the folder's ``index.sqlite`` is not an assay results index.
         FileNotFoundError: ``create`` is False and the folder has no results index.
+        ValueError: ``folder`` is a file.
 
     """
-    root = Path(folder)
+    root = check_folder(folder, "folder", "the folder of an experiment")
     if is_marked(root):
         return
     index = root / INDEX_NAME
@@ -273,7 +275,7 @@ def _open_read_only(index: Path) -> sqlite3.Connection:
 
     Where the folder can be written, the index is opened as a writer opens it, with writes
     refused (SQLite removes its log files when the last connection closes); elsewhere (a
-    read-only file system, no write permission) through :func:`_read_only_uri`.
+    read-only file system, no write permission) through ``_read_only_uri``.
 
     Raises:
         sqlite3.OperationalError: the index cannot be opened or read; the message names it.
@@ -459,7 +461,7 @@ class Outcome:
     error: str | None
     code_hash: str | None
     record: str | None
-    #: The job the run ran in, as :func:`job_text` writes it; None outside a job.
+    #: The job the run ran in, as ``job_text`` writes it; None outside a job.
     job: str | None = None
 
 
@@ -478,7 +480,8 @@ class ResultsIndex:
 
     @_names_the_file
     def __init__(self, folder: str | Path, *, create: bool = True, read_only: bool = False) -> None:
-        self.path = Path(folder) / INDEX_NAME
+        # a file given as the folder: said as such, not as a missing index or NotADirectoryError
+        self.path = check_folder(folder, "folder", "the folder of an experiment") / INDEX_NAME
         if (read_only or not create) and not self.path.is_file():
             raise _no_index(folder)
         # another tool's database is never opened to write
@@ -751,7 +754,7 @@ class ResultsIndex:
         """Record runs that ended without a record: (run id, status, error, job) each.
 
         A run whose job failed, timed out or was cancelled before it ended has no record: its
-        row gets the status, the job's message as its error, the job (see :func:`job_text`),
+        row gets the status, the job's message as its error, the job (see ``job_text``),
         and no metrics, duration, code hash or record of an earlier attempt.
         """
         now = time.time()
@@ -1071,7 +1074,7 @@ class ResultsIndex:
 
     @_names_the_file
     def jobs(self, run_ids: Sequence[str]) -> dict[str, str]:
-        """Return the job (as :func:`job_text` wrote it) of each of ``run_ids`` that has one.
+        """Return the job (as ``job_text`` wrote it) of each of ``run_ids`` that has one.
 
         Not checked against the rows' digests: it says where to look (a job id, log paths),
         never what a run computed.

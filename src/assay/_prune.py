@@ -44,6 +44,7 @@ from assay_steps import MigrateReport as MigrateReport
 from assay_steps import compact, entries_folders, folder_info, in_use, migrate, packed_entries
 from assay_steps import count_entries as count_entries
 
+from ._folderpath import check_folder
 from ._index import INDEX_NAME, MARKER_NAME, ForeignFolderError, ResultsIndex, claim_folder
 from ._index import is_marked as is_experiment_folder
 
@@ -122,7 +123,7 @@ def format_size(size: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """Write seconds in the largest unit of :func:`parse_duration` that divides them.
+    """Write seconds in the largest unit of ``parse_duration`` that divides them.
 
     Examples:
         >>> format_duration(1209600), format_duration(5400), format_duration(1.5)
@@ -170,7 +171,7 @@ class PruneEntry:
 
 @dataclass
 class PrunePlan:
-    """What a prune of ``folder`` deletes; nothing is deleted until :meth:`apply`.
+    """What a prune of ``folder`` deletes; nothing is deleted until ``apply``.
 
     Attributes:
         folder: the folder given (an experiment folder or a step cache folder).
@@ -266,7 +267,7 @@ def plan_prune(
     stale_code: bool = False,
     include_indexed: bool = False,
 ) -> PrunePlan:
-    """Plan which entries of a step cache to delete; :meth:`PrunePlan.apply` deletes them.
+    """Plan which entries of a step cache to delete; ``PrunePlan.apply`` deletes them.
 
     Args:
         folder: an experiment folder, or a step cache folder (a step's ``infra.folder``).
@@ -428,13 +429,16 @@ def locate_cache(root: Path, action: str = "prunes") -> tuple[Path, Path | None]
     last words: "assay <action> only folders it created".
 
     Raises:
-        FileNotFoundError: ``root`` is not a folder.
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: ``root`` is a file.
         ForeignFolderError: assay did not create ``root``.
 
     """
+    check_folder(root, "folder", "an experiment folder, or a step cache folder")  # a file
     if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise FileNotFoundError(f"folder {str(root)!r} {what}; expected an experiment folder")
+        raise FileNotFoundError(
+            f"folder {str(root)!r} does not exist; expected an experiment folder"
+        )
     if is_experiment_folder(root) or (root / INDEX_NAME).exists():
         claim_folder(root, create=False)  # another tool's index.sqlite: ForeignFolderError
         return root / "cache", root

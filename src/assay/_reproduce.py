@@ -6,7 +6,7 @@ recorded params and seeds, and compares every metric series bit for bit. The rer
 a folder of its own (temporary unless kept): nothing stored in the experiment folder changes.
 
 The experiment folder also keeps the uncommitted changes its runs were made from, once per
-distinct diff: ``<folder>/provenance/diffs/<sha256>.diff`` (see :func:`store_diff`).
+distinct diff: ``<folder>/provenance/diffs/<sha256>.diff`` (see ``store_diff``).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def diff_path(folder: str | Path, address: str) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class ReproduceReport:
-    """What :func:`reproduce` found when it ran a recorded run again.
+    """What [`reproduce`][assay.reproduce] found when it ran a recorded run again.
 
     Attributes:
         folder: The experiment folder.

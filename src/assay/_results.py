@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import os
+import warnings
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from ._index import STATUSES, ResultsIndex, RunRow
 if TYPE_CHECKING:  # pragma: no cover - only for annotations
     import pandas
     from assay_ops import RunRecord
+    from matplotlib.figure import Figure
 
 #: Most runs whose rows a ``Results`` of an experiment folder reads at once and keeps (about
 #: 0.7 KB a run); a larger one reads them from the folder's index when asked.
@@ -169,7 +171,10 @@ class Results:
         return Results._of(self._runs.select(matches), self.folder)
 
     def failed(self) -> Results:
-        """Return the runs that failed (see :meth:`with_status` for time-outs too)."""
+        """Return the runs that failed.
+
+        See [`with_status`][assay.Results.with_status] for time-outs too.
+        """
         return Results._of(self._runs.of_status("failed"), self.folder)
 
     def with_status(self, *statuses: str) -> Results:
@@ -206,7 +211,7 @@ class Results:
         return list(self.iter_records())
 
     def iter_records(self) -> Iterator[RunRecord]:
-        """Yield the records of :meth:`records` one by one, reading them in batches.
+        """Yield the records of [`records`][assay.Results.records] one by one, read in batches.
 
         Raises:
             ValueError: these results were not read from an experiment folder.
@@ -302,7 +307,7 @@ class Results:
         return out
 
     def to_dataframe(self) -> pandas.DataFrame:
-        """Return a pandas DataFrame with one row per run (the columns of :meth:`table`).
+        """Return a DataFrame with one row per run (the columns of [`table`][assay.Results.table]).
 
         Raises:
             ImportError: pandas is not installed; the message names the ``assay[pandas]`` extra.
@@ -369,13 +374,19 @@ class Results:
         metric: str,
         x: str,
         hue: str | None = None,
-        path: str | Path | None = None,
+        *,
         logx: bool | None = None,
-    ) -> Path:
-        """Plot ``metric`` against parameter ``x``, one line per value of ``hue``, and save a PNG.
+        logy: bool = False,
+        title: str | None = None,
+        out: str | Path | None = None,
+        path: str | Path | None = None,
+    ) -> Figure:
+        """Plot ``metric`` against parameter ``x``, one line per value of ``hue``.
 
         Each line joins the means over replicates with a band of ± one standard deviation;
-        every replicate is drawn as a dot, so the spread is visible.
+        every replicate is drawn as a dot, so the spread is visible. The figure is returned,
+        for you to add to (``figure.axes[0]``), show in a notebook or save; it is saved as a
+        PNG only when ``out`` is given.
 
         Args:
             metric: a scalar metric.
@@ -383,123 +394,44 @@ class Results:
                 numbers, else a categorical one, whose values (strings, booleans, None, lists,
                 dicts) are written as text and sorted.
             hue: a parameter whose values get a line each.
-            path: where to save; default ``<folder>/plots/<metric>_by_<x>.png``, or
-                ``<metric>_by_<x>_per_<hue>.png`` with a hue.
-            logx: log scale on a numeric x; default when positive values span more than two
-                decades.
+            logx: a log scale on x (True), a linear one (False); default log when the
+                values are positive numbers that span more than two decades.
+            logy: a log scale on y (values <= 0 are not drawn on it).
+            title: the title; default the experiment's name, the metric, ``x``, ``hue`` and
+                the number of runs drawn, e.g. ``"pi: abs_error vs n_samples (40 runs)"``;
+                ``""`` for none.
+            out: where to save the figure (its folder is made if missing): a PNG, or the
+                format its suffix names (``.pdf``, ``.svg``).
+            path: deprecated name of ``out``.
 
         Returns:
-            The path of the PNG.
+            The ``matplotlib.figure.Figure``, made without pyplot: no window is opened and
+            pyplot keeps no reference to it. ``figure.savefig(...)`` saves it again.
 
         Raises:
             ImportError: matplotlib is not installed (the message names ``assay[plot]``).
             KeyError: unknown metric or parameter.
-            ValueError: some runs with a value of the metric have no parameter ``x``.
+            ValueError: some runs with a value of the metric have no parameter ``x``, or
+                ``logx=True`` for values that are not positive numbers.
 
         """
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")  # files only: never needs a display
-            import matplotlib.pyplot as plt
-        except ImportError as error:
-            raise ImportError(
-                "Results.plot() needs matplotlib: pip install 'assay[plot]'"
-            ) from error
-        param_names, metric_names = self._runs.names()
-        _check_metric(metric, "plot()", metric_names)
-        _check_param(x, "plot(): x", param_names)
-        if hue is not None:
-            _check_param(hue, "plot(): hue", param_names)
-        by = [x] if hue is None else [hue, x]
-        rows = self.summary(metric, by=by)
-        dots = self._dots(metric, x, hue)
-        numeric = _numeric_axis(dots, metric, x)
-        target = self._plot_path(metric, x, hue, path)
-        figure, axes = plt.subplots(figsize=(6, 4))
-        try:
-            for label, points in _split(rows, hue).items():
-                points.sort(key=lambda p: _position(p[x], numeric))
-                xs = [_position(p[x], numeric) for p in points]
-                means = [p["mean"] for p in points]
-                stds = [0.0 if math.isnan(p["std"]) else p["std"] for p in points]
-                line = axes.plot(xs, means, marker="o", label=label)[0]
-                low = [m - s for m, s in zip(means, stds, strict=True)]
-                high = [m + s for m, s in zip(means, stds, strict=True)]
-                axes.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
-                _scatter(axes, dots, label, numeric, line.get_color())
-            if numeric and (logx if logx is not None else _wide(rows, x)):
-                axes.set_xscale("log")
-            axes.set_xlabel(x)
-            axes.set_ylabel(metric)
-            if hue is not None:
-                axes.legend(title=hue)
-            axes.grid(alpha=0.3)
-            figure.tight_layout()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            figure.savefig(target, dpi=120)
-        finally:
-            plt.close(figure)
-        return target
-
-    def _dots(self, metric: str, x: str, hue: str | None) -> list[_Dot]:
-        """Return a dot per run a plot of ``metric`` draws, read in one pass over the runs."""
-        return [
-            (
-                row.run_id,
-                row.params.get(x, _ABSENT),
-                None if hue is None else str(row.params.get(hue)),
-                row.metrics[metric],
-            )
-            for row in self._plotted(metric)
-        ]
-
-    def _plotted(self, metric: str) -> Iterator[RunRow]:
-        """Yield the runs a plot of ``metric`` draws: successful, with a value of the metric."""
-        return (
-            r for r in self._runs if r.status == "success" and r.metrics.get(metric) is not None
-        )
-
-    def _plot_path(self, metric: str, x: str, hue: str | None, path: str | Path | None) -> Path:
         if path is not None:
-            return Path(path)
-        base = self.folder / "plots" if self.folder is not None else Path.cwd()
-        # the hue is in the name: a plot per hue must not overwrite the plot without one
-        per = "" if hue is None else f"_per_{_safe(hue)}"
-        return base / f"{_safe(metric)}_by_{_safe(x)}{per}.png"
+            if out is not None:
+                raise TypeError("plot(): got both out= and its deprecated name path=; pass out=")
+            warnings.warn(
+                "Results.plot(path=...) is deprecated: pass out=...; plot() now returns the "
+                "Figure, and saves it only when out= is given",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            out = path
+        from . import _plot
 
-
-#: A dot of a plot: run id, x value (``_ABSENT`` when the run has no such parameter), the
-#: text of its hue value (None without a hue) and the metric's value.
-_Dot = tuple[str, Any, "str | None", Any]
-_ABSENT = object()
-
-
-def _numeric_axis(dots: list[_Dot], metric: str, x: str) -> bool:
-    """Whether ``x`` gets a numeric axis (all numbers) or a categorical one (anything else).
-
-    Raises:
-        ValueError: some plotted runs have no parameter ``x`` (explicit lists of dicts with
-            different keys): they have no place on the axis.
-
-    """
-    missing = [run_id for run_id, value, _, _ in dots if value is _ABSENT]
-    if missing:
-        raise ValueError(
-            f"plot(): x = {x!r}: {count_runs(len(missing))} ({', '.join(missing[:3])}"
-            f"{', ...' if len(missing) > 3 else ''}) {'has' if len(missing) == 1 else 'have'} "
-            "no such parameter; expected it in "
-            f"every run with a value of {metric!r}: plot the runs that have it with "
-            f"results.filter({x}=lambda value: True).plot(...)"
-        )
-    return all(_is_number(value) for _, value, _, _ in dots)
-
-
-def _scatter(axes: Any, dots: list[_Dot], label: str, numeric: bool, color: Any) -> None:
-    """Draw the dots of the line ``label`` (every dot when the plot has no hue)."""
-    chosen = [(value, y) for _, value, hue, y in dots if hue is None or hue == label]
-    xs = [_position(value, numeric) for value, _ in chosen]
-    axes.scatter(xs, [y for _, y in chosen], s=10, color=color, alpha=0.5)
+        names = self._runs.names()
+        figure = _plot.draw(self, metric, x, hue, names=names, logx=logx, logy=logy, title=title)
+        if out is not None:
+            _plot.save(figure, out)
+        return figure
 
 
 def _check_param(name: str, where: str, names: list[str]) -> None:
@@ -531,32 +463,6 @@ def _describe(values: list[float]) -> dict[str, Any]:
     else:  # fmean and stdev refuse infinities: plain float arithmetic gives pandas' answer
         mean, std = sum(kept) / count, math.nan
     return {"mean": mean, "std": std, "count": count}
-
-
-def _split(rows: list[dict[str, Any]], hue: str | None) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        out.setdefault("all" if hue is None else str(row[hue]), []).append(row)
-    return out
-
-
-def _is_number(value: Any) -> bool:
-    # booleans are categories: True and 1 are different parameter values in assay
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _position(value: Any, numeric: bool) -> Any:
-    """Return where a value goes on the x axis: itself, or its text on a categorical axis."""
-    return value if numeric or isinstance(value, str) else str(value)
-
-
-def _wide(rows: list[dict[str, Any]], x: str) -> bool:
-    values = [r[x] for r in rows if isinstance(r[x], (int, float)) and not isinstance(r[x], bool)]
-    return bool(values) and min(values) > 0 and max(values) / min(values) > 100
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "metric"
 
 
 def _verified(artifact: dict[str, Any], run_id: str) -> Path:

@@ -1,6 +1,6 @@
 """Run specs: one (params, replicate) pair of an experiment, with its canonical run id.
 
-A sweep's runs form a :class:`SweepPlan`: a sequence of specs that keeps each parameter dict
+A sweep's runs form a ``SweepPlan``: a sequence of specs that keeps each parameter dict
 once (a grid computes them on demand) and the run ids packed, ten bytes a run, so that a
 sweep of a million runs holds about 10 MB in the driver, not a RunSpec object per run. The run
 ids are computed when first needed: resuming a complete sweep needs only the plan's digest.

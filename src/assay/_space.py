@@ -22,9 +22,9 @@ Params = dict[str, Any]
 class ParamSpace:
     """An ordered collection of parameter dicts to run an operation over.
 
-    Built by :func:`grid`, :func:`random` or :func:`explicit`; ``Experiment`` also accepts a
-    plain list of dicts. ``expand(seed)`` returns the dicts; random search draws them from
-    ``seed`` so that the same root seed always gives the same sweep.
+    Built by [`grid`][assay.grid], [`random`][assay.random] or [`explicit`][assay.explicit];
+    ``Experiment`` also accepts a plain list of dicts. ``expand(seed)`` returns the dicts; random
+    search draws them from ``seed`` so that the same root seed always gives the same sweep.
     """
 
     def expand(self, seed: int) -> list[Params]:
@@ -406,8 +406,8 @@ def random(n: int, *, seed: int | None = None, **distributions: Distribution | A
     Args:
         n: number of parameter dicts, at least 1.
         seed: overrides the experiment's root seed for the draws.
-        **distributions: :class:`uniform`, :class:`loguniform`, :class:`randint`,
-            :class:`choice`, or a fixed JSON-like value.
+        **distributions: [`uniform`][assay.uniform], [`loguniform`][assay.loguniform],
+            [`randint`][assay.randint], [`choice`][assay.choice], or a fixed JSON-like value.
 
     Raises:
         ValueError: ``n`` is not a positive int, or a distribution is invalid (the message

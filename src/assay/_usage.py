@@ -6,6 +6,7 @@ them back and suggests the ``--mem`` and ``--time`` of the next sweep.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -30,7 +31,7 @@ def _cpu_and_rss() -> tuple[float, int | None]:
 
 
 class Usage:
-    """Measures one run from its creation to :meth:`measure`.
+    """Measures one run from its creation to ``measure``.
 
     The peak RSS is the process's (or a child's) peak so far: a job that runs several runs one
     after the other reports, for each, the most memory the job needed up to its end, which is
@@ -55,6 +56,25 @@ class Usage:
             "max_rss_bytes": rss,
             "elapsed_s": round(time.perf_counter() - self._wall, 6),
         }
+
+
+def current_job() -> tuple[str | None, int]:
+    """Return the batch job this process runs in (None outside one) and the CPUs it was given.
+
+    Asked of the backends layer, which knows the schedulers' environments
+    (``assay_backends.current_job``). A process that no scheduler started has none of their
+    variables: it is answered without importing that layer (and submitit), which an inline
+    sweep would otherwise pay for at its first run.
+    """
+    if not any(name.startswith(_SCHEDULER_PREFIXES) for name in os.environ):
+        return None, 1
+    from assay_backends import current_job as read_job
+
+    return read_job()
+
+
+#: Prefixes of the variables that the schedulers assay runs on set in a job's environment.
+_SCHEDULER_PREFIXES = ("SLURM_", "SUBMITIT_")
 
 
 def job_logs() -> tuple[str, str] | None:

@@ -13,7 +13,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import pydantic
@@ -29,7 +29,7 @@ from assay_ops import (
 from assay_scope import param_scope
 from assay_steps import Step
 
-from ._usage import Usage, job_logs
+from ._usage import Usage, current_job, job_logs
 
 #: Key of the JSON object a worker returns instead of a record when the run could not start.
 WORKER_ERROR = "assay.worker-error"
@@ -147,7 +147,7 @@ class Runner:
         backend: str = "inline",
     ) -> None:
         self.ref, self.seed, self.scope, self.backend = ref, seed, scope, backend
-        self.job, self.cpus = batch_job()
+        self.job, self.cpus = current_job()
         #: The job's own stdout and stderr paths (None outside a submitit job).
         self.logs = job_logs() if self.job is not None else None
         self.error: Exception | None = None
@@ -221,32 +221,6 @@ def execute(
 ) -> str:
     """Run one spec of an experiment and return its record as JSON text (see ``Runner.run``)."""
     return Runner(ref, seed, context, scope, backend).run(spec)
-
-
-def batch_job(environ: Mapping[str, str] = os.environ) -> tuple[str | None, int]:
-    """Return the batch job this process runs in and the CPUs it was given, from its environment.
-
-    The job is what its logs are named after: a Slurm array task ``"<array job>_<task>"``, a
-    Slurm job, or the process id of a submitit local job; ``None`` outside a job. CPUs are
-    Slurm's ``--cpus-per-task`` (1 when not set).
-
-    Examples:
-        >>> batch_job({"SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "9"})
-        ('7_3', 1)
-        >>> batch_job({"SLURM_JOB_ID": "80", "SLURM_CPUS_PER_TASK": "4"})
-        ('80', 4)
-        >>> batch_job({})
-        (None, 1)
-
-    """
-    array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
-    job = (
-        f"{array}_{task}"
-        if array and task
-        else environ.get("SLURM_JOB_ID") or environ.get("SUBMITIT_LOCAL_JOB_ID") or None
-    )
-    cpus = environ.get("SLURM_CPUS_PER_TASK", "")
-    return job, int(cpus) if cpus.isdigit() and int(cpus) >= 1 else 1
 
 
 def _iso(seconds: float) -> str:

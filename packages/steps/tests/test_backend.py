@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from assay_steps import Backend, Cached, ItemTask, StepPaths
+from assay_steps import Backend, Cached, ItemTask, StepPaths, _backend
 from steps_testkit import Mult, calls
 
 
@@ -48,13 +50,125 @@ def test_unknown_backend_name_is_a_clear_error() -> None:
         Mult(infra={"backend": "Nope"})
 
 
-def test_backend_living_in_assay_backends_asks_to_install_it(
+def _offer(monkeypatch: pytest.MonkeyPatch, **points: str) -> None:
+    """Make the backends entry-point group hold exactly ``points`` (name -> "module:Class")."""
+    found = {
+        name: metadata.EntryPoint(name=name, value=value, group=_backend.ENTRY_POINT_GROUP)
+        for name, value in points.items()
+    }
+    monkeypatch.setattr(_backend, "_entry_points", lambda: found)
+
+
+PLUGIN = """
+from assay_steps import Backend
+
+
+class PluginPool(Backend):
+    workers: int = 1
+
+
+class Misnamed(Backend):
+    pass
+
+
+NOT_A_BACKEND = 3
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A module of backends importable as ``assay_test_plugin``, not imported yet."""
+    (tmp_path / "assay_test_plugin.py").write_text(PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "assay_test_plugin"
+    sys.modules.pop("assay_test_plugin", None)
+    for name in ("PluginPool", "Misnamed"):
+        Backend._registry.pop(name, None)
+
+
+def test_the_entry_point_group_is_the_one_assay_backends_declares() -> None:
+    assert _backend.ENTRY_POINT_GROUP == "assay.backends"
+    # This layer names no executor of a layer above it.
+    source = Path(_backend.__file__).read_text(encoding="utf-8")
+    for name in ("assay_backends", "ProcessPool", "ThreadPool", "LocalProcess", "SubmititDebug"):
+        assert name not in source
+
+
+def test_backend_of_another_package_is_loaded_through_its_entry_point(
+    plugin: str, monkeypatch: pytest.MonkeyPatch, folder: Path
+) -> None:
+    _offer(monkeypatch, PluginPool=f"{plugin}:PluginPool")
+    assert "PluginPool" not in Backend._registry
+    assert plugin not in sys.modules
+    step = Mult(infra={"backend": "PluginPool", "folder": str(folder), "workers": 2})
+    assert type(step.infra).__name__ == "PluginPool"
+    assert step.infra.workers == 2  # type: ignore[attr-defined]
+    assert plugin in sys.modules
+    assert step.run(3.0) == 6.0
+    # Its dump names the class, which the group offers: it loads back.
+    assert Mult.model_validate(step.model_dump(mode="json")) == step
+
+
+def test_unknown_backend_error_lists_the_entry_point_names_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    _offer(monkeypatch, Elsewhere="some_module:Elsewhere")
+    with pytest.raises(ValueError, match="'Nope' is not a known backend") as info:
+        Mult(infra={"backend": "Nope"})
+    assert "'Elsewhere'" in str(info.value)
+    assert "'Cached'" in str(info.value)
+    assert "'assay.backends' entry-point group" in str(info.value)
+    assert "some_module" not in sys.modules  # listing the names imports nothing
+
+
+def test_backend_of_a_package_not_installed_asks_to_install_assay_backends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # assay-steps installed alone: nothing in the group, nothing registered.
+    _offer(monkeypatch)
+    monkeypatch.delitem(Backend._registry, "ProcessPool", raising=False)
+    with pytest.raises(ValueError, match="'ProcessPool' is not a known backend") as info:
+        Mult(infra={"backend": "ProcessPool", "folder": "x"})
+    assert "pip install assay-backends" in str(info.value)
+
+
+def test_backend_whose_package_fails_to_import_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The group (the installed metadata of assay-backends) offers ProcessPool, but its import
+    # fails (a missing dependency, a broken install).
+    if "ProcessPool" not in _backend._entry_points():
+        pytest.skip("assay-backends is not installed with its entry points")
     monkeypatch.setitem(sys.modules, "assay_backends", None)  # makes the import fail
     monkeypatch.delitem(Backend._registry, "ProcessPool", raising=False)
-    with pytest.raises(Exception, match="pip install assay-backends"):
+    with pytest.raises(ImportError) as info:
         Mult(infra={"backend": "ProcessPool", "folder": "x"})
+    message = str(info.value)
+    assert "'ProcessPool' is offered by assay-backends" in message
+    assert "'assay_backends:ProcessPool'" in message
+    assert "importing it failed" in message
+    assert "pip install assay-backends" in message
+
+
+def test_backend_whose_module_is_missing_says_which_entry_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _offer(monkeypatch, Gone="assay_no_such_module:Gone")
+    with pytest.raises(ImportError, match=r"'Gone' is offered by .*'assay_no_such_module:Gone'"):
+        Backend.resolve_class("Gone")
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "expected"),
+    [
+        ("NotABackend", "NOT_A_BACKEND", "not a Backend subclass"),
+        ("Renamed", "Misnamed", "expected the entry point to be named after its class"),
+    ],
+)
+def test_entry_point_naming_no_backend_of_its_name_is_refused(
+    plugin: str, monkeypatch: pytest.MonkeyPatch, name: str, target: str, expected: str
+) -> None:
+    _offer(monkeypatch, **{name: f"{plugin}:{target}"})
+    with pytest.raises(ValueError, match=expected):
+        Backend.resolve_class(name)
 
 
 def test_bad_mode_is_rejected() -> None:

@@ -1,8 +1,8 @@
 """assay_backends — run the missing items of assay steps in pools, local processes or on Slurm.
 
-Each backend is a :class:`assay_steps.Backend`: set it as a step's ``infra`` (or name it in an
-``infra={"backend": "ProcessPool", ...}`` dict) and the step's cache engine hands it the items
-to compute. Workers write every result to the cache themselves, atomically.
+Each backend is a [`assay_steps.Backend`][assay_steps.Backend]: set it as a step's ``infra`` (or
+name it in an ``infra={"backend": "ProcessPool", ...}`` dict) and the step's cache engine hands it
+the items to compute. Workers write every result to the cache themselves, atomically.
 
 Examples:
     >>> from assay_steps import Step
@@ -16,11 +16,12 @@ Examples:
 
 """
 
+from .__about__ import __version__ as __version__
 from ._detect import SlurmUnavailableError, slurm_available
 from ._failures import JobFailure, JobsFailed
 from ._jobs import JobError
 from ._pools import ProcessPool, ThreadPool
-from ._signals import current_job_logs, job_logs
+from ._signals import current_job, current_job_logs, job_logs
 from ._states import job_states
 from ._submitit import Auto, LocalProcess, Slurm, SubmititDebug
 from ._watch import watch
@@ -36,6 +37,7 @@ __all__ = [
     "SlurmUnavailableError",
     "SubmititDebug",
     "ThreadPool",
+    "current_job",
     "current_job_logs",
     "job_logs",
     "job_states",

@@ -21,7 +21,10 @@ def slurm_available() -> bool:
 
 
 def require_slurm(backend: str = "Slurm") -> None:
-    """Raise :class:`SlurmUnavailableError` unless ``sbatch`` is on ``PATH``.
+    """Raise an error unless ``sbatch`` is on ``PATH``.
+
+    Raises:
+        SlurmUnavailableError: ``sbatch`` is not on ``PATH``; the message names ``backend``.
 
     Examples:
         >>> try:

@@ -1,4 +1,8 @@
-"""Jobs that ended without computing their items: one :class:`JobFailure` each, raised together."""
+"""Jobs that ended without computing their items: one failure each, raised together.
+
+Each job gives one [`JobFailure`][assay_backends.JobFailure]; they are raised together as
+[`JobsFailed`][assay_backends.JobsFailed].
+"""
 
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ class JobsFailed(JobError):
     (never half-written): run again to compute them.
 
     Attributes:
-        failures: One :class:`JobFailure` per failed job, in submission order.
+        failures: One [`JobFailure`][assay_backends.JobFailure] per failed job, in submission order.
 
     Examples:
         >>> failure = JobFailure("7", "CANCELLED", "cancelled", "job 7 was cancelled")
@@ -102,7 +106,10 @@ def describe(
     reason: str,
     logs: tuple[Path, Path] | None,
 ) -> str:
-    """Return the one-line message of a failed job (see :class:`JobFailure`)."""
+    """Return the one-line message of a failed job.
+
+    See [`JobFailure`][assay_backends.JobFailure].
+    """
     kind = kind_of(state)
     if kind == "timeout":
         what = f"reached its time limit of {_limit_text(time_limit)} ({state})"

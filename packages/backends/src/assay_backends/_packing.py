@@ -32,7 +32,7 @@ def job_count(n_items: int, max_jobs: int, min_items_per_job: int = 1) -> int:
 
 
 def pack(items: Sequence[T], max_jobs: int, min_items_per_job: int = 1) -> list[list[T]]:
-    """Split ``items`` into :func:`job_count` contiguous groups whose sizes differ by at most one.
+    """Split ``items`` into ``job_count`` contiguous groups whose sizes differ by at most one.
 
     Order is kept: concatenating the groups gives back ``items``.
 

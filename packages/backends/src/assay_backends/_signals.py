@@ -1,10 +1,10 @@
 """Inside a job: run the shard, and answer the scheduler's warning that the time limit is near.
 
-Slurm sends the warning signal (``USR2``, ``signal_delay_s`` seconds before the limit, or at
-a preemption) to the job's processes. It never stops a run: a run that registered a
-checkpoint hook (:meth:`assay_ops.Runtime.on_timeout`) has its state saved and the job is
-requeued, at most ``max_requeues`` times; otherwise the warning is only reported (one line on
-stderr) and the run goes on until the hard limit.
+Slurm sends the warning signal (``USR2``, ``signal_delay_s`` seconds before the limit, or at a
+preemption) to the job's processes. It never stops a run: a run that registered a checkpoint hook
+([`Runtime.on_timeout`][assay_ops.Runtime.on_timeout]) has its state saved and the job is requeued,
+at most ``max_requeues`` times; otherwise the warning is only reported (one line on stderr) and the
+run goes on until the hard limit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -44,7 +44,7 @@ def job_main(shard_: list[ItemTask], options: JobOptions) -> BaseException | Non
 
     Returned, the exception reaches the caller with its own type instead of submitit's
     ``FailedJobError`` wrapping its text. While the shard runs, the warning signal is
-    answered by :class:`_Warning` instead of submitit's handler, which would stop the run.
+    answered by ``_Warning`` instead of submitit's handler, which would stop the run.
     """
     with _answering_the_warning(options):
         return _run(shard_)
@@ -60,7 +60,7 @@ def _run(shard_: list[ItemTask]) -> BaseException | None:
 
 @contextlib.contextmanager
 def _answering_the_warning(options: JobOptions) -> Iterator[None]:
-    """Answer the warning signal with :class:`_Warning` inside the block."""
+    """Answer the warning signal with ``_Warning`` inside the block."""
     previous = signal.getsignal(WARNING_SIGNAL)
     # Only in a real job: submitit installed a handler (debug jobs run in the caller, perhaps
     # outside the main thread, where handlers cannot be set).
@@ -93,7 +93,7 @@ def warning_ignored_until_handled(python: str) -> str:
 
 
 def job_main_pickled(payload: bytes, options: JobOptions) -> BaseException | None:
-    """Unpickle a shard made by :func:`~assay_backends._tasks.dumps` and run this task's part."""
+    """Unpickle a shard made by ``dumps`` and run this task's part."""
     # Answered before the shard is unpickled (which imports the steps and the user's code, a
     # second or more): submitit's own handler, set just before, ends a job at the warning.
     with _answering_the_warning(options):
@@ -201,6 +201,42 @@ def _requeue(environment: submitit.JobEnvironment | None, done: int) -> str:
     except (OSError, subprocess.SubprocessError) as error:
         return f"'scontrol requeue {environment.job_id}' failed ({error})"
     return ""
+
+
+def current_job(environ: Mapping[str, str] | None = None) -> tuple[str | None, int]:
+    """Return the batch job this process runs in and the CPUs it was given.
+
+    Read from the environment the scheduler sets (any job, not only those of a submitit
+    backend: a run started inside an ``sbatch`` script belongs to its job too).
+
+    Args:
+        environ: The environment variables to read; defaults to this process's.
+
+    Returns:
+        ``(job, cpus)``. The job is what its logs are named after: a Slurm array task
+        ``"<array job>_<task>"``, a Slurm job, or the process id of a submitit local job;
+        ``None`` outside a job. CPUs are Slurm's ``--cpus-per-task`` (1 when not set).
+
+    Examples:
+        >>> env = {"SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "9"}
+        >>> current_job(env)
+        ('7_3', 1)
+        >>> current_job({"SLURM_JOB_ID": "80", "SLURM_CPUS_PER_TASK": "4"})
+        ('80', 4)
+        >>> current_job({})
+        (None, 1)
+
+    """
+    if environ is None:
+        environ = os.environ
+    array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
+    job = (
+        f"{array}_{task}"
+        if array and task
+        else environ.get("SLURM_JOB_ID") or environ.get("SUBMITIT_LOCAL_JOB_ID") or None
+    )
+    cpus = environ.get("SLURM_CPUS_PER_TASK", "")
+    return job, int(cpus) if cpus.isdigit() and int(cpus) >= 1 else 1
 
 
 def current_job_logs() -> tuple[str, str] | None:

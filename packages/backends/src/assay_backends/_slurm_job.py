@@ -34,7 +34,7 @@ class ControllerSlurmJob(submitit.SlurmJob[Any]):
 
 
 def with_controller_state(job: submitit.Job[Any], folder: str) -> ControllerSlurmJob:
-    """Return ``job`` as a :class:`ControllerSlurmJob`: the same job, whose state does not lag.
+    """Return ``job`` as a ``ControllerSlurmJob``: the same job, whose state does not lag.
 
     Args:
         job: A Slurm job that submitit made.

@@ -1,8 +1,8 @@
 """Code snapshots: jobs import the user's code as it was at submission, not as it is when they run.
 
 A job may wait in the queue for hours; if it imported the user's modules from the working
-tree, an edit made in the meantime would change what it runs. :func:`snapshot_code` copies
-the importable code to a folder named by its content, and :func:`snapshot_setup` gives the
+tree, an edit made in the meantime would change what it runs. ``snapshot_code`` copies
+the importable code to a folder named by its content, and ``snapshot_setup`` gives the
 shell lines that make a job import from that copy (first on ``PYTHONPATH``, and its working
 directory).
 """
@@ -170,7 +170,7 @@ def snapshot_paths(snapshot: Path, root: Path, cwd: Path | None = None) -> tuple
 
 
 def snapshot_setup(snapshot: Path, cwd: Path | None = None) -> list[str]:
-    """Return the shell lines that make a job run from ``snapshot`` (see :func:`snapshot_code`)."""
+    """Return the shell lines that make a job run from ``snapshot`` (see ``snapshot_code``)."""
     root = Path((snapshot / _DONE).read_text().strip())
     workdir, imports = snapshot_paths(snapshot, root, cwd)
     path = ":".join(shlex.quote(str(folder)) for folder in imports)

@@ -58,9 +58,9 @@ class LocalProcess(SubmititBackend):
     noted on stderr and the run goes on until the limit.
 
     Failures: the wait goes on past jobs that fail, are cancelled or time out, and raises
-    :class:`~assay_backends.JobsFailed` once every job ended, with one
-    :class:`~assay_backends.JobFailure` each; the other jobs' items are computed. Inside
-    :func:`~assay_backends.watch`, a callback sees failures as they come and can stop the
+    [`JobsFailed`][assay_backends.JobsFailed] once every job ended, with one
+    [`JobFailure`][assay_backends.JobFailure] each; the other jobs' items are computed. Inside
+    [`watch`][assay_backends.watch], a callback sees failures as they come and can stop the
     submission.
 
     Examples:
@@ -80,8 +80,8 @@ class LocalProcess(SubmititBackend):
 class SubmititDebug(SubmititBackend):
     """Run jobs inline through submitit's debug executor, to debug a job's code in place.
 
-    Same fields and packing as :class:`LocalProcess`, but the jobs run in this process, one
-    after the other, so a debugger or ``breakpoint()`` works inside them.
+    Same fields and packing as [`LocalProcess`][assay_backends.LocalProcess], but the jobs run in
+    this process, one after the other, so a debugger or ``breakpoint()`` works inside them.
 
     Examples:
         >>> from assay_steps import Step
@@ -106,8 +106,8 @@ class SubmititDebug(SubmititBackend):
 class Slurm(SubmititBackend):
     """Compute missing items in Slurm jobs (a job array), submitted with submitit.
 
-    Raises :class:`~assay_backends.SlurmUnavailableError` when used on a machine without
-    ``sbatch``.
+    Raises [`SlurmUnavailableError`][assay_backends.SlurmUnavailableError] when used on a machine
+    without ``sbatch``.
 
     Args:
         constraint: ``--constraint`` of the jobs.
@@ -125,7 +125,7 @@ class Slurm(SubmititBackend):
     ``additional_parameters`` says otherwise), so that Slurm requeues them after a node
     failure; a requeued job is followed until it ends.
 
-    The fields of :class:`LocalProcess` apply too.
+    The fields of [`LocalProcess`][assay_backends.LocalProcess] apply too.
 
     Examples:
         >>> infra = {"backend": "Slurm", "folder": "cache", "partition": "debug", "max_jobs": 4}

@@ -115,7 +115,7 @@ def dumps(obj: Any) -> bytes:
 
 
 def loads(payload: bytes) -> Any:
-    """Unpickle what :func:`dumps` made."""
+    """Unpickle what ``dumps`` made."""
     return cloudpickle.loads(payload)
 
 

@@ -24,12 +24,12 @@ def watch(callback: Callback) -> Iterator[None]:
     """Call ``callback`` while the submitit backends wait for their jobs, inside this block.
 
     The wait of ``LocalProcess``, ``Slurm``, ``Auto`` and ``SubmititDebug`` calls
-    ``callback(new_failures)`` about every 0.5 s, and at once after a job ended;
-    ``new_failures`` holds the :class:`JobFailure` of each job that failed since the last
-    call (most often none). If the callback raises, anything (``KeyboardInterrupt``
-    included), the backend cancels every job of the submission that has not ended, waits
-    until none of them is still active, and lets the exception propagate. That is how a
-    caller stops a sweep early (after too many failures, say).
+    ``callback(new_failures)`` about every 0.5 s, and at once after a job ended; ``new_failures``
+    holds the [`JobFailure`][assay_backends.JobFailure] of each job that failed since the last call
+    (most often none). If the callback raises, anything (``KeyboardInterrupt`` included), the
+    backend cancels every job of the submission that has not ended, waits until none of them is
+    still active, and lets the exception propagate. That is how a caller stops a sweep early (after
+    too many failures, say).
 
     The callback is per thread (and per asyncio task): a ``watch`` in one thread does not
     see the jobs another thread submits. Nested, the innermost callback applies.
@@ -55,7 +55,10 @@ def watch(callback: Callback) -> Iterator[None]:
 
 
 class Watcher:
-    """The wait loop's side of :func:`watch`: when to call the callback, with what."""
+    """The wait loop's side of ``watch``: when to call the callback, with what.
+
+    See [`watch`][assay_backends.watch].
+    """
 
     def __init__(self) -> None:
         self.callback = _CALLBACK.get()

@@ -8,6 +8,7 @@ serialisable with ``json``). Metrics accumulate in
 reports which keys a run read. The API follows ``crystallize.utils.context``.
 """
 
+from .__about__ import __version__ as __version__
 from ._artifacts import ArtifactLog, ArtifactRecord
 from ._context import FrozenContext
 from ._errors import ContextMutationError

@@ -1,9 +1,10 @@
 """assay_ops — operations with reproducible seeds, metric and artifact capture, run records.
 
-An operation is a plain function that asks only for what it needs among ``context``,
-``params``, ``seeds``, ``runtime`` and ``capture``; running it gives a :class:`RunRecord`.
+An operation is a plain function that asks only for what it needs among ``context``, ``params``,
+``seeds``, ``runtime`` and ``capture``; running it gives a [`RunRecord`][assay_ops.RunRecord].
 """
 
+from .__about__ import __version__ as __version__
 from ._canonical import CANONICAL_VERSION, canonical_bytes, canonical_digest
 from ._capture import Capture
 from ._checkpoint import checkpoint_now

@@ -1,9 +1,9 @@
 """References read out of bytecode: the globals, attributes and imports a function's code uses.
 
-:func:`scan` reads a code object and the code nested in it (comprehensions, lambdas, inner
+``scan`` reads a code object and the code nested in it (comprehensions, lambdas, inner
 functions) instruction by instruction: the global names it loads with the attributes read
 from them (``helpers.scale``), the imports in its body with the names taken from them, and
-the globals it assigns with ``global``. :func:`code_parts` writes out what a code object does
+the globals it assigns with ``global``. ``code_parts`` writes out what a code object does
 without positions: the fallback hashed when a function's source cannot be found.
 """
 

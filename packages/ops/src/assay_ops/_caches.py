@@ -3,7 +3,7 @@
 Parsed files, scanned code objects, the prints of functions and classes and the computed
 fingerprints are each cached for the process. A long session (a notebook redefining its
 functions again and again) would make them grow without end, so a cache that reaches
-:data:`LIMIT` entries is emptied, and filled again by use.
+``LIMIT`` entries is emptied, and filled again by use.
 """
 
 from __future__ import annotations

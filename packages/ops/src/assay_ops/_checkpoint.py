@@ -1,10 +1,10 @@
 """Checkpoints of runs that opted in: saved when the scheduler warns, read back on the next attempt.
 
-A run registers a hook with :meth:`assay_ops.Runtime.on_timeout`. When the batch system warns
-that the job's time limit (or a preemption) is near, the backend running the job calls
-:func:`checkpoint_now`, which calls every registered hook and writes what it returns to the
-run's ``checkpoint.pkl``; the backend then requeues the job, and the operation, started again,
-finds that state with :meth:`assay_ops.Runtime.checkpoint`.
+A run registers a hook with [`Runtime.on_timeout`][assay_ops.Runtime.on_timeout]. When the batch
+system warns that the job's time limit (or a preemption) is near, the backend running the job calls
+[`checkpoint_now`][assay_ops.checkpoint_now], which calls every registered hook and writes what it
+returns to the run's ``checkpoint.pkl``; the backend then requeues the job, and the operation,
+started again, finds that state with [`Runtime.checkpoint`][assay_ops.Runtime.checkpoint].
 """
 
 from __future__ import annotations
@@ -82,11 +82,11 @@ def read_checkpoint(path: Path) -> Any | None:
 def checkpoint_now() -> bool:
     """Save the checkpoint of every run of this process that registered a hook.
 
-    Called by a backend when the scheduler warns that the job's time limit (or a preemption)
-    is near, typically from a signal handler: each hook registered with
-    :meth:`assay_ops.Runtime.on_timeout` is called and what it returns is written atomically
-    to ``<run_dir>/checkpoint.pkl``. A hook that raises, or returns something that cannot be
-    pickled, is reported on stderr and counts as not saved.
+    Called by a backend when the scheduler warns that the job's time limit (or a preemption) is
+    near, typically from a signal handler: each hook registered with
+    [`Runtime.on_timeout`][assay_ops.Runtime.on_timeout] is called and what it returns is written
+    atomically to ``<run_dir>/checkpoint.pkl``. A hook that raises, or returns something that cannot
+    be pickled, is reported on stderr and counts as not saved.
 
     Returns:
         True when at least one checkpoint was written (the job may then be requeued), False

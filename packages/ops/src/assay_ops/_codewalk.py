@@ -16,7 +16,7 @@ of the user's own code that the roots reach, followed transitively and through c
 
 Library code stops the walk (see ``_usercode``).
 
-What cannot be followed statically is listed as :class:`~assay_ops.Unresolved`, never
+What cannot be followed statically is listed as [`Unresolved`][assay_ops.Unresolved], never
 silently ignored: undefined names, missing attributes of the user's modules, ``eval``,
 ``exec``, ``getattr``, ``globals``, ``__import__`` and ``importlib.import_module``, imports that
 fail, global data that is not a constant (a dict, a list, an array, an object), and code whose

@@ -1,7 +1,8 @@
 """What a code fingerprint says of each function it covers and each reference it cannot follow.
 
-:class:`FunctionPrint` and :class:`Unresolved` are the entries of a
-:class:`~assay_ops.CodeFingerprint`; the walk makes them, the fingerprint lists them.
+[`FunctionPrint`][assay_ops.FunctionPrint] and [`Unresolved`][assay_ops.Unresolved] are the entries
+of a [`CodeFingerprint`][assay_ops.CodeFingerprint]; the walk makes them, the fingerprint lists
+them.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Transitive code fingerprints: the code a function runs, as far as it is the user's own.
 
-:func:`fingerprint` hashes the normalised syntax tree of each root (a function, method or
-class) and of every function, method and class of the user's own code that the roots reach,
-followed transitively and through cycles: the names their bodies load and the modules they
-import, the classes of methods and their bases, closure cells, default values, decorators and
-tables of functions, and the module-level constants they read. Library code stops the walk.
-What cannot be followed statically is listed in :attr:`CodeFingerprint.unresolved`, never
+[`fingerprint`][assay_ops.fingerprint] hashes the normalised syntax tree of each root (a function,
+method or class) and of every function, method and class of the user's own code that the roots
+reach, followed transitively and through cycles: the names their bodies load and the modules they
+import, the classes of methods and their bases, closure cells, default values, decorators and tables
+of functions, and the module-level constants they read. Library code stops the walk. What cannot be
+followed statically is listed in [`CodeFingerprint.unresolved`][assay_ops.CodeFingerprint], never
 silently ignored. The details live beside the code that does each part:
 
 - ``_codewalk``: what the walk follows, and what it lists as unresolved;
@@ -59,7 +59,7 @@ _SCANS, _SOURCES, _FUNCTIONS, _CLASSES = SCANS, SOURCES, FUNCTIONS, CLASSES
 
 @dataclass(frozen=True)
 class CodeFingerprint:
-    """What the code of some roots is, transitively: see :func:`fingerprint`.
+    """What the code of some roots is, transitively: see [`fingerprint`][assay_ops.fingerprint].
 
     Attributes:
         digest: 32 hex digits over every reached function's digest (by qualified name), the
@@ -121,7 +121,10 @@ class CodeFingerprint:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able dict, which :meth:`from_dict` turns back into this fingerprint."""
+        """Return a JSON-able dict.
+
+        [`from_dict`][assay_ops.CodeFingerprint.from_dict] turns it back into this fingerprint.
+        """
         return {
             "format": _FORMAT,
             "digest": self.digest,
@@ -139,7 +142,7 @@ class CodeFingerprint:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CodeFingerprint:
-        """Rebuild a fingerprint from :meth:`to_dict`'s form.
+        """Rebuild a fingerprint from [`to_dict`][assay_ops.CodeFingerprint.to_dict]'s form.
 
         Raises:
             ValueError: When ``data`` is not that form (the message names the key).
@@ -331,12 +334,12 @@ _LOCK = threading.RLock()
 def fingerprint(*roots: Any) -> CodeFingerprint:
     """Return the transitive fingerprint of the code of ``roots``.
 
-    Each root is a function, method or class, or an object wrapping one (an ``@operation``,
-    a ``functools.wraps`` decorator); the decorators of a root function do not count. The
-    fingerprint covers each root and every function, method and class of the user's own code
-    they reach (see the module's documentation for what is followed and what stops the walk),
-    with the constants they read; :attr:`CodeFingerprint.unresolved` lists what cannot be
-    followed. Roots in library code count by their name only.
+    Each root is a function, method or class, or an object wrapping one (an ``@operation``, a
+    ``functools.wraps`` decorator); the decorators of a root function do not count. The fingerprint
+    covers each root and every function, method and class of the user's own code they reach (see the
+    module's documentation for what is followed and what stops the walk), with the constants they
+    read; [`CodeFingerprint.unresolved`][assay_ops.CodeFingerprint] lists what cannot be followed.
+    Roots in library code count by their name only.
 
     The digest is valid for one Python minor version: syntax trees differ between versions,
     so the version is part of the digest, which never matches across versions.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
-import importlib
 import inspect
 import reprlib
 import time
@@ -19,6 +18,7 @@ from assay_scope import isolated_base, param_scope
 from ._canonical import canonical_digest
 from ._capture import Capture
 from ._fingerprint import CodeFingerprint, fingerprint
+from ._importing import import_module_of
 from ._infrastructure import is_infrastructure_error
 from ._provenance import provenance
 from ._record import ErrorInfo, RunRecord, Status
@@ -141,7 +141,7 @@ class OperationWrapper:
     The function may ask for any of ``context``, ``params``, ``seeds``, ``runtime`` and
     ``capture``, in any order; asking for anything else fails here, at decoration time.
     ``run`` calls it inside ``param_scope(**params)``, so ``@auto_param`` functions deep in the
-    code see the run's params, and returns a :class:`RunRecord`.
+    code see the run's params, and returns a [`RunRecord`][assay_ops.RunRecord].
 
     Args:
         func: The function.
@@ -188,10 +188,11 @@ class OperationWrapper:
     def code_hash(self) -> str:
         """Hash of the code the operation runs (``""`` when the function's source is unavailable).
 
-        The first 16 hex digits of :attr:`code_fingerprint`'s digest: the function and every
-        function, method and class of your own code it reaches, with the constants they read.
-        Comments, docstrings, formatting and the function's own decorators do not change it;
-        changes to the code do.
+        The first 16 hex digits of
+        [`code_fingerprint`][assay_ops.OperationWrapper.code_fingerprint]'s digest: the function and
+        every function, method and class of your own code it reaches, with the constants they read.
+        Comments, docstrings, formatting and the function's own decorators do not change it; changes
+        to the code do.
         """
         fp = self.code_fingerprint
         root = fp.functions.get(fp.roots[0]) if fp.roots else None
@@ -455,7 +456,7 @@ def operation(
 def operation(
     func: Callable[..., Any] | None = None, *, name: str | None = None
 ) -> OperationWrapper | Callable[[Callable[..., Any]], OperationWrapper]:
-    """Turn a function into an :class:`OperationWrapper`.
+    """Turn a function into an [`OperationWrapper`][assay_ops.OperationWrapper].
 
     Works as ``@operation``, ``@operation()`` and ``@operation(name="custom")``.
 
@@ -481,8 +482,10 @@ def import_operation(ref: str) -> OperationWrapper:
 
     Raises:
         ValueError: When ``ref`` is not a string of the form ``"module:qualname"``.
-        ImportError: When the module cannot be imported, or exits while it is imported
-            (``SystemExit``: a script parsing its command line at import).
+        ModuleNotFoundError: When there is no such module.
+        ImportError: When the module was found but importing it raised (the message names
+            the error and the file and line that raised it), or it exited while it was
+            imported (``SystemExit``: a script parsing its command line at import).
         AttributeError: When the module has no such name.
         TypeError: When the name is not an operation.
 
@@ -499,16 +502,7 @@ def import_operation(ref: str) -> OperationWrapper:
     module_name, qualname = ref.split(":")
     if not module_name or not qualname:
         raise ValueError(f"operation reference {ref!r}: module and name must both be non-empty")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except SystemExit as exit_:
-        # A script that parses its command line (or exits) at import would end the caller's
-        # program, a sweep's driver or a worker, with the script's own usage line.
-        raise ImportError(
-            f"importing module {module_name!r} of operation {ref!r} exited (SystemExit: "
-            f"{exit_.code!r}); expected a module that defines the operation without exiting: "
-            "keep command-line parsing under `if __name__ == '__main__':`"
-        ) from exit_
+    target: Any = import_module_of(ref, module_name)
     for part in qualname.split("."):
         try:
             target = getattr(target, part)

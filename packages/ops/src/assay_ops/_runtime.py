@@ -62,9 +62,10 @@ class Runtime:
         logs: Paths of the job's stdout and stderr log files, recorded in the run's record
             (``runtime["logs"]``); ``None`` outside a job.
 
-    A run may opt in to checkpointing with :meth:`on_timeout`: when the scheduler warns that
-    the job's time limit (or a preemption) is near, the state the hook returns is saved and
-    the job requeued; the run, started again, finds it with :meth:`checkpoint`.
+    A run may opt in to checkpointing with [`on_timeout`][assay_ops.Runtime.on_timeout]: when the
+    scheduler warns that the job's time limit (or a preemption) is near, the state the hook returns
+    is saved and the job requeued; the run, started again, finds it with
+    [`checkpoint`][assay_ops.Runtime.checkpoint].
 
     Examples:
         >>> with Runtime(cpus=2) as runtime:
@@ -178,14 +179,14 @@ class Runtime:
     def on_timeout(self, save: Callable[[], Any]) -> None:
         """Opt in to checkpointing: ``save()`` is called when the time limit is near.
 
-        When the scheduler warns that the job's time limit (or a preemption) is near, the
-        backend calls ``save()`` (from a signal handler, at whatever point the run has
-        reached: return a consistent snapshot, such as the state after the last complete
-        step), pickles what it returns atomically to ``<run_dir>/checkpoint.pkl`` and requeues
-        the job. The operation then starts again from its beginning, where
-        :meth:`checkpoint` returns the saved state. The file is removed when the run ends
-        with a record (success or failure). Calling it again replaces the hook. Without a
-        hook, the warning is ignored and the run goes on until the hard limit.
+        When the scheduler warns that the job's time limit (or a preemption) is near, the backend
+        calls ``save()`` (from a signal handler, at whatever point the run has reached: return a
+        consistent snapshot, such as the state after the last complete step), pickles what it
+        returns atomically to ``<run_dir>/checkpoint.pkl`` and requeues the job. The operation then
+        starts again from its beginning, where [`checkpoint`][assay_ops.Runtime.checkpoint] returns
+        the saved state. The file is removed when the run ends with a record (success or failure).
+        Calling it again replaces the hook. Without a hook, the warning is ignored and the run goes
+        on until the hard limit.
 
         Args:
             save: Returns the state to resume from (anything picklable).
@@ -212,7 +213,10 @@ class Runtime:
         register(id(self), self._checkpoint_path(), save)
 
     def checkpoint(self) -> Any | None:
-        """Return the state the last attempt of this run saved with :meth:`on_timeout`, if any.
+        """Return the state that the last attempt of this run saved, if any.
+
+        That state is what the hook registered with [`on_timeout`][assay_ops.Runtime.on_timeout]
+        returned when the time limit was near.
 
         Returns:
             The unpickled state, or None when nothing was saved (first attempt, no run

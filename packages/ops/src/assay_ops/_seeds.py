@@ -46,7 +46,7 @@ def _name_words(name: str) -> tuple[int, ...]:
 class SeedBundle:
     """The random streams of one run, derived from (root seed, canonical params, replicate).
 
-    The bundle wraps a :class:`numpy.random.SeedSequence` whose entropy is the root seed and
+    The bundle wraps a ``numpy.random.SeedSequence`` whose entropy is the root seed and
     whose spawn key is the SHA-256 digest of the params' canonical encoding followed by the
     replicate index. Runs that differ in any of the three get statistically independent
     streams; the same triple gives the identical streams in every process on every machine.

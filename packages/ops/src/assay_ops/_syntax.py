@@ -3,14 +3,14 @@
 Comments, docstrings, formatting, blank lines and positions do not count: a function counts by
 its syntax tree, serialised without positions and docstrings (the information of
 ``ast.dump(node, include_attributes=False)``, written out by a faster serialiser,
-:func:`serialise`). The layout of syntax trees is Python's own and changes between minor
+``serialise``). The layout of syntax trees is Python's own and changes between minor
 versions, so a fingerprint is valid for one Python minor version.
 
-A file is parsed once (:func:`read_source`, cached while :mod:`linecache` holds the same
+A file is parsed once (``read_source``, cached while ``linecache`` holds the same
 lines); its functions are found by their first line and name, its classes by qualified name.
 The names a ``def`` or ``class`` statement loads outside the bodies of functions (decorators,
-default values, bases, class attributes) are read from the tree too (:func:`outer_refs`,
-:func:`class_refs`).
+default values, bases, class attributes) are read from the tree too (``outer_refs``,
+``class_refs``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ A drop-in for ``hyperparameter`` ≤ 0.5 (``param_scope``, ``auto_param``, ``lau
 of the parameters a run read.
 """
 
+from .__about__ import __version__ as __version__
 from ._accessor import Accessor, CurrentAccessor
 from ._auto import auto_param
 from ._base import isolated_base

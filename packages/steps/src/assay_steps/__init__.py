@@ -10,6 +10,7 @@ Examples:
 
 """
 
+from .__about__ import __version__ as __version__
 from ._backend import Backend, Cached, ItemTask
 from ._compact import CompactReport, compact
 from ._errors import BatchProtocolError, CodeChangedError

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import importlib
 import traceback
 import warnings
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -31,17 +31,16 @@ ModeType = Literal["cached", "force", "read-only", "retry"]
 #: processes given the same items share them out chunk by chunk.
 CLAIM_CHUNK = 256
 
-#: Executors that live in the assay-backends package, imported on first use.
-EXTERNAL_BACKENDS = frozenset(
-    {"ThreadPool", "ProcessPool", "LocalProcess", "SubmititDebug", "Slurm", "Auto"}
-)
+#: Entry-point group through which packages offer backends (``Name = "module:Class"``, the
+#: name being the class's own): a name not registered yet is loaded from it on first use.
+ENTRY_POINT_GROUP = "assay.backends"
 
 
 class Backend(pydantic.BaseModel):
     """Base of all executors: where missing items are computed, and the cache settings.
 
     The steps layer finds which items of a step are missing from the cache, wraps them in
-    :class:`ItemTask` objects and hands the list to :meth:`_execute`. Each task, when
+    [`ItemTask`][assay_steps.ItemTask] objects and hands the list to ``_execute``. Each task, when
     called, computes its items and writes each cache entry atomically itself, wherever it
     runs, so a killed worker leaves nothing half-written; the caller then reads the
     results back from the cache. The base class runs the tasks inline, one after the other.
@@ -52,7 +51,8 @@ class Backend(pydantic.BaseModel):
       processes or on a cluster (tasks are picklable with cloudpickle; ``task.split(n)``
       cuts one into ``n`` smaller ones), and return once all are finished. Exceptions that
       items raise are cached by the task itself and re-raised when results are read;
-      exceptions escaping a task (e.g. :class:`BatchProtocolError`) should propagate.
+      exceptions escaping a task (e.g. [`BatchProtocolError`][assay_steps.BatchProtocolError])
+      should propagate.
     - call ``task.attach_job({...})`` with a small JSON-able job reference (job id, ...)
       so that ``LookupHandle.job()`` can later find the job of an item, and override the
       classmethod ``_load_job(ref, paths)`` to turn such a reference into a job object.
@@ -62,7 +62,9 @@ class Backend(pydantic.BaseModel):
     - once ``_execute`` returns, the steps layer reads the results from the cache, after
       dropping what the caller's memory holds of items written in other processes.
     - subclasses register under their class name, so ``{"backend": "MyPool", ...}`` dicts
-      validate to them.
+      validate to them. A package declares its backends in the ``assay.backends``
+      entry-point group (``MyPool = "mypackage:MyPool"``, named after the class), so that a
+      dict naming one loads it before its module was imported.
 
     Args:
         folder: Root cache folder; each step configuration gets a sub-folder. ``None``
@@ -83,9 +85,10 @@ class Backend(pydantic.BaseModel):
         on_code_change: What happens when the code of the step (its ``_run`` and every
             function of your own code it reaches, see ``Step.code_report()``) changed since
             the cached entries were computed: ``"error"`` (default) raises
-            :class:`CodeChangedError` naming each changed function with its file and line;
-            ``"rerun"`` computes the items again, keeping the old entries on disk until
-            pruned; ``"keep"`` serves the old entries, a choice remembered for this code.
+            [`CodeChangedError`][assay_steps.CodeChangedError] naming each changed function
+            with its file and line; ``"rerun"`` computes the items again, keeping the old
+            entries on disk until pruned; ``"keep"`` serves the old entries, a choice
+            remembered for this code.
 
     Examples:
         >>> Backend.model_validate({"backend": "Cached", "folder": "cache"}).mode
@@ -111,28 +114,33 @@ class Backend(pydantic.BaseModel):
 
     @classmethod
     def resolve_class(cls, name: str) -> type[Backend]:
-        """Return the backend class registered as ``name``, importing assay-backends if needed.
+        """Return the backend class registered as ``name``, loading its entry point if needed.
+
+        A name not registered yet (its module not imported) is looked up in the
+        ``assay.backends`` entry-point group, where packages such as assay-backends declare
+        their executors; loading the entry point imports the module, which registers it.
 
         Raises:
-            ImportError: ``name`` is an assay-backends executor and that package is missing.
-            ValueError: No backend of that name is known.
+            ImportError: ``name`` is in the entry-point group, but importing it failed.
+            ValueError: No backend of that name is registered or in the entry-point group.
+
+        Examples:
+            >>> Backend.resolve_class("Cached").__name__
+            'Cached'
 
         """
-        if name not in Backend._registry and name in EXTERNAL_BACKENDS:
-            try:
-                # Imported by name so that this layer does not depend on the layer above.
-                importlib.import_module("assay_backends")
-            except ImportError as error:
-                raise ImportError(
-                    f"backend={name!r} lives in the assay-backends package, which is not "
-                    "installed: pip install assay-backends"
-                ) from error
         found = Backend._registry.get(name)
         if found is None:
+            found = _load_entry_point(name)
+        if found is None:
             # Private bases (e.g. an executor family's common base) are not meant to be named.
-            known = {n for n in Backend._registry if not n.startswith("_")} | EXTERNAL_BACKENDS
+            known = {n for n in Backend._registry if not n.startswith("_")}
+            known |= set(_entry_points())
             raise ValueError(
-                f"backend={name!r} is not a known backend; expected one of {sorted(known)}"
+                f"backend={name!r} is not a known backend; expected one of {sorted(known)}. "
+                f"Backends of other packages are found through the {ENTRY_POINT_GROUP!r} "
+                "entry-point group: the thread and process pools, local jobs and Slurm come "
+                "with assay-backends (pip install assay-backends)"
             )
         if not issubclass(found, cls):
             raise ValueError(f"backend={name!r} is not a subclass of {cls.__name__}")
@@ -224,6 +232,46 @@ class Backend(pydantic.BaseModel):
 # The base class itself is what an infra dict without "backend" validates to (as in exca):
 # registered under its name, so that its dump validates back.
 Backend._registry["Backend"] = Backend
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    """Return the entry points of the backends group by name (the first of a name wins)."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(point.name, point)
+    return found
+
+
+def _load_entry_point(name: str) -> type[Backend] | None:
+    """Import the backend that the entry point ``name`` names; None when there is none.
+
+    Raises:
+        ImportError: Importing the entry point's module failed.
+        ValueError: The entry point names something other than a backend class of that name.
+
+    """
+    point = _entry_points().get(name)
+    if point is None:
+        return None
+    offered_by = point.dist.name if point.dist is not None else "the package that declares it"
+    declared = f"entry point {name} = {point.value!r} of group {ENTRY_POINT_GROUP!r}"
+    try:
+        loaded = point.load()
+    except ImportError as error:
+        raise ImportError(
+            f"backend={name!r} is offered by {offered_by} ({declared}), but importing it "
+            f"failed: {type(error).__name__}: {error}. Is {offered_by} installed whole, with "
+            f"its dependencies? pip install {offered_by}"
+        ) from error
+    if not (isinstance(loaded, type) and issubclass(loaded, Backend)):
+        raise ValueError(f"backend={name!r}: {declared} is {loaded!r}, not a Backend subclass")
+    if loaded.__name__ != name:
+        # A backend dumps its class name under "backend": another name would not load back.
+        raise ValueError(
+            f"backend={name!r}: {declared} is the class {loaded.__name__!r}; expected the "
+            "entry point to be named after its class"
+        )
+    return loaded
 
 
 class Cached(Backend):
@@ -346,8 +394,8 @@ class ItemTask:
             uid: An item uid (normally one of ``self.uids``).
 
         Returns:
-            The reference as written by :meth:`attach_job` (with its ``"backend"`` key), or
-            None when the item has no (readable) reference.
+            The reference as written by [`attach_job`][assay_steps.ItemTask.attach_job] (with
+            its ``"backend"`` key), or None when the item has no (readable) reference.
 
         Raises:
             ValueError: ``uid`` is not a safe file name.

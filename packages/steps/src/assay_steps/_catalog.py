@@ -309,7 +309,7 @@ class Catalog:
         """Return the value of a frame lying in a block already read, verified; else None.
 
         The fast path of warm hits: no system call, no error raised — None sends
-        :meth:`read` to the file, which reads the block, or says what is wrong with the frame.
+        ``read`` to the file, which reads the block, or says what is wrong with the frame.
         """
         block = self._blocks.get(location >> _SEGMENT_SHIFT)
         if block is None:

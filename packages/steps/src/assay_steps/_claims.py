@@ -104,7 +104,7 @@ def _heartbeat_file(folder: str) -> str:
     """Return this process's heartbeat file in ``folder``, created and beating.
 
     It lives while the process holds claims in ``folder`` (each call counts one, and
-    :func:`_drop_heartbeat` one less): a process that ends without running its exit
+    ``_drop_heartbeat`` one less): a process that ends without running its exit
     handlers (``os._exit``, as pool workers do) leaves none behind once its chunks are done.
     """
     global _heartbeat

@@ -1,16 +1,16 @@
 """Compaction of entries folders: the finished segments merged into one, the dead frames gone.
 
-**Compaction** (:func:`compact`) merges the segments whose writers are finished into one new
-segment holding the newest frame of each item, with its original stamp. A segment is
+**Compaction** ([`compact`][assay_steps.compact]) merges the segments whose writers are finished
+into one new segment holding the newest frame of each item, with its original stamp. A segment is
 finished when its writer cannot append to it any more: on this host, its process is gone; from
-another host, the file has not changed for ``STALE_SECONDS`` and its process has no fresh
-heartbeat. The segment of a live writer is never touched. The new segment is written under a
-hidden temporary name, flushed to stable storage and renamed into place before any merged
-segment is deleted, so a crash at any point loses nothing: what it can leave is a frame both in
-the new segment and in an old one, which is harmless (the same frame, the same stamp: the
-catalog keeps one). For the same reason an item whose newest frame goes (cleared, or dropped
-on request) keeps a clearing frame while any older frame of it may remain elsewhere: deleting
-the merged segments one by one never lets an older value come back.
+another host, the file has not changed for ``STALE_SECONDS`` and its process has no fresh heartbeat.
+The segment of a live writer is never touched. The new segment is written under a hidden temporary
+name, flushed to stable storage and renamed into place before any merged segment is deleted, so a
+crash at any point loses nothing: what it can leave is a frame both in the new segment and in an old
+one, which is harmless (the same frame, the same stamp: the catalog keeps one). For the same reason
+an item whose newest frame goes (cleared, or dropped on request) keeps a clearing frame while any
+older frame of it may remain elsewhere: deleting the merged segments one by one never lets an older
+value come back.
 """
 
 from __future__ import annotations
@@ -45,13 +45,14 @@ from ._snapshot import INDEX_NAME
 ARRAY_GRACE_SECONDS = 60.0
 _TMP = ".tmp"
 
-#: ``drop(uid, kind, stamp)``: whether :func:`compact` drops an entry (its newest frame).
+#: ``drop(uid, kind, stamp)``: whether [`compact`][assay_steps.compact] drops an entry
+#: (its newest frame).
 DropRule = Callable[[str, int, int], bool]
 
 
 @dataclass
 class CompactReport:
-    """What :func:`compact` did to one entries folder.
+    """What [`compact`][assay_steps.compact] did to one entries folder.
 
     Attributes:
         folder: the entries folder (absolute).

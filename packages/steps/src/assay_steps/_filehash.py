@@ -7,7 +7,7 @@ file's (device, inode, size, mtime_ns, ctime_ns): an unchanged file costs one ``
 change time cannot be set back by tools that preserve modification times (``cp -p``,
 ``rsync -t``, ``touch -d``), so a file rewritten in place with its old mtime is hashed again.
 
-A digest taken while the file was still within :data:`RACY_SECONDS` of its last change is
+A digest taken while the file was still within ``RACY_SECONDS`` of its last change is
 not remembered: a write within the same timestamp tick could follow unseen (git's "racily
 clean" rule).
 

@@ -1,8 +1,9 @@
 """Listing and inspecting entries folders: what they hold, and whether a process writes there.
 
-These functions serve ``assay cache info``, ``compact``, ``migrate`` and ``prune``. Each works
-on one *entries folder* (a code version folder ``<Step>-<uid>/code-<version>/``, or a step
-folder without code versions); :func:`entries_folders` lists those of a cache folder.
+These functions serve ``assay cache info``, ``compact``, ``migrate`` and ``prune``. Each works on
+one *entries folder* (a code version folder ``<Step>-<uid>/code-<version>/``, or a step folder
+without code versions); [`entries_folders`][assay_steps.entries_folders] lists those of a cache
+folder.
 """
 
 from __future__ import annotations
@@ -297,7 +298,7 @@ def _fresh_lock(folder: str) -> bool:
 
 @dataclass(frozen=True)
 class FolderInfo:
-    """What an entries folder holds (see :func:`folder_info`).
+    """What an entries folder holds (see [`folder_info`][assay_steps.folder_info]).
 
     Attributes:
         folder: the entries folder (absolute).
@@ -378,7 +379,9 @@ def _array_files(folder: str) -> dict[str, tuple[int, float]]:
 
 @dataclass(frozen=True)
 class PackedEntry:
-    """One entry served from the segments of a folder (see :func:`packed_entries`).
+    """One entry served from the segments of a folder.
+
+    See [`packed_entries`][assay_steps.packed_entries].
 
     Attributes:
         uid: the item uid.

@@ -24,7 +24,7 @@ from ._segments import writer_for
 
 @dataclass
 class MigrateReport:
-    """What :func:`migrate` did to one entries folder.
+    """What [`migrate`][assay_steps.migrate] did to one entries folder.
 
     Attributes:
         folder: the entries folder (absolute).

@@ -55,7 +55,7 @@ def effective_mode(step: Step) -> str:
     A step whose sub-step (a step of a chain, at any depth, or a step held in a field) is
     forced is forced too: its results depend on that sub-step's. Its own mode brackets those
     of its sub-steps, so that a chain in mode ``"read-only"`` holding a forced step, or a
-    forced chain holding a read-only step, is refused as :func:`fold_modes` says. A step
+    forced chain holding a read-only step, is refused as ``fold_modes`` says. A step
     without a backend has no mode of its own.
 
     Raises:

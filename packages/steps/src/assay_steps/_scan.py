@@ -4,12 +4,12 @@ One walk serves every reader of segments: the catalog (which scans what segments
 the upkeep commands (which survey whole segments). It yields each frame's place and header;
 a frame's value is read only when asked for (an array file's name). It stops at the end of
 what was written: a torn last frame, or a frame still being written, which a later walk from
-:attr:`SegmentScan.end` finds once whole.
+``SegmentScan.end`` finds once whole.
 
 Damage in the middle of a segment (bytes that are no frame) is passed by searching for the
 next whole frame that verifies. A frame being written is the last thing in its file, so a
 verified frame after the damage proves that it is damage. How far the search went is kept in
-:attr:`SegmentScan.searched`, so that a later walk does not search the same bytes again.
+``SegmentScan.searched``, so that a later walk does not search the same bytes again.
 """
 
 from __future__ import annotations

@@ -225,17 +225,17 @@ def _stream_results(step: Step, values: Iterable[Any], window: int | None) -> It
 class Step(pydantic.BaseModel):
     """Base class of pipeline steps: a pydantic config whose results are cached per item.
 
-    Subclasses override ``_run(self)`` (a generator step, without input) or
-    ``_run(self, value)``; or ``_run_batch(self, values)`` to process many items at once
-    (it must yield exactly one result per input, in order, else :class:`BatchProtocolError`);
-    or ``_resolve_step()`` to return an equivalent step (e.g. a :class:`Chain`).
+    Subclasses override ``_run(self)`` (a generator step, without input) or ``_run(self, value)``;
+    or ``_run_batch(self, values)`` to process many items at once (it must yield exactly one result
+    per input, in order, else [`BatchProtocolError`][assay_steps.BatchProtocolError]); or
+    ``_resolve_step()`` to return an equivalent step (e.g. a [`Chain`][assay_steps.Chain]).
 
-    As a pydantic field of type ``Step``, a list or tuple becomes a :class:`Chain` and a dict
-    is dispatched on its ``"type"`` key to the Step subclass of that name (or of that
-    ``module.qualname``), so that configs round-trip through JSON and YAML with the same cache
-    uids. A dump names the class by its short name, or by its ``module.qualname`` while another
-    live class shares the short name. A hierarchy of steps may name its classes under another
-    key: ``class Block(Step, discriminator_key="name")``.
+    As a pydantic field of type ``Step``, a list or tuple becomes a [`Chain`][assay_steps.Chain] and
+    a dict is dispatched on its ``"type"`` key to the Step subclass of that name (or of that
+    ``module.qualname``), so that configs round-trip through JSON and YAML with the same cache uids.
+    A dump names the class by its short name, or by its ``module.qualname`` while another live class
+    shares the short name. A hierarchy of steps may name its classes under another key: ``class
+    Block(Step, discriminator_key="name")``.
 
     Args:
         infra: The backend that caches (and computes) this step's items; None runs inline
@@ -485,7 +485,7 @@ class Step(pydantic.BaseModel):
         It lists every function, method and class of your own code that the step's ``_run``,
         ``_run_batch`` and ``_resolve_step`` reach (with file and line), and the references
         that cannot be followed statically, which a change would not be noticed through.
-        Called on the class, or on an instance (a :class:`Func` covers its function).
+        Called on the class, or on an instance (a [`Func`][assay_steps.Func] covers its function).
 
         Examples:
             >>> class Half(Step):
@@ -772,8 +772,8 @@ class Step(pydantic.BaseModel):
         """Run over many inputs, one cache entry per input; results come in input order.
 
         Missing items are computed (through the backend) before this returns; the returned
-        :class:`StepItems` reads the results back lazily. With a cache, an item's error is
-        raised by this call (as in exca): a cached error before anything is computed, a new
+        [`StepItems`][assay_steps.StepItems] reads the results back lazily. With a cache, an item's
+        error is raised by this call (as in exca): a cached error before anything is computed, a new
         one once the backend ran.
 
         Without a cache, items are computed as they are read, and stream through a chain:

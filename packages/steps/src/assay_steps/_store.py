@@ -110,7 +110,7 @@ class EntryStore:
         keep_in_ram: Remember every entry read or written (arrays as read-only maps, other
             results as bytes unpickled on each hit); otherwise only small pickles, and at
             most ``MEMO_ENTRIES`` of them.
-        fsync: ``"batch"`` (flush once per chunk with :meth:`sync`), ``"off"`` (leave it to
+        fsync: ``"batch"`` (flush once per chunk with ``sync``), ``"off"`` (leave it to
             the system) or ``"item"`` (flush every frame as it is written).
         trust: False refuses to unpickle entries (only arrays are read).
 
@@ -282,7 +282,7 @@ class EntryStore:
         return ("error", value) if ext == "err" else ("success", value)
 
     def statuses(self, uids: list[str]) -> list[Status | None]:
-        """Return the verified status of each item, as :meth:`status` does, in one pass.
+        """Return the verified status of each item, as ``status`` does, in one pass.
 
         The warm path of a run over many items: entries read together are verified from the
         blocks read for their neighbours, without a system call each.

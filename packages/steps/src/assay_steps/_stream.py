@@ -2,7 +2,7 @@
 
 A chain is a pipeline of stages, one per step, each a generator over the items in input
 order. An item is ``(index, start, value)``: ``start`` is the first step that computes it (the
-steps before it have it cached, see :class:`_Entry`); the stages before ``start`` pass it on
+steps before it have it cached, see ``_Entry``); the stages before ``start`` pass it on
 untouched. A step without a cache computes each item as it comes (``_run``), or pulls its
 items lazily (``_run_batch``, a nested chain); a step with a cache computes its items through
 its backend, a window of items at a time, and passes its results on as it reads them back.
@@ -10,7 +10,7 @@ Nothing holds every item of a run, so a chain over a long or endless iterable ru
 memory (a cached step over a list takes the whole list, so that its backend sees every item
 at once).
 
-An item that fails becomes a :class:`Failed` value that travels on in its place and ends the
+An item that fails becomes a ``Failed`` value that travels on in its place and ends the
 stream: the items before it go on through every later step (so that the enclosing task caches
 their results, and the error under the item that failed), the items after it stop.
 """
@@ -60,7 +60,7 @@ def chain_pairs(
 ) -> Iterator[Pair]:
     """Stream ``pairs`` through ``chain``'s steps; yield ``(index, result)`` in input order.
 
-    A :class:`Failed` result ends the stream. ``forced`` / ``retried``: an enclosing step is
+    A ``Failed`` result ends the stream. ``forced`` / ``retried``: an enclosing step is
     in mode ``"force"`` / ``"retry"``. ``window``: how many items a cached step takes at a
     time (None: all). ``cached``: the results are cached by the caller (see ``_batch_pairs``).
     """
@@ -81,7 +81,7 @@ def chain_pairs(
 
 
 class _Context(NamedTuple):
-    """What a stage runs its step in (see :func:`chain_pairs`)."""
+    """What a stage runs its step in (see ``chain_pairs``)."""
 
     prefix: tuple[Step, ...]
     uid_at: UidAt
@@ -191,7 +191,7 @@ def _pulling_stage(
 
     The items passing by (cached further on) wait in line with those being computed, so
     that the stage yields every item in input order. ``compute`` yields one result per item
-    it pulled, in order, and ends at its first :class:`Failed` result. It is not called
+    it pulled, in order, and ends at its first ``Failed`` result. It is not called
     at all when no item is its own (a ``_run_batch`` is never called without inputs).
     """
     line: collections.deque[list[Any]] = collections.deque()  # [index, start, value, ready]
