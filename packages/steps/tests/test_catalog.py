@@ -199,7 +199,7 @@ def test_the_catalog_records_the_kind_of_each_newest_frame(tmp_path: Path) -> No
     writer.append(_frames.ERROR, "b", b"2", stamp=2, fsync=False)
     catalog = Catalog(str(tmp_path))
     catalog.refresh()
-    from assay_steps._catalog import kind_of
+    from assay_steps._locations import kind_of
 
     assert kind_of(catalog.location("a") or 0) == RESULT
     assert kind_of(catalog.location("b") or 0) == _frames.ERROR

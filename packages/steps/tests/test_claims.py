@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assay_steps import ItemTask, Step, _backend, _claims
+from assay_steps import ItemTask, Step, _claims, _task
 from assay_steps._claims import Claim, live_claims, running
 from steps_testkit import CALLS, Fail, Mult, calls
 from store_testkit import TESTS
@@ -409,21 +409,21 @@ def test_a_task_claims_its_items_a_chunk_at_a_time_as_the_step_asks(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sizes: list[int] = []
-    real = _backend.Claim.take
+    real = _task.Claim.take
 
     def take(entries_folder: str, uids: Iterable[str]) -> Claim:
         uids = list(uids)
         sizes.append(len(uids))
         return real(entries_folder, uids)
 
-    monkeypatch.setattr(_backend.Claim, "take", take)
+    monkeypatch.setattr(_task.Claim, "take", take)
     step = CountsClaims(folder=str(folder), infra=infra(folder))
-    n = 2 * _backend.CLAIM_CHUNK + 10
+    n = 2 * _task.CLAIM_CHUNK + 10
     assert list(step.run_many(range(n))) == list(range(n))
-    assert sizes == [_backend.CLAIM_CHUNK, _backend.CLAIM_CHUNK, 10]
+    assert sizes == [_task.CLAIM_CHUNK, _task.CLAIM_CHUNK, 10]
     seen = dict(calls("CountsClaims"))
     assert seen[0] == 1  # the first chunk only, while its items are computed
-    assert seen[_backend.CLAIM_CHUNK] == 2
+    assert seen[_task.CLAIM_CHUNK] == 2
     assert seen[n - 1] == 3
     assert not list(folder.rglob("*.claim"))  # all released
 

@@ -337,3 +337,24 @@ def test_date_decimal_and_uuid_fields_cache_and_round_trip(folder: Path) -> None
     # another date is another configuration
     later = step.clone(start=datetime.date(2026, 1, 3))
     assert step_uids(later, 1) != step_uids(step, 1)
+
+
+def test_pickles_naming_the_former_step_module_still_load(folder: Path) -> None:
+    # Chain, NOVALUE and the runtime state were defined in assay_steps._step: a pickle written
+    # before the module was split names them there, and still loads.
+    import pickle
+
+    from assay_steps._state import NOVALUE
+
+    chain = Chain(steps=[Add(x=1), Mult(coeff=2)], infra={"backend": "Cached", "folder": folder})
+    data = pickle.dumps((chain, NOVALUE), protocol=0)
+    for module in (b"assay_steps._chain", b"assay_steps._state"):
+        data = data.replace(module + b"\n", b"assay_steps._step\n")
+    assert b"cassay_steps._step\nChain\n" in data
+    assert b"cassay_steps._step\n_Runtime\n" in data
+    loaded, novalue = pickle.loads(data)
+    assert type(loaded) is Chain
+    assert loaded == chain
+    assert loaded._step_uid(()) == chain._step_uid(())
+    assert novalue is NOVALUE
+    assert loaded.run(3) == chain.run(3) == 8

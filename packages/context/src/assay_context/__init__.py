@@ -12,9 +12,11 @@ from .__about__ import __version__ as __version__
 from ._artifacts import ArtifactLog, ArtifactRecord
 from ._context import FrozenContext
 from ._errors import ContextMutationError
-from ._freeze import MAX_NESTING, FrozenDict, FrozenList, freeze, nesting_depth, thaw
+from ._freeze import freeze, thaw
+from ._frozen import FrozenDict, FrozenList
 from ._logging import LoggingContext
 from ._metrics import FrozenMetrics
+from ._nesting import MAX_NESTING, nesting_depth
 
 __all__ = [
     "MAX_NESTING",

@@ -14,13 +14,13 @@ from typing import Any, Literal
 
 from ._errors import ContextMutationError
 from ._freeze import (
-    FrozenDict,
     Unfreezable,
     _numpy,
     freeze_array,
     freeze_value,
     is_masked,
 )
+from ._frozen import FrozenDict
 
 ArtifactKind = Literal["bytes", "text", "path", "array", "object"]
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from ._artifacts import ArtifactLog
 from ._errors import ContextMutationError
-from ._freeze import FrozenDict, TooDeep, Unfreezable, _numpy, freeze_value, safe_repr
+from ._freeze import TooDeep, Unfreezable, _numpy, freeze_value, safe_repr
+from ._frozen import FrozenDict
 from ._metrics import FrozenMetrics
 
 _DEFAULT_LOGGER = "assay.context"

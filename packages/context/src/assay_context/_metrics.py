@@ -9,8 +9,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._freeze import (
-    _SCALARS,
-    FrozenDict,
     Unfreezable,
     _numpy,
     freeze_array,
@@ -18,6 +16,8 @@ from ._freeze import (
     is_masked,
     safe_repr,
 )
+from ._frozen import FrozenDict
+from ._nesting import _SCALARS
 
 # Words of letters, digits and underscores joined by '.' or '-', not starting with a digit:
 # "loss", "val.loss", "top-1_acc". Such names are safe as column names, file names and CLI keys.

@@ -11,7 +11,8 @@ from ._checkpoint import checkpoint_now
 from ._codehash import code_hash
 from ._fingerprint import CodeFingerprint, FunctionPrint, Unresolved, fingerprint
 from ._infrastructure import is_infrastructure_error
-from ._operation import INJECTABLE, OperationWrapper, import_operation, operation
+from ._injection import INJECTABLE
+from ._operation import OperationWrapper, import_operation, operation
 from ._provenance import GitState, git_state
 from ._record import RECORD_FORMAT, ErrorInfo, RunRecord
 from ._runtime import Runtime

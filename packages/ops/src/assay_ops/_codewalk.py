@@ -25,27 +25,27 @@ source cannot be found (its bytecode is hashed instead).
 The walk also records what it depended on (the names it resolved, the functions whose code
 and defaults it read, the closure cells), so that its result can be served again while all of
 that still holds (see ``_freshness``).
+
+A walk is built in layers: ``_walkstate`` holds what it reached and depended on, ``_walkrefs``
+resolves the names, imports and values code refers to, and ``Walk`` here visits functions and
+classes.
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
-import importlib
-import importlib.util
 import sys
 import types
 from collections.abc import Mapping
 from typing import Any
 
 from ._bytecode import Ref, scan
-from ._coverage import FunctionPrint, Unresolved
-from ._hashing import constant, digest
+from ._coverage import FunctionPrint
+from ._hashing import digest
 from ._objects import (
     MISSING,
     function_module,
     instance_dict,
-    key_of,
     members,
     qualname_of,
     same_file,
@@ -53,61 +53,11 @@ from ._objects import (
 )
 from ._prints import class_print, function_print
 from ._usercode import is_user_module
-
-_DYNAMIC_REASON = "dynamic: what it reaches is not followed"
-_DYNAMIC_IDS: frozenset[int] = frozenset(
-    id(f)
-    for f in (
-        builtins.eval,
-        builtins.exec,
-        builtins.getattr,
-        builtins.globals,
-        builtins.__import__,
-        importlib.import_module,
-    )
-)
-_DYNAMIC_MODULES = frozenset({"builtins", "importlib"})
-_CODE_TYPES = (
-    types.BuiltinFunctionType,
-    types.MethodDescriptorType,
-    types.WrapperDescriptorType,
-    types.MethodWrapperType,
-    types.ClassMethodDescriptorType,
-)
-# values followed as code (as is any object with a __wrapped__ attribute)
-_CODE_VALUES = (
-    type,
-    types.FunctionType,
-    types.MethodType,
-    staticmethod,
-    classmethod,
-    functools.partial,
-)
-
-_CONTAINERS = (tuple, list, dict, set, frozenset)
+from ._walkrefs import WalkRefs
 
 
-class Walk:
+class Walk(WalkRefs):
     """One computation of a fingerprint: what it reached, and what it depended on."""
-
-    def __init__(self) -> None:
-        self.prints: dict[str, FunctionPrint] = {}
-        self.short: dict[str, str] = {}  # key -> name in the digest (no module)
-        self.constants: dict[str, tuple[str, str]] = {}  # key -> (name in digest, value)
-        self.origins: dict[str, tuple[int, str, str]] = {}  # constant key -> (ns, name, where)
-        self.unresolved: set[Unresolved] = set()
-        self.keys: dict[int, str] = {}
-        self.keep: list[Any] = []  # keeps ids unique while the walk runs
-        self.todo: list[tuple[Any, str, bool]] = []
-        # what must still hold for the result to be served again: (owner of the namespace,
-        # namespace, name, value); the functions whose code and defaults must stay; (function,
-        # closure index, value)
-        self.names: dict[tuple[int, str], tuple[Any, Mapping[str, Any], str, Any]] = {}
-        self.functions: list[types.FunctionType] = []  # whose code, defaults must stay
-        self.cells: list[tuple[types.FunctionType, int, Any]] = []
-        self.state: set[tuple[int, str]] = set()
-        self.checked: set[str] = set()  # files compared with the disk by this walk
-        self.roots: list[str] = []
 
     # ------------------------------------------------------------ roots and the loop
 
@@ -140,75 +90,6 @@ class Walk:
                 self._report(
                     where, name, "global state (assigned with `global`): not fingerprinted"
                 )
-
-    # ------------------------------------------------------------ bookkeeping
-
-    def _report(self, where: str, name: str, reason: str) -> None:
-        self.unresolved.add(Unresolved(where, name, reason))
-
-    def _check(self, owner: Any, namespace: Mapping[str, Any], name: str, value: Any) -> None:
-        """Remember that ``namespace[name]`` is ``value``.
-
-        ``owner`` is the function or module whose namespace it is (None for builtins and
-        ``sys.modules``): the memo reaches the namespace through it, without holding it.
-        """
-        self.names[(id(namespace), name)] = (owner, namespace, name, value)
-
-    def _add(self, value: Any, root: bool = False) -> str:
-        """Take in a function or class of the user's code (once); return its key."""
-        known = self.keys.get(id(value))
-        if known is not None:
-            return known
-        key = base = key_of(value)
-        count = 1
-        while key in self.short:  # another object of the same name (e.g. a factory's closures)
-            count += 1
-            key = f"{base}#{count}"
-        self.short[key] = (
-            value.__qualname__
-            if isinstance(value, type)
-            else qualname_of(value)
-            if isinstance(value, types.FunctionType)
-            else key
-        )
-        self.keys[id(value)] = key
-        self.keep.append(value)
-        self.todo.append((value, key, root))
-        return key
-
-    def _add_library(self, target: Any) -> str:
-        """Take in a root in library code, which counts by its name; return its key."""
-        key = self.keys.get(id(target)) or key_of(target)
-        self.keys[id(target)] = key
-        self.keep.append(target)
-        code = getattr(target, "__code__", None)
-        self.short[key] = key
-        self.prints[key] = FunctionPrint(
-            digest("name", [key]),
-            getattr(code, "co_filename", ""),
-            getattr(code, "co_firstlineno", 0),
-            "name",
-        )
-        return key
-
-    def _reach(self, value: Any, where: str, written: str, depth: int = 0) -> None:
-        """Follow ``value``, a function or class (or a wrapper of one) that code refers to."""
-        for _ in range(100):
-            if isinstance(value, (staticmethod, classmethod, types.MethodType)):
-                value = value.__func__
-            elif isinstance(value, functools.partial):
-                value = value.func
-            else:
-                break
-        if isinstance(value, type):
-            if is_user_module(value.__module__):
-                self._add(value)
-            return
-        if isinstance(value, types.FunctionType) and is_user_module(function_module(value)):
-            self._add(value)
-        wrapped = instance_dict(value).get("__wrapped__")
-        if wrapped is not None and wrapped is not value and depth < 100:
-            self._reach(wrapped, where, written, depth + 1)
 
     # ------------------------------------------------------------ functions
 
@@ -273,188 +154,6 @@ class Walk:
             ):
                 self._reach(value, where, getattr(value, "__qualname__", repr(value)))
 
-    # ------------------------------------------------------------ references
-
-    def _global_ref(
-        self,
-        owner: Any,
-        namespace: Mapping[str, Any],
-        builtin_names: Mapping[str, Any],
-        name: str,
-        chain: tuple[str, ...],
-        where: str,
-    ) -> None:
-        """Resolve a global name (and the attributes read from it) that code loads."""
-        value = namespace.get(name, MISSING)
-        self._check(owner, namespace, name, value)
-        if value is MISSING:
-            value = builtin_names.get(name, MISSING)
-            self._check(None, builtin_names, name, value)
-            if value is MISSING:
-                self._report(where, name, "undefined: not a local, global or builtin name")
-            elif id(value) in _DYNAMIC_IDS:
-                self._report(where, name, _DYNAMIC_REASON)
-            return
-        module = namespace.get("__name__")
-        self._follow(value, name, chain, where, f"{module}.{name}", name, namespace)
-
-    def _import_ref(
-        self,
-        namespace: Mapping[str, Any],
-        level: int,
-        module: str,
-        path: tuple[str, ...] | None,
-        where: str,
-    ) -> None:
-        """Resolve an import in a body (and the names or attributes taken from it)."""
-        written = f"{'.' * level}{module}"
-        try:
-            absolute, found = _import(namespace, written, level, module)
-        except Exception as err:  # whatever importing raises is the user's module's error
-            if path == ():
-                self._report(
-                    where, f"import {written}", f"import failed ({type(err).__name__}: {err})"
-                )
-            return
-        self._check(None, sys.modules, absolute, found)
-        if path is None:
-            if is_user_module(found):
-                self._report(
-                    where,
-                    written,
-                    "a module imported in the body and used as a value: what it reaches is "
-                    "not followed",
-                )
-            return
-        if path:  # (a submodule it names is followed through the attributes read from it)
-            self._follow(found, module, path, where, "", "", None, modules_are_values=False)
-
-    def _follow(
-        self,
-        value: Any,
-        written: str,
-        chain: tuple[str, ...],
-        where: str,
-        key: str,
-        short: str,
-        namespace: Mapping[str, Any] | None,
-        modules_are_values: bool = True,
-    ) -> None:
-        """Resolve ``value.chain`` through modules, then take in what it ends at."""
-        while isinstance(value, types.ModuleType):
-            if not chain:
-                if modules_are_values and is_user_module(value):
-                    self._report(
-                        where,
-                        written,
-                        "a module of your code used as a value: what it reaches is not followed",
-                    )
-                return
-            attribute, chain = chain[0], chain[1:]
-            written = f"{written}.{attribute}"
-            if not is_user_module(value):
-                self._library_attribute(value, attribute, where, written)
-                return
-            found = self._module_attribute(value, attribute, modules_are_values)
-            if found is MISSING:
-                self._report(where, written, f"module {value.__name__} has no such attribute")
-                return
-            key, short, namespace = f"{value.__name__}.{attribute}", attribute, vars(value)
-            value = found
-        self._value(value, where, written, key, short, "global", namespace)
-
-    def _library_attribute(
-        self, module: types.ModuleType, attribute: str, where: str, written: str
-    ) -> None:
-        """List a dynamic function read from a library module (which stops the walk)."""
-        if module.__name__ in _DYNAMIC_MODULES:
-            found = getattr(module, attribute, None)
-            if id(found) in _DYNAMIC_IDS:
-                self._report(where, written, _DYNAMIC_REASON)
-
-    def _module_attribute(
-        self, module: types.ModuleType, attribute: str, modules_are_values: bool
-    ) -> Any:
-        """Return ``module.attribute`` of the user's module, or MISSING when it has none."""
-        names = vars(module)
-        found = names.get(attribute, MISSING)
-        self._check(module, names, attribute, found)
-        if found is MISSING:
-            found = sys.modules.get(f"{module.__name__}.{attribute}", MISSING)
-        if found is MISSING and not modules_are_values and hasattr(module, "__path__"):
-            found = _submodule(module, attribute)  # `from package import submodule` imports it
-        if found is MISSING and "__getattr__" in names:
-            found = _dynamic_attribute(module, attribute)
-        return found
-
-    # ------------------------------------------------------------ values
-
-    def _value(
-        self,
-        value: Any,
-        where: str,
-        written: str,
-        key: str,
-        short: str | None,
-        kind: str,
-        namespace: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Take in a value code reads: follow code, count a constant, list data."""
-        if id(value) in _DYNAMIC_IDS:
-            self._report(where, written, _DYNAMIC_REASON)
-            return
-        text = constant(value)
-        if text is not None:
-            self.constants[key] = (short or key.rpartition(".")[2], text)
-            if namespace is not None:
-                self.origins[key] = (id(namespace), short or "", where)
-        elif isinstance(value, _CODE_VALUES) or "__wrapped__" in instance_dict(value):
-            self._reach(value, where, written)
-        elif not isinstance(value, (types.ModuleType, *_CODE_TYPES)):
-            self._data(value, where, written, kind)
-
-    def _data(self, value: Any, where: str, written: str, kind: str) -> None:
-        """List data that code reads (its value is not fingerprinted); follow code it holds."""
-        kind_of = type(value)
-        if is_user_module(kind_of.__module__):
-            self._report(
-                where,
-                written,
-                f"{kind} ({kind_of.__qualname__}): its value is not fingerprinted (its class is "
-                "followed)",
-            )
-            self._reach(kind_of, where, written)
-            return
-        if (
-            kind_of in _CONTAINERS
-            and len(value) <= 10_000
-            and self._table(value, where, written, kind)
-        ):
-            return
-        # a library's function-like object (a ufunc, a jit dispatcher) is code
-        if not _named_callable(value):
-            self._report(
-                where, written, f"{kind} ({kind_of.__qualname__}): its value is not fingerprinted"
-            )
-
-    def _table(self, value: Any, where: str, written: str, kind: str) -> bool:
-        """Follow the functions and classes a container holds; return whether it held any.
-
-        A dispatch table: the code it holds is followed, the rest is data.
-        """
-        items = [*value, *value.values()] if type(value) is dict else list(value)
-        held = [item for item in items if isinstance(item, (type, types.FunctionType))]
-        for item in held:
-            self._reach(item, where, written)
-        if held:
-            self._report(
-                where,
-                written,
-                f"{kind} ({type(value).__qualname__}): its value is not fingerprinted (the "
-                "functions and classes in it are followed)",
-            )
-        return bool(held)
-
     # ------------------------------------------------------------ classes
 
     def _visit_class(self, cls: type, key: str) -> None:
@@ -508,40 +207,3 @@ def _builtin_names(func: types.FunctionType) -> Mapping[str, Any]:
     """Return the builtins ``func`` sees (its ``__builtins__``: a dict or a module)."""
     names: Any = func.__builtins__ if hasattr(func, "__builtins__") else vars(builtins)
     return names if isinstance(names, dict) else vars(names)
-
-
-def _import(
-    namespace: Mapping[str, Any], written: str, level: int, module: str
-) -> tuple[str, types.ModuleType]:
-    """Return the absolute name and the module of an import in a body, imported if needed."""
-    absolute = module
-    if level:
-        package = namespace.get("__package__") or str(namespace.get("__name__", ""))
-        absolute = importlib.util.resolve_name(written, package)
-    found = sys.modules.get(absolute)
-    if found is None:
-        found = importlib.import_module(absolute)
-    return absolute, found
-
-
-def _submodule(module: types.ModuleType, attribute: str) -> Any:
-    try:
-        return importlib.import_module(f"{module.__name__}.{attribute}")
-    except Exception:
-        return MISSING
-
-
-def _dynamic_attribute(module: types.ModuleType, attribute: str) -> Any:
-    """Return ``module.attribute`` through the module's ``__getattr__``, or MISSING."""
-    try:
-        return getattr(module, attribute)
-    except Exception:
-        return MISSING
-
-
-def _named_callable(value: Any) -> bool:
-    """Whether ``value`` is callable and has a name (a function-like object of a library)."""
-    try:
-        return callable(value) and isinstance(getattr(value, "__name__", None), str)
-    except Exception:
-        return False

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -285,3 +287,29 @@ def _provenance_json(provenance: Any) -> str:
         text = _compact(provenance)
         _last_provenance = (provenance, text)
     return text
+
+
+# ---------------------------------------------------------------------- building a record
+
+_UTC = datetime.timezone.utc
+_clock = datetime.datetime.now
+
+
+def _now() -> str:
+    return _clock(_UTC).isoformat()  # names bound once: twice per run, it shows
+
+
+def _error(err: BaseException, operation: str) -> ErrorInfo:
+    cls = type(err)
+    message = str(err)
+    if isinstance(err, SystemExit):
+        # str(SystemExit(2)) is just "2": say what happened and where.
+        message = (
+            f"operation {operation!r} raised SystemExit with code {err.code!r} "
+            "(sys.exit() or an argparse error inside the operation)"
+        )
+    return ErrorInfo(
+        type=f"{cls.__module__}.{cls.__qualname__}",
+        message=message,
+        traceback="".join(traceback.format_exception(cls, err, err.__traceback__)),
+    )

@@ -12,7 +12,8 @@ from ._base import isolated_base
 from ._cli import launch, run_cli
 from ._errors import ConversionError, MissingParameterError
 from ._record import Record, Recording
-from ._scope import ScopeStorage, param_scope
+from ._scope import param_scope
+from ._storage import ScopeStorage
 from ._threads import ScopedThread, bind_scope
 
 __all__ = [

@@ -9,6 +9,7 @@ from typing import Any
 from ._accessor import Accessor, CurrentAccessor, bound_accessor
 from ._base import publish
 from ._errors import MissingParameterError
+from ._keys import _flat_items, _from_strings, _is_dunder, _nested, _private_read
 from ._record import Recording
 from ._state import (
     LOCK,
@@ -20,21 +21,10 @@ from ._state import (
     note,
     set_current,
 )
+from ._storage import ScopeStorage
 
 # Class-level accessors (``param_scope.lr``) do not depend on the scope, so one per name is kept.
 _DYNAMIC: dict[str, CurrentAccessor] = {}
-
-
-def _is_dunder(name: str) -> bool:
-    return name.startswith("__") and name.endswith("__")
-
-
-def _private_read(name: str, where: str) -> str:
-    """Return the message of a read of ``ps._name``: such names stay Python's protocols'."""
-    return (
-        f"{name!r}: a name starting with '_' is not read as a parameter in attribute syntax "
-        f"(copy, pickle and notebooks probe such names); read the key as {where}[{name!r}]"
-    )
 
 
 class _Chain:
@@ -408,79 +398,3 @@ def _unpickle_scope(values: dict[str, Any]) -> param_scope:
 
 
 _S = vars(param_scope)["_s"].__set__
-
-
-class ScopeStorage:
-    """The reference API's storage object of a scope; ``storage()`` returns a plain dict."""
-
-    __slots__ = ("_scope",)
-
-    def __init__(self, scope: param_scope) -> None:
-        self._scope = scope
-
-    def storage(self) -> dict[str, Any]:
-        """Return every visible value as a new plain dict of dotted keys."""
-        return flatten(self._scope._chain)
-
-    def keys(self) -> list[str]:
-        """Return every visible key."""
-        return self._scope.keys()
-
-    def get(self, key: str) -> Any:
-        """Return the stored value of ``key``; raise ``MissingParameterError`` if none."""
-        return self._scope[key]
-
-    def put(self, key: str, value: Any) -> None:
-        """Set ``key`` in the scope."""
-        self._scope.put(key, value)
-
-    def update(self, values: Mapping[str, Any]) -> None:
-        """Set several keys in the scope."""
-        self._scope.update(values)
-
-
-def _flattens(value: Any) -> bool:
-    """Tell whether a value is a dict that is written as dotted keys (non-empty, str keys)."""
-    return type(value) is dict and bool(value) and all(isinstance(k, str) for k in value)
-
-
-def _nested(values: dict[str, Any]) -> bool:
-    """Tell whether ``values`` holds a dict that ``_flat_items`` flattens."""
-    # A loop, not any(...): a generator costs several times as much on small dicts.
-    for value in values.values():  # noqa: SIM110
-        if type(value) is dict and _flattens(value):
-            return True
-    return False
-
-
-def _flat_items(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts of str keys into dotted keys; other values are kept as they are."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if not isinstance(key, str):
-            raise TypeError(
-                f"param_scope key {key!r} (under {prefix!r}) is a {type(key).__name__}, "
-                "expected a str"
-            )
-        name = f"{prefix}.{key}" if prefix else key
-        if _flattens(value):
-            flat.update(_flat_items(value, name))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _from_strings(args: tuple[str, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``"key=value"`` strings (split on the first ``=``) with keyword values."""
-    own = _flat_items(kwargs)
-    for text in args:
-        if not isinstance(text, str) or "=" not in text:
-            raise ValueError(
-                f"param_scope argument {text!r} is not a 'key=value' string "
-                "(pass values as keywords: param_scope(key=value))"
-            )
-        key, value = text.split("=", 1)
-        if not key.strip():
-            raise ValueError(f"param_scope argument {text!r} has an empty key before '='")
-        own[key.strip()] = value
-    return own

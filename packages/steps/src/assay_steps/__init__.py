@@ -11,7 +11,8 @@ Examples:
 """
 
 from .__about__ import __version__ as __version__
-from ._backend import Backend, Cached, ItemTask
+from ._backend import Backend, Cached
+from ._chain import Chain
 from ._compact import CompactReport, compact
 from ._errors import BatchProtocolError, CodeChangedError
 from ._func import Func
@@ -21,15 +22,16 @@ from ._inspect import (
     count_entries,
     entries_folders,
     folder_info,
-    in_use,
     packed_entries,
 )
 from ._items import StepItems
 from ._jobrefs import job_refs
+from ._liveness import in_use
 from ._lookup import LookupHandle
 from ._migrate import MigrateReport, migrate
 from ._paths import StepPaths
-from ._step import Chain, Step
+from ._step import Step
+from ._task import ItemTask
 from ._uid import ENCODING as UID_ENCODING
 
 __all__ = [

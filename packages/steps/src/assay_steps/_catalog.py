@@ -17,7 +17,6 @@ import os
 import stat
 import threading
 import time
-from typing import Final
 
 from xxhash import xxh3_128_digest
 
@@ -33,45 +32,19 @@ from ._frames import (
     parse_header,
     verify,
 )
+from ._locations import _OFFSET_MASK, _SEGMENT_SHIFT, kind_of, pack
+from ._racy import racy_seconds
 from ._scan import SegmentScan
 from ._segments import SEGMENTS, SUFFIX
 from ._snapshot import INDEX_NAME, load_snapshot, save_snapshot
 
-# An entry's location, packed in one int (a million entries stay small in memory):
-# segment number << 44 | kind << 40 | offset in the segment.
-_OFFSET_BITS: Final = 40
-_KIND_SHIFT: Final = 40
-_SEGMENT_SHIFT: Final = 44
-_OFFSET_MASK: Final = (1 << _OFFSET_BITS) - 1
 #: A refresh that scanned at least this many frames saves the catalog for the next process.
 SNAPSHOT_FRAMES = 4096
 #: Bytes searched for the next frame past damage, per segment and refresh.
 _RESYNC_BUDGET = 64 * 2**20
 
-
-def racy_seconds(mtime_ns: int) -> float:
-    """Return how long after ``mtime_ns`` a listing of its folder may miss a change.
-
-    A folder modified less than this long before it was listed is listed again (as git's
-    racy-clean rule): a file created within the same tick of the file system's clock leaves
-    the folder's time unchanged. A time of whole seconds comes from a file system with coarse
-    times (Lustre, many NFS servers): two seconds; else its clock ticks in milliseconds.
-    """
-    return 2.0 if mtime_ns % 1_000_000_000 == 0 else 0.05
-
-
 _READ_BLOCK = 256 * 2**10
 _MAX_OPEN = 64  # descriptors of segments kept open per catalog
-
-
-def pack(segment: int, kind: int, offset: int) -> int:
-    """Return the packed location of a frame."""
-    return (segment << _SEGMENT_SHIFT) | (kind << _KIND_SHIFT) | offset
-
-
-def kind_of(location: int) -> int:
-    """Return the frame kind of a packed location."""
-    return (location >> _KIND_SHIFT) & 0xF
 
 
 class Catalog:

@@ -27,18 +27,12 @@ from ._catalog import forget_catalog
 from ._claims import CLAIMS, STALE_SECONDS, live_claims, pid_alive
 from ._durable import sync_dir
 from ._frames import DELETED, SEAL, CorruptEntryError, encode, verify
-from ._inspect import (
-    _BLOCK,
-    ARRAYS,
-    _array_files,
-    _beat_owner,
-    _Item,
-    _Survey,
-    _survey,
-)
+from ._inspect import _BLOCK, ARRAYS, _array_files
 from ._legacy import LEGACY_FOLDER, legacy_uids
+from ._liveness import _beat_owner
 from ._segments import _HOST, SEGMENTS, create_exclusive, new_name
 from ._snapshot import INDEX_NAME
+from ._survey import _Item, _Survey, _survey
 
 #: An array file no frame references is removed by a compaction only once it is this old:
 #: a writer writes an array's file first and its frame just after, and is not to be robbed.

@@ -8,7 +8,8 @@ from typing import Any
 
 import pydantic
 
-from ._step import NOVALUE, Step
+from ._state import NOVALUE
+from ._step import Step
 
 
 def _import_path(function: Callable[..., Any]) -> str:

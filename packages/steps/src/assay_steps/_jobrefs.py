@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._arrays import open_regular
-from ._catalog import racy_seconds
 from ._durable import write_atomic
 from ._frames import CorruptEntryError
 from ._paths import StepPaths, check_name
+from ._racy import racy_seconds
 
 _JOBS_SUFFIX = ".json"
 # Per jobs folder: (the folder's modification time when read, uid -> reference, when read).

@@ -17,8 +17,9 @@ from ._arrays import INLINE_ARRAY_BYTES, array_nbytes, file_chunks, inline_value
 from ._catalog import catalog_for
 from ._durable import sync_dir, write_atomic
 from ._frames import ARRAY, ARRAY_FILE, CorruptEntryError
-from ._inspect import ARRAYS, _fresh_lock
+from ._inspect import ARRAYS
 from ._legacy import LEGACY_FOLDER, legacy_uids, read_legacy, remove_legacy
+from ._liveness import _fresh_lock
 from ._segments import writer_for
 
 

@@ -26,7 +26,8 @@ from ._notes import add_note, step_label
 from ._store import CorruptEntryError, EntryStore, UntrustedEntryError
 
 if TYPE_CHECKING:
-    from ._step import Chain, Step
+    from ._chain import Chain
+    from ._step import Step
 
 #: Items a cached step inside a stream over an iterator (of unknown length) takes at a time.
 WINDOW = 256
@@ -46,6 +47,14 @@ class Failed:
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+
+
+def values_of(pairs: Iterator[tuple[int, Any]]) -> Iterator[Any]:
+    """Yield the values of ``(index, value)`` pairs; raise the error of a failed item."""
+    for _, value in pairs:
+        if isinstance(value, Failed):
+            raise value.error
+        yield value
 
 
 def chain_pairs(
@@ -93,7 +102,7 @@ class _Context(NamedTuple):
 
 def _caches(step: Step) -> bool:
     """Whether ``step`` (or a step of it, if it is a chain) caches its results."""
-    from ._step import Chain
+    from ._chain import Chain
 
     step = step._resolved()
     return step.infra is not None or (
@@ -112,7 +121,7 @@ class _Entry:
     def __init__(
         self, steps: list[Step], prefixes: list[tuple[Step, ...]], uid_at: UidAt, forced: bool
     ) -> None:
-        from ._step import _serves_cache as serves_cache
+        from ._engine import serves_cache
 
         last = -1  # the last step an item may start after
         for k, step in enumerate(steps):
@@ -147,7 +156,8 @@ class _Entry:
 
 
 def _stage(step: Step, k: int, items: Iterator[Item], context: _Context) -> Iterator[Item]:
-    from ._step import Chain, Step
+    from ._chain import Chain
+    from ._step import Step
 
     if step.infra is not None:
         return _cached_stage(step, k, items, context)
@@ -165,7 +175,7 @@ def _stage(step: Step, k: int, items: Iterator[Item], context: _Context) -> Iter
 
 def _run_stage(step: Step, k: int, items: Iterator[Item]) -> Iterator[Item]:
     """Compute each item with ``_run`` as it comes (a step without a cache or batch)."""
-    from ._step import NOVALUE
+    from ._state import NOVALUE
 
     for index, start, value in items:
         if start > k or isinstance(value, Failed):
@@ -359,14 +369,12 @@ def _window_results(step: Step, own: list[Pair], context: _Context) -> Iterator[
     An error before anything could be read (the backend's, the cache's) becomes the error
     of the window's first item.
     """
-    from ._step import _dispatch
+    from ._engine import dispatch
 
     uids = [context.uid_at(index) for index, _ in own]
     values = [value for _, value in own]
     try:
-        return _dispatch(
-            step, context.prefix, lambda: uids, values, context.forced, context.retried
-        )
+        return dispatch(step, context.prefix, lambda: uids, values, context.forced, context.retried)
     except BatchProtocolError:
         raise
     except Exception as error:
