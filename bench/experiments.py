@@ -44,7 +44,8 @@ from rich.console import Console
 from rich.table import Table
 
 from assay import Cached, Capture, Experiment, Step, grid, operation
-from assay._index import Outcome, ResultsIndex
+from assay._index import ResultsIndex
+from assay._rows import Outcome
 from assay._runs import plan
 
 RUNS = 1_000

@@ -29,24 +29,16 @@ from assay_steps._inspect import entries_folders, packed_entries
 from assay_steps._store import EntryStore
 
 from assay import Experiment, Results, grid
+from assay._cachefolder import CACHE_MARKER
 from assay._cli import main
 from assay._folder import cache_clear
-from assay._index import (
-    INDEX_NAME,
-    MARKER_NAME,
-    ForeignFolderError,
-    Outcome,
-    ResultsIndex,
-    claim_folder,
-)
-from assay._prune import (
-    CACHE_MARKER,
-    format_size,
-    parse_duration,
-    parse_size,
-    plan_prune,
-)
+from assay._index import ResultsIndex
+from assay._marker import MARKER_NAME, ForeignFolderError, claim_folder
+from assay._prune import plan_prune
+from assay._rows import Outcome
 from assay._runs import plan
+from assay._schema import INDEX_NAME
+from assay._units import format_size, parse_duration, parse_size
 
 OPS = """
 from assay_ops import operation

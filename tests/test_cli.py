@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 import assay._cli as assay_cli
-from assay._cli import main, parse_grid, parse_value
-from assay._index import Outcome, ResultsIndex
+import assay._cmd_results as cmd_results
+from assay._cli import main
+from assay._cliargs import parse_grid, parse_value
+from assay._index import ResultsIndex
+from assay._rows import Outcome
 from assay._runs import plan
 from assay._space import grid
 
@@ -201,7 +204,7 @@ def test_an_error_that_surfaces_after_ctrl_c_still_counts_as_the_interrupt(
             signal.raise_signal(signal.SIGINT)
         raise RuntimeError("a process in the pool was terminated abruptly")
 
-    monkeypatch.setattr(assay_cli, "_cmd_status", interrupted_then_broken)
+    monkeypatch.setattr(cmd_results, "_cmd_status", interrupted_then_broken)
     assert assay_cli.main(["status", "anywhere"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
@@ -213,7 +216,7 @@ def test_an_error_without_ctrl_c_is_one_line_and_exit_1(
     def broken(args: object) -> int:
         raise RuntimeError("a process in the pool was terminated abruptly")
 
-    monkeypatch.setattr(assay_cli, "_cmd_status", broken)
+    monkeypatch.setattr(cmd_results, "_cmd_status", broken)
     assert assay_cli.main(["status", "anywhere"]) == 1
     assert capsys.readouterr().err == (
         "assay: error: RuntimeError: a process in the pool was terminated abruptly\n"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from assay._cli import UsageError, parse_grid
+from assay._cliargs import UsageError, parse_grid
 
 
 def test_grid_values_may_be_json_lists_and_objects() -> None:

@@ -270,6 +270,29 @@ def test_results_load_refuses_a_file(a_file: Path) -> None:
         Results.load(a_file)
 
 
+def test_a_folder_made_by_another_process_meanwhile_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: two drivers starting together on one folder; the check saw it missing, the
+    # other made it, and the check's next look (it exists) refused it as "not a folder".
+    from assay._folderpath import check_folder
+
+    folder = tmp_path / "runs"
+    is_dir = Path.is_dir
+    looks: list[Path] = []
+
+    def made_after_the_first_look(path: Path) -> bool:
+        if path == folder and not looks:
+            looks.append(path)
+            folder.mkdir()  # the other driver, between this look and the next
+            return False
+        return is_dir(path)
+
+    monkeypatch.setattr(Path, "is_dir", made_after_the_first_look)
+    assert check_folder(folder, "folder", "a folder") == folder
+    assert looks == [folder]
+
+
 def test_a_dangling_link_is_named(tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(tmp_path / "gone")

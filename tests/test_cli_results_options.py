@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from assay._cli import main
-from assay._index import Outcome, ResultsIndex
+from assay._index import ResultsIndex
+from assay._rows import Outcome
 from assay._runs import RunSpec
 
 

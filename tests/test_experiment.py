@@ -13,7 +13,7 @@ import pytest
 
 import assay
 from assay import Experiment, Results, grid, loguniform, operation, random
-from assay._experiment import CodeChangedError, FolderConflictError
+from assay._identity import CodeChangedError, FolderConflictError
 
 OPS_V1 = """
 import math
@@ -317,7 +317,7 @@ def test_ctrl_c_keeps_completed_runs_and_a_rerun_resumes(
 ) -> None:
     # x = 8 and 9 completed (their cache entries are written) in the chunk that Ctrl-C stopped:
     # the index and the message count them as kept, not as cancelled
-    monkeypatch.setattr("assay._experiment._MIN_CHUNK", 8)
+    monkeypatch.setattr("assay._sweep_chunks._MIN_CHUNK", 8)
     module = ops()
     (tmp_path / "stop").touch()
     space = grid(x=list(range(20)))
@@ -344,7 +344,7 @@ def test_a_ctrl_c_whose_exception_is_swallowed_still_stops_the_command(
 ) -> None:
     from assay._cli import main
 
-    monkeypatch.setattr("assay._experiment._MIN_CHUNK", 8)
+    monkeypatch.setattr("assay._sweep_chunks._MIN_CHUNK", 8)
     module = ops()
     folder = str(tmp_path / "cli")
     args = ["run", module.swallowed.ref, "--grid", f"x={','.join(map(str, range(20)))}"]

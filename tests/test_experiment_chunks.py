@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from assay import Experiment, grid
-from assay._experiment import _FAST, _MAX_CHUNK, _MIN_CHUNK, _SLOW, _next_size
 from assay._index import ResultsIndex
+from assay._sweep_chunks import _FAST, _MAX_CHUNK, _MIN_CHUNK, _SLOW, _next_size
 
 
 def test_chunks_grow_fast_for_fast_runs_and_shrink_for_slow_ones() -> None:
@@ -33,7 +33,7 @@ def test_chunk_sizes_follow_the_schedule_and_every_run_is_stored_once(
         store(self, batch)
 
     monkeypatch.setattr(ResultsIndex, "store", counting_store)
-    monkeypatch.setattr("assay._experiment._next_size", lambda size, seconds: size * 8)
+    monkeypatch.setattr("assay._sweep_chunks._next_size", lambda size, seconds: size * 8)
     experiment = Experiment(
         "chunks", "assay._demo:estimate_pi", grid(n_samples=list(range(10, 310))),
         folder=tmp_path / "exp", progress=False,

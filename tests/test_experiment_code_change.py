@@ -13,7 +13,7 @@ import pytest
 from assay_ops import code_hash
 
 from assay import Experiment, grid
-from assay._experiment import _CODE_META, CodeChangedError
+from assay._identity import _CODE_META, CodeChangedError
 from assay._index import ResultsIndex
 
 HELPERS = """

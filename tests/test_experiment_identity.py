@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from assay import Experiment, grid
-from assay._experiment import FolderConflictError
+from assay._identity import FolderConflictError
 
 OPERATION = "assay._demo:estimate_pi"
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from assay._index import INDEX_NAME, ResultsIndex, _retry_locked, claim_folder
+from assay._index import ResultsIndex
+from assay._marker import claim_folder
+from assay._schema import INDEX_NAME, _retry_locked
 
 
 def test_opening_an_index_another_process_is_writing_waits_instead_of_failing(

@@ -19,7 +19,8 @@ from assay_steps import _frames
 from assay_steps._store import EntryStore
 
 from assay import Experiment, InfrastructureError, ProcessPool, Results, grid
-from assay._index import INDEX_NAME, ResultsIndex
+from assay._index import ResultsIndex
+from assay._schema import INDEX_NAME
 
 OPS = """
 import os

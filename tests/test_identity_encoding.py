@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from assay import Experiment, RunSpec, grid
-from assay._experiment import FolderConflictError
+from assay._identity import FolderConflictError
 
 OPERATION = "assay._demo:estimate_pi"
 

@@ -52,7 +52,7 @@ def test_a_bad_mem_names_the_value_and_the_suffixes(text: str) -> None:
 
 
 def _backend(argv: list[str]) -> dict[str, object]:
-    from assay._cli import _run_backend
+    from assay._cmd_run import _run_backend
 
     args: argparse.Namespace = build_parser().parse_args(["run", "m:op", "--folder", "f", *argv])
     return _run_backend(args)
@@ -164,7 +164,7 @@ def test_every_backend_name_of_the_command_line_resolves_to_a_backend_class() ->
     # registered or offered through the "assay.backends" entry-point group.
     from assay_steps import Backend
 
-    from assay._cli import BACKENDS
+    from assay._jobopts import BACKENDS
 
     for option, name in BACKENDS.items():
         assert Backend.resolve_class(name).__name__ == name, option

@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from assay._canonical import RUN_ID_LENGTH, normalise, run_id
+from assay._distributions import choice, loguniform, randint, uniform
 from assay._runs import RunSpec, plan
-from assay._space import as_space, choice, explicit, grid, loguniform, randint, random, uniform
+from assay._space import as_space, explicit, grid, random
 
 json_scalars = st.one_of(
     st.none(),
@@ -281,7 +282,15 @@ def test_docstring_examples_run(module: str) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["assay", "assay._index", "assay._results", "assay._cli", "assay._experiment"],
+    [
+        "assay",
+        "assay._index",
+        "assay._results",
+        "assay._cli",
+        "assay._cliargs",
+        "assay._experiment",
+        "assay._outcomes",
+    ],
 )
 def test_docstring_examples_of_the_experiment_layer_run(
     module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

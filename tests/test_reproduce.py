@@ -20,8 +20,10 @@ from assay_ops import _provenance
 
 from assay import Experiment, Results, grid, reproduce
 from assay._cli import main
-from assay._index import Outcome, ResultsIndex
-from assay._reproduce import DIFFS, compare_records, identical, store_diff
+from assay._comparison import compare_records, identical
+from assay._diffs import DIFFS, store_diff
+from assay._index import ResultsIndex
+from assay._rows import Outcome
 from assay._runs import RunSpec
 
 # The operation reads the knobs a test turns between the run and its reproduction from the

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assay._index import Outcome, ResultsIndex, RunRow
+from assay._index import ResultsIndex
 from assay._results import Results
+from assay._rows import Outcome, RunRow
 from assay._runs import plan
 from assay._space import grid
 
@@ -110,7 +111,7 @@ def test_summary_errors_name_the_metric_or_parameter(tmp_path: Path) -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=6))
 def test_summary_mean_and_std_property(values: list[float]) -> None:
-    from assay._index import RunRow
+    from assay._rows import RunRow
 
     rows = [
         RunRow(f"r{i}", {"a": 1}, i, "success", {"m": v}, 0.0, None, "h")
@@ -123,7 +124,7 @@ def test_summary_mean_and_std_property(values: list[float]) -> None:
 
 
 def test_table_has_one_row_per_run_and_renames_clashing_metrics() -> None:
-    from assay._index import RunRow
+    from assay._rows import RunRow
 
     rows = [RunRow("r0", {"n": 1}, 0, "success", {"n": 2.0, "acc": 0.5}, 0.1, None, "h")]
     (flat,) = Results(rows).table()

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from assay._cli import main
-from assay._index import Outcome, ResultsIndex, RunRow
+from assay._index import ResultsIndex
 from assay._results import Results
+from assay._rows import Outcome, RunRow
 from assay._runs import RunSpec
 
 BOOKKEEPING = ["run_id", "replicate", "status", "duration", "error"]

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from assay._index import INDEX_NAME, Outcome, ResultsIndex
+from assay._index import ResultsIndex
+from assay._rows import Outcome
 from assay._runs import RunSpec, plan
+from assay._schema import INDEX_NAME
 from assay._space import grid
 
 

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assay._cli import main
-from assay._index import Outcome, ResultsIndex, RunRow
+from assay._index import ResultsIndex
 from assay._results import Results
+from assay._rows import Outcome, RunRow
 from assay._runs import RunSpec
 
 

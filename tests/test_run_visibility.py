@@ -12,7 +12,8 @@ import pytest
 
 from assay import Experiment, Results, explicit
 from assay._cli import main
-from assay._index import DamagedIndexError, ResultsIndex, job_text
+from assay._index import ResultsIndex
+from assay._rows import DamagedIndexError, job_text
 
 OPS = """
 from assay_ops import operation

@@ -25,8 +25,10 @@ import assay._experiment
 import assay._results
 import assay._runs
 from assay import Experiment, Results, RunSpec, explicit, grid, random, uniform
-from assay._index import INDEX_NAME, Outcome, ResultsIndex, RunRow
+from assay._index import ResultsIndex
+from assay._rows import Outcome, RunRow
 from assay._runs import SweepPlan, plan
+from assay._schema import INDEX_NAME
 from assay._space import ParamSpace
 from assay._worker import ExperimentRun
 

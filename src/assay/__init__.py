@@ -27,25 +27,25 @@ if TYPE_CHECKING:  # what type checkers and documentation tools see; at run time
     from assay_scope import *  # noqa: F403
     from assay_steps import *  # noqa: F403
 
+    from ._comparison import ReproduceReport as ReproduceReport
+    from ._distributions import Distribution as Distribution
+    from ._distributions import choice as choice
+    from ._distributions import loguniform as loguniform
+    from ._distributions import randint as randint
+    from ._distributions import uniform as uniform
     from ._experiment import Experiment as Experiment
-    from ._experiment import FolderConflictError as FolderConflictError
-    from ._experiment import RunSummary as RunSummary
+    from ._identity import FolderConflictError as FolderConflictError
     from ._index import ResultsIndex as ResultsIndex
-    from ._index import RunRow as RunRow
     from ._infrastructure import InfrastructureError as InfrastructureError
-    from ._reproduce import ReproduceReport as ReproduceReport
+    from ._outcomes import RunSummary as RunSummary
     from ._reproduce import reproduce as reproduce
     from ._results import Results as Results
+    from ._rows import RunRow as RunRow
     from ._runs import RunSpec as RunSpec
-    from ._space import Distribution as Distribution
     from ._space import ParamSpace as ParamSpace
-    from ._space import choice as choice
     from ._space import explicit as explicit
     from ._space import grid as grid
-    from ._space import loguniform as loguniform
-    from ._space import randint as randint
     from ._space import random as random
-    from ._space import uniform as uniform
 
     LAYERS: tuple[ModuleType, ...]
 
@@ -53,25 +53,25 @@ if TYPE_CHECKING:  # what type checkers and documentation tools see; at run time
 #: used (PEP 562), so that a command such as ``assay status`` starts without importing every
 #: layer (numpy, pydantic, submitit...).
 _OWN = {
-    "Distribution": "_space",
+    "Distribution": "_distributions",
     "Experiment": "_experiment",
-    "FolderConflictError": "_experiment",
+    "FolderConflictError": "_identity",
     "InfrastructureError": "_infrastructure",
     "ParamSpace": "_space",
-    "ReproduceReport": "_reproduce",
+    "ReproduceReport": "_comparison",
     "Results": "_results",
     "ResultsIndex": "_index",
-    "RunRow": "_index",
+    "RunRow": "_rows",
     "RunSpec": "_runs",
-    "RunSummary": "_experiment",
-    "choice": "_space",
+    "RunSummary": "_outcomes",
+    "choice": "_distributions",
     "explicit": "_space",
     "grid": "_space",
-    "loguniform": "_space",
-    "randint": "_space",
+    "loguniform": "_distributions",
+    "randint": "_distributions",
     "random": "_space",
     "reproduce": "_reproduce",
-    "uniform": "_space",
+    "uniform": "_distributions",
 }
 #: The layers whose public names ``assay`` re-exports, lowest first.
 _LAYER_NAMES = ("assay_scope", "assay_context", "assay_ops", "assay_steps", "assay_backends")

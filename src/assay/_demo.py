@@ -15,6 +15,7 @@ from assay_ops import Capture, SeedBundle, operation
 from ._experiment import Experiment
 from ._results import Results
 from ._space import grid
+from ._table import print_table
 
 if TYPE_CHECKING:  # pragma: no cover - only for annotations
     from matplotlib.figure import Figure
@@ -86,8 +87,6 @@ def run_demo(
         progress=progress,
     )
     results = experiment.run()
-    from ._cli import print_table
-
     print_table(pi_table(results), title="Monte Carlo estimate of π")
     try:
         path = _plot(results, Path(folder) / "plots" / "abs_error_by_n_samples.png")

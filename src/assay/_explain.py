@@ -16,10 +16,11 @@ from typing import Any
 from assay_ops import import_operation
 from assay_steps import StepPaths
 
+from ._cachefolder import count_entries
 from ._folder import CACHE
 from ._folderpath import check_folder
-from ._index import INDEX_NAME, ResultsIndex
-from ._prune import count_entries
+from ._index import ResultsIndex
+from ._schema import INDEX_NAME
 
 
 def explain(folder: str | Path) -> str:

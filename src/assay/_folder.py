@@ -17,7 +17,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ._index import INDEX_NAME, ResultsIndex, claim_folder
+from ._index import ResultsIndex
+from ._marker import claim_folder
+from ._schema import INDEX_NAME
 
 CACHE = "cache"
 RUNS = "runs"

@@ -34,6 +34,8 @@ def check_folder(folder: str | Path, key: str, expected: str) -> Path:
             kind = f"a link to {str(here.readlink())!r}, which does not exist"
             break
         if here.exists():
+            if here.is_dir():  # another process made it since the first look: a folder
+                return path
             kind = "a file" if here.is_file() else "not a folder"
             break
         if here.parent == here:  # nothing of it exists

@@ -14,6 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+#: Backend names accepted by ``assay run --backend``, mapped to the registered class names.
+BACKENDS = {
+    "inline": "Cached",
+    "thread": "ThreadPool",
+    "process": "ProcessPool",
+    "local": "LocalProcess",
+    "slurm": "Slurm",
+    "auto": "Auto",
+}
+
 #: Backends that run jobs: the only ones the job options apply to.
 JOB_BACKENDS = ("local", "slurm", "auto")
 
@@ -253,8 +263,6 @@ def backend_settings(
 
     """
     from assay_steps import Backend
-
-    from ._cli import BACKENDS
 
     merged: dict[str, Any] = {**config, **options}
     if "additional_parameters" in config and "additional_parameters" in options:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._index import ResultsIndex
-from ._results import _check_metric, _check_param, count_runs
+from ._results import count_runs
+from ._summary import _check_metric, _check_param
 
 if TYPE_CHECKING:  # pragma: no cover - only for annotations
     from matplotlib.axes import Axes

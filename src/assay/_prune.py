@@ -25,10 +25,7 @@ removes).
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -36,105 +33,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-# The upkeep of entries folders lives with the store it knows (assay-steps); the rest of
-# assay reaches it through this module only.
-from assay_steps import CompactReport as CompactReport
-from assay_steps import FolderInfo as FolderInfo
-from assay_steps import MigrateReport as MigrateReport
-from assay_steps import compact, entries_folders, folder_info, in_use, migrate, packed_entries
-from assay_steps import count_entries as count_entries
-
-from ._folderpath import check_folder
-from ._index import INDEX_NAME, MARKER_NAME, ForeignFolderError, ResultsIndex, claim_folder
-from ._index import is_marked as is_experiment_folder
-
-#: Marker file that assay-steps writes in a step cache folder when it creates it.
-CACHE_MARKER = ".assay-cache"
+from ._cachefolder import (
+    _files,
+    _legacy_files,
+    _size,
+    _stale_versions,
+    _step_folders,
+    compact,
+    entries_folders,
+    folder_info,
+    locate_cache,
+    packed_entries,
+)
+from ._index import ResultsIndex
+from ._schema import INDEX_NAME
+from ._units import format_duration, format_size, parse_duration, parse_size
 
 #: Statuses of runs that the index holds results of: their cache entries are kept by default.
 FINAL = ("success", "failed")
 
 #: Prefix of the name a code-version folder is renamed to before it is removed.
 TRASH = ".trash-"
-
-_STEP_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*-[0-9a-f]{32}")
-_ENTRY_SUFFIXES = (".pkl", ".npy")
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(?:i?b)?")
-_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_duration(text: str) -> float:
-    """Read a duration such as ``30d``, ``12h``, ``90m``, ``2w`` or ``45s``; return seconds.
-
-    Examples:
-        >>> parse_duration("12h"), parse_duration("2w")
-        (43200.0, 1209600.0)
-
-    Raises:
-        ValueError: the text is not a number followed by one of the units s, m, h, d, w.
-
-    """
-    match = _DURATION.fullmatch(str(text).strip().lower())
-    if match is None:
-        raise ValueError(
-            f"{text!r} is not a duration; expected a number and a unit (s, m, h, d or w), "
-            "like 30d, 12h, 90m or 2w"
-        )
-    return float(match[1]) * _DURATION_UNITS[match[2]]
-
-
-def parse_size(text: str) -> int:
-    """Read a size such as ``500M``, ``2G``, ``10k`` or ``1048576`` (powers of 1024); return bytes.
-
-    Examples:
-        >>> parse_size("10k"), parse_size("2G"), parse_size("1.5MiB"), parse_size("100")
-        (10240, 2147483648, 1572864, 100)
-
-    Raises:
-        ValueError: the text is not a number followed by nothing (bytes) or k, M, G or T.
-
-    """
-    match = _SIZE.fullmatch(str(text).strip().lower())
-    if match is None:
-        raise ValueError(
-            f"{text!r} is not a size; expected a number of bytes, or a number and a unit "
-            "(k, M, G or T: powers of 1024), like 500M, 2G or 10k"
-        )
-    return int(float(match[1]) * _SIZE_UNITS[match[2]])
-
-
-def format_size(size: float) -> str:
-    """Write a number of bytes for people (powers of 1024).
-
-    Examples:
-        >>> format_size(512), format_size(1536), format_size(3 * 2**30)
-        ('512 B', '1.5 KiB', '3.0 GiB')
-
-    """
-    if size < 1024:
-        return f"{int(size)} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        size /= 1024
-        if size < 1024 or unit == "TiB":
-            break
-    return f"{size:.1f} {unit}"
-
-
-def format_duration(seconds: float) -> str:
-    """Write seconds in the largest unit of ``parse_duration`` that divides them.
-
-    Examples:
-        >>> format_duration(1209600), format_duration(5400), format_duration(1.5)
-        ('2w', '90m', '1.5s')
-
-    """
-    for unit in ("w", "d", "h", "m"):
-        count = seconds / _DURATION_UNITS[unit]
-        if count >= 1 and count == int(count):
-            return f"{int(count)}{unit}"
-    return f"{seconds:g}s"
 
 
 @dataclass(frozen=True)
@@ -400,60 +319,6 @@ def _check_size(value: int | str | None) -> int | None:
     return size
 
 
-# ---------------------------------------------------------------- whole caches
-
-
-def describe_cache(cache: Path) -> list[FolderInfo]:
-    """Return what each entries folder of a step cache holds (``assay cache info``)."""
-    return [folder_info(folder) for folder in entries_folders(cache)]
-
-
-def compact_cache(cache: Path) -> list[CompactReport]:
-    """Compact every entries folder of a step cache (``assay cache compact``)."""
-    return [compact(folder) for folder in entries_folders(cache)]
-
-
-def migrate_cache(cache: Path) -> list[MigrateReport]:
-    """Pack the older layout's entries of every entries folder (``assay cache migrate``)."""
-    return [migrate(folder) for folder in entries_folders(cache)]
-
-
-# ---------------------------------------------------------------- the folder
-
-
-def locate_cache(root: Path, action: str = "prunes") -> tuple[Path, Path | None]:
-    """Return the step cache folder of ``root`` and the experiment folder whose index counts.
-
-    ``root`` is an experiment folder (its step cache is ``cache/``) or a step cache folder
-    that assay created (its ``.assay-cache`` marker). ``action`` completes the refusal's
-    last words: "assay <action> only folders it created".
-
-    Raises:
-        FileNotFoundError: ``root`` does not exist.
-        ValueError: ``root`` is a file.
-        ForeignFolderError: assay did not create ``root``.
-
-    """
-    check_folder(root, "folder", "an experiment folder, or a step cache folder")  # a file
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"folder {str(root)!r} does not exist; expected an experiment folder"
-        )
-    if is_experiment_folder(root) or (root / INDEX_NAME).exists():
-        claim_folder(root, create=False)  # another tool's index.sqlite: ForeignFolderError
-        return root / "cache", root
-    marker = root / CACHE_MARKER
-    if marker.is_file() and not marker.is_symlink():
-        if root.name == "cache" and is_experiment_folder(root.parent):
-            return root, root.parent  # the step cache of an experiment: its index still counts
-        return root, None
-    raise ForeignFolderError(
-        f"folder {str(root)!r} was not created by assay: it has neither the {MARKER_NAME} "
-        f"marker of an experiment folder nor the {CACHE_MARKER} marker of a step cache "
-        f"folder; assay {action} only folders it created"
-    )
-
-
 def _indexed_runs(experiment: Path) -> set[str]:
     if not (experiment / INDEX_NAME).is_file():
         raise FileNotFoundError(
@@ -463,64 +328,6 @@ def _indexed_runs(experiment: Path) -> set[str]:
         )
     with ResultsIndex(experiment, read_only=True) as index:
         return {run_id for run_id, status in index.statuses().items() if status in FINAL}
-
-
-# ---------------------------------------------------------------- the step cache
-
-
-def _step_folders(cache: Path) -> list[Path]:
-    if not cache.is_dir():
-        return []
-    return [
-        path
-        for path in sorted(cache.iterdir())
-        if _STEP_FOLDER.fullmatch(path.name) and path.is_dir() and not path.is_symlink()
-    ]
-
-
-def _versions(step: Path) -> list[Path]:
-    return [path for path in sorted(step.glob("code-*")) if path.is_dir() and not path.is_symlink()]
-
-
-def _stale_versions(step: Path) -> list[Path]:
-    """Return the code-version folders of ``step`` that its current code does not use.
-
-    Used are the current version (the latest created), the version it keeps (whose entries its
-    code serves) and, should that one keep another, that one too. A version whose ``code.json``
-    cannot be read (being written, damaged) is never stale, nor one in use (a live claim, a
-    segment being written, a lock of the older layout refreshed in the last two minutes).
-    """
-    known: dict[Path, tuple[datetime.datetime, str | None]] = {}
-    for version in _versions(step):
-        code = _read_code(version / "code.json")
-        if code is not None:
-            known[version] = code
-    if len(known) < 2:
-        return []
-    current = max(known, key=lambda v: (known[v][0], v.name))
-    used = {current.name}
-    keeps = known[current][1]
-    while keeps is not None and f"code-{keeps}" not in used:  # what it keeps, and so on
-        used.add(f"code-{keeps}")
-        kept = step / f"code-{keeps}"
-        keeps = known[kept][1] if kept in known else None
-    return [v for v in known if v.name not in used and not in_use(v)]
-
-
-def _read_code(path: Path) -> tuple[datetime.datetime, str | None] | None:
-    """Return ``(created, keeps)`` of a ``code.json``, or None when it cannot be read."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        created = datetime.datetime.fromisoformat(str(data["created"]).replace("Z", "+00:00"))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=datetime.timezone.utc)
-    keeps = data.get("keeps")
-    return created, keeps if isinstance(keeps, str) else None
-
-
-# ---------------------------------------------------------------- entries
 
 
 def _entries_of(folder: Path, plan: PrunePlan) -> list[PruneEntry]:
@@ -539,32 +346,6 @@ def _entries_of(folder: Path, plan: PrunePlan) -> list[PruneEntry]:
             PruneEntry(folder / packed.uid, packed.bytes, "", modified, "entry", signature)
         )
     return found + _file_entries(_legacy_files(folder))
-
-
-def _legacy_files(folder: Path) -> list[Path]:
-    """Return the entry files of the older layout in ``folder/cache``."""
-    entries = folder / "cache"
-    if not entries.is_dir() or entries.is_symlink():
-        return []
-    return [
-        path
-        for path in sorted(entries.iterdir())
-        if path.suffix in _ENTRY_SUFFIXES and not path.name.startswith(".") and path.is_file()
-    ]
-
-
-def _files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
-
-
-def _size(paths: Iterable[Path]) -> int:
-    total = 0
-    for path in paths:
-        try:
-            total += path.lstat().st_size
-        except FileNotFoundError:  # removed meanwhile
-            continue
-    return total
 
 
 def _file_entries(paths: Iterable[Path]) -> list[PruneEntry]:

@@ -9,21 +9,18 @@ million runs is not held in memory until a method's answer is itself that large 
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
-import hashlib
-import itertools
-import json
-import math
-import os
 import warnings
-from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ._folder import RUNS
-from ._index import STATUSES, ResultsIndex, RunRow
+from ._index import ResultsIndex
+from ._records import _batches, _moved, _verified
+from ._rows import RunRow
+from ._rowsource import _Indexed, _Listed, _Runs
+from ._schema import STATUSES
+from ._summary import _FIRST, _LAST, flat_table, summarise
 
 if TYPE_CHECKING:  # pragma: no cover - only for annotations
     import pandas
@@ -33,12 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover - only for annotations
 #: Most runs whose rows a ``Results`` of an experiment folder reads at once and keeps (about
 #: 0.7 KB a run); a larger one reads them from the folder's index when asked.
 IN_MEMORY = 10_000
-
-#: Column order of the flat table of runs (params and metrics go in between).
-_FIRST = ("run_id",)
-_LAST = ("replicate", "status", "duration", "error")
-#: Columns of the job each run ran in, after ``_LAST``, when some run ran in a batch job.
-_JOB = ("job_id", "stdout", "stderr")
 
 
 class Results:
@@ -285,26 +276,7 @@ class Results:
 
         """
         param_names, metric_names = self._runs.names()
-        out: list[dict[str, Any]] = []
-        jobs: list[tuple[str | None, str | None, str | None]] = []
-        for row in self._runs:
-            out.append({"run_id": row.run_id, "row": row})
-            jobs.append((row.job_id, row.stdout, row.stderr))
-        # the job's columns when some run ran in a job, named apart from params and metrics
-        with_jobs = any(job != (None, None, None) for job in jobs)
-        own = {*_FIRST, *_LAST, *(_JOB if with_jobs else ())}
-        params = {p: (f"param:{p}" if p in own else p) for p in param_names}
-        metrics = {m: (f"metric:{m}" if m in params or m in own else m) for m in metric_names}
-        for flat, job in zip(out, jobs, strict=True):
-            row = flat.pop("row")
-            flat.update({col: row.params.get(p) for p, col in params.items()})
-            flat.update({col: row.metrics.get(m) for m, col in metrics.items()})
-            flat.update(
-                replicate=row.replicate, status=row.status, duration=row.duration, error=row.error
-            )
-            if with_jobs:
-                flat.update(zip(_JOB, job, strict=True))
-        return out
+        return flat_table(self._runs, param_names, metric_names)
 
     def to_dataframe(self) -> pandas.DataFrame:
         """Return a DataFrame with one row per run (the columns of [`table`][assay.Results.table]).
@@ -348,24 +320,7 @@ class Results:
 
         """
         param_names, metric_names = self._runs.names()
-        _check_metric(metric, "summary()", metric_names)
-        # one name is one parameter, as in pandas' groupby (not a list of its letters)
-        keys = param_names if by is None else [by] if isinstance(by, str) else list(by)
-        for name in keys:
-            _check_param(name, "summary(): by", param_names)
-        groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
-        for row in self._runs:
-            if row.status != "success" or row.metrics.get(metric) is None:
-                continue
-            value = row.metrics[metric]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(
-                    f"summary(): metric {metric!r} of run {row.run_id} is {value!r}; "
-                    "expected a number"
-                )
-            point = {k: row.params.get(k) for k in keys}
-            groups.setdefault(json.dumps(point, sort_keys=True), (point, []))[1].append(value)
-        return [{**point, **_describe(values)} for point, values in groups.values()]
+        return summarise(self._runs, metric, by, param_names, metric_names)
 
     # -------------------------------------------------------------- plots
 
@@ -434,62 +389,6 @@ class Results:
         return figure
 
 
-def _check_param(name: str, where: str, names: list[str]) -> None:
-    if name not in names:
-        raise KeyError(f"{where} = {name!r} is not a parameter; the runs have {names or 'none'}")
-
-
-def _check_metric(metric: str, where: str, names: list[str]) -> None:
-    if metric not in names:
-        raise KeyError(f"{where}: no metric {metric!r}; the runs recorded {names or 'none'}")
-
-
-def _describe(values: list[float]) -> dict[str, Any]:
-    """Return mean, sample std and count of ``values`` as pandas' ``agg`` does: NaN skipped.
-
-    A group whose values are all NaN keeps its row (count 0, mean and std NaN), so a point of
-    the sweep where every replicate diverged stays visible. An infinite value makes the mean
-    infinite (NaN for inf - inf) and the spread unknown (NaN).
-    """
-    kept = [v for v in values if not math.isnan(v)]
-    count = len(kept)
-    if not count:
-        return {"mean": math.nan, "std": math.nan, "count": 0}
-    if all(math.isfinite(v) for v in kept):
-        import statistics  # here: loading results (``assay status``) does not need it
-
-        mean = statistics.fmean(kept)
-        std = statistics.stdev(kept) if count > 1 else math.nan
-    else:  # fmean and stdev refuse infinities: plain float arithmetic gives pandas' answer
-        mean, std = sum(kept) / count, math.nan
-    return {"mean": mean, "std": std, "count": count}
-
-
-def _verified(artifact: dict[str, Any], run_id: str) -> Path:
-    """Return the path of ``artifact`` once its file matches the recorded size and SHA-256."""
-    name, path = artifact.get("name"), artifact.get("path")
-    if not isinstance(path, str):
-        raise FileNotFoundError(
-            f"artifact {name!r} of run {run_id} was not written to a file (the run had no run "
-            "folder); expected an artifact of an experiment's run"
-        )
-    expected, size = artifact.get("sha256"), artifact.get("size")
-    digest = hashlib.sha256()
-    read = 0
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-            read += len(chunk)
-    if expected is None or (read, digest.hexdigest()) != (size, expected):
-        raise ValueError(
-            f"artifact file {path!r} of run {run_id} does not match its record: {read} bytes "
-            f"with sha256 {digest.hexdigest()}, expected {size} bytes with sha256 {expected} "
-            "as the run wrote it; the file was changed or damaged since: run the run again "
-            "(assay reproduce keeps a fresh copy) rather than reading this file"
-        )
-    return Path(path)
-
-
 def count_runs(n: int) -> str:
     """Return ``"1 run"`` or ``"<n> runs"``.
 
@@ -499,152 +398,3 @@ def count_runs(n: int) -> str:
 
     """
     return "1 run" if n == 1 else f"{n} runs"
-
-
-def _moved(record: RunRecord, runs: str) -> RunRecord:
-    """Point a record's run folder and artifact paths into ``runs``, where the run is now.
-
-    A run records the absolute path of its folder, ``<experiment>/runs/<run id>``; after the
-    experiment folder was moved or copied (laptop to cluster), the recorded paths lead to the
-    old place, where an old copy may still sit. The run's folder is the anchor: paths inside
-    it are moved along; anything else is kept as recorded.
-    """
-    recorded = record.runtime.get("run_dir")
-    here = f"{runs}{os.sep}{record.run_id}"
-    tail = f"{os.sep}{RUNS}{os.sep}{record.run_id}"
-    if not isinstance(recorded, str) or recorded == here or not recorded.endswith(tail):
-        return record
-    inside = recorded + os.sep
-    artifacts = [
-        {**artifact, "path": here + artifact["path"][len(recorded) :]}
-        if isinstance(artifact.get("path"), str) and artifact["path"].startswith(inside)
-        else artifact
-        for artifact in record.artifacts
-    ]
-    runtime = {**record.runtime, "run_dir": here}
-    return dataclasses.replace(record, runtime=runtime, artifacts=artifacts)
-
-
-def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
-
-
-# ---------------------------------------------------------------- the runs a Results holds
-
-
-class _Runs(Protocol):
-    """The runs a ``Results`` holds, and the questions it asks of them."""
-
-    def __iter__(self) -> Iterator[RunRow]: ...
-
-    def __len__(self) -> int: ...
-
-    def counts(self) -> dict[str, int]:
-        """Return the number of runs per status."""
-        ...
-
-    def names(self) -> tuple[list[str], list[str]]:
-        """Return the names of the params and the metrics, in order of first appearance."""
-        ...
-
-    def select(self, keep: Callable[[RunRow], bool]) -> _Runs:
-        """Return the runs that ``keep`` keeps (asked now, once per run)."""
-        ...
-
-    def of_status(self, status: str) -> _Runs:
-        """Return the runs of ``status``."""
-        ...
-
-    def find(self, run_id: str) -> RunRow | None:
-        """Return the row of ``run_id`` if it is one of these runs."""
-        ...
-
-
-class _Listed:
-    """Runs held in memory: a ``Results`` made from rows."""
-
-    def __init__(self, rows: list[RunRow]) -> None:
-        self._rows = rows
-
-    def __iter__(self) -> Iterator[RunRow]:
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self._rows:
-            counts[row.status] = counts.get(row.status, 0) + 1
-        return counts
-
-    def names(self) -> tuple[list[str], list[str]]:
-        params = dict.fromkeys(k for row in self._rows for k in row.params)
-        metrics = dict.fromkeys(k for row in self._rows for k in row.metrics)
-        return list(params), list(metrics)
-
-    def select(self, keep: Callable[[RunRow], bool]) -> _Runs:
-        return _Listed([row for row in self._rows if keep(row)])
-
-    def of_status(self, status: str) -> _Runs:
-        return self.select(lambda row: row.status == status)
-
-    def find(self, run_id: str) -> RunRow | None:
-        return next((row for row in self._rows if row.run_id == run_id), None)
-
-
-class _Indexed:
-    """Runs of an experiment folder's index, kept as their planning numbers (ascending).
-
-    Each question opens the index read-only and reads what it needs: counts and lengths are
-    queries, rows are streamed and checked against their digests.
-    """
-
-    def __init__(self, folder: Path, seqs: Sequence[int]) -> None:
-        self._folder = folder
-        self._seqs = seqs
-
-    def _index(self) -> ResultsIndex:
-        return ResultsIndex(self._folder, read_only=True)
-
-    def __iter__(self) -> Iterator[RunRow]:
-        with self._index() as index:
-            yield from index.iter_rows(self._seqs)
-
-    def __len__(self) -> int:
-        with self._index() as index:
-            return index.count(self._seqs)
-
-    def counts(self) -> dict[str, int]:
-        with self._index() as index:
-            return index.status_counts(self._seqs)
-
-    def names(self) -> tuple[list[str], list[str]]:
-        with self._index() as index:
-            return index.names(self._seqs)
-
-    def select(self, keep: Callable[[RunRow], bool]) -> _Runs:
-        with self._index() as index:
-            kept = array("q", (seq for seq, row in index.numbered_rows(self._seqs) if keep(row)))
-        return _Indexed(self._folder, kept)
-
-    def of_status(self, status: str) -> _Runs:
-        with self._index() as index:
-            return _Indexed(self._folder, index.seqs(self._seqs, status))
-
-    def find(self, run_id: str) -> RunRow | None:
-        with self._index() as index:
-            found = index.row(run_id)
-        if found is None or not _holds(self._seqs, found[0]):
-            return None
-        return found[1]
-
-
-def _holds(seqs: Sequence[int], seq: int) -> bool:
-    """Whether the ascending ``seqs`` hold ``seq``."""
-    if isinstance(seqs, range):
-        return seq in seqs
-    at = bisect.bisect_left(seqs, seq)
-    return at < len(seqs) and seqs[at] == seq

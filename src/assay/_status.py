@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ._folder import CACHE
-from ._index import ResultsIndex, RunRow
+from ._index import ResultsIndex
 from ._results import count_runs
+from ._rows import RunRow
 
 #: Runs listed by ``assay status`` without ``--all``.
 LISTED = 50

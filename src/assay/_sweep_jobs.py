@@ -13,6 +13,7 @@ jobs left).
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,10 +21,13 @@ from typing import TYPE_CHECKING, Any
 from assay_ops import is_infrastructure_error
 
 from ._failures import FailureCount, TooManyFailures
-from ._index import Outcome, ResultsIndex, job_text
+from ._index import ResultsIndex
 from ._interrupt import STOP_REQUESTED
+from ._outcomes import _OtherRunError, _outcome
 from ._progress import SweepProgress
+from ._rows import Outcome, job_text
 from ._runs import RunSpec
+from ._sweep_chunks import run_chunk, storage_stopped
 
 if TYPE_CHECKING:
     import datetime
@@ -44,6 +48,36 @@ _STATUS = {"timeout": "timeout", "cancelled": "cancelled", "failed": "failed"}
 def submits_jobs(backend: Any) -> bool:
     """Whether ``backend`` runs items in batch jobs (its class's ``submits_jobs``)."""
     return bool(getattr(type(backend), "submits_jobs", False))
+
+
+def run_jobs(
+    experiment: Experiment,
+    index: ResultsIndex,
+    todo: Sequence[int],
+    count: FailureCount,
+    session: datetime.datetime,
+) -> tuple[int, int]:
+    """Run the runs at positions ``todo`` on a backend that submits jobs (``JobSweep``).
+
+    Return (executed, cached).
+    """
+    with SweepProgress(len(todo), enabled=experiment._show(), label=experiment.name) as bar:
+        sweep = JobSweep(experiment, index, bar, session, count)
+        try:
+            sweep.run(todo)
+        except OSError as error:
+            if not is_infrastructure_error(error):
+                raise
+            kept = f"{sweep.completed} completed and kept, the others left pending"
+            raise storage_stopped(experiment, error, kept) from error
+    if sweep.interrupted:  # said after the bar has stopped, so the line stays readable
+        print(
+            f"{experiment.name}: interrupted; {sweep.completed} runs completed and kept, "
+            f"{sweep.cancelled} cancelled; run again to resume",
+            file=sys.stderr,
+        )
+        raise KeyboardInterrupt
+    return len(todo), bar.cached
 
 
 class JobSweep:
@@ -165,8 +199,6 @@ class JobSweep:
             self.index.store(outcomes)
 
     def _outcome(self, spec: RunSpec, text: str) -> Outcome | None:
-        from ._experiment import _OtherRunError, _outcome
-
         try:
             outcome, ended = _outcome(spec, text, self.step.take_record(spec.run_id, text))
         except _OtherRunError:
@@ -209,7 +241,7 @@ class JobSweep:
         self.index.store(outcomes)
         if misplaced:  # entries holding another run's record: computed again
             self.experiment._forget(misplaced)
-            for outcome in self.experiment._run_chunk(misplaced, self.bar, self.session):
+            for outcome in run_chunk(self.experiment, misplaced, self.bar, self.session):
                 self.count.add(outcome.status)
                 self.index.store([outcome])
                 self._outstanding.pop(outcome.run_id, None)

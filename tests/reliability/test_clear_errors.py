@@ -27,7 +27,8 @@ from audit import count
 
 from assay import Experiment, explicit, grid
 from assay._cli import main
-from assay._index import Outcome, ResultsIndex
+from assay._index import ResultsIndex
+from assay._rows import Outcome
 from assay._runs import RunSpec
 
 DEMO = "assay._demo:estimate_pi"

@@ -16,7 +16,7 @@ from typing import Any
 from audit import count, metrics_by_run
 
 from assay import Experiment, Results, grid
-from assay._experiment import FolderConflictError
+from assay._identity import FolderConflictError
 
 REPEATS = 6
 

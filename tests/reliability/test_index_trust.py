@@ -20,7 +20,8 @@ from audit import count, metrics_by_run
 from reliability_steps import computations
 
 from assay import Experiment, Results, explicit
-from assay._index import DamagedIndexError, Outcome, ResultsIndex
+from assay._index import ResultsIndex
+from assay._rows import DamagedIndexError, Outcome
 from assay._runs import RunSpec
 from assay._worker import ExperimentRun
 
