@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from assay_ops import is_infrastructure_error
 
@@ -107,13 +107,18 @@ def run_chunks(
             _mark_left(experiment, index, todo, done, salvaged, "cancelled")
             raise
     if cancelled:  # said after the bar has stopped, so the line stays readable
-        print(
-            f"{experiment.name}: interrupted; {done + kept} runs completed and kept, "
-            f"{cancelled} cancelled; run again to resume",
-            file=sys.stderr,
-        )
-        raise KeyboardInterrupt
+        interrupted(experiment, done + kept, cancelled)
     return len(todo), bar.cached
+
+
+def interrupted(experiment: Experiment, kept: int, cancelled: int) -> NoReturn:
+    """Say what a Ctrl-C left of the sweep (runs kept, runs cancelled), then re-raise it."""
+    print(
+        f"{experiment.name}: interrupted; {kept} runs completed and kept, "
+        f"{cancelled} cancelled; run again to resume",
+        file=sys.stderr,
+    )
+    raise KeyboardInterrupt
 
 
 def run_chunk(

@@ -13,7 +13,6 @@ jobs left).
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from ._outcomes import _OtherRunError, _outcome
 from ._progress import SweepProgress
 from ._rows import Outcome, job_text
 from ._runs import RunSpec
-from ._sweep_chunks import run_chunk, storage_stopped
+from ._sweep_chunks import interrupted, run_chunk, storage_stopped
 
 if TYPE_CHECKING:
     import datetime
@@ -71,12 +70,7 @@ def run_jobs(
             kept = f"{sweep.completed} completed and kept, the others left pending"
             raise storage_stopped(experiment, error, kept) from error
     if sweep.interrupted:  # said after the bar has stopped, so the line stays readable
-        print(
-            f"{experiment.name}: interrupted; {sweep.completed} runs completed and kept, "
-            f"{sweep.cancelled} cancelled; run again to resume",
-            file=sys.stderr,
-        )
-        raise KeyboardInterrupt
+        interrupted(experiment, sweep.completed, sweep.cancelled)
     return len(todo), bar.cached
 
 

@@ -9,14 +9,13 @@ live in ``_storage.py``, and Chain in ``_chain.py``. ``NOVALUE`` and ``_Runtime`
 
 from __future__ import annotations
 
-import functools
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
-from assay_ops import CodeFingerprint, fingerprint
+from assay_ops import CodeFingerprint
 
 from ._backend import Backend
 from ._code import CodeIdentity, code_identity
@@ -35,7 +34,8 @@ from ._items import StepItems
 from ._lookup import LookupHandle
 from ._modes import effective_mode
 from ._registry import REGISTRY, add_summary_note, set_up_class, type_name, validate_tagged
-from ._state import NOVALUE, _Runtime, runtime_of
+from ._state import NOVALUE, _Runtime
+from ._stepcode import class_or_instance, code_report, own_fingerprint
 from ._storage import store_of
 from ._store import EntryStore
 from ._stream import UidAt, _batch_pairs, values_of
@@ -43,17 +43,6 @@ from ._tree import nested_steps, show_lines
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-
-class _class_or_instance:
-    """A method that works on the class and on an instance (``Step.code_report``)."""
-
-    def __init__(self, func: Callable[..., Any]) -> None:
-        self.func = func
-        self.__doc__ = func.__doc__
-
-    def __get__(self, obj: object, owner: type) -> Callable[..., Any]:
-        return functools.partial(self.func, owner if obj is None else obj)
 
 
 class Step(pydantic.BaseModel):
@@ -86,7 +75,7 @@ class Step(pydantic.BaseModel):
 
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", ignored_types=(_class_or_instance,))
+    model_config = pydantic.ConfigDict(extra="forbid", ignored_types=(class_or_instance,))
 
     infra: Backend | None = None
 
@@ -228,16 +217,9 @@ class Step(pydantic.BaseModel):
 
     def _own_fingerprint(self) -> CodeFingerprint | None:
         """Return the fingerprint of this step's own code (None when its class pins a version)."""
-        if type(self).code_version is not None:
-            return None
-        runtime = runtime_of(self)
-        if runtime.carried_code is not None:
-            if runtime.carried_print is None:
-                runtime.carried_print = CodeFingerprint.from_dict(runtime.carried_code)
-            return runtime.carried_print
-        return fingerprint(*self._code_roots())
+        return own_fingerprint(self)
 
-    @_class_or_instance
+    @class_or_instance
     def code_report(self_or_cls: Step | type[Step]) -> str:
         """Return what the code fingerprint of this step covers, to print.
 
@@ -254,12 +236,7 @@ class Step(pydantic.BaseModel):
             True
 
         """
-        cls = type(self_or_cls) if isinstance(self_or_cls, Step) else self_or_cls
-        if cls.code_version is not None:
-            return f"{cls.__name__}: code version pinned by hand: {cls.code_version!r}"
-        if isinstance(self_or_cls, Step):
-            return self_or_cls._own_fingerprint().report()  # type: ignore[union-attr]
-        return fingerprint(cls).report()
+        return code_report(self_or_cls)
 
     def _code_identity(self, prefix: tuple[Step, ...]) -> CodeIdentity:
         steps = (*prefix, *self._uid_steps())
