@@ -9,6 +9,9 @@ from pathlib import Path
 from ._cliargs import UsageError, plural
 from ._table import print_cache_table, print_pruned
 
+#: The FOLDER argument of the cache actions that take either kind of folder.
+_CACHE_FOLDER = {"metavar": "FOLDER", "help": "an experiment folder, or a step cache folder"}
+
 
 def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``assay cache`` and its actions to the subcommands ``sub``."""
@@ -28,9 +31,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "folder, its runs by status first. Nothing is changed."
         ),
     )
-    info.add_argument(
-        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
-    )
+    info.add_argument("folder", **_CACHE_FOLDER)
     compact = actions.add_parser(
         "compact",
         help="merge finished segment files into one, dropping superseded and cleared entries",
@@ -43,9 +44,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "interrupted compaction loses nothing."
         ),
     )
-    compact.add_argument(
-        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
-    )
+    compact.add_argument("folder", **_CACHE_FOLDER)
     migrate = actions.add_parser(
         "migrate",
         help="pack entries of the older one-file-per-entry layout into segments",
@@ -55,9 +54,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "files and the locks/ folder. A corrupt entry is named and left in place."
         ),
     )
-    migrate.add_argument(
-        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
-    )
+    migrate.add_argument("folder", **_CACHE_FOLDER)
     clear = actions.add_parser(
         "clear",
         help="delete the cache, run folders and results index (asks first)",
@@ -80,9 +77,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "that assay created."
         ),
     )
-    prune.add_argument(
-        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
-    )
+    prune.add_argument("folder", **_CACHE_FOLDER)
     prune.add_argument(
         "--older-than",
         type=_duration,
@@ -117,9 +112,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "one, the one it keeps, and the functions each covered."
         ),
     )
-    explain.add_argument(
-        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
-    )
+    explain.add_argument("folder", **_CACHE_FOLDER)
     cache.set_defaults(func=_cmd_cache)
 
 
