@@ -9,8 +9,12 @@ from pathlib import Path
 from ._cliargs import UsageError, plural
 from ._table import print_cache_table, print_pruned
 
-#: The FOLDER argument of the cache actions that take either kind of folder.
-_CACHE_FOLDER = {"metavar": "FOLDER", "help": "an experiment folder, or a step cache folder"}
+
+def _add_cache_folder(action: argparse.ArgumentParser) -> None:
+    """Add the FOLDER argument of a cache action that takes either kind of folder."""
+    action.add_argument(
+        "folder", metavar="FOLDER", help="an experiment folder, or a step cache folder"
+    )
 
 
 def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +35,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "folder, its runs by status first. Nothing is changed."
         ),
     )
-    info.add_argument("folder", **_CACHE_FOLDER)
+    _add_cache_folder(info)
     compact = actions.add_parser(
         "compact",
         help="merge finished segment files into one, dropping superseded and cleared entries",
@@ -44,7 +48,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "interrupted compaction loses nothing."
         ),
     )
-    compact.add_argument("folder", **_CACHE_FOLDER)
+    _add_cache_folder(compact)
     migrate = actions.add_parser(
         "migrate",
         help="pack entries of the older one-file-per-entry layout into segments",
@@ -54,7 +58,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "files and the locks/ folder. A corrupt entry is named and left in place."
         ),
     )
-    migrate.add_argument("folder", **_CACHE_FOLDER)
+    _add_cache_folder(migrate)
     clear = actions.add_parser(
         "clear",
         help="delete the cache, run folders and results index (asks first)",
@@ -77,7 +81,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "that assay created."
         ),
     )
-    prune.add_argument("folder", **_CACHE_FOLDER)
+    _add_cache_folder(prune)
     prune.add_argument(
         "--older-than",
         type=_duration,
@@ -112,7 +116,7 @@ def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "one, the one it keeps, and the functions each covered."
         ),
     )
-    explain.add_argument("folder", **_CACHE_FOLDER)
+    _add_cache_folder(explain)
     cache.set_defaults(func=_cmd_cache)
 
 
