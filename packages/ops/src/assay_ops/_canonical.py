@@ -265,6 +265,23 @@ def canonical_bytes(value: Any, name: str = "params") -> bytes:
     return _encode(value, name)
 
 
+def canonical_hasher() -> hashlib._Hash:
+    """Return a SHA-256 hasher that has taken in the digest's header (the encoding's version).
+
+    Fed ``canonical_bytes(value)``, in one piece or in parts, it gives
+    ``canonical_digest(value)``: a caller hashing many values that share a prefix hashes the
+    prefix once and copies the hasher, without writing the header itself.
+
+    Examples:
+        >>> hasher = canonical_hasher()
+        >>> hasher.update(canonical_bytes([1, 2]))
+        >>> hasher.hexdigest() == canonical_digest([1, 2])
+        True
+
+    """
+    return hashlib.sha256(b"assay.canonical.v%d\x00" % CANONICAL_VERSION)
+
+
 def canonical_digest(value: Any, name: str = "params") -> str:
     """Return the SHA-256 hex digest of ``value``'s canonical encoding, version included.
 
@@ -273,5 +290,6 @@ def canonical_digest(value: Any, name: str = "params") -> str:
         True
 
     """
-    header = b"assay.canonical.v%d\x00" % CANONICAL_VERSION
-    return hashlib.sha256(header + _encode(value, name)).hexdigest()
+    hasher = canonical_hasher()
+    hasher.update(_encode(value, name))
+    return hasher.hexdigest()

@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from assay_context import ArtifactLog, FrozenMetrics
 
+from ._live import LiveChannel
+
 _LOGGER = logging.getLogger("assay_ops.capture")
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -146,13 +148,18 @@ class Capture:
     ``assay_context.ArtifactLog`` (the same objects a ``FrozenContext`` carries), so
     ``context.record(...)`` inside an operation and ``capture.metric(...)`` land in the same
     place. With an ``artifact_dir``, each artifact is also written there as a file named after
-    it, the moment it is captured.
+    it, the moment it is captured. With a ``live`` channel, each metric recorded through
+    ``metric()`` is also reported there as it is recorded, and ``should_prune()`` asks it
+    whether the run should stop early.
 
     Args:
         metrics: Where metrics go (a new ``FrozenMetrics`` by default).
         artifacts: Where artifacts go (a new ``ArtifactLog`` by default).
         artifact_dir: Folder to write artifact files to, or ``None`` to keep them in memory only.
         logger: Logger that ``log()`` also forwards messages to.
+        live: A [`LiveChannel`][assay_ops.LiveChannel] to report metrics to while the run
+            runs, or ``None``. A pickled or deep copy of the capture has none: what it
+            records never reaches the run's record, so it is not streamed either.
 
     Examples:
         >>> capture = Capture()
@@ -172,7 +179,20 @@ class Capture:
         *,
         artifact_dir: str | Path | None = None,
         logger: logging.Logger | None = None,
+        live: LiveChannel | None = None,
     ) -> None:
+        # What isinstance(live, LiveChannel) checks, and callable, without its cost (µs a run).
+        if live is not None and not (
+            callable(getattr(live, "report", None))
+            and callable(getattr(live, "should_prune", None))
+        ):
+            raise TypeError(
+                f"live={live!r}: expected a LiveChannel (an object with report(name, value, "
+                "step) and should_prune() methods) or None"
+            )
+        self._live = live
+        self._pruned = False
+        self._live_failed = False
         self.metrics = FrozenMetrics() if metrics is None else metrics
         self.artifacts = ArtifactLog() if artifacts is None else artifacts
         self._artifact_dir_raw: str | Path | None = None
@@ -211,11 +231,98 @@ class Capture:
         return remove_stale_temporaries(folder)
 
     @classmethod
-    def for_context(cls, context: Any, *, artifact_dir: str | Path | None = None) -> Capture:
+    def for_context(
+        cls,
+        context: Any,
+        *,
+        artifact_dir: str | Path | None = None,
+        live: LiveChannel | None = None,
+    ) -> Capture:
         """Return a capture recording into ``context.metrics`` and ``context.artifacts``."""
         return cls(
-            context.metrics, context.artifacts, artifact_dir=artifact_dir, logger=context.logger
+            context.metrics,
+            context.artifacts,
+            artifact_dir=artifact_dir,
+            logger=context.logger,
+            live=live,
         )
+
+    @property
+    def live(self) -> LiveChannel | None:
+        """The channel metrics are reported to as they are recorded, or None."""
+        return self._live
+
+    @property
+    def pruned(self) -> bool:
+        """Whether ``should_prune()`` has returned True: the run was told to stop early."""
+        return self._pruned
+
+    def should_prune(self) -> bool:
+        """Return whether the run should stop early, as the live channel decides.
+
+        An operation that supports early stopping asks this now and then (after reporting a
+        step's metrics, say) and returns when it is True; its record then has the status
+        ``"pruned"`` and keeps the metrics recorded so far. Without a live channel the answer
+        is always False. Once True, it stays True and ``pruned`` is set. A channel that raises
+        does not end the run: a warning is logged (once) and the answer is False.
+
+        Examples:
+            >>> class AfterTwoSteps:
+            ...     def __init__(self):
+            ...         self.steps = 0
+            ...     def report(self, name, value, step):
+            ...         self.steps += 1
+            ...     def should_prune(self):
+            ...         return self.steps >= 2
+            >>> capture = Capture(live=AfterTwoSteps())
+            >>> for step in range(5):
+            ...     capture.metric("loss", 1.0 / (step + 1), step=step)
+            ...     if capture.should_prune():
+            ...         break
+            >>> capture.metrics.as_dict()["loss"], capture.pruned
+            ((1.0, 0.5), True)
+            >>> Capture().should_prune()
+            False
+
+        """
+        if self._pruned:
+            return True
+        if self._live is None:
+            return False
+        try:
+            answer = bool(self._live.should_prune())
+        except Exception as error:
+            self._channel_failed("should_prune()", error)
+            return False
+        self._pruned = answer
+        return answer
+
+    def _channel_failed(self, call: str, error: Exception) -> None:
+        """Say once that the live channel failed; the run goes on and keeps its record."""
+        # A stream that cannot be written (a full disk, a lost mount) costs the watchers their
+        # view of the run, not the run: the record still gets every metric.
+        if self._live_failed:
+            return
+        self._live_failed = True
+        self.log(
+            f"live channel {type(self._live).__qualname__}.{call} failed "
+            f"({type(error).__qualname__}: {error}); the run goes on and its record keeps "
+            "every metric, but what watches it live may miss values (warned once per run)",
+            "warning",
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled or deep copy records into its own metrics, which never reach the run's
+        # record: it does not stream them (and a channel holding an open file need not pickle).
+        state = self.__dict__.copy()
+        state["_live"] = None
+        return state
+
+    def __copy__(self) -> Capture:
+        # A shallow copy records into the same metrics as this capture: it streams them too.
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     def metric(
         self,
@@ -232,6 +339,10 @@ class Capture:
             step: Optional step (epoch, iteration); kept as the ``"step"`` tag.
             tags: Optional mapping describing the measurement; returned by ``get_tags``.
 
+        Once recorded, the value is reported to the live channel, if any (a refused value is
+        not). A channel that raises does not fail the run: the value stays recorded and a
+        warning is logged, once per capture.
+
         Raises:
             TypeError: For a value or tags of the wrong type (raised by ``FrozenMetrics``).
             ValueError: For a bad name, or a ``step`` that is not an int or that disagrees
@@ -245,8 +356,14 @@ class Capture:
                 raise ValueError(
                     f"metric {name!r}: step={step!r} disagrees with tags['step']={tags['step']!r}"
                 )
-            tags = {**(tags or {}), "step": int(step)}
+            step = int(step)
+            tags = {**(tags or {}), "step": step}
         self.metrics.add(name, value, tags)
+        if self._live is not None:  # only a value the metrics accepted is reported
+            try:
+                self._live.report(name, value, step)
+            except Exception as error:
+                self._channel_failed(f"report({name!r}, ..., step={step!r})", error)
 
     def log_metrics(self, values: Mapping[str, Any], step: int | None = None) -> None:
         """Record several metrics at once (``name -> value``), with an optional common step."""

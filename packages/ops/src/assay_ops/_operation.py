@@ -116,6 +116,24 @@ class OperationWrapper:
         """``"module:qualname"``, which ``import_operation`` turns back into this operation."""
         return self._ref
 
+    def provenance(self) -> dict[str, Any]:
+        """Return the provenance a run of this operation records now.
+
+        Python, platform, hostname, package versions and the git state of the operation's
+        source (commit, dirty flag, address of the diff). Computed once per process and
+        kept (the git state is checked again by file times only), so a driver that asks for
+        it before starting a pool of forked workers spares each worker its own git calls.
+
+        Examples:
+            >>> @operation
+            ... def noop():
+            ...     pass
+            >>> sorted(noop.provenance())[:3]
+            ['executable', 'git_commit', 'git_diff']
+
+        """
+        return provenance(self._source())
+
     def _source(self) -> str | None:
         if self._source_file is None:
             try:
@@ -156,6 +174,12 @@ class OperationWrapper:
         The record's ``params_read`` names every parameter the function read through
         ``param_scope`` (its params, scope values set around the run, defaults of reads that
         found no value, ``@auto_param`` arguments) with the value it got.
+
+        An operation that returns normally after ``capture.should_prune()`` returned True
+        (early stopping: the capture's live channel said the run is not worth finishing) gives
+        a ``pruned`` record holding the metrics recorded until then, returned ones included.
+        An exception raised after it still gives a ``failed`` record (``cancelled`` for
+        ``KeyboardInterrupt``).
 
         An exception raised by the function gives a ``failed`` record carrying the error and
         the metrics captured before it. So does ``SystemExit`` (``sys.exit()`` in a library,
@@ -229,6 +253,8 @@ class OperationWrapper:
                 returned = self._func(**kwargs)
             if returned is not None:
                 self._record_returned(returned, capture)
+            if capture.pruned:  # told to stop early and returned: not a failure, not a success
+                status = "pruned"
         except KeyboardInterrupt as err:
             status, error = "cancelled", err
         except Exception as err:

@@ -15,10 +15,11 @@ from ._jsonvalue import from_json, to_json, write_atomic
 #: Format tag written into every serialised record; readers refuse other formats.
 RECORD_FORMAT = "assay.run-record/1"
 
-#: The statuses a run can end with.
-STATUSES = ("success", "failed", "cancelled")
+#: The statuses a run can end with. ``pruned``: the operation returned early because
+#: ``capture.should_prune()`` told it to (early stopping); its metrics are those recorded so far.
+STATUSES = ("success", "failed", "cancelled", "pruned")
 
-Status = Literal["success", "failed", "cancelled"]
+Status = Literal["success", "failed", "cancelled", "pruned"]
 
 # Fields whose values may hold any record value (numpy scalars, arrays, tuples, ...); the
 # others are plain JSON already.
@@ -54,7 +55,9 @@ class RunRecord:
             ``OperationWrapper.code_hash``; ``""`` when the source is unavailable).
         params: The run's parameters.
         seed: The seed bundle's key (``SeedBundle.from_key`` rebuilds the bundle).
-        status: ``"success"``, ``"failed"`` or ``"cancelled"``.
+        status: ``"success"``, ``"failed"``, ``"cancelled"`` or ``"pruned"`` (stopped early
+            when ``capture.should_prune()`` said so: the metrics are those recorded until
+            then; a reader of an older version refuses such a record).
         metrics: Metric name → values in recording order.
         metric_tags: Metric name → the tags dict recorded with each value.
         artifacts: Descriptions of the captured artifacts, in order.
@@ -113,8 +116,13 @@ class RunRecord:
 
     @property
     def ok(self) -> bool:
-        """Whether the run succeeded."""
+        """Whether the run succeeded (ran to its end: a pruned run is not ``ok``)."""
         return self.status == "success"
+
+    @property
+    def pruned(self) -> bool:
+        """Whether the run was stopped early because ``capture.should_prune()`` said so."""
+        return self.status == "pruned"
 
     def metric(self, name: str) -> Any:
         """Return the last value recorded for metric ``name``.
