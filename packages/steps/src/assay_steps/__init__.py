@@ -33,9 +33,11 @@ from ._paths import StepPaths
 from ._step import Step
 from ._task import ItemTask
 from ._uid import ENCODING as UID_ENCODING
+from ._uid import UID_TYPES
 
 __all__ = [
     "UID_ENCODING",
+    "UID_TYPES",
     "Backend",
     "BatchProtocolError",
     "Cached",

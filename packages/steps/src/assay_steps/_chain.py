@@ -14,7 +14,7 @@ from ._lookup import LookupHandle
 from ._state import runtime_of
 from ._step import Step
 from ._store import CorruptEntryError, EntryStore
-from ._stream import UidAt, chain_pairs, values_of
+from ._stream import Pair, StreamContext, UidAt, chain_pairs, values_of
 from ._task import format_error
 
 
@@ -97,6 +97,9 @@ class Chain(Step):
     def _item_uid(self, value: Any) -> str:
         return self._resolved_steps()[0]._item_uid(value)
 
+    def _caches_results(self) -> bool:
+        return self.infra is not None or any(s._caches_results() for s in self._resolved_steps())
+
     def _shares_last_cache(self) -> bool:
         last: Step = self
         while isinstance(last, Chain):
@@ -125,6 +128,11 @@ class Chain(Step):
         """
         pairs = enumerate(values)
         return values_of(chain_pairs(self, prefix, pairs, uid_at, forced, retried, window, cached))
+
+    def _stream_pairs(self, pairs: Iterator[Pair], context: StreamContext) -> Iterator[Pair]:
+        """Stream the pairs through the steps, each pulling them lazily (see ``_stream``)."""
+        prefix, uid_at, forced, retried, window, cached = context
+        return chain_pairs(self, prefix, pairs, uid_at, forced, retried, window, cached)
 
     def _cached_items(
         self,

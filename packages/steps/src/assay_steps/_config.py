@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import xxhash
-
 from ._backend import Backend
 from ._paths import safe_item_uid
 from ._state import NOINPUT_UID, NOVALUE, runtime_of
 from ._tree import holds
-from ._uid import ENCODING_VERSION, encode, uid_of
+from ._uid import uid_of
 
 if TYPE_CHECKING:
     from ._step import Step
@@ -67,7 +65,7 @@ def item_uid(step: Step, value: Any) -> str:
 def step_uid(step: Step, prefix: tuple[Step, ...]) -> str:
     """Return the uid of ``step`` after the steps ``prefix``: its cache folder's name."""
     steps = (*prefix, *step._uid_steps())
-    digest = xxhash.xxh3_128_hexdigest(ENCODING_VERSION + encode(steps, "step config"))
+    digest = uid_of(steps, "step config")  # the same uid as an input's: one encoder, one hash
     name = type(steps[-1]).__name__
     # The class name becomes a folder name; type() accepts any string ("../x", "a/b").
     if not name.isidentifier() or len(name) > _MAX_CLASS_NAME:

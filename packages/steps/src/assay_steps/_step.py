@@ -19,14 +19,7 @@ from assay_ops import CodeFingerprint
 
 from ._backend import Backend
 from ._code import CodeIdentity, code_identity
-from ._config import (
-    cloned_data,
-    fill_infra_from_default,
-    item_uid,
-    resolved,
-    step_uid,
-    uid_fields,
-)
+from ._config import cloned_data, fill_infra_from_default, item_uid, resolved, step_uid, uid_fields
 from ._dump import dump_tagged
 from ._engine import SubModes, UidSource, cached_items, run_cached
 from ._inline import streamed
@@ -38,7 +31,7 @@ from ._state import NOVALUE, _Runtime
 from ._stepcode import class_or_instance, code_report, own_fingerprint
 from ._storage import store_of
 from ._store import EntryStore
-from ._stream import UidAt, _batch_pairs, values_of
+from ._stream import Pair, StreamContext, UidAt, _batch_pairs, values_of
 from ._tree import nested_steps, show_lines
 
 if TYPE_CHECKING:
@@ -307,6 +300,10 @@ class Step(pydantic.BaseModel):
         """Whether this step recomputes its cached errors (itself, or through a sub-step)."""
         return effective_mode(self) == "retry"
 
+    def _caches_results(self) -> bool:
+        """Whether this step's results are cached (a composite step's: or by a sub-step)."""
+        return self.infra is not None
+
     def _is_pure_generator(self) -> bool:
         """Whether ``_run`` takes no input at all (not even an optional one)."""
         return "pure_generator" in self._flags
@@ -345,6 +342,13 @@ class Step(pydantic.BaseModel):
         caller caches the results (a batch that may break its protocol is then held).
         """
         return values_of(_batch_pairs(self, enumerate(values), cached))
+
+    def _stream_pairs(self, pairs: Iterator[Pair], context: StreamContext) -> Iterator[Pair]:
+        """Yield ``(index, result)`` per pair it pulls, uncached (a ``Failed`` result ends it).
+
+        The default runs ``_run_batch``; a composite step streams the pairs through its steps.
+        """
+        return _batch_pairs(self, pairs, context.cached)
 
     def _cached_items(
         self,

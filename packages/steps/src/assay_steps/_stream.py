@@ -82,14 +82,14 @@ def chain_pairs(
     items: Iterator[Item] = (entry.start(index, value) for index, value in pairs)
     for k, step in enumerate(steps):
         later_cached = cached or any(_caches(later) for later in steps[k + 1 :])
-        context = _Context(prefixes[k], uid_at, forced, retried, window, later_cached)
+        context = StreamContext(prefixes[k], uid_at, forced, retried, window, later_cached)
         items = _stage(step, k, items, context)
         forced = forced or step._forces()
         retried = retried or step._retries()  # as force, retry carries over to what follows
     return ((index, value) for index, _, value in items)
 
 
-class _Context(NamedTuple):
+class StreamContext(NamedTuple):
     """What a stage runs its step in (see ``chain_pairs``)."""
 
     prefix: tuple[Step, ...]
@@ -101,13 +101,8 @@ class _Context(NamedTuple):
 
 
 def _caches(step: Step) -> bool:
-    """Whether ``step`` (or a step of it, if it is a chain) caches its results."""
-    from ._chain import Chain
-
-    step = step._resolved()
-    return step.infra is not None or (
-        isinstance(step, Chain) and any(_caches(sub) for sub in step._resolved_steps())
-    )
+    """Whether ``step`` (or a step of it, if it is composite) caches its results."""
+    return step._resolved()._caches_results()
 
 
 class _Entry:
@@ -155,22 +150,15 @@ class _Entry:
         return index, 0, value
 
 
-def _stage(step: Step, k: int, items: Iterator[Item], context: _Context) -> Iterator[Item]:
-    from ._chain import Chain
+def _stage(step: Step, k: int, items: Iterator[Item], context: StreamContext) -> Iterator[Item]:
     from ._step import Step
 
     if step.infra is not None:
         return _cached_stage(step, k, items, context)
-    if isinstance(step, Chain):
-        prefix, uid_at, forced, retried, window, cached = context
-
-        def nested(pairs: Iterator[Pair]) -> Iterator[Pair]:
-            return chain_pairs(step, prefix, pairs, uid_at, forced, retried, window, cached)
-
-        return _pulling_stage(k, items, nested)
-    if type(step)._run_batch is Step._run_batch:
-        return _run_stage(step, k, items)
-    return _pulling_stage(k, items, lambda pairs: _batch_pairs(step, pairs, context.cached))
+    cls = type(step)
+    if cls._stream_pairs is Step._stream_pairs and cls._run_batch is Step._run_batch:
+        return _run_stage(step, k, items)  # one item at a time through ``_run``
+    return _pulling_stage(k, items, lambda pairs: step._stream_pairs(pairs, context))
 
 
 def _run_stage(step: Step, k: int, items: Iterator[Item]) -> Iterator[Item]:
@@ -321,7 +309,9 @@ def _batch_pairs(step: Step, pairs: Iterator[Pair], cached: bool) -> Iterator[Pa
     yield from held
 
 
-def _cached_stage(step: Step, k: int, items: Iterator[Item], context: _Context) -> Iterator[Item]:
+def _cached_stage(
+    step: Step, k: int, items: Iterator[Item], context: StreamContext
+) -> Iterator[Item]:
     """Compute the items of step ``k`` (which has a backend) a window at a time.
 
     Each window goes to the backend at once (as exca dispatches a cached step over every
@@ -363,7 +353,7 @@ def _cached_stage(step: Step, k: int, items: Iterator[Item], context: _Context) 
             return
 
 
-def _window_results(step: Step, own: list[Pair], context: _Context) -> Iterator[Any]:
+def _window_results(step: Step, own: list[Pair], context: StreamContext) -> Iterator[Any]:
     """Compute a window of ``step``'s items through its backend; return their reader.
 
     An error before anything could be read (the backend's, the cache's) becomes the error

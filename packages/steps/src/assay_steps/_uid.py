@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pydantic
 import xxhash
+from assay_ops import MAX_ENCODED_NESTING
 
 from ._filehash import path_digest
 
@@ -37,6 +38,13 @@ from ._filehash import path_digest
 #: ``Path`` is keyed by the content of the file or directory it names.
 ENCODING = 3
 ENCODING_VERSION = b"assay-uid-%d;" % ENCODING
+
+#: The types of value a cache uid is computed from, as error messages name them (the one
+#: list: the layers above quote it rather than keep a copy that could drift).
+UID_TYPES = (
+    "None, bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset, Path, "
+    "Enum, date/time/timedelta, Decimal, UUID, a numpy array or scalar, or a pydantic model"
+)
 
 _Encoder = Callable[[Any, str], bytes]
 
@@ -62,9 +70,9 @@ def _enc_bytes(value: bytes, _where: str) -> bytes:
     return _atom(b"b", bytes(value))
 
 
-#: Most containers nested in one another in an encoded value, in all (as in ``assay_ops``):
-#: deeper values are refused with a ValueError rather than exhausting the stack.
-MAX_NESTING = 200
+#: Most containers nested in one another in an encoded value, in all (the limit of
+#: ``assay_ops``): deeper values are refused with a ValueError rather than exhausting the stack.
+MAX_NESTING = MAX_ENCODED_NESTING
 _nesting = threading.local()  # containers around the value being encoded, per thread
 
 
@@ -339,9 +347,7 @@ def encode(value: Any, where: str = "value") -> bytes:
             return encoder(value, where)
     raise TypeError(
         f"cannot compute a cache uid for {where}={value!r:.80} of type "
-        f"{type(value).__qualname__}; expected None, bool, int, float, complex, str, bytes, "
-        "tuple, list, dict, set, frozenset, Path, Enum, date/time/timedelta, Decimal, UUID, "
-        "numpy array/scalar or pydantic model (or override item_uid)"
+        f"{type(value).__qualname__}; expected {UID_TYPES} (or override item_uid)"
     )
 
 
