@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assay_steps import StepPaths, _segments
+from assay_steps import StepPaths
 from assay_steps._catalog import forget_catalog
 from assay_steps._claims import Claim
 from assay_steps._frames import HEADER, encode, frame_length, parse_header
@@ -39,6 +39,7 @@ from assay._rows import Outcome
 from assay._runs import plan
 from assay._schema import INDEX_NAME
 from assay._units import format_size, parse_duration, parse_size
+from tests.kit.store import finish_writers
 
 OPS = """
 from assay_ops import operation
@@ -95,17 +96,10 @@ def _experiment(
     )
 
 
-def _finish_writers() -> None:
-    """Close this process's segment writers, as the end of a sweep's process would."""
-    for writer in list(_segments._writers.values()):
-        writer._close()
-    _segments._writers.clear()
-
-
 @pytest.fixture(autouse=True)
 def _no_writers_left() -> Iterator[None]:
     yield
-    _finish_writers()
+    finish_writers()
 
 
 def _entries(folder: Path) -> dict[str, Path]:
@@ -332,7 +326,7 @@ def _swept(tmp_path: Path, write_module: Callable[..., Any]) -> tuple[Path, dict
     """A real sweep of 6 runs whose first 3 (in planning order) are not finished in the index."""
     experiment = _experiment(tmp_path, write_module, [1, 2, 3])
     experiment.run()
-    _finish_writers()
+    finish_writers()
     folder = tmp_path / "exp"
     with ResultsIndex(folder, create=False) as index:
         index.mark([s.run_id for s in experiment.specs[:3]], "cancelled")
@@ -489,7 +483,7 @@ def _step_cache(tmp_path: Path, claims: list[Claim]) -> Path:
     (locked / "locks" / "c.lock").write_text("host 1")  # an older assay's run, going on
     (step / "code-broken").mkdir()
     (step / "code-broken" / "code.json").write_text("{not json")
-    _finish_writers()
+    finish_writers()
     return cache
 
 
@@ -546,7 +540,7 @@ def test_stale_code_keeps_the_entries_the_index_refers_to(tmp_path: Path, layout
     old = _code(step, "old", "2024-01-01T00:00:00+00:00")
     new = _code(step, "new", "2024-06-01T00:00:00+00:00")
     put = {(v, s.run_id): _put(v, s.run_id, b"r" * 10, layout) for v in (old, new) for s in specs}
-    _finish_writers()
+    finish_writers()
     planned = plan_prune(tmp_path, stale_code=True)
     # the stale version stays for the entry of the finished run; its other entry goes
     assert [e.path for e in planned.entries] == [put[old, specs[1].run_id]]
@@ -602,7 +596,7 @@ def test_prune_a_folder_without_index_keeps_its_entries_unless_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], write_module: Callable[..., Any]
 ) -> None:
     _experiment(tmp_path, write_module, [1]).run()
-    _finish_writers()
+    finish_writers()
     folder = tmp_path / "exp"
     for path in folder.glob(INDEX_NAME + "*"):
         path.unlink()
@@ -624,7 +618,7 @@ def test_prune_leaves_the_entries_of_a_running_writer_alone(
         capsys.readouterr().out
     )
     assert len(_entries(folder)) == 2
-    _finish_writers()  # the sweep's process ended
+    finish_writers()  # the sweep's process ended
     assert main(argv) == 0
     assert "deleted 2 entries" in capsys.readouterr().out
     assert _entries(folder) == {}

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xxhash
-from assay_steps import Cached, Step, StepPaths, _segments
+from assay_steps import Cached, Step, StepPaths
 from assay_steps import _compact as _maintenance
 from assay_steps._arrays import _header_and_body, _sample
 from assay_steps._catalog import forget_catalog
@@ -31,6 +31,7 @@ from assay_steps._migrate import migrate
 from assay_steps._store import CachedError, EntryStore
 
 from assay._cli import main
+from tests.kit.store import finish_writers
 
 STEP = "Square-" + "ab" * 16
 BIG = 20_000  # floats: an array file of its own (over 64 KiB)
@@ -39,13 +40,6 @@ _FORK = multiprocessing.get_context("fork")
 
 def _paths(base: Path, code: str = "v1") -> StepPaths:
     return StepPaths(base, STEP, code)
-
-
-def _finish_writers() -> None:
-    """Close this process's segment writers, as the end of a sweep's process would."""
-    for writer in list(_segments._writers.values()):
-        writer._close()
-    _segments._writers.clear()
 
 
 def _in_child(target: Callable[..., None], *args: Any) -> None:
@@ -110,7 +104,7 @@ def _assert_values(paths: StepPaths, expected: dict[str, Any]) -> None:
 @pytest.fixture(autouse=True)
 def _no_writers_left() -> Iterator[None]:
     yield
-    _finish_writers()
+    finish_writers()
 
 
 # ---------------------------------------------------------------- compaction
@@ -468,7 +462,7 @@ class Square(Step):
 def _step_cache(base: Path) -> Path:
     """A real step cache folder (marked by assay-steps), its writer finished."""
     Square(infra=Cached(folder=base)).run_many([1.0, 2.0, 3.0])
-    _finish_writers()
+    finish_writers()
     return base
 
 
@@ -536,7 +530,7 @@ def test_compact_and_migrate_commands_on_a_step_cache(
 ) -> None:
     cache = _step_cache(tmp_path / "steps")
     Square(infra=Cached(folder=cache, mode="force")).run_many([1.0, 2.0])  # supersedes two
-    _finish_writers()
+    finish_writers()
     assert main(["cache", "compact", str(cache)]) == 0
     out = capsys.readouterr().out
     assert "compacted 2 segments into 1, freeing " in out

@@ -7,7 +7,6 @@ waits for those jobs and reads what they wrote.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 from assay import Results
 from tests._slurm import require_slurm_cluster
+from tests.kit.jobs import job_ids
 
 pytestmark = pytest.mark.slow
 
@@ -59,12 +59,6 @@ print(experiment.run().counts())
 """
 
 
-def _job_ids(folder: Path) -> set[str]:
-    return {
-        json.loads(p.read_text())["ref"]["job_id"] for p in folder.glob("cache/*/*/jobs/*.json")
-    }
-
-
 def _running(name: str) -> int:
     listing = subprocess.run(
         ["squeue", "--noheader", "--array", "--states=RUNNING", f"--name={name}", "--format=%i"],
@@ -102,7 +96,7 @@ def test_a_rerun_after_ctrl_c_waits_for_the_running_jobs_instead_of_submitting_a
     assert first.returncode != 0
     assert "run again to resume" in stderr.decode()
     assert set(Results.load(folder).counts()) == {"cancelled"}
-    submitted = _job_ids(folder)
+    submitted = job_ids(folder)
     assert len(submitted) == 3
 
     # The rerun starts while the jobs still hold: it must wait for them, not submit again.
@@ -120,4 +114,4 @@ def test_a_rerun_after_ctrl_c_waits_for_the_running_jobs_instead_of_submitting_a
     assert results.counts() == {"success": 3}
     assert sorted(record.metrics["y"] for record in results.records()) == [[0], [10], [20]]
     # Every item was computed by a job of the first driver: nothing was submitted twice.
-    assert _job_ids(folder) == submitted
+    assert job_ids(folder) == submitted

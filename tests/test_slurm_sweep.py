@@ -6,7 +6,6 @@ jobs it submitted, by id.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ import pytest
 from assay import Experiment, Results, explicit
 from assay._cli import main
 from tests._slurm import require_slurm_cluster
+from tests.kit.jobs import job_ids
 
 pytestmark = pytest.mark.slow
 
@@ -60,13 +60,6 @@ def _experiment(ops: str, folder: Path, params: list[dict[str, Any]], **backend:
                       backend=settings)  # fmt: skip
 
 
-def _job_ids(folder: Path) -> set[str]:
-    """Return the job ids the sweep's job references name (one per array task)."""
-    return {
-        json.loads(p.read_text())["ref"]["job_id"] for p in folder.glob("cache/*/*/jobs/*.json")
-    }
-
-
 def _ours(name: str) -> list[str]:
     listing = subprocess.run(
         ["squeue", "--noheader", "--array", f"--name={name}", "--format=%i"],
@@ -96,7 +89,7 @@ def test_a_sweep_is_one_submission_with_job_ids_and_logs_in_the_results(
     params = [{"i": i} for i in range(24)]
     results = _experiment(ops, folder, params, max_jobs=8, job_name=name).run()
     assert results.counts() == {"success": 24}
-    tasks = _job_ids(folder)
+    tasks = job_ids(folder)
     assert len(tasks) == 8
     assert len({task.split("_")[0] for task in tasks}) == 1  # one array: one submission
     table = results.table()
@@ -129,7 +122,7 @@ def test_a_cancelled_array_task_leaves_the_other_runs_complete_in_the_same_call(
     def cancel_one() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not target:
-            tasks = sorted(_job_ids(folder))
+            tasks = sorted(job_ids(folder))
             if tasks:
                 target.append(next(t for t in tasks if t.endswith("_3")))
                 subprocess.run(["scancel", target[0]], check=True)  # ours, by id

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from assay_steps import _segments
 from audit import count, metrics_by_run
 
 from assay import Experiment, Results, explicit
 from assay._cli import main
+from tests.kit.store import finish_writers
 
 
 def _sweep(folder: Path) -> dict[str, object]:
@@ -36,9 +36,7 @@ def _sweep(folder: Path) -> dict[str, object]:
     )
     metrics = metrics_by_run(experiment.run())
     # The sweep's process ends: its segment is finished, as in any archived folder.
-    for writer in list(_segments._writers.values()):
-        writer._close()
-    _segments._writers.clear()
+    finish_writers()
     return metrics
 
 

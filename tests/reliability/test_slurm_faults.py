@@ -9,7 +9,6 @@ take up to a minute each and run in the heavy variant, where a cluster answers.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -25,6 +24,7 @@ from reliability_steps import HEAVY
 
 from assay import Experiment, Results, explicit
 from tests._slurm import require_slurm_cluster
+from tests.kit.jobs import job_ids
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,12 +61,6 @@ def _clean(tmp_path: Path) -> dict[str, Any]:
     return metrics_by_run(_experiment(tmp_path / "clean", files, None).run())
 
 
-def _job_ids(folder: Path) -> set[str]:
-    return {
-        json.loads(p.read_text())["ref"]["job_id"] for p in folder.glob("cache/*/*/jobs/*.json")
-    }
-
-
 def _run_in_thread(experiment: Experiment) -> tuple[threading.Thread, dict[str, Any]]:
     outcome: dict[str, Any] = {}
 
@@ -84,9 +78,9 @@ def _run_in_thread(experiment: Experiment) -> tuple[threading.Thread, dict[str, 
 def _started_job(folder: Path) -> str:
     """Wait until the sweep's job was submitted and runs; return its id."""
     deadline = time.monotonic() + 60
-    while not _job_ids(folder) and time.monotonic() < deadline:
+    while not job_ids(folder) and time.monotonic() < deadline:
         time.sleep(0.1)
-    (job,) = _job_ids(folder)
+    (job,) = job_ids(folder)
     while _state(job) != "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _state(job) == "RUNNING", f"job {job} did not start"
@@ -165,5 +159,5 @@ def test_a_job_whose_process_is_killed_is_recorded_failed_and_a_rerun_recovers(
     folder, files, backend, clean = _held_sweep(tmp_path, "kill")
     results = _experiment(folder, files, backend).run()
     assert results.counts() == {"failed": 3}
-    (job,) = _job_ids(folder)
+    (job,) = job_ids(folder)
     _check_and_recover(folder, files, backend, clean, "failed", job)

@@ -8,14 +8,36 @@ they fail instead, so a broken cluster cannot pass as a skipped suite.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+def _load_testkit() -> None:
+    """Make ``import backends_testkit`` work, this folder staying off ``sys.path``.
+
+    On the path, it would make pytest name the test modules ``test_x`` instead of
+    ``packages.backends.tests.test_x``; the operations they define are imported by that name
+    in the jobs, which start in the repository's root folder.
+    """
+    path = Path(__file__).with_name("backends_testkit.py")
+    spec = importlib.util.spec_from_file_location("backends_testkit", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+
+_load_testkit()
 
 START_HINT = "start one with: sudo bash scripts/slurm/start.sh (Debian 12, root)"
 

@@ -13,6 +13,7 @@ import cloudpickle
 import pytest
 from assay_backends import JobError, JobFailure, JobsFailed, job_logs, watch
 from assay_steps import Step
+from backends_testkit import HoldsWhileFlag
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -26,21 +27,6 @@ class ExitsAt(Step):
         if value == self.at:
             os._exit(3)
         return value * 10
-
-
-class HoldsWhileFlag(Step):
-    """Returns the input once ``flag`` is gone (the flag is not part of the cache key)."""
-
-    flag: Path
-
-    @classmethod
-    def _exclude_from_cls_uid(cls) -> list[str]:
-        return ["flag"]
-
-    def _run(self, value: int) -> int:
-        while self.flag.exists():
-            time.sleep(0.05)
-        return value
 
 
 def local(folder: Path, **fields: Any) -> dict[str, Any]:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import pytest
@@ -17,10 +15,10 @@ from assay_backends import current_job_logs
 from assay_ops import Runtime, operation
 from assay_steps import Step
 
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
+if TYPE_CHECKING:  # annotations only: jobs import this module by name, without the kit
+    from backends_testkit import InThread
 
-#: The ``in_thread`` fixture (conftest.py): work started in a thread, and its outcome.
-InThread = Callable[[Callable[[], Any]], tuple[threading.Thread, dict[str, Any]]]
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 class Warned(Step):

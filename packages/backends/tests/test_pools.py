@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import sys
@@ -15,6 +14,7 @@ import pytest
 from assay_backends import ProcessPool, ThreadPool
 from assay_backends import _progress as progress_module
 from assay_steps import Backend, BatchProtocolError, Step
+from backends_testkit import Terminal
 
 # Steps of this module travel to worker processes by value, as if defined in a notebook.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -201,16 +201,11 @@ def test_bad_max_jobs_is_rejected_naming_the_field(value: int) -> None:
         ThreadPool(max_jobs=value)
 
 
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def test_progress_bar_is_drawn_on_a_terminal_and_switchable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("rich")
-    terminal = _Terminal()
+    terminal = Terminal()
     monkeypatch.setattr(progress_module.sys, "stderr", terminal)
     list(WhereAndWhen(infra={"backend": "ThreadPool", "folder": tmp_path / "a"}).run_many(range(5)))
     assert "5/5" in terminal.getvalue()

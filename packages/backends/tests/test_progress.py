@@ -5,21 +5,17 @@ import io
 import pytest
 from assay_backends import _progress as progress_module
 from assay_backends._progress import ProgressBar, progress_enabled
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+from backends_testkit import Terminal
 
 
 def test_automatic_progress_follows_the_terminal() -> None:
     pytest.importorskip("rich")
-    assert progress_enabled(None, _Terminal()) is True
+    assert progress_enabled(None, Terminal()) is True
     assert progress_enabled(None, io.StringIO()) is False
 
 
 def test_progress_can_be_forced_on_or_off() -> None:
-    assert progress_enabled(False, _Terminal()) is False
+    assert progress_enabled(False, Terminal()) is False
     pytest.importorskip("rich")
     assert progress_enabled(True, io.StringIO()) is True
 
@@ -31,7 +27,7 @@ def test_progress_setting_must_be_a_bool_or_none() -> None:
 
 def test_a_bar_counts_items_and_draws_with_rich() -> None:
     pytest.importorskip("rich")
-    terminal = _Terminal()
+    terminal = Terminal()
     with ProgressBar(total=4, description="my-step", enabled=True, stream=terminal) as bar:
         bar.advance(1)
         bar.advance(3)
@@ -53,4 +49,4 @@ def test_forcing_a_bar_without_rich_says_what_to_install(monkeypatch: pytest.Mon
     monkeypatch.setattr(progress_module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"assay-backends\[progress\]"):
         progress_enabled(True)
-    assert progress_enabled(None, _Terminal()) is False, "no rich: no automatic bar"
+    assert progress_enabled(None, Terminal()) is False, "no rich: no automatic bar"

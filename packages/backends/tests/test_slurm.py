@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 import submitit
 from assay_backends import JobError
 from assay_steps import Step
+from backends_testkit import SlowWhileFlag, job_ids, slurm
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -35,33 +35,6 @@ class Fails(Step):
         if value == 1:
             raise ZeroDivisionError(f"item {value} divides by zero")
         return value
-
-
-class SlowWhileFlag(Step):
-    """Sleeps while a flag file exists (the flag is configuration, so reruns share the cache)."""
-
-    flag: Path
-
-    @classmethod
-    def _exclude_from_cls_uid(cls) -> list[str]:
-        # A control file the test creates and deletes: not an input of the results (a Path
-        # field is otherwise keyed by the content of its file).
-        return ["flag"]
-
-    def _run(self, value: int) -> int:
-        while self.flag.exists():
-            time.sleep(0.05)
-        return value + 100
-
-
-def job_ids(step_folder: Path) -> set[str]:
-    return {
-        json.loads(p.read_text())["ref"]["job_id"] for p in step_folder.glob("code-*/jobs/*.json")
-    }
-
-
-def slurm(folder: Path, **fields: Any) -> dict[str, Any]:
-    return {"backend": "Slurm", "folder": folder, **fields}
 
 
 def test_a_single_job_runs_on_slurm_and_lookup_returns_it(tmp_path: Path) -> None:

@@ -14,11 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import pytest
@@ -26,10 +25,10 @@ from assay_backends import JobFailure, JobsFailed, current_job_logs, job_states,
 from assay_ops import Runtime, operation
 from assay_steps import Step
 
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
+if TYPE_CHECKING:  # annotations only: jobs import this module by name, without the kit
+    from backends_testkit import InThread
 
-#: The ``in_thread`` fixture (conftest.py): work started in a thread, and its outcome.
-InThread = Callable[[Callable[[], Any]], tuple[threading.Thread, dict[str, Any]]]
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("slurm_cluster")]
 

@@ -20,6 +20,7 @@ import pytest
 import submitit
 from assay_backends import JobError, _submitit_base
 from assay_steps import Step
+from backends_testkit import SlowWhileFlag, slurm
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -32,27 +33,6 @@ ENDING = {"RUNNING", "COMPLETING", "COMPLETED"}
 class Square(Step):
     def _run(self, value: int) -> int:
         return value * value
-
-
-class SlowWhileFlag(Step):
-    """Sleeps while a flag file exists (the flag is configuration, so reruns share the cache)."""
-
-    flag: Path
-
-    @classmethod
-    def _exclude_from_cls_uid(cls) -> list[str]:
-        # A control file the test creates and deletes: not an input of the results (a Path
-        # field is otherwise keyed by the content of its file).
-        return ["flag"]
-
-    def _run(self, value: int) -> int:
-        while self.flag.exists():
-            time.sleep(0.05)
-        return value + 100
-
-
-def slurm(folder: Path, **fields: Any) -> dict[str, Any]:
-    return {"backend": "Slurm", "folder": folder, **fields}
 
 
 def test_the_job_of_an_item_just_computed_reports_its_state_while_sacct_lags(

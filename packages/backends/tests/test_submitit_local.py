@@ -20,6 +20,7 @@ import pytest
 import submitit
 from assay_backends import Auto, JobError, LocalProcess, Slurm, SlurmUnavailableError, SubmititDebug
 from assay_steps import Backend, ItemTask, Step
+from backends_testkit import SlowWhileFlag, job_ids
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -38,30 +39,6 @@ class Fails(Step):
         if value == 2:
             raise KeyError(f"no such thing as item {value}")
         return value
-
-
-class SlowWhileFlag(Step):
-    """Sleeps while a flag file exists; the flag is not part of the result."""
-
-    flag: Path
-
-    @classmethod
-    def _exclude_from_cls_uid(cls) -> list[str]:
-        # A control file the test creates and deletes: not an input of the results (a Path
-        # field is otherwise keyed by the content of its file).
-        return ["flag"]
-
-    def _run(self, value: int) -> int:
-        while self.flag.exists():
-            time.sleep(0.05)
-        return value + 100
-
-
-def job_ids(step_folder: Path) -> set[str]:
-    """Distinct job ids attached to items (one json per task under jobs/)."""
-    return {
-        json.loads(p.read_text())["ref"]["job_id"] for p in step_folder.glob("code-*/jobs/*.json")
-    }
 
 
 @pytest.mark.parametrize("backend", SUBMITIT)

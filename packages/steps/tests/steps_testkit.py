@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from assay_steps import Step
+
+
+def cached(folder: Path, **fields: Any) -> dict[str, Any]:
+    """The ``infra=`` dict of a ``Cached`` backend on ``folder``, with the fields given."""
+    return {"backend": "Cached", "folder": folder, **fields}
+
+
+def infra(folder: Path, mode: str = "cached", **fields: Any) -> dict[str, Any]:
+    """The same, its ``mode`` always set: ``infra(folder, "read-only")``."""
+    return cached(folder, mode=mode, **fields)
 
 
 class Mult(Step):
@@ -139,3 +151,10 @@ class Logged(Step):
         finally:
             os.close(fd)
         return value * value
+
+
+class Ramp(Step):
+    """Returns ``arange(value)``: a large input gives an array stored in a file of its own."""
+
+    def _run(self, value: int) -> np.ndarray:
+        return np.arange(value, dtype=np.float64)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from assay_steps import LookupHandle, _catalog, _frames
+from assay_steps import LookupHandle, Step, _catalog, _frames
 
 TESTS = Path(__file__).parent
 
@@ -152,3 +152,22 @@ def python(code: str, *args: str | Path, timeout: float = 60) -> subprocess.Comp
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr
     return done
+
+
+def frame(uid: str, value: bytes, stamp: int = 1, kind: int = _frames.RESULT) -> bytes:
+    """The bytes of one frame, as the segment writer frames an entry."""
+    return b"".join(_frames.encode(kind, uid.encode(), stamp, value))
+
+
+def step_uids(step: Step, value: Any) -> list[str]:
+    """The step uids of a step's cache folders for ``value``: its sub-steps' first."""
+    handle = step.lookup(value)
+    subs = [sub.paths.step_uid for sub in handle._sub_handles if sub._store is not None]
+    return [*subs, handle.paths.step_uid]
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (the owner of a claim left behind)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from assay_steps import _frames
 from assay_steps._catalog import Catalog
-from assay_steps._frames import DELETED, RESULT, encode
+from assay_steps._frames import DELETED, RESULT
 from assay_steps._segments import SegmentWriter
-from steps_testkit import Mult, Stamped, calls
-from store_testkit import all_frames, as_a_new_process, python, segments
+from steps_testkit import Mult, Stamped, calls, infra
+from store_testkit import all_frames, as_a_new_process, frame, python, segments
 
 FORCE_ELSEWHERE = """
 import sys; sys.path.insert(0, sys.argv[1])
@@ -24,14 +24,6 @@ else:
     step = Stamped(infra={"backend": "Cached", "folder": sys.argv[2], "mode": sys.argv[3]})
     print(step.run(int(sys.argv[4]))[1])
 """
-
-
-def infra(folder: Path, mode: str = "cached") -> dict[str, object]:
-    return {"backend": "Cached", "folder": folder, "mode": mode}
-
-
-def frame(uid: str, value: bytes, stamp: int, kind: int = RESULT) -> bytes:
-    return b"".join(encode(kind, uid.encode(), stamp, value))
 
 
 def plant(folder: Path, name: str, data: bytes) -> None:

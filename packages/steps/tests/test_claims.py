@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from assay_steps import ItemTask, Step, _claims, _task
 from assay_steps._claims import Claim, live_claims, running
-from steps_testkit import CALLS, Fail, Mult, calls
-from store_testkit import TESTS
+from steps_testkit import CALLS, Fail, Mult, calls, infra
+from store_testkit import TESTS, dead_pid
 
 #: How long a test waits for another process to reach a point (never reached when it works).
 PATIENCE = 30.0
@@ -41,10 +41,6 @@ if sys.stdin.readline().strip() == "write":
     claim.release()
     print("done", flush=True)
 """
-
-
-def infra(folder: Path, mode: str = "cached") -> dict[str, object]:
-    return {"backend": "Cached", "folder": folder, "mode": mode}
 
 
 def entries(folder: Path) -> Path:
@@ -76,12 +72,6 @@ def plant(
     path = folder / f"{host}-{owner['pid']}-planted-{next(_names)}.claim"
     path.write_text(json.dumps(owner) + "\n" + "\n".join(uids))
     return path
-
-
-def dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
 
 
 def proc_state(pid: int) -> str:

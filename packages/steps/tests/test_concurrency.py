@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from assay_steps import Backend, ItemTask, Step, _claims
-from steps_testkit import CALLS, Logged, Mult, calls
-from store_testkit import TESTS
+from steps_testkit import CALLS, Logged, Mult, cached, calls
+from store_testkit import TESTS, dead_pid
 
 WRITES_LATER = """
 import sys, time; sys.path.insert(0, sys.argv[1])
@@ -36,16 +36,6 @@ claim.release()
 """
 
 
-def infra(folder: Path) -> dict[str, object]:
-    return {"backend": "Cached", "folder": folder}
-
-
-def dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
 def write_claim(entries_folder: Path, uids: list[str], pid: int, host: str = _claims.HOST) -> Path:
     """A claim file of another process (``pid``), written by hand."""
     folder = entries_folder / "claims"
@@ -60,7 +50,7 @@ def write_claim(entries_folder: Path, uids: list[str], pid: int, host: str = _cl
 def test_item_claimed_by_a_live_process_is_running(folder: Path) -> None:
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        handle = Mult(infra=infra(folder)).lookup(1.0)
+        handle = Mult(infra=cached(folder)).lookup(1.0)
         write_claim(handle.paths.entries_folder, [handle.uid], sleeper.pid)
         assert handle.status == "running"
         assert not handle.cached()
@@ -71,7 +61,7 @@ def test_item_claimed_by_a_live_process_is_running(folder: Path) -> None:
 
 
 def test_stale_claim_of_a_dead_process_is_recovered(folder: Path) -> None:
-    step = Mult(infra=infra(folder))
+    step = Mult(infra=cached(folder))
     handle = step.lookup(2.0)
     claim = write_claim(handle.paths.entries_folder, [handle.uid], dead_pid())
     assert step.run(2.0) == 4.0
@@ -81,7 +71,7 @@ def test_stale_claim_of_a_dead_process_is_recovered(folder: Path) -> None:
 
 
 def test_waits_for_an_item_another_process_computes(folder: Path) -> None:
-    step = Mult(infra=infra(folder))
+    step = Mult(infra=cached(folder))
     handle = step.lookup(5.0)
     other = subprocess.Popen(
         [sys.executable, "-c", WRITES_LATER, str(TESTS), str(folder)],
@@ -139,7 +129,7 @@ def owner() -> Iterator[subprocess.Popen[bytes]]:
 
 def hold(folder: Path, value: int, pid: int) -> Path:
     """Write a claim on item ``value`` of LetGo, owned by ``pid``."""
-    handle = LetGo(infra=infra(folder)).lookup(value)
+    handle = LetGo(infra=cached(folder)).lookup(value)
     return write_claim(handle.paths.entries_folder, [handle.uid], pid)
 
 
@@ -147,7 +137,7 @@ def test_an_item_whose_owner_dies_before_the_wait_is_computed_once_by_the_waiter
     folder: Path, owner: subprocess.Popen[bytes]
 ) -> None:
     claim = hold(folder, 1, owner.pid)
-    step = LetGo(trigger=2, held_claim=str(claim), owner=owner.pid, infra=infra(folder))
+    step = LetGo(trigger=2, held_claim=str(claim), owner=owner.pid, infra=cached(folder))
     assert list(step.run_many([1, 2])) == [10, 20]
     # Item 1 was skipped while its owner lived, then computed here exactly once.
     assert calls("LetGo") == [2, 1]
@@ -156,7 +146,7 @@ def test_an_item_whose_owner_dies_before_the_wait_is_computed_once_by_the_waiter
 
 def test_an_item_released_without_an_entry_is_computed_once_by_the_waiter(folder: Path) -> None:
     claim = hold(folder, 1, os.getpid())  # held by a live process (this one, as another task)
-    step = LetGo(trigger=2, held_claim=str(claim), infra=infra(folder))
+    step = LetGo(trigger=2, held_claim=str(claim), infra=cached(folder))
     assert list(step.run_many([1, 2, 3])) == [10, 20, 30]
     assert calls("LetGo") == [2, 3, 1]
 
@@ -165,7 +155,7 @@ def test_a_lost_item_before_a_failing_one_is_computed_and_the_items_after_it_are
     folder: Path,
 ) -> None:
     claim = hold(folder, 1, os.getpid())
-    step = LetGo(trigger=2, held_claim=str(claim), infra=infra(folder))
+    step = LetGo(trigger=2, held_claim=str(claim), infra=cached(folder))
     with pytest.raises(ValueError, match="bad input -3"):
         list(step.run_many([1, 2, -3, 4]))
     assert calls("LetGo") == [2, -3, 1]
@@ -176,7 +166,7 @@ def test_a_lost_item_before_a_failing_one_is_computed_and_the_items_after_it_are
 def test_force_and_retry_recompute_an_item_whose_owner_died_instead_of_serving_the_old_entry(
     folder: Path, owner: subprocess.Popen[bytes], mode: str
 ) -> None:
-    old = LetGo(broken=mode == "retry", infra=infra(folder))
+    old = LetGo(broken=mode == "retry", infra=cached(folder))
     with (
         pytest.raises(ValueError, match="bad input 1")
         if mode == "retry"
@@ -186,7 +176,7 @@ def test_force_and_retry_recompute_an_item_whose_owner_died_instead_of_serving_t
     CALLS.clear()
     claim = hold(folder, 1, owner.pid)
     step = LetGo(
-        trigger=2, held_claim=str(claim), owner=owner.pid, infra={**infra(folder), "mode": mode}
+        trigger=2, held_claim=str(claim), owner=owner.pid, infra={**cached(folder), "mode": mode}
     )
     assert list(step.run_many([1, 2])) == [10, 20]
     assert calls("LetGo") == [2, 1]
@@ -276,7 +266,7 @@ def test_two_processes_on_one_folder_compute_each_item_exactly_once(
     computed = collections.Counter(int(item) for item in lines[1::2])
     assert sorted(computed) == list(range(n))  # none lost
     assert set(computed.values()) == {1}, computed.most_common(5)  # none computed twice
-    step = Logged(log=str(log), infra=infra(folder))
+    step = Logged(log=str(log), infra=cached(folder))
     assert [step.lookup(v).status for v in range(n)] == ["success"] * n
     assert not list(folder.rglob("*.claim"))
     assert [p.name for p in folder.rglob(".*")] == [".assay-cache"]  # only the marker

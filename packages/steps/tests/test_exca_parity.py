@@ -17,13 +17,9 @@ from typing import Any
 import pydantic
 import pytest
 from assay_steps import BatchProtocolError, Cached, Chain, Step
-from steps_testkit import CALLS, Add, Fail, Mult, calls
+from steps_testkit import CALLS, Add, Fail, Mult, cached, calls
 
 COUNTER = itertools.count()
-
-
-def cached(folder: Path, **kwargs: Any) -> dict[str, Any]:
-    return {"backend": "Cached", "folder": folder, **kwargs}
 
 
 class Stamp(Step):

@@ -7,8 +7,6 @@ import multiprocessing
 import os
 import pickle
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from assay_steps import Backend, Cached, ItemTask, _catalog
 from hypothesis import given
 from hypothesis import strategies as st
 from steps_testkit import FailOnce, Mult, Stamped, calls
+from store_testkit import dead_pid
 
 
 def task_for(step: Mult, values: list[float]) -> ItemTask:
@@ -33,12 +32,6 @@ def write_claim(task: ItemTask, uid: str, pid: int) -> None:
     owner = {"host": socket.gethostname(), "pid": pid, "time": time.time()}
     path = task.paths.claims_folder / f"{socket.gethostname()}-{pid}-test-{uid}.claim"
     path.write_text(json.dumps(owner) + "\n" + uid)
-
-
-def dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
 
 
 # ---------------------------------------------------------------- running_uids

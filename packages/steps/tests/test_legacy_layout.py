@@ -10,16 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 import xxhash
-from assay_steps import LookupHandle, Step
+from assay_steps import LookupHandle
 from assay_steps._store import CachedError
-from steps_testkit import Fail, Mult, calls
+from steps_testkit import Fail, Mult, Ramp, calls, infra
 from store_testkit import as_a_new_process, flip, python
 
 PICKLE, ERROR = b"ASSAYP1\n", b"ASSAYE1\n"
-
-
-def infra(folder: Path, mode: str = "cached") -> dict[str, object]:
-    return {"backend": "Cached", "folder": folder, "mode": mode}
 
 
 def old_entry(handle: LookupHandle, value: Any, magic: bytes = PICKLE) -> Path:
@@ -44,11 +40,6 @@ def old_array(handle: LookupHandle, array: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(header + data + trailer)
     return path
-
-
-class Ramp(Step):
-    def _run(self, value: int) -> np.ndarray:
-        return np.arange(value, dtype=np.float64)
 
 
 @pytest.fixture

@@ -15,21 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from assay_steps import Step, _catalog
-from steps_testkit import Mult, calls
+from assay_steps import _catalog
+from steps_testkit import Mult, Ramp, calls, infra
 from store_testkit import as_a_new_process
 
 #: A clock one hour ahead of this machine's (a laptop on another time source, say).
 AHEAD = 3600.0
-
-
-def cached(folder: Path, mode: str = "cached") -> dict[str, object]:
-    return {"backend": "Cached", "folder": folder, "mode": mode}
-
-
-class Ramp(Step):
-    def _run(self, value: int) -> np.ndarray:
-        return np.arange(value, dtype=np.float64)
 
 
 def foreign_claim(entries_folder: Path, uid: str, beat_age: float) -> Path:
@@ -52,29 +43,29 @@ def test_a_moved_cache_serves_every_entry_from_its_new_place(
     monkeypatch.setattr(_catalog, "SNAPSHOT_FRAMES", 10)  # an index is saved, and moves too
     laptop, cluster = tmp_path / "laptop", tmp_path / "scratch" / "ünïcode 文件"
     values = list(range(40))
-    assert list(Mult(infra=cached(laptop)).run_many(values)) == [2 * v for v in values]
-    Ramp(infra=cached(laptop)).run(20000)  # a large array, in a file of its own
+    assert list(Mult(infra=infra(laptop)).run_many(values)) == [2 * v for v in values]
+    Ramp(infra=infra(laptop)).run(20000)  # a large array, in a file of its own
     as_a_new_process()
-    assert Mult(infra=cached(laptop)).lookup(3).status == "success"  # scans, saves the index
+    assert Mult(infra=infra(laptop)).lookup(3).status == "success"  # scans, saves the index
     assert list(laptop.rglob("index"))
     shutil.move(laptop, cluster)
     as_a_new_process()
-    moved = Mult(infra=cached(cluster, "read-only"))
+    moved = Mult(infra=infra(cluster, "read-only"))
     assert [moved.lookup(v).status for v in values] == ["success"] * 40
     assert list(moved.run_many(values)) == [2 * v for v in values]
-    np.testing.assert_array_equal(Ramp(infra=cached(cluster)).run(20000), np.arange(20000.0))
+    np.testing.assert_array_equal(Ramp(infra=infra(cluster)).run(20000), np.arange(20000.0))
     assert len(calls("Mult")) == 40  # nothing recomputed: keys ignore the folder's path
 
 
 def test_a_copied_cache_and_its_original_go_their_own_ways(tmp_path: Path) -> None:
     original, copy = tmp_path / "original", tmp_path / "copy"
-    list(Mult(infra=cached(original)).run_many([1, 2]))
+    list(Mult(infra=infra(original)).run_many([1, 2]))
     shutil.copytree(original, copy)
-    Mult(infra=cached(copy, "force")).run(1)
-    list(Mult(infra=cached(copy)).run_many([3]))
+    Mult(infra=infra(copy, "force")).run(1)
+    list(Mult(infra=infra(copy)).run_many([3]))
     as_a_new_process()
-    assert Mult(infra=cached(original)).lookup(3).status is None
-    assert list(Mult(infra=cached(copy, "read-only")).run_many([1, 2, 3])) == [2, 4, 6]
+    assert Mult(infra=infra(original)).lookup(3).status is None
+    assert list(Mult(infra=infra(copy, "read-only")).run_many([1, 2, 3])) == [2, 4, 6]
     assert calls("Mult") == [1, 2, 1, 3]
 
 
@@ -82,12 +73,12 @@ def test_a_cache_folder_removed_while_the_process_runs_stores_new_results_again(
     folder: Path,
 ) -> None:
     # A notebook: run, delete the cache folder, run again in the same process.
-    assert Mult(infra=cached(folder)).run(1) == 2
+    assert Mult(infra=infra(folder)).run(1) == 2
     shutil.rmtree(folder)
-    assert Mult(infra=cached(folder)).run(1) == 2
+    assert Mult(infra=infra(folder)).run(1) == 2
     assert list(folder.rglob("*.seg")), "the new results reached the disk"
     as_a_new_process()
-    assert Mult(infra=cached(folder, "read-only")).run(1) == 2
+    assert Mult(infra=infra(folder, "read-only")).run(1) == 2
     assert calls("Mult") == [1, 1]
 
 
@@ -95,12 +86,12 @@ def test_a_cache_folder_moved_away_while_the_process_runs_keeps_new_results_at_i
     tmp_path: Path,
 ) -> None:
     here, away = tmp_path / "here", tmp_path / "away"
-    assert Mult(infra=cached(here)).run(1) == 2
+    assert Mult(infra=infra(here)).run(1) == 2
     shutil.move(here, away)
-    assert Mult(infra=cached(here)).run(2) == 4
+    assert Mult(infra=infra(here)).run(2) == 4
     as_a_new_process()
-    assert Mult(infra=cached(here, "read-only")).run(2) == 4
-    assert Mult(infra=cached(away)).lookup(2).status is None  # the moved folder is left alone
+    assert Mult(infra=infra(here, "read-only")).run(2) == 4
+    assert Mult(infra=infra(away)).lookup(2).status is None  # the moved folder is left alone
     assert calls("Mult") == [1, 2]
 
 
@@ -110,7 +101,7 @@ def test_a_copied_claim_of_another_machine_holds_its_item_only_while_it_beats(
 ) -> None:
     # An hour ahead: copied from a machine whose clock runs ahead, it will never beat again
     # here. A few seconds ahead: its owner's clock is a little ahead, and it is beating.
-    step = Mult(infra=cached(folder))
+    step = Mult(infra=infra(folder))
     handle = step.lookup(5)
     foreign_claim(handle.paths.entries_folder, handle.uid, age)
     assert handle.status == ("running" if running else None)
@@ -125,7 +116,7 @@ def test_the_same_step_after_its_cache_folder_was_removed_writes_a_whole_folder_
     # A notebook keeps its step object across the removal: the folder it writes again holds
     # what any folder of assay holds (the marker that tools check, the configuration, the
     # record of the code), not only the entries.
-    step = Mult(infra=cached(folder))
+    step = Mult(infra=infra(folder))
     assert step.run(1) == 2
     shutil.rmtree(folder)
     assert step.run(2) == 4
@@ -134,4 +125,4 @@ def test_the_same_step_after_its_cache_folder_was_removed_writes_a_whole_folder_
     assert (handle.paths.step_folder / "config.json").is_file()
     assert (handle.paths.entries_folder / "code.json").is_file()
     as_a_new_process()
-    assert Mult(infra=cached(folder, "read-only")).run(2) == 4
+    assert Mult(infra=infra(folder, "read-only")).run(2) == 4

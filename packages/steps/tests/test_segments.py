@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 from assay_steps import _frames, _scan, _segments
 from assay_steps._catalog import Catalog
-from assay_steps._frames import RESULT, CorruptEntryError, encode
+from assay_steps._frames import RESULT, CorruptEntryError
 from assay_steps._segments import SegmentWriter
 from steps_testkit import Mult, calls
-from store_testkit import as_a_new_process, cut, flip, frames_in, patch_bytes, segments
+from store_testkit import as_a_new_process, cut, flip, frame, frames_in, patch_bytes, segments
 
 MISSING, CORRUPT = "missing", "corrupt"
-
-
-def frame(uid: str, value: bytes, stamp: int = 1, kind: int = RESULT) -> bytes:
-    return b"".join(encode(kind, uid.encode(), stamp, value))
 
 
 def plant(folder: Path, data: bytes, name: str = "0000000000000001-host-1-aaaaaaaa.seg") -> Path:

@@ -14,18 +14,13 @@ import pytest
 from assay_steps import Chain, Func, Step
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from steps_testkit import Add, Mult, calls
+from steps_testkit import Add, Mult, cached, calls
+from store_testkit import step_uids
 
 
 class Experiment(pydantic.BaseModel):
     pipeline: Step
     name: str = "exp"
-
-
-def step_uids(step: Step, value: Any) -> list[str]:
-    handle = step.lookup(value)
-    subs = [sub.paths.step_uid for sub in handle._sub_handles if sub._store is not None]
-    return [*subs, handle.paths.step_uid]
 
 
 def make_config(folder: Path) -> dict[str, Any]:
@@ -181,10 +176,6 @@ def test_a_class_nothing_uses_any_more_does_not_make_its_name_ambiguous() -> Non
 
 
 # ---------------------------------------------------------------- pydantic dump options
-
-
-def cached(folder: Path, **fields: Any) -> dict[str, Any]:
-    return {"backend": "Cached", "folder": folder, **fields}
 
 
 def test_exclude_defaults_keeps_only_the_type_and_the_fields_set_to_other_values() -> None:

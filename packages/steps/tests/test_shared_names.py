@@ -12,6 +12,7 @@ from assay_steps import Cached, Chain, Step
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from steps_testkit import CALLS, calls
+from store_testkit import step_uids
 
 
 def _scale(self: Any, value: float) -> float:
@@ -54,12 +55,6 @@ class Wrapper(Step):
 
     def _run(self, value: float) -> float:
         return float(self.inner.run(value))
-
-
-def step_uids(step: Step, value: Any) -> list[str]:
-    handle = step.lookup(value)
-    subs = [sub.paths.step_uid for sub in handle._sub_handles if sub._store is not None]
-    return [*subs, handle.paths.step_uid]
 
 
 def test_a_chain_of_two_classes_sharing_a_short_name_round_trips(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from assay_steps import _catalog, _snapshot
 from assay_steps._catalog import Catalog
-from steps_testkit import Mult, calls
+from steps_testkit import Mult, calls, infra
 from store_testkit import as_a_new_process, cut, flip, frames_in, python, segments
 
 READS_OF_A_NEW_PROCESS = """
@@ -33,10 +33,6 @@ os.pread = real
 assert list(step.run_many(range(count))) == [2.0 * v for v in range(count)]
 print(json.dumps(reads))
 """
-
-
-def infra(folder: Path, mode: str = "cached") -> dict[str, object]:
-    return {"backend": "Cached", "folder": folder, "mode": mode}
 
 
 def entries_of(folder: Path) -> Path:

@@ -16,17 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from assay_steps import Step, _catalog, _claims
-from steps_testkit import Mult, calls
+from assay_steps import _catalog, _claims
+from steps_testkit import Mult, Ramp, calls, infra
 from store_testkit import array_file_of, as_a_new_process, segments, within
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 
 PATIENCE = 10.0
-
-
-def infra(folder: Path, mode: str = "cached") -> dict[str, object]:
-    return {"backend": "Cached", "folder": folder, "mode": mode}
 
 
 def run_many(folder: Path, values: list[float], mode: str = "cached") -> list[object]:
@@ -50,11 +46,6 @@ def _dangling_link(path: Path) -> None:
 
 
 SPECIAL = [_fifo, _directory, _dangling_link]
-
-
-class Ramp(Step):
-    def _run(self, value: int) -> np.ndarray:
-        return np.arange(value, dtype=np.float64)
 
 
 # ---------------------------------------------------------------- segments

@@ -10,13 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 from assay_steps import BatchProtocolError, Cached, Chain, Func, Step, StepItems
-from steps_testkit import CALLS, Add, Batched, Fail, Mult, Source, calls
+from steps_testkit import CALLS, Add, Batched, Fail, Mult, Source, cached, calls
 from store_testkit import all_frames, array_file_of, frame_of
-
-
-def cached(folder: Path, **kwargs: Any) -> dict[str, Any]:
-    return {"backend": "Cached", "folder": folder, **kwargs}
-
 
 # ---------------------------------------------------------------- running
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from assay_steps import Cached, Chain, Step, _claims, _durable, _segments
-from steps_testkit import Add
+from steps_testkit import Add, cached
 
 STORAGE = [errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS]
 #: While this holds an errno, Saves fails writing its output with it (the disk is "full").
@@ -34,10 +34,6 @@ def _disk_has_room() -> Any:
     FULL.clear()
     yield
     FULL.clear()
-
-
-def cached(folder: Path, **kwargs: Any) -> dict[str, Any]:
-    return {"backend": "Cached", "folder": folder, **kwargs}
 
 
 @pytest.mark.parametrize("code", STORAGE, ids=errno.errorcode.get)

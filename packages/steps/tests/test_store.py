@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from assay_steps import Step, _arrays, _catalog, _durable, _frames, _segments, _store
-from steps_testkit import Fail, Mult, calls
+from steps_testkit import Fail, Mult, calls, infra
 from store_testkit import (
     Frame,
     all_frames,
@@ -41,10 +41,6 @@ INLINE, IN_A_FILE = 1000, 10000  # 8 kB: inside its frame; 80 kB: a .npy file of
 @pytest.fixture(autouse=True)
 def _reset_big() -> None:
     CALLS_BIG.clear()
-
-
-def infra(folder: Path, mode: str = "cached", **kwargs: Any) -> dict[str, Any]:
-    return {"backend": "Cached", "folder": folder, "mode": mode, **kwargs}
 
 
 # Damage done to an entry's frame, inside the segment file.
