@@ -22,7 +22,10 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPORT = BENCH.parent / "docs" / "benchmarks.md"
-PEERS = ["hyperparameter", "crystallize-ml", "exca", "joblib", "submitit", "numpy", "pydantic"]
+PEERS = [
+    "hyperparameter", "crystallize-ml", "exca", "joblib", "submitit", "numpy", "pydantic",
+    "optuna", "hydra-core", "hydra-optuna-sweeper",
+]  # fmt: skip
 
 
 def machine_description() -> list[str]:

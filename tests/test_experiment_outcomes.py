@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import json
 import math
@@ -12,9 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from assay_ops import RunRecord, SeedBundle
 
-from assay import Experiment, Results, grid
+from assay import Experiment, Results, grid, reproduce
 from assay._index import ResultsIndex
+from assay._outcomes import _outcome
+from assay._rows import Outcome, job_text
+from assay._runs import RunSpec
 
 OPS = """
 import numpy as np
@@ -130,12 +135,12 @@ def test_an_operation_that_no_longer_imports_fails_every_run_with_the_same_error
     importlib.invalidate_caches()
     results = experiment.run()
     assert results.counts() == {"failed": 15}
-    errors = {row.error for row in results.rows}
-    assert len(errors) == 1
-    assert next(iter(errors)).startswith("ModuleNotFoundError: ")
+    (error,) = {row.error for row in results.rows}
+    assert error is not None
+    assert error.startswith("ModuleNotFoundError: ")
     # the error is described afresh for each run: its traceback does not grow along the sweep
     texts = ResultsIndex(tmp_path / "exp").records([row.run_id for row in results.rows])
-    tracebacks = {json.loads(text)["assay.worker-error"]["traceback"] for text in texts if text}
+    tracebacks = {json.loads(text)["error"]["traceback"] for text in texts if text}
     assert len(tracebacks) == 1
 
 
@@ -146,23 +151,117 @@ def test_results_load_reads_what_the_driver_wrote(tmp_path: Path, module: Any) -
     assert sorted(row.metrics["value"] for row in loaded.rows) == [4, 5]
 
 
-def test_records_computed_in_process_are_taken_once_and_only_for_their_text(
+# ---------------------------------------------------------------- runs that cannot start
+
+
+def _break(module: Any) -> None:
+    """Make ``module`` raise at import from now on, here and in the workers started next."""
+    Path(module.__file__).write_text("raise RuntimeError('this module is broken')\n")
+    sys.modules.pop(module.__name__)
+    importlib.invalidate_caches()
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [None, "ThreadPool", pytest.param("ProcessPool", marks=pytest.mark.slow)],
+)
+def test_a_run_whose_operation_cannot_be_imported_gets_a_failed_record_on_every_backend(
+    tmp_path: Path, module: Any, backend: str | None
+) -> None:
+    def experiment(folder: str) -> Experiment:
+        infra = None if backend is None else {"backend": backend, "max_jobs": 2}
+        return Experiment(
+            "fine", module.fine, grid(x=[1, 2]), replicates=2, seed=7, backend=infra,
+            folder=tmp_path / folder, progress=False,
+        )  # fmt: skip
+
+    fine = {record.run_id: record for record in experiment("ok").run().records()}
+    broken = experiment("broken")
+    _break(module)
+    results = broken.run()
+    assert results.counts() == {"failed": 4}
+    records = results.records()
+    assert [record.run_id for record in records] == [row.run_id for row in results.rows]
+    for record, row in zip(records, results.rows, strict=True):
+        assert isinstance(record, RunRecord)
+        assert record.status == "failed"
+        assert record.error is not None
+        assert record.error.type == "builtins.ImportError"
+        assert f"module {module.__name__!r} was found but importing it failed" in (
+            record.error.message
+        )
+        assert "RuntimeError: this module is broken" in record.error.message
+        assert "Traceback" in record.error.traceback
+        assert row.error == f"ImportError: {record.error.message}"
+        # the record a run gets, as far as the worker knows it: no code, no metrics
+        ran = fine[record.run_id]
+        assert (record.ref, record.params, record.seed) == (ran.ref, ran.params, ran.seed)
+        assert record.replicate == row.replicate
+        assert record.code_hash == ""
+        assert record.metrics == {}
+        assert record.runtime["operation_started"] is False
+        assert record.runtime["backend"] == ran.runtime["backend"]
+        assert record.started_at <= record.ended_at
+
+
+def test_reproduce_refuses_a_run_whose_operation_could_not_start(
     tmp_path: Path, module: Any
 ) -> None:
-    import pickle
+    experiment = Experiment("fine", module.fine, grid(x=[1]), folder=tmp_path / "exp",
+                            progress=False)  # fmt: skip
+    _break(module)
+    (row,) = experiment.run().rows
+    with pytest.raises(ValueError, match="failed before its operation started \\(ImportError: "):
+        reproduce(tmp_path / "exp", row.run_id)
 
-    from assay._worker import ExperimentRun
 
-    step = ExperimentRun(operation=module.fine.ref, seed=0)
-    spec = {"run_id": "r1", "params": {"x": 2}, "replicate": 0, "runs": None}
-    text = step.run(spec)  # no cache: computed here
-    assert pickle.loads(pickle.dumps(step)).take_record("r1", text) is None  # not carried
-    assert step.take_record("r1", text + " ") is None  # another text: parsed, not taken
-    text = step.run(spec)
-    record = step.take_record("r1", text)
-    assert record is not None
-    assert record.metric("value") == 2
-    assert step.take_record("r1", text) is None  # taken once
-    step.run(spec)
-    step.drop_records()
-    assert step.take_record("r1", text) is None
+# What a worker of an older version returned when the operation could not start (as
+# json.dumps wrote it); cache entries and index rows written then still hold such texts.
+LEGACY = (
+    '{"assay.worker-error": {"type": "builtins.ModuleNotFoundError", "message": '
+    '"No module named \'gone\'", "traceback": "Traceback (most recent call last):\\n", '
+    '"ref": "gone:train", "seed": 3, "run_id": "RUN_ID", "started_at": '
+    '"2024-05-01T10:00:00+00:00", "ended_at": "2024-05-01T10:00:01.500000+00:00", '
+    '"job": "4242_1", "logs": {"stdout": "/logs/4242_1.out", "stderr": "/logs/4242_1.err"}}}'
+)
+
+
+def test_an_older_workers_error_read_from_the_cache_becomes_a_failed_record() -> None:
+    spec = RunSpec.of({"lr": 0.5}, 1)
+    outcome, ended = _outcome(spec, LEGACY.replace("RUN_ID", spec.run_id))
+    assert (outcome.run_id, outcome.status) == (spec.run_id, "failed")
+    assert outcome.error == "ModuleNotFoundError: No module named 'gone'"
+    assert outcome.job == job_text("4242_1", "/logs/4242_1.out", "/logs/4242_1.err")
+    assert ended == datetime.datetime(2024, 5, 1, 10, 0, 1, 500000, datetime.timezone.utc)
+    assert outcome.record is not None
+    record = RunRecord.from_json(outcome.record)  # the index keeps the record, not the marker
+    assert (record.status, record.run_id, record.ref) == ("failed", spec.run_id, "gone:train")
+    assert record.params == {"lr": 0.5}
+    assert record.seed == SeedBundle(3, {"lr": 0.5}, replicate=1).key
+    assert record.duration == 1.5
+    assert record.error is not None
+    assert record.error.type == "builtins.ModuleNotFoundError"
+    assert record.runtime["job"] == "4242_1"
+
+
+def test_an_older_workers_error_in_the_index_reads_as_a_failed_record(
+    tmp_path: Path, module: Any
+) -> None:
+    folder = tmp_path / "exp"
+    first, second = (
+        Experiment("fine", module.fine, grid(x=[1, 2]), folder=folder, progress=False).run().rows
+    )
+    legacy = LEGACY.replace("RUN_ID", first.run_id)
+    message = "ModuleNotFoundError: No module named 'gone'"
+    with ResultsIndex(folder) as index:  # the row an older version wrote
+        index.store([Outcome(first.run_id, "failed", {}, None, message, None, legacy)])
+    records = Results.load(folder).records()
+    assert [(r.run_id, r.status) for r in records] == [
+        (first.run_id, "failed"),
+        (second.run_id, "success"),
+    ]
+    assert records[0].params == first.params
+    assert records[0].error is not None
+    assert records[0].error.message == "No module named 'gone'"
+    with pytest.raises(ValueError, match="failed before its operation started"):
+        reproduce(folder, first.run_id)

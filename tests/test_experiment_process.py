@@ -112,7 +112,7 @@ def test_ctrl_c_on_a_pool_sweep_keeps_completed_runs_and_resumes(tmp_path: Path)
     import sys
     import time
 
-    from assay import ResultsIndex
+    from assay._index import ResultsIndex
 
     folder = tmp_path / "demo"
     command = [sys.executable, "-m", "assay", "demo", "--folder", str(folder)]

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from assay import Experiment, RunSpec, grid
+from assay import Experiment, grid
 from assay._identity import FolderConflictError
+from assay._runs import RunSpec
 
 OPERATION = "assay._demo:estimate_pi"
 

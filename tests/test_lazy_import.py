@@ -26,24 +26,6 @@ def test_importing_assay_or_its_command_line_loads_no_layer() -> None:
         assert not loaded & set(HEAVY), f"{code!r} imported {sorted(loaded & set(HEAVY))}"
 
 
-def test_every_public_name_resolves_to_its_layers_object() -> None:
-    import assay_scope
-    import assay_steps
-
-    assert assay.Step is assay_steps.Step
-    assert assay.param_scope is assay_scope.param_scope
-    assert [layer.__name__ for layer in assay.LAYERS] == [
-        "assay_scope",
-        "assay_context",
-        "assay_ops",
-        "assay_steps",
-        "assay_backends",
-    ]
-    for name in assay.__all__:
-        assert getattr(assay, name) is not None, name
-    assert set(assay.__all__) <= set(dir(assay))
-
-
 def test_an_unknown_name_is_an_attribute_error_naming_it() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         assay.Nope  # noqa: B018

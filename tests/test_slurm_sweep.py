@@ -7,10 +7,9 @@ jobs it submitted, by id.
 from __future__ import annotations
 
 import subprocess
-import sys
-import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from assay import Experiment, Results, explicit
 from assay._cli import main
 from tests._slurm import require_slurm_cluster
 from tests.kit.jobs import job_ids
+from tests.kit.modules import ops_module
 
 pytestmark = pytest.mark.slow
 
@@ -40,18 +40,11 @@ def nap(params, capture):
 
 
 @pytest.fixture
-def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Write the operations' module where the driver and the jobs import it; return its name."""
     require_slurm_cluster("an experiment on Slurm")
-    name = f"slurm_sweep_ops_{tmp_path.name.replace('-', '_')}"
-    folder = tmp_path / "modules"
-    folder.mkdir()
-    (folder / f"{name}.py").write_text(textwrap.dedent(OPS))
-    monkeypatch.syspath_prepend(str(folder))
-    # the jobs start a new interpreter, which inherits the environment of the submission
-    monkeypatch.setenv("PYTHONPATH", ":".join([str(folder), *sys.path]))
-    yield name
-    sys.modules.pop(name, None)
+    with ops_module(tmp_path, monkeypatch, "slurm_sweep_ops", OPS) as name:
+        yield name
 
 
 def _experiment(ops: str, folder: Path, params: list[dict[str, Any]], **backend: Any) -> Experiment:

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 import assay._experiment
 import assay._results
 import assay._runs
-from assay import Experiment, Results, RunSpec, explicit, grid, random, uniform
+from assay import Experiment, Results, explicit, grid, random, uniform
 from assay._index import ResultsIndex
 from assay._rows import Outcome, RunRow
-from assay._runs import SweepPlan, plan
+from assay._runs import RunSpec, SweepPlan, plan
 from assay._schema import INDEX_NAME
 from assay._space import ParamSpace
 from assay._worker import ExperimentRun

@@ -1,8 +1,30 @@
 """assay — a toolkit for computational experiments researchers can trust.
 
-The meta-package re-exports the public API of every layer (``assay_scope``,
-``assay_context``, ``assay_ops``, ``assay_steps``, ``assay_backends``) and adds the experiment
-layer: parameter spaces, ``Experiment`` sweeps, ``Results`` and the ``assay`` command.
+``import assay`` gives what a researcher writes to run sweeps, and only that:
+
+- the operation and what it asks for: ``operation``, ``SeedBundle``, ``Capture``,
+  ``Runtime`` and ``FrozenContext`` (for its annotations), ``param_scope`` and
+  ``auto_param`` (for parameters read deep in the code);
+- the sweep: the spaces ``grid``, ``random``, ``explicit`` (``ParamSpace``) and the
+  distributions ``uniform``, ``loguniform``, ``randint``, ``choice`` (``Distribution``);
+  ``Experiment``; the backends it runs on (``Cached``, the default, ``ThreadPool``,
+  ``ProcessPool``, ``LocalProcess``, ``Slurm``, ``Auto``); the errors it stops with
+  (``FolderConflictError``, ``CodeChangedError``, ``InfrastructureError``);
+- what it gives back: ``Results``, ``RunRow``, ``RunRecord``, ``RunSummary``, ``reproduce``
+  and its ``ReproduceReport``;
+- cached pipelines of steps: ``Step`` and ``Chain``.
+
+Why curated: ``dir(assay)``, tab completion and the API reference show a namespace a user
+can read in full, and each name has one home. A layer's extension points and tools (the
+``Backend`` base class, ``LookupHandle``, ``StepPaths``, ``Func``, code fingerprints,
+canonical encodings, cache maintenance, job helpers...) are imported from that layer
+(``from assay_steps import Backend``), where its whole API is documented and where it works
+without the layers above it.
+
+Names are imported on first use (PEP 562), so that a command such as ``assay status``
+starts without importing every layer (numpy, pydantic, submitit...). Names re-exported up to
+0.1 that are not in the list still resolve for one release, with a ``DeprecationWarning``
+naming the module to import them from.
 
 Examples:
     >>> import assay
@@ -19,13 +41,23 @@ from typing import TYPE_CHECKING, Any
 from .__about__ import __version__ as __version__
 
 if TYPE_CHECKING:  # what type checkers and documentation tools see; at run time, on demand
-    from types import ModuleType
-
-    from assay_backends import *  # noqa: F403
-    from assay_context import *  # noqa: F403
-    from assay_ops import *  # noqa: F403
-    from assay_scope import *  # noqa: F403
-    from assay_steps import *  # noqa: F403
+    from assay_backends import Auto as Auto
+    from assay_backends import LocalProcess as LocalProcess
+    from assay_backends import ProcessPool as ProcessPool
+    from assay_backends import Slurm as Slurm
+    from assay_backends import ThreadPool as ThreadPool
+    from assay_context import FrozenContext as FrozenContext
+    from assay_ops import Capture as Capture
+    from assay_ops import RunRecord as RunRecord
+    from assay_ops import Runtime as Runtime
+    from assay_ops import SeedBundle as SeedBundle
+    from assay_ops import operation as operation
+    from assay_scope import auto_param as auto_param
+    from assay_scope import param_scope as param_scope
+    from assay_steps import Cached as Cached
+    from assay_steps import Chain as Chain
+    from assay_steps import CodeChangedError as CodeChangedError
+    from assay_steps import Step as Step
 
     from ._comparison import ReproduceReport as ReproduceReport
     from ._distributions import Distribution as Distribution
@@ -35,34 +67,30 @@ if TYPE_CHECKING:  # what type checkers and documentation tools see; at run time
     from ._distributions import uniform as uniform
     from ._experiment import Experiment as Experiment
     from ._identity import FolderConflictError as FolderConflictError
-    from ._index import ResultsIndex as ResultsIndex
     from ._infrastructure import InfrastructureError as InfrastructureError
+    from ._median import MedianRule as MedianRule
     from ._outcomes import RunSummary as RunSummary
     from ._reproduce import reproduce as reproduce
     from ._results import Results as Results
     from ._rows import RunRow as RunRow
-    from ._runs import RunSpec as RunSpec
+    from ._search import search as search
     from ._space import ParamSpace as ParamSpace
     from ._space import explicit as explicit
     from ._space import grid as grid
     from ._space import random as random
 
-    LAYERS: tuple[ModuleType, ...]
-
-#: The experiment layer's own names, and the module of each. Names are imported when first
-#: used (PEP 562), so that a command such as ``assay status`` starts without importing every
-#: layer (numpy, pydantic, submitit...).
+#: The user's API, part 1: the experiment layer's own names, and the module of each.
+#: Adding a name to the API is one line here (and its import above, for type checkers).
 _OWN = {
     "Distribution": "_distributions",
     "Experiment": "_experiment",
     "FolderConflictError": "_identity",
     "InfrastructureError": "_infrastructure",
+    "MedianRule": "_median",
     "ParamSpace": "_space",
     "ReproduceReport": "_comparison",
     "Results": "_results",
-    "ResultsIndex": "_index",
     "RunRow": "_rows",
-    "RunSpec": "_runs",
     "RunSummary": "_outcomes",
     "choice": "_distributions",
     "explicit": "_space",
@@ -71,42 +99,46 @@ _OWN = {
     "randint": "_distributions",
     "random": "_space",
     "reproduce": "_reproduce",
+    "search": "_search",
     "uniform": "_distributions",
 }
-#: The layers whose public names ``assay`` re-exports, lowest first.
-_LAYER_NAMES = ("assay_scope", "assay_context", "assay_ops", "assay_steps", "assay_backends")
+#: The user's API, part 2: the names of the layers a sweep is written with, and the layer of
+#: each. Every other public name of a layer is imported from that layer.
+_FROM_LAYERS = {
+    "param_scope": "assay_scope",
+    "auto_param": "assay_scope",
+    "FrozenContext": "assay_context",
+    "operation": "assay_ops",
+    "SeedBundle": "assay_ops",
+    "Capture": "assay_ops",
+    "Runtime": "assay_ops",
+    "RunRecord": "assay_ops",
+    "Step": "assay_steps",
+    "Chain": "assay_steps",
+    "Cached": "assay_steps",
+    "CodeChangedError": "assay_steps",
+    "ThreadPool": "assay_backends",
+    "ProcessPool": "assay_backends",
+    "LocalProcess": "assay_backends",
+    "Slurm": "assay_backends",
+    "Auto": "assay_backends",
+}
 
-
-def _layers() -> tuple[ModuleType, ...]:
-    return tuple(importlib.import_module(name) for name in _LAYER_NAMES)
-
-
-def _public_names() -> list[str]:
-    # The experiment layer's own names, then every layer's public names: they follow each
-    # layer's __all__, so the re-exports can never drift from the layers.
-    names = sorted(_OWN)
-    for layer in _layers():
-        names += layer.__all__
-    return names
+__all__ = sorted([*_OWN, *_FROM_LAYERS])
 
 
 def __getattr__(name: str) -> Any:
     if name in _OWN:
         value = getattr(importlib.import_module(f"{__name__}.{_OWN[name]}"), name)
-    elif name == "__all__":
-        value = _public_names()
-    elif name == "LAYERS":
-        value = _layers()
+    elif name in _FROM_LAYERS:
+        value = getattr(importlib.import_module(_FROM_LAYERS[name]), name)
     else:
-        for layer in _layers():
-            if name in layer.__all__:
-                value = getattr(layer, name)
-                break
-        else:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from ._moved import moved
+
+        return moved(name)  # a name that left the API warns on every use: never kept here
     globals()[name] = value  # looked up once
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_public_names(), "LAYERS"})
+    return sorted([*__all__, "__version__"])

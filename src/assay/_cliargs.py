@@ -65,6 +65,46 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return axes
 
 
+#: The distributions ``--space`` reads, by name, and how many numbers each takes.
+_DISTRIBUTIONS = {"uniform": 2, "loguniform": 2, "randint": 2}
+
+
+def parse_space(items: Sequence[str]) -> dict[str, Any]:
+    """Read ``--space key=DIST`` options into the distributions of a search.
+
+    ``DIST`` is ``uniform(LOW,HIGH)``, ``loguniform(LOW,HIGH)``, ``randint(LOW,HIGH)``,
+    ``choice(V1,V2,...)`` (each value read by ``parse_value``) or a fixed value.
+
+    Examples:
+        >>> parse_space(["lr=loguniform(1e-4,1e-1)", "opt=choice(adam,sgd)", "layers=2"])
+        {'lr': loguniform(low=0.0001, high=0.1), 'opt': choice(['adam', 'sgd']), 'layers': 2}
+
+    """
+    from ._distributions import choice, loguniform, randint, uniform
+
+    makers: dict[str, Any] = {"uniform": uniform, "loguniform": loguniform, "randint": randint}
+    space: dict[str, Any] = {}
+    for item in items:
+        key, text = parse_assignment(item, "--space")
+        if key in space:
+            raise UsageError(f"--space {item!r}: parameter {key!r} given twice")
+        name, paren, rest = text.strip().partition("(")
+        if not paren or not rest.endswith(")"):
+            space[key] = parse_value(text)
+            continue
+        args = [parse_value(part) for part in _split_values(rest[:-1])]
+        if name == "choice" and args:
+            space[key] = choice(args)
+        elif name in makers and len(args) == _DISTRIBUTIONS[name]:
+            space[key] = makers[name](*args)
+        else:
+            raise UsageError(
+                f"--space {item!r}: expected KEY=uniform(LOW,HIGH), loguniform(LOW,HIGH), "
+                "randint(LOW,HIGH), choice(V1,V2,...) or a fixed value"
+            )
+    return space
+
+
 def _split_values(text: str) -> list[str]:
     """Split ``text`` on the commas outside JSON brackets, braces and double-quoted strings.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 from ._cliargs import UsageError
@@ -22,7 +23,8 @@ def add_results_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
             "Count the runs by status, then list the runs not done with their state (pending, "
             "queued, running: the scheduler's state of their job) and job id. With "
             "--resources, the most memory and time the runs used, and the --mem and --time "
-            "to ask for next."
+            "to ask for next. With --watch, a live table of the pending runs and the latest "
+            "values of the metrics they stream, until no run is pending."
         ),
     )
     status.add_argument("folder")
@@ -31,6 +33,18 @@ def add_results_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--resources",
         action="store_true",
         help="print the runs' peak memory, CPU and wall time, and suggest --mem and --time",
+    )
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the pending runs live: their state and the latest values of the metrics "
+        "they stream, refreshed until no run is pending (Ctrl-C stops watching)",
+    )
+    status.add_argument(
+        "--interval",
+        type=_seconds,
+        metavar="S",
+        help="seconds between two refreshes of --watch (default 2)",
     )
     status.set_defaults(func=_cmd_status)
 
@@ -66,7 +80,13 @@ def add_results_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     plot = sub.add_parser("plot", help="plot a metric against a parameter (PNG)")
     plot.add_argument("folder")
     plot.add_argument("metric")
-    plot.add_argument("--x", required=True, metavar="PARAM", help="the parameter on the x axis")
+    axis = plot.add_mutually_exclusive_group(required=True)
+    axis.add_argument("--x", metavar="PARAM", help="the parameter on the x axis")
+    axis.add_argument(
+        "--trials",
+        action="store_true",
+        help="a search's metric against the trial number, with the best-so-far line",
+    )
     plot.add_argument("--hue", metavar="PARAM", help="one line per value of PARAM")
     plot.add_argument(
         "--logx",
@@ -87,18 +107,33 @@ def add_results_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     plot.set_defaults(func=_cmd_plot)
 
 
+def _seconds(text: str) -> float:
+    """Read ``--interval``: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds > 0")
+    return value
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
+    if args.interval is not None and not args.watch:
+        raise UsageError(f"--interval {args.interval}: only with --watch")
     with ResultsIndex(args.folder, read_only=True) as index:
         counts = index.status_counts()
         info = index.get_meta("experiment", {})
-    total = sum(counts.values())
     if info:
         print(f"experiment {info.get('name')!r}: operation {info.get('operation')}")
-    parts = [f"{status} {counts.get(status, 0)}" for status in STATUSES]
-    print(f"{total} runs: " + ", ".join(parts))
-    from ._status import print_resources, print_runs
+    from ._status import WATCH_INTERVAL, counts_line, print_resources, print_runs, watch_runs
 
-    print_runs(args.folder, info.get("config"), every=args.all)
+    if args.watch:  # the counts are the watch's title, as they change
+        interval = WATCH_INTERVAL if args.interval is None else args.interval
+        watch_runs(args.folder, info.get("config"), interval=interval, every=args.all)
+    else:
+        print(counts_line(counts))
+        print_runs(args.folder, info.get("config"), every=args.all)
     if args.resources:
         print_resources(args.folder)
     return 0
@@ -127,6 +162,8 @@ def _cmd_results(args: argparse.Namespace) -> int:
     rows = results.summary(args.summary, by=args.by or None) if args.summary else results.table()
     if args.read:
         rows = _with_reads(results, rows)
+    if not args.summary:
+        rows = _with_best(results, rows, marker=None if args.json or args.csv else "*")
     if args.json:
         print(json.dumps([json_safe(r) for r in rows], indent=1, allow_nan=False))
     elif args.csv:
@@ -134,6 +171,28 @@ def _cmd_results(args: argparse.Namespace) -> int:
     else:
         print_table(rows, title=f"{len(results)} runs in {args.folder}")
     return 0
+
+
+def _with_best(
+    results: Results, rows: list[dict[str, Any]], marker: str | None
+) -> list[dict[str, Any]]:
+    """Add a ``best`` column marking a search's best run (``marker``, or True in data).
+
+    Rows of a folder that holds no search, or whose trials recorded no value yet, are
+    returned as they are.
+    """
+    from ._best import best_row, search_of
+
+    described = search_of(results.folder)
+    if described is None:
+        return rows
+    try:
+        best = best_row(results, str(described["metric"]), str(described["direction"])).run_id
+    except ValueError:
+        return rows
+    if marker is None:
+        return [{**row, "best": row["run_id"] == best} for row in rows]
+    return [{**row, "best": marker if row["run_id"] == best else ""} for row in rows]
 
 
 def _with_reads(results: Results, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,6 +228,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from ._plot import default_path
 
     results = Results.load(args.folder)
+    if args.trials:
+        if args.hue is not None or args.logx is not None:
+            raise UsageError("--trials: the x axis is the trial number (no --hue, --logx)")
+        out = args.out or default_path(results.folder, args.metric, "trial", None)
+        results.plot_trials(args.metric, logy=args.logy, title=args.title, out=out)
+        print(f"plot written to {out}")
+        return 0
     out = args.out or default_path(results.folder, args.metric, args.x, args.hue)
     results.plot(
         args.metric,

@@ -11,6 +11,7 @@ from ._cliargs import (
     look_in_current_folder,
     parse_assignment,
     parse_grid,
+    parse_space,
     parse_value,
 )
 
@@ -32,6 +33,7 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         '[64, 64], "2"), else as text; repeat for more axes (their product is swept)',
     )
     run.add_argument("--replicates", type=int, default=1, help="runs per grid point (default 1)")
+    _add_search_arguments(run)
     run.add_argument(
         "--backend",
         choices=sorted(BACKENDS),
@@ -75,6 +77,69 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     run.set_defaults(func=_cmd_run)
 
 
+def _add_search_arguments(run: argparse.ArgumentParser) -> None:
+    """Add the options of an adaptive search (``--search N`` and what it optimises)."""
+    from ._search import PRUNERS, SAMPLERS
+
+    search = run.add_argument_group(
+        "adaptive search",
+        "--search N runs N trials proposed by a sampler (Optuna; pip install 'assay[search]') "
+        "instead of a grid; a killed search resumes where it stopped",
+    )
+    search.add_argument("--search", type=int, metavar="N", help="trials to run")
+    search.add_argument("--metric", help="the metric each trial is ranked by (its last value)")
+    way = search.add_mutually_exclusive_group()
+    way.add_argument(
+        "--minimize", dest="direction", action="store_const", const="minimize",
+        help="the lower the metric the better (default)",
+    )  # fmt: skip
+    way.add_argument(
+        "--maximize", dest="direction", action="store_const", const="maximize",
+        help="the higher the metric the better",
+    )  # fmt: skip
+    search.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="KEY=DIST",
+        help="a searched parameter: uniform(LOW,HIGH), loguniform(LOW,HIGH), randint(LOW,HIGH), "
+        "choice(V1,V2,...), or a fixed value (repeatable)",
+    )
+    search.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="default tpe")
+    search.add_argument("--pruner", choices=PRUNERS, default=None, help="stop poor runs early")
+    search.add_argument("--parallel", type=int, metavar="K", help="trials run at once")
+
+
+def _params(args: argparse.Namespace) -> Any:
+    """Return the parameter space of ``assay run``: a grid, or a search (``--search``)."""
+    from ._search import search
+    from ._space import grid
+
+    if args.search is None:
+        for option in ("metric", "direction", "parallel", "pruner"):
+            if getattr(args, option) is not None:
+                raise UsageError(f"--{option}: only with --search N")
+        if args.space:
+            raise UsageError("--space: only with --search N (a grid is --grid KEY=V1,V2)")
+        return grid(**parse_grid(args.grid))
+    if args.grid:
+        raise UsageError("--grid with --search: a search's parameters are --space KEY=DIST")
+    if args.metric is None:
+        raise UsageError("--search needs --metric NAME: the metric each trial is ranked by")
+    try:
+        return search(
+            args.search,
+            metric=args.metric,
+            direction=args.direction or "minimize",
+            sampler=args.sampler,
+            pruner=args.pruner,
+            parallel=args.parallel,
+            **parse_space(args.space),
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
 def add_reproduce_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``assay reproduce`` to the subcommands ``sub``."""
     again = sub.add_parser(
@@ -113,17 +178,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from assay_ops import import_operation
     from assay_steps import CodeChangedError
 
+    from ._best import best_line
     from ._experiment import Experiment
-    from ._space import grid
 
     look_in_current_folder()
+    params = _params(args)
     backend = _run_backend(args)  # bad job settings are refused before anything is imported
     operation = import_operation(args.operation)  # a module exiting at import: ImportError
     scope = dict(parse_assignment(d, "-D") for d in args.define)
     experiment = Experiment(
         args.name or operation.name,
         operation,
-        params=grid(**parse_grid(args.grid)),
+        params=params,
         replicates=args.replicates,
         seed=args.seed,
         scope={k: parse_value(v) for k, v in scope.items()},
@@ -150,6 +216,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(summary.line(experiment.name), file=sys.stderr)
         for line in summary.report(experiment.name):
             print(line, file=sys.stderr)
+        best = best_line(experiment.name, results) if args.search is not None else None
+        if best is not None:
+            print(best, file=sys.stderr)
     counts = results.counts()
     return 1 if any(counts.get(s) for s in ("failed", "timeout", "cancelled")) else 0
 

@@ -7,6 +7,7 @@ import json
 import math
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,28 @@ def estimate_pi(params: dict[str, Any], seeds: SeedBundle, capture: Capture) -> 
     estimate = 4.0 * inside / n
     capture.metric("pi_estimate", estimate)
     capture.metric("abs_error", abs(estimate - math.pi))
+
+
+@operation
+def train(params: dict[str, Any], seeds: SeedBundle, capture: Capture) -> None:
+    """Train a toy model: noisy gradient descent on a quadratic, one ``loss`` per epoch.
+
+    Params: ``lr`` (the step size; the loss falls fastest near 0.5), ``epochs`` (default 20)
+    and ``delay`` (seconds per epoch, default 0, to watch it live). It records ``loss`` at
+    each epoch (``step=epoch``) and stops when its pruner says so (``capture.should_prune()``):
+    the operation of the search guide.
+    """
+    lr, epochs = float(params["lr"]), int(params.get("epochs", 20))
+    delay = float(params.get("delay", 0.0))
+    rng = seeds.numpy()
+    weight = 5.0
+    for epoch in range(epochs):
+        weight -= lr * (2.0 * (weight - 1.0) + rng.normal(0.0, 0.1))
+        capture.metric("loss", (weight - 1.0) ** 2, step=epoch)
+        if delay:
+            time.sleep(delay)
+        if capture.should_prune():
+            return
 
 
 def pi_table(results: Results) -> list[dict[str, Any]]:

@@ -145,3 +145,22 @@ class choice(Distribution):
         """Draw ``n`` options."""
         picks = rng.integers(0, len(self.options), n)
         return [normalise(self.options[int(i)], "choice") for i in picks]
+
+
+def checked(distributions: Mapping[str, Any], where: str) -> tuple[tuple[str, Distribution], ...]:
+    """Return the distributions of a space by name, checked; a plain value becomes fixed.
+
+    ``where`` names the space in errors (``"random()"``, ``"search()"``).
+
+    Examples:
+        >>> checked({"lr": loguniform(1e-4, 1e-1), "layers": 2}, "random()")
+        (('lr', loguniform(low=0.0001, high=0.1)), ('layers', choice([2])))
+
+    """
+    dists = []
+    for name, dist in distributions.items():
+        if not isinstance(dist, Distribution):
+            dist = choice([normalise(dist, f"{where}: parameter {name!r}")])
+        dist.validate(name)
+        dists.append((name, dist))
+    return tuple(dists)

@@ -13,12 +13,10 @@ reads its rows from the index when asked. Nothing holds every run of a sweep in 
 from __future__ import annotations
 
 import datetime
-import heapq
 import sys
 import time
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +24,10 @@ from assay_ops import OperationWrapper
 from assay_steps import Backend
 
 from ._diffs import store_diff
-from ._failures import FailureCount, check_max_failures, first_failures
+from ._failures import FailureCount, check_max_failures
 from ._folder import CACHE, RUNS
 from ._folderpath import check_folder
+from ._follow import Pruner
 from ._identity import (
     CodeChange,
     _backend,
@@ -43,10 +42,13 @@ from ._identity import (
     stored_identity,
 )
 from ._index import ResultsIndex
-from ._outcomes import RunSummary
+from ._live_sweep import live_execute
+from ._outcomes import RunSummary, summarise
 from ._results import Results
 from ._runs import RunSpec, SweepPlan, plan
+from ._search import Search
 from ._space import ParamSpace, as_space
+from ._standing import Standing, merged
 from ._sweep_chunks import run_chunks
 from ._sweep_jobs import run_jobs, submits_jobs
 from ._worker import ExperimentRun
@@ -64,8 +66,9 @@ class Experiment:
         name: a name for the experiment (shown in status and progress).
         operation: an ``@operation`` (``OperationWrapper``) or its ref ``"module:name"``; the
             workers import it by its ref.
-        params: [`grid`][assay.grid], [`random`][assay.random], [`explicit`][assay.explicit] or a
-            list of dicts; None for one run without parameters.
+        params: [`grid`][assay.grid], [`random`][assay.random], [`explicit`][assay.explicit],
+            [`search`][assay.search] (adaptive: trials proposed as runs end) or a list of
+            dicts; None for one run without parameters.
         replicates: runs per parameter dict, each with its own seed stream.
         seed: the root seed, ``0 <= seed < 2**128`` (default ``assay_ops.DEFAULT_ROOT_SEED``,
             fixed); each run's seeds derive from (seed, params, replicate).
@@ -76,6 +79,10 @@ class Experiment:
             ``<folder>/cache``.
         folder: the experiment folder (default ``runs/<name>``).
         progress: show the progress bar; default only on a terminal.
+        pruner: stops poor runs early from the values they stream
+            (``capture.metric(name, value, step=k)``), e.g. [`MedianRule`][assay.MedianRule];
+            a run told to stop ends at its next ``capture.should_prune()`` and is recorded
+            ``pruned``. A search takes its pruner as ``search(..., pruner=...)``.
 
     Raises:
         ValueError, TypeError, ImportError: bad input, before anything runs.
@@ -105,6 +112,7 @@ class Experiment:
         backend: Backend | Mapping[str, Any] | None = None,
         folder: str | Path | None = None,
         progress: bool | None = None,
+        pruner: Pruner | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"name = {name!r}; expected a non-empty string")
@@ -120,6 +128,11 @@ class Experiment:
         self.scope = _mapping("scope", scope)
         self.progress = progress
         self.space = as_space(params)
+        self.pruner = _check_pruner(pruner, self.space)
+        if isinstance(self.space, Search) and replicates != 1:
+            raise ValueError(
+                f"replicates = {replicates!r}; a search runs each trial once: expected 1"
+            )
         self.specs: SweepPlan = plan(self.space, replicates, self.seed)
         self.replicates = replicates
         self.step = ExperimentRun(
@@ -192,6 +205,8 @@ class Experiment:
                 f"on_code_change = {on_code_change!r}; expected 'error', 'rerun' or 'keep'"
             )
         check_max_failures(max_failures)
+        if isinstance(self.space, Search):
+            return self._search(self.space, on_code_change, max_failures)
         start = time.perf_counter()
         with ResultsIndex(self.folder) as index:
             # checked and stored in one transaction: of two different experiments started
@@ -204,32 +219,40 @@ class Experiment:
             if todo:  # the diff of a dirty tree, once per folder: the records carry its address
                 store_diff(self.folder, self.operation)
             count = FailureCount(max_failures)
-            executed, cached = self._execute(index, todo, count)
+            executed, cached = live_execute(self, index, todo, count, self.pruner)
             selection = self._selection(index, state)
         results = Results._indexed(self.folder, selection)
-        counts = results.counts()
-        bad = any(counts.get(status) for status in ("failed", "timeout", "cancelled"))
-        self.last_summary = RunSummary(
-            planned=len(self.specs),
-            skipped=len(self.specs) - len(todo),
-            executed=executed,
-            cached=cached,
-            failed=counts.get("failed", 0),
-            seconds=time.perf_counter() - start,
-            timeout=counts.get("timeout", 0),
-            cancelled=counts.get("cancelled", 0),
-            failures=first_failures(results) if bad else (),
-            stopped=count.reason() if count.reached else None,
-            folder=str(self.folder),
-        )
-        if self._show():
+        self.last_summary = summarise(
+            results, planned=len(self.specs), executed=executed, cached=cached,
+            started=start, count=count, folder=str(self.folder),
+        )  # fmt: skip
+        self._say_summary()
+        return results
+
+    def _search(self, search: Search, policy: CodeChange, max_failures: int | None) -> Results:
+        """Run a search (``_search_run``), its batches without bars of their own."""
+        from ._best import best_line
+        from ._search_run import run_search
+
+        shown, self.progress = self.progress, False
+        try:
+            results = run_search(self, search, on_code_change=policy, max_failures=max_failures)
+        finally:
+            self.progress = shown
+        self._say_summary()
+        line = best_line(self.name, results)
+        if self._show() and line is not None:
+            print(line, file=sys.stderr)
+        return results
+
+    def _say_summary(self) -> None:
+        if self._show() and self.last_summary is not None:
             print(self.last_summary.line(self.name), file=sys.stderr)
             for line in self.last_summary.report(self.name):
                 print(line, file=sys.stderr)
-        return results
 
     def _todo(
-        self, index: ResultsIndex, state: _Standing, retry_failed: bool, policy: CodeChange
+        self, index: ResultsIndex, state: Standing, retry_failed: bool, policy: CodeChange
     ) -> array[int]:
         """Plan the sweep's new runs; return the positions of the runs to run, ascending.
 
@@ -245,17 +268,17 @@ class Experiment:
         retried = state.failed if retry_failed else array("q")
         # failed and stale runs have a cache entry to drop; cancelled ones either finished
         # (their entry is kept and read back) or never wrote one
-        self._forget(self.specs[i] for i in _merged([retried, *stale]))
-        return _merged([state.missing, state.pending, retried, *stale])
+        self._forget(self.specs[i] for i in merged([retried, *stale]))
+        return merged([state.missing, state.pending, retried, *stale])
 
-    def _standing(self, index: ResultsIndex, retry_failed: bool) -> _Standing:
+    def _standing(self, index: ResultsIndex, retry_failed: bool) -> Standing:
         """Return where the sweep's runs stand in the index: the positions of those not complete.
 
         When the index noted that it holds every run of this sweep, it lists its unfinished
         runs (few, in a sweep being resumed) and they are found in the sweep by run id;
         otherwise SQLite joins the sweep's run ids with the index.
         """
-        state = _Standing(self.operation.code_hash, retry_failed)
+        state = Standing(self.operation.code_hash, retry_failed)
         if index.planned(self.specs.digest):
             found = index.unfinished(state.code_hash, _FEW_UNFINISHED)
             if found is not None:
@@ -266,7 +289,7 @@ class Experiment:
             state.add(*candidate)
         return state
 
-    def _placed(self, state: _Standing, found: list[tuple[str, str, str | None]]) -> _Standing:
+    def _placed(self, state: Standing, found: list[tuple[str, str, str | None]]) -> Standing:
         """Count the index's unfinished runs that are runs of the sweep, in planning order."""
         state.noted = True
         where = self._positions({run_id for run_id, _, _ in found})
@@ -280,7 +303,7 @@ class Experiment:
             return {}
         return {rid: i for i, rid in enumerate(self.specs.run_ids()) if rid in run_ids}
 
-    def _selection(self, index: ResultsIndex, state: _Standing) -> Sequence[int]:
+    def _selection(self, index: ResultsIndex, state: Standing) -> Sequence[int]:
         """Return the planning numbers of the sweep's runs, which its ``Results`` holds."""
         if index.count() == len(self.specs):
             # every run of the sweep is in the index, and nothing else: the index is the sweep
@@ -319,59 +342,28 @@ class Experiment:
         if not todo:
             return 0, 0
         session = datetime.datetime.now(datetime.timezone.utc)
+        # what every record's provenance holds (git calls, package versions), computed here
+        # once: the workers a pool forks inherit it rather than computing it each
+        self.operation.provenance()
         if submits_jobs(self.step.infra):
             return run_jobs(self, index, todo, count, session)
         return run_chunks(self, index, todo, count, session)
 
 
-@dataclass
-class _Standing:
-    """Where the runs of a sweep stand in the index, by position in the sweep (ascending).
-
-    Attributes:
-        code_hash: the operation's current code hash ("" when unknown).
-        retry_failed: failed runs run again (so they are not stale: they rerun anyway).
-        missing: runs not in the index.
-        pending: runs pending or cancelled.
-        failed: runs that failed or timed out.
-        other: finished runs recorded with another code hash, by that hash.
-        noted: the index noted that it holds every run of the sweep.
-        joined: the sweep's run ids were loaded into the index's connection.
-
-    """
-
-    code_hash: str
-    retry_failed: bool
-    missing: array[int] = field(default_factory=lambda: array("q"))
-    pending: array[int] = field(default_factory=lambda: array("q"))
-    failed: array[int] = field(default_factory=lambda: array("q"))
-    other: dict[str, array[int]] = field(default_factory=dict)
-    noted: bool = False
-    joined: bool = False
-
-    def add(self, position: int, status: str | None, code_hash: str | None) -> None:
-        """Count the run at ``position`` (status None: not in the index); call in order."""
-        if status is None:
-            self.missing.append(position)
-            return
-        if status in ("pending", "cancelled"):
-            self.pending.append(position)
-        elif status in ("failed", "timeout"):
-            self.failed.append(position)
-            if self.retry_failed:
-                return
-        current = self.code_hash
-        if status in ("success", "failed") and current and code_hash and code_hash != current:
-            self.other.setdefault(code_hash, array("q")).append(position)
-
-
-def _merged(parts: Iterable[Sequence[int]]) -> array[int]:
-    """Merge ascending sequences of positions into one, each position once."""
-    out = array("q")
-    for position in heapq.merge(*parts):
-        if not out or out[-1] != position:
-            out.append(position)
-    return out
+def _check_pruner(pruner: Any, space: ParamSpace) -> Pruner | None:
+    """Return ``pruner`` checked: None, or an object with the ``Pruner`` methods."""
+    if pruner is None:
+        return None
+    if isinstance(space, Search):
+        raise ValueError(
+            f"pruner = {pruner!r}: a search takes its pruner as search(..., pruner=...)"
+        )
+    if not isinstance(pruner, Pruner):
+        raise TypeError(
+            f"pruner = {pruner!r}; expected an assay.MedianRule, or an object with the methods "
+            "report(run_id, name, value, step), should_prune(run_id) and finished(run_id)"
+        )
+    return pruner
 
 
 def _item(spec: RunSpec, runs: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from assay_ops import (
     code_hash,
     import_operation,
 )
-from assay_steps import UID_ENCODING, Backend, CodeChangedError
+from assay_steps import UID_ENCODING, UID_TYPES, Backend, CodeChangedError
 
 from ._index import ResultsIndex
 from ._worker import ExperimentRun
@@ -264,15 +264,9 @@ def _config_uid(step: ExperimentRun) -> str:
                 except TypeError:
                     raise TypeError(
                         f"{label}[{key!r}] = {value!r:.80} is a {type(value).__name__}; "
-                        f"expected data the experiment can hash into its identity: {_KEYABLE}"
+                        f"expected data the experiment can hash into its identity: {UID_TYPES}"
                     ) from error
         raise
-
-
-_KEYABLE = (
-    "None, bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset, Path, "
-    "Enum, date/time/timedelta, Decimal, UUID, a numpy array or scalar, or a pydantic model"
-)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,27 +1,30 @@
 """What runs came to: a worker's record as a row of the results index, and a call's summary.
 
-A worker hands the driver one JSON text per run (its ``RunRecord``, or the worker's error when
-the operation could not start); ``_outcome`` checks that it is the record of that very run
-and turns it into the index's row (``Outcome``). ``RunSummary`` says what one
-``Experiment.run()`` call did.
+A worker hands the driver one JSON text per run, its ``RunRecord`` (a ``failed`` one when the
+operation could not even start); ``_outcome`` checks that it is the record of that very run
+and turns it into the index's row (``Outcome``). Older versions handed a marker instead of a
+record when the operation could not start: ``_legacy_worker_error``, the one place that knows
+that form, turns it into the record. ``RunSummary`` says what one ``Experiment.run()`` call
+did.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from assay_ops import RECORD_FORMAT, RunRecord
+from assay_ops import RECORD_FORMAT, ErrorInfo, RunRecord
 
-from ._failures import FailureNote, failure_lines
-from ._results import count_runs
-from ._rows import Outcome, job_text
+from ._failures import FailureCount, FailureNote, failure_lines, first_failures
+from ._results import Results, count_runs
+from ._rows import Outcome, RunRow, job_text
 from ._runs import RunSpec
 from ._schema import STATUSES
-from ._worker import WORKER_ERROR
+from ._worker import failed_start
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class RunSummary:
         failures: the first few runs of the sweep that did not succeed, with their errors.
         stopped: why the call stopped before running every run (``max_failures``), or None.
         folder: the experiment folder (named by the command that lists every failure).
+        pruned: runs of the sweep stopped early by their pruner (after this call); not
+            failures.
 
     """
 
@@ -54,6 +59,7 @@ class RunSummary:
     failures: tuple[FailureNote, ...] = ()
     stopped: str | None = None
     folder: str = "."
+    pruned: int = 0
 
     @property
     def from_cache(self) -> int:
@@ -74,7 +80,11 @@ class RunSummary:
             return f"{name}: {count_runs(self.planned)}: all from cache in {self.seconds:.3f} s"
         more = "".join(
             f", {n} {status}"
-            for status, n in (("timeout", self.timeout), ("cancelled", self.cancelled))
+            for status, n in (
+                ("timeout", self.timeout),
+                ("cancelled", self.cancelled),
+                ("pruned", self.pruned),
+            )
             if n
         )
         return (
@@ -97,31 +107,55 @@ class RunSummary:
         return failure_lines(name, counts, self.failures, self.folder, self.stopped)
 
 
-def _outcome(
-    spec: RunSpec, text: str, record: RunRecord | None = None
-) -> tuple[Outcome, datetime.datetime | None]:
-    """Turn a worker's JSON into an index row, and when the run ended (None if unknown).
+def summarise(
+    results: Results,
+    *,
+    planned: int,
+    executed: int,
+    cached: int,
+    started: float,
+    count: FailureCount,
+    folder: str,
+) -> RunSummary:
+    """Return the summary of one call that ran ``executed`` runs of ``planned``.
 
-    ``record`` is the run's record when this process computed it: then the JSON text is not
-    parsed again.
+    The counts by status are those of ``results`` (the whole sweep, after the call);
+    ``started`` is the call's ``time.perf_counter()`` at its start.
     """
-    if record is not None:
-        _check_run(spec, record.run_id)
-        lasts = {name: values[-1] for name, values in record.metrics.items() if values}
-        error = None if record.error is None else (record.error.type, record.error.message)
-        return _row(spec, text, record.status, lasts, record.duration, error,
-                    record.code_hash, record.ended_at, _job(record.runtime))  # fmt: skip
+    counts = results.counts()
+    bad = any(counts.get(status) for status in ("failed", "timeout", "cancelled"))
+    return RunSummary(
+        planned=planned,
+        skipped=planned - executed,
+        executed=executed,
+        cached=cached,
+        failed=counts.get("failed", 0),
+        seconds=time.perf_counter() - started,
+        timeout=counts.get("timeout", 0),
+        cancelled=counts.get("cancelled", 0),
+        pruned=counts.get("pruned", 0),
+        failures=first_failures(results) if bad else (),
+        stopped=count.reason() if count.reached else None,
+        folder=folder,
+    )
+
+
+def _outcome(spec: RunSpec, text: str) -> tuple[Outcome, datetime.datetime]:
+    """Turn a worker's JSON record into an index row, and when the run ended.
+
+    The text is decoded once, and read as a dict: a ``RunRecord`` is built only when a last
+    metric value is tagged (a numpy scalar, a non-finite float). The row holds the record's
+    text (an older version's marker of a run that could not start: the record it stands for).
+    """
+    text = _legacy_worker_error(text, spec)
     data = json.loads(text)
-    if WORKER_ERROR in data:
-        failure = data[WORKER_ERROR]
-        _check_run(spec, failure.get("run_id", spec.run_id))
-        message = f"{failure['type'].rpartition('.')[2]}: {failure['message']}"
-        outcome = Outcome(spec.run_id, "failed", {}, None, message, None, text, _job(failure))
-        return outcome, None
-    if data.get("format") != RECORD_FORMAT or not data.keys() >= _RECORD_KEYS:
-        RunRecord.from_dict(data)  # raises the record's own error naming what is wrong
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != RECORD_FORMAT
+        or not data.keys() >= _RECORD_KEYS
+    ):
+        RunRecord.from_dict(data if isinstance(data, dict) else {})  # raises, naming the fault
     _check_run(spec, data["run_id"])
-    # Read from the JSON form directly: a RunRecord would be built only to be dropped.
     # Plain last values are the values themselves; tagged ones (numpy scalars, non-finite
     # floats, arrays) are decoded the record's way.
     decoded: RunRecord | None = None
@@ -139,11 +173,65 @@ def _outcome(
                 data["code_hash"], data["ended_at"], _job(data.get("runtime")))  # fmt: skip
 
 
+#: How the text of an older version's worker error starts (``json.dumps`` of a one-key dict).
+_LEGACY_START = '{"assay.worker-error":'
+
+
+def _legacy_worker_error(text: str, run: RunSpec | RunRow) -> str:
+    """Return ``text``, or the failed record (JSON) it stands for when it is a legacy marker.
+
+    Before runs that could not start had a record of their own, a worker returned
+    ``{"assay.worker-error": {type, message, traceback, ref, seed, run_id, started_at,
+    ended_at, job, logs}}`` instead; cache entries and index rows written then still hold it.
+    The marker has no params: those of ``run`` (the run's spec or index row) are the record's.
+
+    Examples:
+        >>> old = json.dumps({"assay.worker-error": {
+        ...     "type": "builtins.ModuleNotFoundError", "message": "No module named 'gone'",
+        ...     "traceback": "", "ref": "gone:train", "seed": 0, "run_id": "r1",
+        ...     "started_at": "2024-01-01T00:00:00+00:00",
+        ...     "ended_at": "2024-01-01T00:00:02+00:00", "job": None, "logs": None}})
+        >>> run = RunSpec("r1", {"x": 1}, 0)
+        >>> record = RunRecord.from_json(_legacy_worker_error(old, run))
+        >>> record.status, record.run_id, record.params, record.duration
+        ('failed', 'r1', {'x': 1}, 2.0)
+        >>> _legacy_worker_error("{}", run)
+        '{}'
+
+    """
+    if not text.startswith(_LEGACY_START):
+        return text
+    failure = json.loads(text)["assay.worker-error"]
+    started, ended = str(failure["started_at"]), str(failure["ended_at"])
+    try:
+        seconds = (
+            datetime.datetime.fromisoformat(ended) - datetime.datetime.fromisoformat(started)
+        ).total_seconds()
+    except (TypeError, ValueError):
+        seconds = 0.0
+    runtime = {"job": failure.get("job"), "operation_started": False}
+    if isinstance(failure.get("logs"), Mapping):
+        runtime["logs"] = failure["logs"]
+    record = failed_start(
+        str(failure["ref"]),
+        int(failure["seed"]),
+        {
+            "run_id": failure.get("run_id") or run.run_id,
+            "params": run.params,
+            "replicate": run.replicate,
+        },
+        ErrorInfo(str(failure["type"]), str(failure["message"]), str(failure["traceback"])),
+        (started, ended, max(seconds, 0.0)),
+        runtime,
+    )
+    return record.to_json(indent=None)
+
+
 def _job(runtime: Any) -> str | None:
     """Return the index's text of the job a run ran in, from its record's runtime (or None).
 
-    The runtime (or a worker's error) names the job (``"job"``) and its logs (``"logs"``:
-    stdout and stderr paths) when the run ran in a batch job.
+    The runtime names the job (``"job"``) and its logs (``"logs"``: stdout and stderr paths)
+    when the run ran in a batch job.
     """
     if not isinstance(runtime, Mapping):
         return None

@@ -49,8 +49,9 @@ from ._index import ResultsIndex
 from ._schema import INDEX_NAME
 from ._units import format_duration, format_size, parse_duration, parse_size
 
-#: Statuses of runs that the index holds results of: their cache entries are kept by default.
-FINAL = ("success", "failed")
+#: Statuses of runs that the index holds results of: their cache entries are kept by default
+#: (a run stopped early by its pruner is a result too: a rerun must not compute it again).
+FINAL = ("success", "failed", "pruned")
 
 #: Prefix of the name a code-version folder is renamed to before it is removed.
 TRASH = ".trash-"

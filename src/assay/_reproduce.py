@@ -25,8 +25,8 @@ from assay_ops import RunRecord, SeedBundle
 from ._comparison import ReproduceReport, _warnings, compare_records
 from ._folder import CACHE, RUNS
 from ._index import ResultsIndex
+from ._outcomes import _legacy_worker_error
 from ._results import count_runs
-from ._worker import WORKER_ERROR
 
 # The fresh process: ``python -c`` puts the working directory first on the import path, as
 # ``python -m`` does for the workers of an experiment.
@@ -89,7 +89,10 @@ def reproduce(
         statuses = index.statuses()
         full_id = _resolve_id(root, run_id, statuses)
         (text,) = index.records([full_id])
+        found = index.row(full_id)
         identity = index.get_meta("experiment") or {}
+    if text is not None and found is not None:
+        text = _legacy_worker_error(text, found[1])  # an older version's marker reads as a record
     recorded = _recorded(root, full_id, statuses[full_id], text)
     if recorded.ref.startswith("__main__:"):
         raise ValueError(
@@ -152,15 +155,14 @@ def _recorded(folder: Path, run_id: str, status: str, text: str | None) -> RunRe
             f"{status}): it never ran to its end, so there is nothing to reproduce; run the "
             "experiment to complete it"
         )
-    data = json.loads(text)
-    if WORKER_ERROR in data:
-        failure = data[WORKER_ERROR]
+    recorded = RunRecord.from_json(text)
+    if recorded.runtime.get("operation_started") is False and recorded.error is not None:
         raise ValueError(
             f"run {run_id} of experiment folder {str(folder)!r} failed before its operation "
-            f"started ({failure.get('type', '?').rpartition('.')[2]}: {failure.get('message')}); "
-            "there is no record to reproduce"
+            f"started ({recorded.error.type.rpartition('.')[2]}: {recorded.error.message}); "
+            "there is nothing to reproduce"
         )
-    return RunRecord.from_dict(data)
+    return recorded
 
 
 def _rerun_folder(folder: Path, keep: str | Path | None) -> Path | None:

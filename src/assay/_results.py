@@ -9,6 +9,7 @@ million runs is not held in memory until a method's answer is itself that large 
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._folder import RUNS
 from ._index import ResultsIndex
-from ._records import _batches, _moved, _verified
+from ._records import _moved, _verified
 from ._rows import RunRow
 from ._rowsource import _Indexed, _Listed, _Runs
 from ._schema import STATUSES
@@ -192,8 +193,8 @@ class Results:
     def records(self) -> list[Any]:
         """Return the full ``RunRecord`` of every finished run.
 
-        Pending runs have none, and neither do runs that failed before their operation
-        started (a worker that could not import it): their error is in ``failed()``.
+        Pending runs have none. A run whose operation could not even start (a worker that
+        could not import it) has a ``failed`` record whose error says why.
 
         Raises:
             ValueError: these results were not read from an experiment folder.
@@ -213,17 +214,40 @@ class Results:
             raise ValueError("records(): these results have no experiment folder to read from")
         from assay_ops import RunRecord  # imported on use: tables need no operation layer
 
-        from ._worker import WORKER_ERROR
+        from ._outcomes import _legacy_worker_error
 
-        # A worker's own error is a JSON object under one key, never a record.
-        marker = f'{{"{WORKER_ERROR}":'
         runs = str((folder / RUNS).resolve())
-        for run_ids in _batches((row.run_id for row in self._runs), 500):
+        rows = iter(self._runs)
+        while batch := list(itertools.islice(rows, 500)):
             with ResultsIndex(folder, read_only=True) as index:
-                texts = index.records(run_ids)
-            for text in texts:
-                if text is not None and not text.startswith(marker):
-                    yield _moved(RunRecord.from_json(text), runs)
+                texts = index.records([row.run_id for row in batch])
+            for row, text in zip(batch, texts, strict=True):
+                if text is not None:  # an older version's marker reads as the run's record
+                    yield _moved(RunRecord.from_json(_legacy_worker_error(text, row)), runs)
+
+    def series(self, metric: str) -> list[dict[str, Any]]:
+        """Return every value of ``metric`` of every run: a learning curve, one row per value.
+
+        Each row has ``run_id``, ``step`` (the step the value was recorded with, None when
+        it had none), ``value`` and the run's parameters (one named like a column gets the
+        column ``param:<name>``). Rows come in run order, then in the order each run
+        recorded its values; read from the runs' records, so pending runs have none.
+
+        Raises:
+            KeyError: no run recorded ``metric`` (the message lists the metrics they did).
+            ValueError: these results were not read from an experiment folder.
+
+        Examples:
+            One curve per run, as columns of a DataFrame:
+
+            >>> import pandas  # doctest: +SKIP
+            >>> curves = pandas.DataFrame(results.series("loss"))  # doctest: +SKIP
+            >>> curves.pivot(index="step", columns="run_id", values="value")  # doctest: +SKIP
+
+        """
+        from ._series import series_rows
+
+        return series_rows(self.iter_records(), metric)
 
     def artifact(self, run_id: str, name: str) -> Path:
         """Return the file of artifact ``name`` of run ``run_id``, checked against its record.
@@ -298,6 +322,34 @@ class Results:
             columns = list(table[0])
         frame: pandas.DataFrame = pandas.DataFrame(table, columns=columns)
         return frame
+
+    def best(self, metric: str | None = None, direction: str | None = None) -> RunRow:
+        """Return the successful run with the best value of ``metric`` (the first of ties).
+
+        The results of a [`search`][assay.search] know their metric and direction; for any
+        other sweep, name them. Only successful runs whose last value of ``metric`` is a
+        finite number compete (pruned runs stopped before their end).
+
+        Args:
+            metric: the metric to rank by (default: the search's).
+            direction: ``"minimize"`` or ``"maximize"`` (default: the search's, else
+                ``"minimize"``).
+
+        Raises:
+            ValueError: no metric known, or no successful run recorded it.
+
+        Examples:
+            >>> from assay import RunRow
+            >>> rows = [RunRow("a", {"lr": 0.1}, 0, "success", {"loss": 0.5}, 1.0, None, None),
+            ...         RunRow("b", {"lr": 0.01}, 0, "success", {"loss": 0.2}, 1.0, None, None)]
+            >>> Results(rows).best("loss").params
+            {'lr': 0.01}
+
+        """
+        from ._best import best_row, objective
+
+        metric, direction = objective(self.folder, metric, direction)
+        return best_row(self, metric, direction)
 
     def summary(self, metric: str, by: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Return mean, standard deviation and count of ``metric`` over the successful runs.
@@ -384,6 +436,41 @@ class Results:
 
         names = self._runs.names()
         figure = _plot.draw(self, metric, x, hue, names=names, logx=logx, logy=logy, title=title)
+        if out is not None:
+            _plot.save(figure, out)
+        return figure
+
+    def plot_trials(
+        self,
+        metric: str | None = None,
+        direction: str | None = None,
+        *,
+        logy: bool = False,
+        title: str | None = None,
+        out: str | Path | None = None,
+    ) -> Figure:
+        """Plot a search's metric against the trial number, with the best-so-far line.
+
+        Each successful trial is a dot, pruned ones a cross at their last value; the line
+        steps to each new best and the best trial is ringed.
+
+        Args:
+            metric: the metric (default: the search's).
+            direction: ``"minimize"`` or ``"maximize"`` (default: the search's).
+            logy: a log scale on y.
+            title: the title (default: experiment, metric, trials); ``""`` for none.
+            out: where to save the figure (a PNG, or the format its suffix names).
+
+        Raises:
+            ImportError: matplotlib is not installed (the message names ``assay[plot]``).
+            KeyError: unknown metric.
+            ValueError: no metric given and these results are not a search's.
+
+        """
+        from . import _plot
+        from ._plot_trials import draw_trials
+
+        figure = draw_trials(self, metric, direction, logy=logy, title=title)
         if out is not None:
             _plot.save(figure, out)
         return figure

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from assay_ops import CANONICAL_VERSION, canonical_bytes, canonical_digest
+from assay_ops import CANONICAL_VERSION, canonical_bytes, canonical_digest, canonical_hasher
 
 from ._canonical import RUN_ID_LENGTH, run_id
 from ._space import Params, ParamSpace
@@ -157,7 +157,6 @@ def plan(space: ParamSpace, replicates: int, seed: int) -> SweepPlan:
 # key), so the encoding is a part that depends on the params alone, then one that depends on
 # the replicate alone: the first is hashed once per point, and each replicate continues from
 # a copy of that hash.
-_DIGEST_HEADER = b"assay.canonical.v%d\x00" % CANONICAL_VERSION
 _PARAMS_PART = b"d" + (2).to_bytes(8, "big") + canonical_bytes("params")
 _REPLICATE_KEY = canonical_bytes("replicate")
 
@@ -168,13 +167,14 @@ def _packed_run_ids(points: Sequence[Params], replicates: int) -> tuple[bytearra
         ids = "".join(run_id(p, r) for p in points for r in range(replicates))
         return bytearray.fromhex(ids), _digest(points, replicates)
     tails = [_REPLICATE_KEY + canonical_bytes(r) for r in range(replicates)]
-    sha256, size = hashlib.sha256, _ID_BYTES
+    size = _ID_BYTES
     out = bytearray()
 
     def encoded_points() -> Iterator[bytes]:  # the digest reads each point's encoding once
         for params in points:
             encoded = canonical_bytes(params)
-            head = sha256(_DIGEST_HEADER + _PARAMS_PART + encoded)
+            head = canonical_hasher()
+            head.update(_PARAMS_PART + encoded)
             for tail in tails:
                 hasher = head.copy()
                 hasher.update(tail)
@@ -212,7 +212,8 @@ def _split_encoding_holds() -> bool:
     itself rather than naming runs differently.
     """
     params, replicate = {"n": [1, 2.5], "b": "x"}, 3
-    split = _DIGEST_HEADER + _PARAMS_PART + canonical_bytes(params)
-    split += _REPLICATE_KEY + canonical_bytes(replicate)
+    split = canonical_hasher()
+    split.update(_PARAMS_PART + canonical_bytes(params))
+    split.update(_REPLICATE_KEY + canonical_bytes(replicate))
     whole = canonical_digest({"params": params, "replicate": replicate})
-    return hashlib.sha256(split).hexdigest() == whole
+    return split.hexdigest() == whole

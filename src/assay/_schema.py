@@ -19,8 +19,9 @@ from ._infrastructure import index_storage_error
 INDEX_NAME = "index.sqlite"
 
 #: Statuses a run can have in the index; ``pending`` means planned but not finished,
-#: ``timeout`` that its job reached its time limit before the run ended.
-STATUSES = ("pending", "success", "failed", "timeout", "cancelled")
+#: ``timeout`` that its job reached its time limit before the run ended, ``pruned`` that it
+#: stopped early when its pruner said so (its metrics so far are kept; not a failure).
+STATUSES = ("pending", "success", "failed", "timeout", "cancelled", "pruned")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

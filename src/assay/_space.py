@@ -16,7 +16,7 @@ from typing import Any, overload
 from assay_ops import canonical_bytes
 
 from ._canonical import normalise
-from ._distributions import Distribution, choice
+from ._distributions import Distribution, checked
 
 Params = dict[str, Any]
 
@@ -293,10 +293,4 @@ def random(n: int, *, seed: int | None = None, **distributions: Distribution | A
         raise ValueError(f"random(): n = {n!r}; expected a positive int")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"random(): seed = {seed!r}; expected a non-negative int")
-    dists = []
-    for name, dist in distributions.items():
-        if not isinstance(dist, Distribution):
-            dist = choice([normalise(dist, f"random(): parameter {name!r}")])
-        dist.validate(name)
-        dists.append((name, dist))
-    return _Random(n, seed, tuple(dists))
+    return _Random(n, seed, checked(distributions, "random()"))

@@ -126,25 +126,23 @@ def run_chunk(
 ) -> list[Outcome]:
     """Run one chunk on the backend; return its outcomes, counted on the bar."""
     batch = []
-    take = experiment.step.take_record
     misplaced = []
     for spec, text in zip(chunk, experiment.step.run_many(experiment._items(chunk)), strict=True):
         try:
-            outcome, ended = _outcome(spec, text, take(spec.run_id, text))
+            outcome, ended = _outcome(spec, text)
         except _OtherRunError:
             misplaced.append(spec)
             continue
         batch.append(outcome)
-        bar.advance(outcome.status, cached=ended is not None and ended < session)
+        bar.advance(outcome.status, cached=ended < session)
     if misplaced:  # entries holding another run's record: computed again
         experiment._forget(misplaced)
         for spec, text in zip(
             misplaced, experiment.step.run_many(experiment._items(misplaced)), strict=True
         ):
-            outcome, _ = _outcome(spec, text, take(spec.run_id, text))
+            outcome, _ = _outcome(spec, text)
             batch.append(outcome)
             bar.advance(outcome.status, cached=False)
-    experiment.step.drop_records()
     return batch
 
 
@@ -220,10 +218,8 @@ def _salvage(experiment: Experiment, index: ResultsIndex, chunk: list[RunSpec]) 
         if handle.status != "success":
             continue
         try:
-            text = handle.result()
-            outcomes.append(_outcome(spec, text, experiment.step.take_record(spec.run_id, text))[0])
+            outcomes.append(_outcome(spec, handle.result())[0])
         except (RuntimeError, ValueError, KeyError, TypeError):
             continue  # unreadable: left to the next run, which recomputes or rereads it
-    experiment.step.drop_records()
     index.store(outcomes)
     return [o.run_id for o in outcomes]

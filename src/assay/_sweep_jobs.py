@@ -158,8 +158,6 @@ class JobSweep:
             raise
         else:
             self._finish(specs, texts)
-        finally:
-            self.step.drop_records()
 
     # -------------------------------------------------------------- while the jobs run
 
@@ -194,12 +192,12 @@ class JobSweep:
 
     def _outcome(self, spec: RunSpec, text: str) -> Outcome | None:
         try:
-            outcome, ended = _outcome(spec, text, self.step.take_record(spec.run_id, text))
+            outcome, ended = _outcome(spec, text)
         except _OtherRunError:
             return None
         self.completed += 1
         self.count.add(outcome.status)
-        self.bar.advance(outcome.status, cached=ended is not None and ended < self.session)
+        self.bar.advance(outcome.status, cached=ended < self.session)
         return outcome
 
     def _record_failures(self, failures: Sequence[Any]) -> None:

@@ -4,22 +4,30 @@ The step's item is the run spec (run id, params, replicate); its configuration h
 every run of the experiment shares (the operation's ref, the root seed, the context and scope
 values). The operation reaches the worker by its ref and is imported there, so nothing but
 plain data crosses process or machine boundaries.
+
+Whatever happens, a run's result is its ``RunRecord`` as JSON text: a run that could not even
+start (its operation does not import, its context cannot be frozen) gets a ``failed`` record
+too (``failed_start``), whose runtime says ``"operation_started": False``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-import json
 import os
+import platform
+import socket
+import sys
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import pydantic
 from assay_context import FrozenContext
 from assay_ops import (
     Capture,
+    ErrorInfo,
     RunRecord,
     Runtime,
     SeedBundle,
@@ -29,12 +37,8 @@ from assay_ops import (
 from assay_scope import param_scope
 from assay_steps import Step
 
+from ._live import live_channel
 from ._usage import Usage, current_job, job_logs
-
-#: Key of the JSON object a worker returns instead of a record when the run could not start.
-WORKER_ERROR = "assay.worker-error"
-#: Most records kept for the driver to take (a sweep's chunks are at most 4096 runs).
-_MAX_FRESH = 8192
 
 
 class ExperimentRun(Step):
@@ -62,38 +66,13 @@ class ExperimentRun(Step):
         """Key each run by its canonical run id (the same one the results index uses)."""
         return str(value["run_id"])
 
-    # Records computed in this process, by run id, with their text: the driver takes them
-    # instead of parsing the text again (a result read from the cache has none).
-    _fresh: dict[str, tuple[str, RunRecord]] = pydantic.PrivateAttr(default_factory=dict)
-
-    def __getstate__(self) -> dict[Any, Any]:
-        state = super().__getstate__()
-        private = dict(state.get("__pydantic_private__") or {})
-        private["_fresh"] = {}  # a copy sent to a worker does not carry the driver's records
-        return {**state, "__pydantic_private__": private}
-
     def _run(self, value: Any) -> str:
         return next(self._run_batch([value]))
 
     def _run_batch(self, values: Iterable[Any]) -> Iterator[str]:
         runner = self._runner()  # what every run shares is prepared once per batch
-        fresh = self._fresh
         for value in values:
-            text = runner.run(value)
-            if runner.record is not None:
-                if len(fresh) >= _MAX_FRESH:  # nobody takes them (the step used on its own)
-                    fresh.clear()
-                fresh[value["run_id"]] = (text, runner.record)
-            yield text
-
-    def take_record(self, run_id: str, text: str) -> RunRecord | None:
-        """Return the record of ``run_id`` if this process computed it and ``text`` is it."""
-        found = self._fresh.pop(run_id, None)
-        return found[1] if found is not None and found[0] == text else None
-
-    def drop_records(self) -> None:
-        """Forget the records computed in this process that were not taken."""
-        self._fresh.clear()
+            yield runner.run(value)
 
     def landed(self, run_ids: list[str]) -> dict[str, str]:
         """Return the record (JSON text) of each of ``run_ids`` whose entry is in the cache.
@@ -151,8 +130,6 @@ class Runner:
         #: The job's own stdout and stderr paths (None outside a submitit job).
         self.logs = job_logs() if self.job is not None else None
         self.error: Exception | None = None
-        #: The record of the last run, None when it failed outside the operation.
-        self.record: RunRecord | None = None
         try:
             self.operation = import_operation(ref)
             # Shared by the runs: each gets its own child view of it (OperationWrapper.run).
@@ -164,15 +141,16 @@ class Runner:
         """Run one spec and return its record as JSON text.
 
         Never raises an ``Exception`` but one: an error outside the operation (its import, a
-        bad context) becomes a ``failed`` record too, so that one broken run cannot stop a
-        sweep (the operation's own ``SystemExit`` is its failed record already). Ctrl-C
-        (``KeyboardInterrupt``) propagates, and so does an ``OSError`` saying the storage
-        failed (``assay_ops.is_infrastructure_error``: a full disk is no run's outcome).
+        bad context) becomes a ``failed`` record too (``failed_start``), so that one broken
+        run cannot stop a sweep (the operation's own ``SystemExit`` is its failed record
+        already). Ctrl-C (``KeyboardInterrupt``) propagates, and so does an ``OSError``
+        saying the storage failed (``assay_ops.is_infrastructure_error``: a full disk is no
+        run's outcome).
         """
         started = time.time()
-        self.record = None
         if self.error is not None:
             return self._failure(spec, started, self.error)
+        record = None
         try:
             params = dict(spec["params"])
             run_id = spec["run_id"]
@@ -180,6 +158,8 @@ class Runner:
             runs = spec.get("runs")
             run_dir = None if runs is None else f"{runs}{os.sep}{run_id}"
             artifacts = None if run_dir is None else f"{run_dir}{os.sep}artifacts"
+            # the run's live metrics, and its pruner's decisions (see _live)
+            stream = live_channel(runs, run_id)
             args = (
                 self.context,
                 params,
@@ -187,28 +167,51 @@ class Runner:
                 Runtime(
                     run_dir, backend=self.backend, job=self.job, cpus=self.cpus, logs=self.logs
                 ),
-                Capture(artifact_dir=artifacts),
+                Capture(artifact_dir=artifacts, live=stream),
             )
             usage = Usage()
-            if self.scope:
-                with param_scope(**self.scope):
-                    record = self.operation.run(*args, run_id=run_id)
-            else:
+            with contextlib.ExitStack() as stack:
+                if stream is not None:  # its file is closed when the run ends
+                    stack.enter_context(stream)
+                if self.scope:
+                    stack.enter_context(param_scope(**self.scope))
                 record = self.operation.run(*args, run_id=run_id)
             record.runtime = {**record.runtime, "resources": usage.measure()}
             # compact JSON: the C encoder is several times faster than indented output
-            text = record.to_json(indent=None)
-            self.record = record
-            return text
+            return record.to_json(indent=None)
         except Exception as error:
             if is_infrastructure_error(error):
                 # The storage failed (a full disk), not the run: no record, nothing cached;
                 # the driver leaves the run pending and says so.
                 raise
-            return self._failure(spec, started, error)
+            return self._failure(spec, started, error, ran=record is not None)
 
-    def _failure(self, spec: dict[str, Any], started: float, error: Exception) -> str:
-        return _failure(self.ref, self.seed, spec, _iso(started), error, self.job, self.logs)
+    def _failure(
+        self, spec: dict[str, Any], started: float, error: Exception, ran: bool = False
+    ) -> str:
+        """Return the failed record (JSON) of a run that an error outside its operation ended.
+
+        ``ran`` says whether the operation ran all the same (the error came after it: its
+        record could not be written).
+        """
+        ended = time.time()
+        runs = spec.get("runs")
+        runtime: dict[str, Any] = {
+            "backend": self.backend,
+            "job": self.job,
+            "cpus": self.cpus,
+            "gpus": 0,
+            "memory": None,
+            "run_dir": None if runs is None else f"{runs}{os.sep}{spec.get('run_id')}",
+            "operation_started": ran,
+        }
+        if self.logs is not None:
+            runtime["logs"] = {"stdout": self.logs[0], "stderr": self.logs[1]}
+        times = (_iso(started), _iso(ended), max(ended - started, 0.0))
+        record = failed_start(
+            self.ref, self.seed, spec, _error_info(error), times, runtime, _machine()
+        )
+        return _compact(record)
 
 
 def execute(
@@ -223,39 +226,92 @@ def execute(
     return Runner(ref, seed, context, scope, backend).run(spec)
 
 
-def _iso(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
-
-
-def _failure(
+def failed_start(
     ref: str,
     seed: int,
-    spec: dict[str, Any],
-    started: str,
-    error: Exception,
-    job: str | None = None,
-    logs: tuple[str, str] | None = None,
-) -> str:
-    """Describe an error raised outside the operation (importing it, building its context)."""
-    return json.dumps(
-        {
-            WORKER_ERROR: {
-                "type": f"{type(error).__module__}.{type(error).__qualname__}",
-                "message": str(error),
-                "traceback": "".join(
-                    traceback.format_exception(type(error), error, error.__traceback__)
-                ),
-                "ref": ref,
-                "seed": seed,
-                "run_id": spec.get("run_id"),
-                "started_at": started,
-                "ended_at": _now(),
-                "job": job,
-                "logs": None if logs is None else {"stdout": logs[0], "stderr": logs[1]},
-            }
-        }
+    spec: Mapping[str, Any],
+    error: ErrorInfo,
+    times: tuple[str, str, float],
+    runtime: dict[str, Any],
+    provenance: dict[str, Any] | None = None,
+) -> RunRecord:
+    """Return the ``failed`` record of a run whose operation could not be run.
+
+    The record is the one a run of operation ``ref`` gets, as far as the worker knows it:
+    the run id, params and replicate of ``spec``; the seed key ``SeedBundle`` gives them
+    under root seed ``seed`` (only the root seed and replicate when they cannot make a
+    bundle, the very error that stopped the run); a code hash of ``""`` (the code was never
+    read); no metrics, artifacts or logs. ``times`` holds the start and end (ISO 8601, UTC)
+    and the duration in seconds; ``runtime`` says ``"operation_started"``.
+
+    Examples:
+        >>> error = ErrorInfo("builtins.ModuleNotFoundError", "No module named 'gone'", "")
+        >>> spec = {"run_id": "r1", "params": {"lr": 0.1}, "replicate": 0}
+        >>> times = ("2024-01-01T00:00:00+00:00", "2024-01-01T00:00:01+00:00", 1.0)
+        >>> record = failed_start("gone:train", 0, spec, error, times, {})
+        >>> record.status, record.operation, record.error.type, record.replicate
+        ('failed', 'train', 'builtins.ModuleNotFoundError', 0)
+
+    """
+    params = spec.get("params")
+    values = dict(params) if isinstance(params, Mapping) else {}
+    replicate = spec.get("replicate", 0)
+    try:
+        key = SeedBundle(seed, values, replicate=replicate).key
+    except Exception:  # params or replicate that make no bundle: the run's own error says so
+        key = {"root_seed": seed, "replicate": replicate}
+    return RunRecord(
+        run_id=str(spec.get("run_id")),
+        operation=ref.rpartition(":")[2].rpartition(".")[2],  # its function's name, by default
+        ref=ref,
+        code_hash="",
+        params=values,
+        seed=key,
+        status="failed",
+        metrics={},
+        metric_tags={},
+        artifacts=[],
+        logs=[],
+        started_at=times[0],
+        ended_at=times[1],
+        duration=times[2],
+        error=error,
+        provenance={} if provenance is None else provenance,
+        runtime=runtime,
     )
+
+
+def _compact(record: RunRecord) -> str:
+    """Return a failed record as compact JSON; params it cannot hold are kept as their repr.
+
+    Such params may be what failed the run (its record could not be written): its failed
+    record must be written all the same.
+    """
+    try:
+        return record.to_json(indent=None)
+    except (TypeError, ValueError):
+        record.params = {str(name): repr(value) for name, value in record.params.items()}
+        return record.to_json(indent=None)
+
+
+def _error_info(error: BaseException) -> ErrorInfo:
+    """Describe ``error`` as a record does (described afresh for each run that it fails)."""
+    cls = type(error)
+    return ErrorInfo(
+        type=f"{cls.__module__}.{cls.__qualname__}",
+        message=str(error),
+        traceback="".join(traceback.format_exception(cls, error, error.__traceback__)),
+    )
+
+
+def _machine() -> dict[str, Any]:
+    """Return the provenance a worker knows without its operation: interpreter and host."""
+    return {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "hostname": socket.gethostname(),
+    }
+
+
+def _iso(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
