@@ -31,6 +31,10 @@ QUEUE_POLL_SECONDS = (2.0, 5.0)
 CONFIRM_SECONDS = 1.0
 #: Looks after which a job that neither the controller nor accounting knows counts as ended.
 UNKNOWN_LOOKS = 3
+#: Looks, and the pause between two, for the ended state of a failed job the controller
+#: still shows ending (see ``Submission._ended_info``).
+ENDING_LOOKS = 30
+ENDING_POLL_SECONDS = 0.5
 
 
 class Submission:
@@ -229,7 +233,7 @@ class Submission:
         job_id = str(job.job_id)
         if isinstance(job, submitit.SlurmJob):
             if state is None or state == "COMPLETED":
-                info = (controller_jobs([job_id]) or {}).get(job_id)
+                info = self._ended_info(job_id)
                 if info is not None:
                     if info.time_limit:
                         self._limits[job_id] = info.time_limit
@@ -244,6 +248,23 @@ class Submission:
                 return "TIMEOUT"
             return "INTERRUPTED" if local == "INTERRUPTED" else "FAILED"
         return "FAILED"
+
+    def _ended_info(self, job_id: str) -> JobInfo | None:
+        """Return what the controller holds of a job that left its result, once it ended.
+
+        A job stopped by a signal (its time limit, a cancellation) can write its result file
+        before the controller has ended it: the controller shows ``COMPLETING`` or
+        ``RUNNING`` for a moment. Its ended state (``TIMEOUT``...) is what says what happened,
+        so it is waited for, ``ENDING_LOOKS`` looks at most; then the last state seen is kept.
+        """
+        info = None
+        for look in range(ENDING_LOOKS):
+            info = (controller_jobs([job_id]) or {}).get(job_id)
+            if info is None or info.state in ENDED_STATES:
+                return info
+            if look + 1 < ENDING_LOOKS:
+                time.sleep(ENDING_POLL_SECONDS)
+        return info
 
     def _local_limit_reached(self) -> bool:
         minutes = _minutes(self.time_limit)
