@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assay_ops import _capture
+from assay_ops import _artifactfiles
 from assay_steps import _frames
 from assay_steps._store import EntryStore
 
@@ -118,7 +118,7 @@ def test_a_full_disk_leaves_the_run_pending_and_a_plain_rerun_computes_it(
     tmp_path: Path, module: Any, monkeypatch: pytest.MonkeyPatch, backend: Any, room: int
 ) -> None:
     folder = tmp_path / "exp"
-    monkeypatch.setattr(_capture, "os", _FullDisk(room))
+    monkeypatch.setattr(_artifactfiles, "os", _FullDisk(room))
     with pytest.raises(InfrastructureError) as raised:
         _experiment(module, folder, backend).run()
     error = raised.value
@@ -151,7 +151,7 @@ def test_other_storage_failures_are_not_failed_runs_either(
     tmp_path: Path, module: Any, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
     folder = tmp_path / "exp"
-    monkeypatch.setattr(_capture, "os", _FullDisk(1, code))
+    monkeypatch.setattr(_artifactfiles, "os", _FullDisk(1, code))
     with pytest.raises(InfrastructureError) as raised:
         _experiment(module, folder).run()
     assert raised.value.errno == code
@@ -199,7 +199,7 @@ def test_a_failed_run_retried_on_a_full_disk_is_computed_by_a_plain_rerun(
 
     assert experiment().run().counts() == {"success": RUNS - 1, "failed": 1}
     bug.unlink()  # the cause of the failure is fixed
-    monkeypatch.setattr(_capture, "os", _FullDisk(0))
+    monkeypatch.setattr(_artifactfiles, "os", _FullDisk(0))
     with pytest.raises(InfrastructureError):
         experiment().run(retry_failed=True)
     # its failed entry was dropped to retry it: the index must not keep calling it failed

@@ -17,7 +17,7 @@ from assay._index import ResultsIndex
 from assay._rows import Outcome
 from assay._runs import RunSpec, plan
 from assay._space import grid
-from assay._status import watch_runs
+from assay._statuswatch import watch_runs
 
 
 def _folder(tmp_path: Path) -> tuple[Path, Sequence[RunSpec]]:
@@ -105,7 +105,7 @@ def test_the_watch_ends_at_once_when_nothing_is_pending(
 def test_the_watch_lists_the_first_pending_runs_unless_every(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import assay._status as status
+    import assay._statuswatch as status
 
     folder, specs = _folder(tmp_path)
     monkeypatch.setattr(status, "LISTED", 1)

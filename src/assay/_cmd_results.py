@@ -126,7 +126,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         info = index.get_meta("experiment", {})
     if info:
         print(f"experiment {info.get('name')!r}: operation {info.get('operation')}")
-    from ._status import WATCH_INTERVAL, counts_line, print_resources, print_runs, watch_runs
+    from ._status import print_resources, print_runs
+    from ._statuswatch import WATCH_INTERVAL, counts_line, watch_runs
 
     if args.watch:  # the counts are the watch's title, as they change
         interval = WATCH_INTERVAL if args.interval is None else args.interval

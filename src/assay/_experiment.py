@@ -43,7 +43,7 @@ from ._identity import (
 )
 from ._index import ResultsIndex
 from ._live_sweep import live_execute
-from ._outcomes import RunSummary, summarise
+from ._outcomes import RunSummary, call_summary
 from ._results import Results
 from ._runs import RunSpec, SweepPlan, plan
 from ._search import Search
@@ -222,7 +222,7 @@ class Experiment:
             executed, cached = live_execute(self, index, todo, count, self.pruner)
             selection = self._selection(index, state)
         results = Results._indexed(self.folder, selection)
-        self.last_summary = summarise(
+        self.last_summary = call_summary(
             results, planned=len(self.specs), executed=executed, cached=cached,
             started=start, count=count, folder=str(self.folder),
         )  # fmt: skip

@@ -93,7 +93,7 @@ class RunSummary:
         )
 
     def report(self, name: str) -> list[str]:
-        """Return the lines that summarise the runs that did not succeed (none if all did).
+        """Return the lines that call_summary the runs that did not succeed (none if all did).
 
         Counts by status, the first few errors with their run ids, why the sweep stopped
         early (``max_failures``), and the command that lists every such run.
@@ -107,7 +107,7 @@ class RunSummary:
         return failure_lines(name, counts, self.failures, self.folder, self.stopped)
 
 
-def summarise(
+def call_summary(
     results: Results,
     *,
     planned: int,

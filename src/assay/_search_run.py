@@ -18,7 +18,7 @@ from ._diffs import store_diff
 from ._failures import FailureCount, check_max_failures
 from ._index import ResultsIndex
 from ._live_sweep import live_execute
-from ._outcomes import summarise
+from ._outcomes import call_summary
 from ._results import Results
 from ._runs import RunSpec, SweepPlan
 from ._study import SearchStudy, parallelism, quiet_optuna
@@ -71,7 +71,7 @@ def run_search(
         index.open_sweep(spec.run_id for spec in specs)
         selection = index.sweep_seqs()
     results = Results._indexed(experiment.folder, selection)
-    experiment.last_summary = summarise(
+    experiment.last_summary = call_summary(
         results, planned=len(specs), executed=tally.executed, cached=tally.cached,
         started=start, count=count, folder=str(experiment.folder),
     )  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assay_ops import Capture, Runtime, _capture, is_infrastructure_error, operation
+from assay_ops import Capture, Runtime, _artifactfiles, is_infrastructure_error, operation
 
 STORAGE = [errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS]
 
@@ -41,7 +41,7 @@ def saves(runtime: Runtime, capture: Capture) -> None:
 def test_a_storage_failure_while_writing_an_artifact_propagates_naming_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
-    monkeypatch.setattr(_capture, "os", _FullDisk(code))
+    monkeypatch.setattr(_artifactfiles, "os", _FullDisk(code))
     (tmp_path / "scratch").mkdir()
     runtime = Runtime(tmp_path / "run", scratch_root=tmp_path / "scratch")
     with pytest.raises(OSError, match=os.strerror(code)) as raised:
