@@ -179,7 +179,7 @@ class RunStream:
         self.run_id = run_id
         self.path = os.path.join(run_dir, STREAM)
         self.marker = os.path.join(run_dir, MARKER)
-        self._key = _folder_key(os.path.dirname(os.path.abspath(run_dir)))
+        self._key: tuple[int, str] | None = None  # made when a decider may be registered
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._pruned = False
@@ -199,8 +199,8 @@ class RunStream:
         plain = streamable(value)
         if plain is None or step is None:
             return
-        step = None if step is None else int(step)
-        decider = _registered(self._key)
+        step = int(step)
+        decider = self._decider()
         try:
             # The decider first: a driver that also reads the file knows by then that this
             # run reports in-process, and does not take the line a second time.
@@ -210,6 +210,18 @@ class RunStream:
         finally:
             line = {"name": name, "value": plain, "step": step, "t": round(time.time(), 3)}
             self._write((json.dumps(line, separators=(",", ":")) + "\n").encode())
+
+    def _decider(self) -> Pruner | None:
+        """Return the decider registered for this run's folder in this process, if any.
+
+        Every run of a sweep makes a stream: with no decider registered anywhere (a sweep
+        without a pruner) the folder's real path is never resolved.
+        """
+        if not _DECIDERS:
+            return None
+        if self._key is None:
+            self._key = _folder_key(os.path.dirname(os.path.abspath(self.run_dir)))
+        return _registered(self._key)
 
     def _write(self, data: bytes) -> None:
         with self._lock:
@@ -225,7 +237,7 @@ class RunStream:
         """Return whether the run should stop now; once True, always True."""
         if self._pruned:
             return True
-        decider = _registered(self._key)
+        decider = self._decider()
         if decider is not None:
             self._pruned = bool(decider.should_prune(self.run_id))
             return self._pruned
@@ -242,7 +254,7 @@ class RunStream:
         following it from another process knows the run ended (a pruner counts ended runs);
         a decider in this process is told directly.
         """
-        decider = _registered(self._key)
+        decider = self._decider()
         if decider is not None:
             decider.finished(self.run_id)
         with self._lock:
