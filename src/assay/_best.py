@@ -103,14 +103,27 @@ def finite(value: Any) -> float | None:
     return None
 
 
-def best_line(name: str, results: Any) -> str | None:
-    """Return the line naming the best run of a search's ``results`` (None: none yet)."""
+def search_best(results: Any) -> tuple[str, RunRow | None] | None:
+    """Return a search's metric and its best run (None before any trial recorded it).
+
+    None when ``results`` are not a search's (their folder holds no search).
+    """
     described = search_of(results.folder)
     if described is None:
         return None
     metric = str(described["metric"])
     try:
-        row = best_row(results, metric, str(described["direction"]))
+        return metric, best_row(results, metric, str(described["direction"]))
     except ValueError:
+        return metric, None
+
+
+def best_line(name: str, results: Any) -> str | None:
+    """Return the line naming the best run of a search's ``results`` (None: not a search)."""
+    found = search_best(results)
+    if found is None:
+        return None
+    metric, row = found
+    if row is None:
         return f"{name}: no trial recorded {metric!r} yet"
     return f"{name}: best {metric} = {row.metrics[metric]:.6g} (run {row.run_id}): {row.params}"

@@ -182,15 +182,12 @@ def _with_best(
     Rows of a folder that holds no search, or whose trials recorded no value yet, are
     returned as they are.
     """
-    from ._best import best_row, search_of
+    from ._best import search_best
 
-    described = search_of(results.folder)
-    if described is None:
+    found = search_best(results)
+    if found is None or found[1] is None:
         return rows
-    try:
-        best = best_row(results, str(described["metric"]), str(described["direction"])).run_id
-    except ValueError:
-        return rows
+    best = found[1].run_id
     if marker is None:
         return [{**row, "best": row["run_id"] == best} for row in rows]
     return [{**row, "best": marker if row["run_id"] == best else ""} for row in rows]

@@ -37,7 +37,6 @@ _ENDED = ("success", "failed", "timeout", "pruned")
 class _Tally:
     """What one call of a search did, for its summary line."""
 
-    skipped: int = 0
     executed: int = 0
     cached: int = 0
 
@@ -109,16 +108,11 @@ def _run_batch(
     tally: _Tally,
 ) -> None:
     """Run the runs of one batch of trials, then tell every trial its outcome."""
-    runs: dict[str, RunSpec] = {}
-    trial_runs = []
-    for trial in batch:
-        spec = RunSpec.of(study.params(trial), 0)
-        runs.setdefault(spec.run_id, spec)  # two trials asking the same params: one run
-        trial_runs.append((trial, spec.run_id))
+    runs, run_ids = _runs_of(study, batch)
+    trial_runs = list(zip(batch, run_ids, strict=True))
     experiment.specs = SweepPlan([spec.params for spec in runs.values()], 1)
     index.plan(experiment.specs)
     todo = [i for i, run_id in enumerate(runs) if _status(index, run_id) not in _ENDED]
-    tally.skipped += len(runs) - len(todo)
     pruner = None
     if study.prunes:
         trials = {run_id: trial for trial, run_id in reversed(trial_runs)}  # the first trial's
@@ -140,8 +134,18 @@ def _status(index: ResultsIndex, run_id: str) -> str | None:
 
 def _trial_runs(study: SearchStudy) -> list[RunSpec]:
     """Return the runs of the study's trials, each once, in trial order."""
+    return list(_runs_of(study, study.study.get_trials(deepcopy=False))[0].values())
+
+
+def _runs_of(study: SearchStudy, trials: list[Any]) -> tuple[dict[str, RunSpec], list[str]]:
+    """Return the runs of ``trials`` by run id, each once, and the run id of each trial.
+
+    Two trials asking the same parameters are one run (one cache entry, one row).
+    """
     runs: dict[str, RunSpec] = {}
-    for trial in study.study.get_trials(deepcopy=False):
+    run_ids = []
+    for trial in trials:
         spec = RunSpec.of(study.params(trial), 0)
         runs.setdefault(spec.run_id, spec)
-    return list(runs.values())
+        run_ids.append(spec.run_id)
+    return runs, run_ids

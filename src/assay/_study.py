@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -167,7 +166,6 @@ class SearchStudy:
         """
         from optuna.trial import TrialState
 
-        why = None
         if status == "pruned":
             self.study.tell(trial.number, state=TrialState.PRUNED)
             return None
@@ -262,7 +260,3 @@ def _distribution(optuna: Any, name: str, dist: Distribution) -> Any:
 
 def _primitive(options: Any) -> bool:
     return all(isinstance(option, _PRIMITIVE) for option in options)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
