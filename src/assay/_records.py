@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,9 +65,3 @@ def _moved(record: RunRecord, runs: str) -> RunRecord:
     ]
     runtime = {**record.runtime, "run_dir": here}
     return dataclasses.replace(record, runtime=runtime, artifacts=artifacts)
-
-
-def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch

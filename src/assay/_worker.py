@@ -19,7 +19,6 @@ import platform
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -209,7 +208,7 @@ class Runner:
             runtime["logs"] = {"stdout": self.logs[0], "stderr": self.logs[1]}
         times = (_iso(started), _iso(ended), max(ended - started, 0.0))
         record = failed_start(
-            self.ref, self.seed, spec, _error_info(error), times, runtime, _machine()
+            self.ref, self.seed, spec, ErrorInfo.of(error), times, runtime, _machine()
         )
         return _compact(record)
 
@@ -292,16 +291,6 @@ def _compact(record: RunRecord) -> str:
     except (TypeError, ValueError):
         record.params = {str(name): repr(value) for name, value in record.params.items()}
         return record.to_json(indent=None)
-
-
-def _error_info(error: BaseException) -> ErrorInfo:
-    """Describe ``error`` as a record does (described afresh for each run that it fails)."""
-    cls = type(error)
-    return ErrorInfo(
-        type=f"{cls.__module__}.{cls.__qualname__}",
-        message=str(error),
-        traceback="".join(traceback.format_exception(cls, error, error.__traceback__)),
-    )
 
 
 def _machine() -> dict[str, Any]:

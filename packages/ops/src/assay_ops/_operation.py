@@ -20,7 +20,7 @@ from ._importing import import_module_of
 from ._infrastructure import is_infrastructure_error
 from ._injection import _arguments, _check_params, _check_types, _injected
 from ._provenance import provenance
-from ._record import RunRecord, Status, _error, _now
+from ._record import ErrorInfo, RunRecord, Status, _now
 from ._runtime import Runtime
 from ._seeds import SeedBundle
 
@@ -285,7 +285,7 @@ class OperationWrapper:
             started_at=started,
             ended_at=_now(),
             duration=time.perf_counter() - clock,
-            error=None if error is None else _error(error, self._name),
+            error=None if error is None else ErrorInfo.of(error, self._name),
             provenance=provenance(self._source()),
             runtime=runtime.to_dict(),
             params_read=dict(read) if read else {},

@@ -41,6 +41,33 @@ class ErrorInfo:
     message: str
     traceback: str
 
+    @classmethod
+    def of(cls, error: BaseException, operation: str | None = None) -> ErrorInfo:
+        """Describe ``error`` as a record holds it: class, message and traceback.
+
+        A ``SystemExit`` raised by ``operation`` says so, with its code (its own text is just
+        the code).
+
+        Examples:
+            >>> info = ErrorInfo.of(ValueError("lr = -1; expected a positive float"))
+            >>> info.type, info.message
+            ('builtins.ValueError', 'lr = -1; expected a positive float')
+
+        """
+        cls_ = type(error)
+        message = str(error)
+        if isinstance(error, SystemExit) and operation is not None:
+            # str(SystemExit(2)) is just "2": say what happened and where.
+            message = (
+                f"operation {operation!r} raised SystemExit with code {error.code!r} "
+                "(sys.exit() or an argparse error inside the operation)"
+            )
+        return cls(
+            type=f"{cls_.__module__}.{cls_.__qualname__}",
+            message=message,
+            traceback="".join(traceback.format_exception(cls_, error, error.__traceback__)),
+        )
+
 
 @dataclasses.dataclass(eq=False)
 class RunRecord:
@@ -305,19 +332,3 @@ _clock = datetime.datetime.now
 
 def _now() -> str:
     return _clock(_UTC).isoformat()  # names bound once: twice per run, it shows
-
-
-def _error(err: BaseException, operation: str) -> ErrorInfo:
-    cls = type(err)
-    message = str(err)
-    if isinstance(err, SystemExit):
-        # str(SystemExit(2)) is just "2": say what happened and where.
-        message = (
-            f"operation {operation!r} raised SystemExit with code {err.code!r} "
-            "(sys.exit() or an argparse error inside the operation)"
-        )
-    return ErrorInfo(
-        type=f"{cls.__module__}.{cls.__qualname__}",
-        message=message,
-        traceback="".join(traceback.format_exception(cls, err, err.__traceback__)),
-    )
